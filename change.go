@@ -1,0 +1,110 @@
+package ferry
+
+import (
+	"fmt"
+	"time"
+)
+
+// Op is the kind of change a Change describes.
+type Op uint8
+
+// The operations of a row change. Their String forms are the values of the
+// `op` field in event data and of the `op` variable in rules.
+const (
+	OpCreate Op = iota + 1
+	OpUpdate
+	OpDelete
+	OpSnapshot
+)
+
+var opNames = [...]string{OpCreate: "create", OpUpdate: "update", OpDelete: "delete", OpSnapshot: "snapshot"}
+
+// opPastTense are the CloudEvent type suffixes of the default mapping.
+var opPastTense = [...]string{OpCreate: "created", OpUpdate: "updated", OpDelete: "deleted", OpSnapshot: "snapshot"}
+
+// String returns create, update, delete or snapshot.
+func (o Op) String() string {
+	if int(o) < len(opNames) && opNames[o] != "" {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// TypeSuffix returns the suffix the default CloudEvent type carries for this
+// operation: created, updated, deleted or snapshot.
+func (o Op) TypeSuffix() string {
+	if int(o) < len(opPastTense) && opPastTense[o] != "" {
+		return opPastTense[o]
+	}
+	return o.String()
+}
+
+// ParseOp is the inverse of Op.String.
+func ParseOp(s string) (Op, error) {
+	for i, n := range opNames {
+		if n != "" && n == s {
+			return Op(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown op %q (want create, update, delete or snapshot)", s)
+}
+
+// Row is one image of a table row. Columns is shared by every row decoded with
+// the same table metadata and must not be modified; Values is aligned with it.
+// A Row with nil Columns is absent (no before image for an insert, no after
+// image for a delete) and encodes as JSON null.
+//
+// Values hold only these types, already normalized by the source so that the
+// JSON encoding is the contract's: nil, bool, int64, uint64, float32, float64,
+// string (text, DECIMAL as exact digits, dates and times as ISO-8601),
+// []byte (binary, encoded as base64), json.RawMessage (a JSON column, embedded)
+// and []string (the labels of a SET).
+type Row struct {
+	Columns []string
+	Values  []any
+}
+
+// IsZero reports whether the row is absent.
+func (r Row) IsZero() bool { return r.Columns == nil }
+
+// Get returns the value of the named column.
+func (r Row) Get(column string) (any, bool) {
+	for i, c := range r.Columns {
+		if c == column {
+			return r.Values[i], true
+		}
+	}
+	return nil, false
+}
+
+// BinlogCoords locate a row change in a MySQL or MariaDB binary log.
+type BinlogCoords struct {
+	File     string // binlog file of the rows event
+	Pos      uint64 // start offset of the rows event in File
+	GTID     string // GTID of the transaction, empty when the server has none
+	ServerID uint32 // server_id of the server that originally wrote the event
+	TxID     string // transaction identity: the GTID, else FILE:POS of its first event
+	TxOrder  int    // 1-based ordinal of this row change among all row changes of the transaction
+}
+
+// Change is one row change (or, for request-driven sources, one request).
+// Sources fill every field they know; the pipeline and transforms treat a
+// Change as immutable once Read returned it.
+type Change struct {
+	// ID is deterministic: the same change read again (after a restart, a
+	// replay or a failover) carries the same ID. It becomes the CloudEvent id
+	// of the default mapping.
+	ID     string
+	Op     Op
+	Source string // name of the configured source that produced the change
+	DB     string
+	Table  string
+	// Key holds the primary-key columns of the row (after image, or before
+	// image for deletes). Zero when the table has no primary key.
+	Key    Row
+	Before Row
+	After  Row
+	// Time is the commit time of the change in the source system.
+	Time   time.Time
+	Binlog BinlogCoords
+}

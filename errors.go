@@ -1,0 +1,60 @@
+package ferry
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors shared by the pipeline and the connectors.
+var (
+	// ErrEndOfInput is returned by Read of a finite source (a backfill, a
+	// replay with an end) after its last batch.
+	ErrEndOfInput = errors.New("end of input")
+	// ErrClosed is returned by operations on a closed source or sink.
+	ErrClosed = errors.New("closed")
+)
+
+// PermanentError marks a failure that retrying cannot fix (a 4xx answer, an
+// event too large for the destination). The pipeline dead-letters the event.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so that IsPermanent reports true for it.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err, or any error it wraps, is permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// RetryAfterError is a transient failure whose destination named the delay
+// before the next attempt (HTTP 429/503 Retry-After, throttling).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err with a minimum delay before the next attempt.
+func RetryAfter(err error, after time.Duration) error {
+	return &RetryAfterError{Err: err, After: after}
+}
+
+// RetryDelay returns the delay err asks for, if it carries one.
+func RetryDelay(err error) (time.Duration, bool) {
+	var r *RetryAfterError
+	if errors.As(err, &r) {
+		return r.After, true
+	}
+	return 0, false
+}
