@@ -1,0 +1,154 @@
+package mysql
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
+)
+
+// gtidTracker keeps the GTID state of everything committed so far, like the
+// server's gtid_binlog_pos (MariaDB: last GTID per domain) or gtid_executed
+// (MySQL: a set of intervals per server uuid). It copies values out of
+// events: go-mysql mutates GTID structs it handed out earlier.
+type gtidTracker struct {
+	flavor string
+	known  bool // the state is complete, so it can be a resume point
+
+	maria map[uint32]gomysql.MariadbGTID // domain -> last GTID
+	my    *gomysql.MysqlGTIDSet
+
+	// the GTID of the transaction being read, applied on commit
+	cur      string
+	curMaria gomysql.MariadbGTID
+	curSID   uuid.UUID
+	curGNO   int64
+	hasCur   bool
+}
+
+func newGTIDTracker(flavor string) *gtidTracker {
+	g := &gtidTracker{flavor: flavor, maria: map[uint32]gomysql.MariadbGTID{}}
+	set, _ := gomysql.ParseMysqlGTIDSet("")
+	g.my = set.(*gomysql.MysqlGTIDSet)
+	return g
+}
+
+// seed replaces the state with a complete GTID set.
+func (g *gtidTracker) seed(text string) error {
+	if g.flavor == gomysql.MariaDBFlavor {
+		m := map[uint32]gomysql.MariadbGTID{}
+		for _, part := range strings.Split(text, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			id, err := gomysql.ParseMariadbGTID(part)
+			if err != nil {
+				return fmt.Errorf("parse MariaDB GTID %q: %w", part, err)
+			}
+			if prev, ok := m[id.DomainID]; !ok || id.SequenceNumber > prev.SequenceNumber {
+				m[id.DomainID] = *id
+			}
+		}
+		g.maria = m
+	} else {
+		set, err := gomysql.ParseMysqlGTIDSet(text)
+		if err != nil {
+			return fmt.Errorf("parse MySQL GTID set %q: %w", text, err)
+		}
+		g.my = set.(*gomysql.MysqlGTIDSet)
+	}
+	g.known = true
+	return nil
+}
+
+// seedFromList takes the binlog state a MariaDB Gtid_list event (or a MySQL
+// Previous_gtids event) announces at the start of a file, unless the state is
+// already known.
+func (g *gtidTracker) seedFromList(ev replication.Event) {
+	if g.known {
+		return
+	}
+	switch e := ev.(type) {
+	case *replication.MariadbGTIDListEvent:
+		parts := make([]string, len(e.GTIDs))
+		for i, id := range e.GTIDs {
+			parts[i] = id.String()
+		}
+		_ = g.seed(strings.Join(parts, ","))
+	case *replication.PreviousGTIDsEvent:
+		_ = g.seed(e.GTIDSets)
+	}
+}
+
+func (g *gtidTracker) beginMaria(e *replication.MariadbGTIDEvent) {
+	g.curMaria = e.GTID // a copy
+	g.cur = formatMariaGTID(g.curMaria)
+	g.hasCur = true
+}
+
+func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) {
+	sid, err := uuid.FromBytes(e.SID)
+	if err != nil || e.GNO == 0 { // anonymous transaction: no GTIDs on this server
+		g.cur, g.hasCur = "", false
+		return
+	}
+	g.curSID, g.curGNO = sid, e.GNO
+	g.cur = sid.String() + ":" + strconv.FormatInt(e.GNO, 10)
+	g.hasCur = true
+}
+
+// current returns the GTID of the transaction being read, "" if none.
+func (g *gtidTracker) current() string { return g.cur }
+
+// commit adds the current transaction's GTID to the state.
+func (g *gtidTracker) commit() {
+	if !g.hasCur {
+		return
+	}
+	if g.flavor == gomysql.MariaDBFlavor {
+		g.maria[g.curMaria.DomainID] = g.curMaria
+	} else {
+		g.my.AddGTID(g.curSID, g.curGNO)
+	}
+	g.cur, g.hasCur = "", false
+}
+
+// abort forgets the current transaction's GTID (rollback, reconnect).
+func (g *gtidTracker) abort() { g.cur, g.hasCur = "", false }
+
+// state renders the complete state, or "" when it is not known.
+func (g *gtidTracker) state() string {
+	if !g.known {
+		return ""
+	}
+	if g.flavor != gomysql.MariaDBFlavor {
+		return g.my.String()
+	}
+	domains := make([]uint32, 0, len(g.maria))
+	for d := range g.maria {
+		domains = append(domains, d)
+	}
+	sort.Slice(domains, func(i, j int) bool { return domains[i] < domains[j] })
+	parts := make([]string, len(domains))
+	for i, d := range domains {
+		parts[i] = formatMariaGTID(g.maria[d])
+	}
+	return strings.Join(parts, ",")
+}
+
+// domains lists the MariaDB domains in the state.
+func (g *gtidTracker) domains() map[uint32]bool {
+	out := map[uint32]bool{}
+	for d := range g.maria {
+		out[d] = true
+	}
+	return out
+}
+
+func formatMariaGTID(id gomysql.MariadbGTID) string {
+	return strconv.FormatUint(uint64(id.DomainID), 10) + "-" + strconv.FormatUint(uint64(id.ServerID), 10) + "-" + strconv.FormatUint(id.SequenceNumber, 10)
+}

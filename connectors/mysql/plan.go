@@ -1,0 +1,238 @@
+package mysql
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// tablePlan is how the rows of one table map are turned into ferry.Rows:
+// which columns are kept, and the decoder of each. It is built from the
+// TABLE_MAP event that precedes the rows (the metadata of their own time)
+// and reused while later table maps of the same table id are identical.
+type tablePlan struct {
+	db, table string
+	included  bool
+
+	// the table map the plan was built from, to detect a changed table
+	colTypes []byte
+	colMeta  []uint16
+	names    [][]byte
+
+	columns []string // kept columns, in table order
+	srcIdx  []int    // raw index of each kept column
+	decode  []decodeFunc
+
+	keyColumns []string // primary key, in key order
+	keyIdx     []int
+	keyDecode  []decodeFunc
+}
+
+func (p *tablePlan) matches(tm *replication.TableMapEvent) bool {
+	return p.db == string(tm.Schema) && p.table == string(tm.Table) &&
+		bytes.Equal(p.colTypes, tm.ColumnType) && slices.Equal(p.colMeta, tm.ColumnMeta) &&
+		slices.EqualFunc(p.names, tm.ColumnName, bytes.Equal)
+}
+
+// row decodes one raw row image.
+func (p *tablePlan) row(raw []any) ferry.Row {
+	vals := make([]any, len(p.srcIdx))
+	for i, src := range p.srcIdx {
+		if v := raw[src]; v != nil {
+			vals[i] = p.decode[i](v)
+		}
+	}
+	return ferry.Row{Columns: p.columns, Values: vals}
+}
+
+// key decodes the primary key of one raw row image; zero without a key.
+func (p *tablePlan) key(raw []any) ferry.Row {
+	if len(p.keyIdx) == 0 {
+		return ferry.Row{}
+	}
+	vals := make([]any, len(p.keyIdx))
+	for i, src := range p.keyIdx {
+		if v := raw[src]; v != nil {
+			vals[i] = p.keyDecode[i](v)
+		}
+	}
+	return ferry.Row{Columns: p.keyColumns, Values: vals}
+}
+
+// planner builds and caches table plans.
+type planner struct {
+	flavor   string
+	charsets charsets
+	filter   *filter
+	// jsonColumns returns the columns of a MariaDB table declared JSON (a
+	// LONGTEXT with a json_valid CHECK); the binlog does not mark them.
+	jsonColumns func(db, table string) (map[string]bool, error)
+	plans       map[uint64]*tablePlan
+}
+
+// errNoMetadata means the server did not log full table metadata.
+var errNoMetadata = errors.New("the binlog carries no column names: set binlog_row_metadata=FULL on the server (SET GLOBAL binlog_row_metadata=FULL and in its config file)")
+
+func (pl *planner) plan(tm *replication.TableMapEvent) (*tablePlan, error) {
+	if p, ok := pl.plans[tm.TableID]; ok && p.matches(tm) {
+		return p, nil
+	}
+	db, table := string(tm.Schema), string(tm.Table)
+	p := &tablePlan{db: db, table: table, colTypes: slices.Clone(tm.ColumnType),
+		colMeta: slices.Clone(tm.ColumnMeta), names: cloneNames(tm.ColumnName)}
+	p.included = pl.filter.table(db, table)
+	if p.included {
+		if err := pl.build(p, tm); err != nil {
+			err = fmt.Errorf("table %s.%s: %w", db, table, err)
+			if errors.Is(err, errNoMetadata) {
+				err = errFatal(err)
+			}
+			return nil, err
+		}
+	}
+	if pl.plans == nil {
+		pl.plans = map[uint64]*tablePlan{}
+	}
+	pl.plans[tm.TableID] = p
+	return p, nil
+}
+
+func cloneNames(names [][]byte) [][]byte {
+	out := make([][]byte, len(names))
+	for i, n := range names {
+		out[i] = bytes.Clone(n)
+	}
+	return out
+}
+
+func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
+	names := tm.ColumnNameString()
+	if len(names) != int(tm.ColumnCount) {
+		return errNoMetadata
+	}
+	var jsonCols map[string]bool
+	if pl.flavor == gomysql.MariaDBFlavor && pl.jsonColumns != nil {
+		var err error
+		if jsonCols, err = pl.jsonColumns(p.db, p.table); err != nil {
+			return err
+		}
+	}
+	meta := columnMeta{
+		unsigned:   tm.UnsignedMap(),
+		collations: tm.CollationMap(),
+		enums:      tm.EnumStrValueMap(),
+		sets:       tm.SetStrValueMap(),
+	}
+	decoders := make([]decodeFunc, len(names))
+	for i := range names {
+		decoders[i] = pl.columnDecoder(tm, i, meta, jsonCols[names[i]])
+		if pl.filter.column(p.db, p.table, names[i]) {
+			p.columns = append(p.columns, names[i])
+			p.srcIdx = append(p.srcIdx, i)
+			p.decode = append(p.decode, decoders[i])
+		}
+	}
+	for _, k := range tm.PrimaryKey {
+		p.keyColumns = append(p.keyColumns, names[k])
+		p.keyIdx = append(p.keyIdx, int(k))
+		p.keyDecode = append(p.keyDecode, decoders[k])
+	}
+	return nil
+}
+
+// columnMeta is the optional metadata of a table map, by column index.
+type columnMeta struct {
+	unsigned   map[int]bool
+	collations map[int]uint64
+	enums      map[int][]string
+	sets       map[int][]string
+}
+
+func (pl *planner) columnDecoder(tm *replication.TableMapEvent, i int, m columnMeta, isJSON bool) decodeFunc {
+	typ, meta := tm.ColumnType[i], tm.ColumnMeta[i]
+	switch {
+	case tm.IsEnumColumn(i):
+		return enumValue(m.enums[i])
+	case tm.IsSetColumn(i):
+		return setValue(m.sets[i])
+	}
+	switch typ {
+	case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24,
+		gomysql.MYSQL_TYPE_LONG, gomysql.MYSQL_TYPE_LONGLONG:
+		if m.unsigned[i] {
+			return unsignedInt(intBits[typ])
+		}
+		return signedInt
+	case gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_DECIMAL:
+		return decimalValue
+	case gomysql.MYSQL_TYPE_FLOAT, gomysql.MYSQL_TYPE_DOUBLE:
+		return passThrough
+	case gomysql.MYSQL_TYPE_BIT:
+		return bitValue
+	case gomysql.MYSQL_TYPE_YEAR:
+		return yearValue
+	case gomysql.MYSQL_TYPE_DATE, gomysql.MYSQL_TYPE_NEWDATE:
+		return dateValue
+	case gomysql.MYSQL_TYPE_DATETIME, gomysql.MYSQL_TYPE_DATETIME2:
+		return datetimeValue(fsp(typ, meta))
+	case gomysql.MYSQL_TYPE_TIMESTAMP, gomysql.MYSQL_TYPE_TIMESTAMP2:
+		return timestampValue(fsp(typ, meta))
+	case gomysql.MYSQL_TYPE_TIME, gomysql.MYSQL_TYPE_TIME2:
+		return timeValue(fsp(typ, meta))
+	case gomysql.MYSQL_TYPE_JSON:
+		return jsonValue
+	case gomysql.MYSQL_TYPE_GEOMETRY, gomysql.MYSQL_TYPE_VECTOR:
+		return binaryValue // WKB with the 4-byte SRID prefix, base64
+	}
+	return pl.stringDecoder(typ, meta, m.collations[i], isJSON)
+}
+
+var intBits = map[byte]uint{
+	gomysql.MYSQL_TYPE_TINY: 8, gomysql.MYSQL_TYPE_SHORT: 16, gomysql.MYSQL_TYPE_INT24: 24,
+	gomysql.MYSQL_TYPE_LONG: 32, gomysql.MYSQL_TYPE_LONGLONG: 64,
+}
+
+// fsp is the fractional-seconds precision of a temporal column: the
+// metadata of the v2 (MySQL 5.6+) types; the old types have none.
+func fsp(typ byte, meta uint16) int {
+	switch typ {
+	case gomysql.MYSQL_TYPE_DATETIME2, gomysql.MYSQL_TYPE_TIMESTAMP2, gomysql.MYSQL_TYPE_TIME2:
+		return int(min(meta, 6))
+	}
+	return 0
+}
+
+// stringDecoder handles CHAR, VARCHAR, TEXT and their binary twins, which
+// differ only by collation.
+func (pl *planner) stringDecoder(typ byte, meta uint16, collation uint64, isJSON bool) decodeFunc {
+	dec, binary := pl.charsets.decoder(collation)
+	switch {
+	case isJSON && !binary:
+		return jsonValue
+	case !binary:
+		return textValue(dec)
+	case typ == gomysql.MYSQL_TYPE_STRING:
+		return fixedBinaryValue(fixedLength(meta))
+	default:
+		return binaryValue
+	}
+}
+
+// fixedLength decodes the byte length of a CHAR/BINARY column from its
+// metadata, the way the server packs it.
+func fixedLength(meta uint16) int {
+	if meta < 256 {
+		return int(meta)
+	}
+	b0, b1 := uint8(meta>>8), uint8(meta&0xFF)
+	if b0&0x30 != 0x30 {
+		return int(uint16(b1) | uint16((b0&0x30)^0x30)<<4)
+	}
+	return int(b1)
+}

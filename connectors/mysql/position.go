@@ -1,0 +1,134 @@
+package mysql
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// position is where the source resumes: the next event to read (File, Pos)
+// and the GTID state of everything before it. GTID is empty when the state is
+// not known completely (a server without GTIDs, or a MySQL stream started at a
+// FILE:POS before its first rotation); the source then resumes by FILE:POS.
+type position struct {
+	File string `json:"file,omitempty"`
+	Pos  uint32 `json:"pos,omitempty"`
+	GTID string `json:"gtid,omitempty"`
+}
+
+func (p position) encode() ferry.Position {
+	b, _ := json.Marshal(p) // cannot fail for strings and integers
+	return b
+}
+
+func decodePosition(b ferry.Position) (position, error) {
+	var p position
+	if err := json.Unmarshal(b, &p); err != nil {
+		return position{}, fmt.Errorf("decode mysql position %q: %w", b, err)
+	}
+	if p.File == "" && p.GTID == "" {
+		return position{}, fmt.Errorf("mysql position %q has neither a file nor a GTID set", b)
+	}
+	return p, nil
+}
+
+// String renders the position as users write it: FILE:POS, the GTID set, or
+// both as "FILE:POS gtid=SET".
+func (p position) String() string {
+	switch {
+	case p.File == "":
+		return p.GTID
+	case p.GTID == "":
+		return p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10)
+	default:
+		return p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10) + " gtid=" + p.GTID
+	}
+}
+
+var (
+	mariadbGTIDSet = regexp.MustCompile(`^\d+-\d+-\d+(,\s*\d+-\d+-\d+)*$`)
+	mysqlUUID      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+	filePos        = regexp.MustCompile(`^([^\s:]+):(\d+)$`)
+)
+
+// gtidFlavor tells which server family a GTID set text belongs to.
+func gtidFlavor(s string) (string, bool) {
+	switch {
+	case mariadbGTIDSet.MatchString(s):
+		return gomysql.MariaDBFlavor, true
+	case mysqlUUID.MatchString(s):
+		return gomysql.MySQLFlavor, true
+	}
+	return "", false
+}
+
+// parsePositionText parses what a user types: FILE:POS (reading starts at
+// that event), or a GTID set (everything in it was already seen; reading
+// starts after it): MariaDB `0-1-100[,1-2-7]` or MySQL `uuid:1-100[,...]`.
+func parsePositionText(s string) (position, error) {
+	s = strings.TrimSpace(s)
+	if flavor, ok := gtidFlavor(s); ok {
+		s = strings.ReplaceAll(s, " ", "")
+		if _, err := gomysql.ParseGTIDSet(flavor, s); err != nil {
+			return position{}, fmt.Errorf("invalid %s GTID set %q: %w", flavor, s, err)
+		}
+		return position{GTID: s}, nil
+	}
+	if m := filePos.FindStringSubmatch(s); m != nil {
+		pos, err := strconv.ParseUint(m[2], 10, 32)
+		if err != nil || pos < 4 {
+			return position{}, fmt.Errorf("invalid binlog offset in %q: must be a number from 4 (the first event) to 4294967295", s)
+		}
+		return position{File: m[1], Pos: uint32(pos)}, nil
+	}
+	return position{}, fmt.Errorf("invalid position %q: want FILE:POS (mysql-bin.000003:4) or a GTID set (MariaDB 0-1-100, MySQL uuid:1-100)", s)
+}
+
+// startMode is the `start` setting.
+type startMode struct {
+	latest, earliest bool
+	at               position
+}
+
+func parseStart(s string) (startMode, error) {
+	switch s {
+	case "", "latest":
+		return startMode{latest: true}, nil
+	case "earliest":
+		return startMode{earliest: true}, nil
+	}
+	p, err := parsePositionText(s)
+	if err != nil {
+		return startMode{}, fmt.Errorf("must be latest, earliest or a position: %w", err)
+	}
+	return startMode{at: p}, nil
+}
+
+// Codec converts mysql source positions for `ferry checkpoint`.
+type Codec struct{}
+
+var _ ferry.PositionCodec = Codec{}
+
+// ParsePosition parses FILE:POS or a GTID set.
+func (Codec) ParsePosition(text string) (ferry.Position, error) {
+	p, err := parsePositionText(text)
+	if err != nil {
+		return nil, err
+	}
+	return p.encode(), nil
+}
+
+// FormatPosition renders a stored position.
+func (Codec) FormatPosition(b ferry.Position) (string, error) {
+	p, err := decodePosition(b)
+	if err != nil {
+		return "", err
+	}
+	return p.String(), nil
+}

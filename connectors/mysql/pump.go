@@ -1,0 +1,189 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// pump reads events until ctx ends or a fatal error, reconnecting after lost
+// connections from the last transaction boundary it read.
+func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.BinlogSyncer, streamer *replication.BinlogStreamer, first *replication.BinlogEvent) {
+	defer func() { syncer.Close() }()
+	var events atomic.Uint64
+	var current atomic.Pointer[replication.BinlogSyncer]
+	current.Store(syncer)
+	go s.watchdog(ctx, &events, &current)
+	ev := first
+	for {
+		var err error
+		if ev != nil {
+			err = st.handle(ctx, ev)
+		}
+		if err == nil {
+			if ev, err = streamer.GetEvent(ctx); err == nil {
+				events.Add(1)
+				continue
+			}
+			err = s.explain(err)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if isFatal(err) {
+			s.fail(ctx, err)
+			return
+		}
+		current.Store(nil) // reconnecting: nothing for the watchdog to close
+		syncer.Close()
+		st.restart()
+		s.log.Warn("binlog stream interrupted; reconnecting", "error", err, "resume_at", st.committed.String())
+		if syncer, streamer, ev, err = s.reconnect(ctx, st.committed); err != nil {
+			s.fail(ctx, err)
+			return
+		}
+		current.Store(syncer)
+	}
+}
+
+// watchdog closes a stream that went silent: with heartbeats requested, the
+// server sends something at least every heartbeat period, so a longer
+// silence is a dead connection TCP has not noticed. Counting events and
+// checking on a ticker costs far less than a read deadline per packet.
+func (s *Source) watchdog(ctx context.Context, events *atomic.Uint64, current *atomic.Pointer[replication.BinlogSyncer]) {
+	limit := 3*s.cfg.Heartbeat + 10*time.Second
+	t := time.NewTicker(limit)
+	defer t.Stop()
+	last := events.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n := events.Load(); n != last {
+			last = n
+			continue
+		}
+		if sy := current.Load(); sy != nil {
+			s.log.Warn("no binlog event or heartbeat received; closing the stalled connection", "silent_for", limit.String())
+			sy.Close()
+		}
+	}
+}
+
+// reconnect retries startStream with backoff until it works, a fatal error
+// occurs, or ctx ends.
+func (s *Source) reconnect(ctx context.Context, at position) (*replication.BinlogSyncer, *replication.BinlogStreamer, *replication.BinlogEvent, error) {
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, nil, nil, ctx.Err()
+		}
+		syncer, streamer, first, err := s.startStream(ctx, at)
+		if err == nil {
+			s.log.Info("binlog connection restored", "attempt", attempt, "resume_at", at.String())
+			return syncer, streamer, first, nil
+		}
+		if isFatal(err) || ctx.Err() != nil {
+			return nil, nil, nil, err
+		}
+		s.log.Warn("reconnect failed", "attempt", attempt, "retry_in", delay.String(), "error", err)
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func (s *Source) fail(ctx context.Context, err error) {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return
+	}
+	select {
+	case s.errc <- err:
+	default:
+	}
+}
+
+// Read returns the next transactions, merged up to batch_size changes.
+func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
+	if s.err != nil {
+		return ferry.Batch{}, s.err
+	}
+	var b ferry.Batch
+	select {
+	case b = <-s.out:
+	case s.err = <-s.errc:
+		return ferry.Batch{}, s.err
+	case <-ctx.Done():
+		return ferry.Batch{}, ctx.Err()
+	}
+	for len(b.Changes) < s.cfg.BatchSize {
+		select {
+		case nb := <-s.out:
+			b.Changes = append(b.Changes, nb.Changes...)
+			b.Checkpoint = nb.Checkpoint
+		default:
+			return b, nil
+		}
+	}
+	return b, nil
+}
+
+// Close stops streaming and releases the connections.
+func (s *Source) Close(context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.meta != nil {
+		s.meta.close()
+	}
+	return nil
+}
+
+// metaConn is the source's SQL connection for metadata lookups during
+// streaming; it reconnects once when the server dropped it.
+type metaConn struct {
+	src  *Source
+	mu   sync.Mutex
+	conn *client.Conn
+}
+
+func (m *metaConn) jsonColumns(db, table string) (map[string]bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for try := 0; ; try++ {
+		if m.conn == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), m.src.cfg.ConnectTimeout)
+			conn, err := m.src.connect(ctx)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			m.conn = conn
+		}
+		cols, err := mariadbJSONColumns(m.conn, db, table)
+		if err == nil || try == 1 {
+			return cols, err
+		}
+		m.conn.Close()
+		m.conn = nil
+	}
+}
+
+func (m *metaConn) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn != nil {
+		m.conn.Close()
+		m.conn = nil
+	}
+}

@@ -1,0 +1,264 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// emptyCheckpointEvery is how often the position of transactions that touched
+// no captured table is handed to the pipeline: often enough that a restart
+// does not re-read much, rarely enough to cost nothing on busy servers.
+const emptyCheckpointEvery = time.Second
+
+// stream turns binlog events into per-transaction batches. It runs on one
+// goroutine and owns all its state.
+type stream struct {
+	source  string
+	cfg     *Config
+	log     *slog.Logger
+	planner *planner
+	gtid    *gtidTracker
+	out     chan<- ferry.Batch
+
+	file      string   // binlog file being read
+	committed position // after the last transaction boundary read
+	tx        txState
+
+	pendingEmpty  bool // committed advanced without a batch carrying it
+	lastEmptySent time.Time
+	warned        map[string]bool
+}
+
+// txState is the transaction being assembled.
+type txState struct {
+	active   bool
+	id       string // GTID, else FILE:POS of its first event
+	time     time.Time
+	ordinal  int // row changes seen so far in the transaction, captured or not
+	buf      []ferry.Change
+	streamed int // changes already emitted because the transaction outgrew the buffer
+}
+
+func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
+	h := ev.Header
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		s.file = string(e.NextLogName)
+	case *replication.MariadbGTIDListEvent, *replication.PreviousGTIDsEvent:
+		s.gtid.seedFromList(e)
+	case *replication.MariadbGTIDEvent:
+		s.gtid.beginMaria(e)
+		s.begin(h, s.gtid.current(), time.Unix(int64(h.Timestamp), 0))
+	case *replication.GTIDEvent:
+		s.gtid.beginMySQL(e)
+		t := time.Unix(int64(h.Timestamp), 0)
+		if e.OriginalCommitTimestamp > 0 {
+			t = time.UnixMicro(int64(e.OriginalCommitTimestamp))
+		}
+		s.begin(h, s.gtid.current(), t)
+	case *replication.QueryEvent:
+		return s.query(ctx, h, e)
+	case *replication.XIDEvent:
+		return s.commit(ctx, h)
+	case *replication.RowsEvent:
+		return s.rows(ctx, h, e)
+	default:
+		if h.EventType == replication.HEARTBEAT_EVENT || h.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
+			return s.flushEmpty(ctx, true)
+		}
+	}
+	return nil
+}
+
+func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
+	if s.tx.active && len(s.tx.buf) > 0 {
+		s.log.Warn("transaction ended without COMMIT or ROLLBACK in the binlog; its changes are dropped", "tx", s.tx.id)
+	}
+	id := gtid
+	if id == "" {
+		id = s.file + ":" + strconv.FormatUint(uint64(h.LogPos-h.EventSize), 10)
+	}
+	s.tx = txState{active: true, id: id, time: t, buf: s.tx.buf[:0]}
+}
+
+func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent) error {
+	q := strings.TrimSpace(string(e.Query))
+	switch strings.ToUpper(firstWord(q)) {
+	case "BEGIN":
+		if !s.tx.active { // no GTID event: MySQL without GTIDs
+			s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
+		}
+		return nil
+	case "COMMIT": // non-transactional tables end their group with a COMMIT query
+		return s.commit(ctx, h)
+	case "ROLLBACK":
+		s.rollback()
+		return nil
+	case "XA":
+		s.warnOnce("xa", "XA transactions are not supported; their changes are not captured", "statement", truncate(q, 60))
+		return nil
+	case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD":
+		s.warnOnce("stmt:"+string(e.Schema), "a statement-based change was written to the binlog and cannot be captured; "+
+			"set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW and in the server config)",
+			"schema", string(e.Schema), "statement", truncate(q, 120))
+	}
+	// DDL and other statements commit implicitly.
+	if !s.tx.active {
+		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
+	}
+	return s.commit(ctx, h)
+}
+
+func firstWord(q string) string {
+	if i := strings.IndexAny(q, " \t\r\n("); i >= 0 {
+		return q[:i]
+	}
+	return q
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
+	op, step := ferry.OpCreate, 1
+	switch e.Type() {
+	case replication.EnumRowsEventTypeUpdate:
+		op, step = ferry.OpUpdate, 2
+	case replication.EnumRowsEventTypeDelete:
+		op = ferry.OpDelete
+	case replication.EnumRowsEventTypeInsert:
+	default:
+		return nil
+	}
+	p, err := s.planner.plan(e.Table)
+	if err != nil {
+		return fmt.Errorf("decode rows at %s:%d: %w", s.file, h.LogPos-h.EventSize, err)
+	}
+	if !s.tx.active {
+		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
+	}
+	for i := 0; i+step <= len(e.Rows); i += step {
+		s.tx.ordinal++
+		if !p.included {
+			continue
+		}
+		if len(e.SkippedColumns) > i && len(e.SkippedColumns[i]) > 0 {
+			s.warnOnce("image:"+p.db+"."+p.table, "row images are not FULL; missing columns are emitted as null: set binlog_row_image=FULL",
+				"table", p.db+"."+p.table)
+		}
+		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step]))
+		if len(s.tx.buf) >= s.cfg.MaxTxBuffer {
+			if err := s.flushPartial(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, rows [][]any) ferry.Change {
+	c := ferry.Change{
+		ID:     s.tx.id + "#" + strconv.Itoa(s.tx.ordinal),
+		Op:     op,
+		Source: s.source,
+		DB:     p.db,
+		Table:  p.table,
+		Time:   s.tx.time,
+		Binlog: ferry.BinlogCoords{File: s.file, Pos: uint64(h.LogPos - h.EventSize), GTID: s.gtid.current(),
+			ServerID: h.ServerID, TxID: s.tx.id, TxOrder: s.tx.ordinal},
+	}
+	switch op {
+	case ferry.OpCreate:
+		c.After, c.Key = p.row(rows[0]), p.key(rows[0])
+	case ferry.OpDelete:
+		c.Before, c.Key = p.row(rows[0]), p.key(rows[0])
+	case ferry.OpUpdate:
+		c.Before, c.After, c.Key = p.row(rows[0]), p.row(rows[1]), p.key(rows[1])
+	}
+	return c
+}
+
+// flushPartial emits the buffered part of a transaction too big to hold;
+// the batch carries no checkpoint since it ends mid-transaction.
+func (s *stream) flushPartial(ctx context.Context) error {
+	if s.tx.streamed == 0 {
+		s.log.Info("streaming a large transaction before its commit", "tx", s.tx.id, "buffered", len(s.tx.buf))
+	}
+	s.tx.streamed += len(s.tx.buf)
+	b := ferry.Batch{Changes: s.tx.buf}
+	s.tx.buf = nil
+	return s.emit(ctx, b)
+}
+
+func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
+	s.gtid.commit()
+	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state()}
+	changes, streamed := s.tx.buf, s.tx.streamed
+	s.tx = txState{}
+	if len(changes) == 0 && streamed == 0 {
+		s.pendingEmpty = true
+		return s.flushEmpty(ctx, false)
+	}
+	s.pendingEmpty = false
+	return s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.committed.encode()})
+}
+
+// flushEmpty hands over the position of transactions without captured
+// changes, at most every emptyCheckpointEvery unless forced (heartbeats).
+func (s *stream) flushEmpty(ctx context.Context, force bool) error {
+	if !s.pendingEmpty || (!force && time.Since(s.lastEmptySent) < emptyCheckpointEvery) {
+		return nil
+	}
+	s.pendingEmpty = false
+	s.lastEmptySent = time.Now()
+	return s.emit(ctx, ferry.Batch{Checkpoint: s.committed.encode()})
+}
+
+func (s *stream) rollback() {
+	if s.tx.streamed > 0 {
+		s.log.Warn("a transaction was rolled back after part of it was streamed; those changes were already sent "+
+			"(raise max_tx_buffer above the largest transaction to avoid this)", "tx", s.tx.id, "streamed", s.tx.streamed)
+	}
+	s.gtid.abort()
+	s.tx = txState{buf: s.tx.buf[:0]}
+}
+
+// restart forgets a transaction cut off by a lost connection; reading
+// resumes at s.committed, so it is read again from its start with the same
+// ids.
+func (s *stream) restart() {
+	s.gtid.abort()
+	s.tx = txState{}
+}
+
+func (s *stream) emit(ctx context.Context, b ferry.Batch) error {
+	select {
+	case s.out <- b:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *stream) warnOnce(key, msg string, args ...any) {
+	if s.warned[key] {
+		return
+	}
+	if s.warned == nil {
+		s.warned = map[string]bool{}
+	}
+	s.warned[key] = true
+	s.log.Warn(msg, args...)
+}

@@ -1,0 +1,106 @@
+package app
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/discard"
+	httpsink "github.com/ferry-cdc/ferry/connectors/http"
+	"github.com/ferry-cdc/ferry/connectors/mysql"
+	"github.com/ferry-cdc/ferry/connectors/stdout"
+	"github.com/ferry-cdc/ferry/internal/config"
+)
+
+// sourceType is how the application builds one kind of source.
+type sourceType struct {
+	newConfig func() any
+	build     func(name string, cfg any, log *slog.Logger) (ferry.Source, error)
+	codec     ferry.PositionCodec
+}
+
+// sinkType is how the application builds one kind of sink.
+type sinkType struct {
+	newConfig func() any
+	build     func(name string, cfg any, log *slog.Logger) (ferry.Sink, error)
+}
+
+// The connectors compiled into this binary. Adding one is adding a line.
+var (
+	sourceTypes = map[string]sourceType{
+		"mysql": {
+			newConfig: func() any { return mysql.DefaultConfig() },
+			build: func(name string, cfg any, log *slog.Logger) (ferry.Source, error) {
+				return mysql.New(name, cfg.(*mysql.Config), log)
+			},
+			codec: mysql.Codec{},
+		},
+	}
+	sinkTypes = map[string]sinkType{
+		"stdout": {
+			newConfig: func() any { return stdout.DefaultConfig() },
+			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
+				return stdout.New(name, cfg.(*stdout.Config), log)
+			},
+		},
+		"http": {
+			newConfig: func() any { return httpsink.DefaultConfig() },
+			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
+				return httpsink.New(name, cfg.(*httpsink.Config), log)
+			},
+		},
+		"discard": {
+			newConfig: func() any { return discard.DefaultConfig() },
+			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
+				return discard.New(name, cfg.(*discard.Config), log)
+			},
+		},
+	}
+)
+
+// Registry exposes the compiled-in connectors to the config loader.
+type Registry struct{}
+
+var _ config.Registry = Registry{}
+
+func (Registry) NewSourceConfig(typ string) (any, bool) {
+	t, ok := sourceTypes[typ]
+	if !ok {
+		return nil, false
+	}
+	return t.newConfig(), true
+}
+
+func (Registry) NewSinkConfig(typ string) (any, bool) {
+	t, ok := sinkTypes[typ]
+	if !ok {
+		return nil, false
+	}
+	return t.newConfig(), true
+}
+
+func (Registry) SourceTypes() []string { return sortedKeys(sourceTypes) }
+func (Registry) SinkTypes() []string   { return sortedKeys(sinkTypes) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PositionCodec returns the codec of the named source's type.
+func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, error) {
+	s, ok := cfg.Sources[source]
+	if !ok {
+		return nil, fmt.Errorf("no source named %q (configured: %v)", source, cfg.SourceNames())
+	}
+	t := sourceTypes[s.Type]
+	if t.codec == nil {
+		return nil, fmt.Errorf("source %q of type %s has no positions", source, s.Type)
+	}
+	return t.codec, nil
+}

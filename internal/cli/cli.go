@@ -1,0 +1,139 @@
+// Package cli is the ferry command line. main only calls Main; everything
+// here returns errors, and Main maps them to exit codes: 0 success,
+// 1 runtime failure, 2 usage or configuration error.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/ferry-cdc/ferry/internal/config"
+)
+
+// Exit codes.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// usageError is a mistake on the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// Env is what a command may touch; tests substitute it.
+type Env struct {
+	Stdout, Stderr io.Writer
+	Version        string
+}
+
+const usage = `ferry: change data capture from MySQL/MariaDB binlogs to CloudEvents
+
+Usage:
+  ferry run        -c ferry.yaml [-c more.yaml] [--log-level L] [--log-format F]
+  ferry validate   -c ferry.yaml [-c more.yaml]
+  ferry checkpoint show|set|reset -c ferry.yaml --source NAME [POSITION]
+  ferry version
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+`
+
+// Main runs the command in args (without the program name) and returns the
+// process exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	err := dispatch(ctx, args, env)
+	if err == nil {
+		return ExitOK
+	}
+	var ue *usageError
+	var ce config.Errors
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "ferry: %v\n\n%s", err, usage)
+		return ExitUsage
+	case errors.As(err, &ce):
+		fmt.Fprintln(env.Stderr, strings.TrimRight(ce.Error(), "\n"))
+		fmt.Fprintf(env.Stderr, "ferry: %d configuration error(s)\n", len(ce))
+		return ExitUsage
+	default:
+		fmt.Fprintf(env.Stderr, "ferry: %v\n", err)
+		return ExitFailure
+	}
+}
+
+func dispatch(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		return usagef("missing command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCmd(ctx, rest, env)
+	case "validate":
+		return validateCmd(rest, env)
+	case "checkpoint":
+		return checkpointCmd(ctx, rest, env)
+	case "version", "--version", "-v":
+		fmt.Fprintln(env.Stdout, "ferry", env.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return nil
+	}
+	return usagef("unknown command %q", cmd)
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// newFlags returns a flag set whose errors are usage errors.
+func newFlags(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet("ferry "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses flags anywhere among positional arguments (flag stops at
+// the first positional one; users write `checkpoint set POS -c x` too).
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+func requireConfig(files stringList) error {
+	if len(files) == 0 {
+		return usagef("missing -c CONFIG (a YAML file; repeat -c to merge several)")
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return config.Errors{{Pos: config.Pos{File: f}, Msg: "cannot read configuration: " + errors.Unwrap(err).Error()}}
+		}
+	}
+	return nil
+}

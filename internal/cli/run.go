@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/ferry-cdc/ferry/internal/app"
+)
+
+func runCmd(ctx context.Context, args []string, env Env) error {
+	fs := newFlags("run", env)
+	var files stringList
+	fs.Var(&files, "c", "configuration file (repeatable)")
+	level := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	format := fs.String("log-format", "", "text or json (overrides log.format)")
+	if rest, err := parse(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usagef("run takes no arguments, got %q", rest)
+	}
+	if err := requireConfig(files); err != nil {
+		return err
+	}
+	cfg, err := app.Load(files)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(env.Stderr, pick(*level, cfg.Log.Level), pick(*format, cfg.Log.Format))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go forceExitOnSecondSignal(ctx, log)
+	log.Info("ferry starting", "version", env.Version, "config", strings.Join(files, ","),
+		"sources", cfg.SourceNames(), "sinks", cfg.SinkNames())
+	if err := app.Run(ctx, cfg, log); err != nil {
+		log.Error("ferry stopped", "error", err)
+		return err
+	}
+	log.Info("ferry stopped")
+	return nil
+}
+
+// forceExitOnSecondSignal: the first signal drains gracefully (bounded by
+// pipeline.shutdown_timeout); a second one means the operator wants out now.
+// Nothing is lost either way: unacknowledged changes are read again.
+func forceExitOnSecondSignal(ctx context.Context, log *slog.Logger) {
+	<-ctx.Done()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	<-ch
+	log.Warn("second signal: exiting without draining")
+	os.Exit(ExitFailure)
+}
+
+func pick(flagValue, configValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return configValue
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("invalid log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, usagef("invalid log format %q: want text or json", format)
+}
+
+func validateCmd(args []string, env Env) error {
+	fs := newFlags("validate", env)
+	var files stringList
+	fs.Var(&files, "c", "configuration file (repeatable)")
+	if rest, err := parse(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usagef("validate takes no arguments, got %q", rest)
+	}
+	if err := requireConfig(files); err != nil {
+		return err
+	}
+	cfg, err := app.Load(files)
+	if err != nil {
+		return err
+	}
+	if _, err := app.BuildEngine(cfg); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "%s: ok (%d source(s), %d transform(s), %d sink(s))\n",
+		strings.Join(files, ", "), len(cfg.Sources), len(cfg.Transforms), len(cfg.Sinks))
+	return nil
+}

@@ -1,0 +1,150 @@
+// Package config loads Ferry's YAML configuration: several files merged,
+// ${VAR} and ${file:PATH} expanded, decoded strictly (unknown keys are
+// errors), validated, and every problem reported at once as
+// file:line:col: path: message.
+package config
+
+import (
+	"sort"
+	"time"
+)
+
+// Registry tells the loader which connector types exist and gives a fresh,
+// defaults-filled pointer to each type's configuration struct. Connector
+// structs are plain structs with `yaml:"key"` tags; if the pointer
+// implements Validator, Validate is called after decoding.
+type Registry interface {
+	NewSourceConfig(typ string) (cfg any, ok bool)
+	NewSinkConfig(typ string) (cfg any, ok bool)
+	SourceTypes() []string
+	SinkTypes() []string
+}
+
+// Config is a loaded, valid configuration.
+type Config struct {
+	Files      []string
+	State      State    `yaml:"state"`
+	Admin      Admin    `yaml:"admin"`
+	Log        Log      `yaml:"log"`
+	Pipeline   Pipeline `yaml:"pipeline"`
+	Defaults   Defaults `yaml:"defaults"`
+	Sources    map[string]*Source
+	Transforms []*Transform
+	Sinks      map[string]*Sink
+
+	positions map[string]Pos
+}
+
+// State is where Ferry keeps checkpoints and dead letters.
+type State struct {
+	Dir                string        `yaml:"dir"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// Admin is the operator listener; an empty Listen disables it.
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures Ferry's own log lines.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Pipeline bounds memory and shutdown.
+type Pipeline struct {
+	MaxInFlight     int           `yaml:"max_in_flight"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Defaults apply to changes no rule matches.
+type Defaults struct {
+	TypePrefix string   `yaml:"type_prefix"`
+	To         []string `yaml:"to"`
+}
+
+// Source is one named source block.
+type Source struct {
+	Name string
+	Type string
+	Spec any // the connector's configuration struct, decoded
+}
+
+// Sink is one named sink block.
+type Sink struct {
+	Name  string
+	Type  string
+	Retry RetryPolicy
+	Spec  any
+}
+
+// RetryPolicy is the common `retry:` key of every sink.
+type RetryPolicy struct {
+	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	MaxAttempts    int           `yaml:"max_attempts"`
+}
+
+// Transform is one rule as written; package transform compiles it.
+type Transform struct {
+	Name  string    `yaml:"name"`
+	From  []string  `yaml:"from"`
+	When  string    `yaml:"when"`
+	Event EventSpec `yaml:"event"`
+	To    []string  `yaml:"to"`
+	Drop  bool      `yaml:"drop"`
+}
+
+// EventSpec holds CEL expressions for CloudEvent attributes.
+type EventSpec struct {
+	ID              string            `yaml:"id"`
+	Source          string            `yaml:"source"`
+	Type            string            `yaml:"type"`
+	Subject         string            `yaml:"subject"`
+	Time            string            `yaml:"time"`
+	DataSchema      string            `yaml:"dataschema"`
+	DataContentType string            `yaml:"datacontenttype"`
+	Data            string            `yaml:"data"`
+	Extensions      map[string]string `yaml:"extensions"`
+}
+
+func defaults() *Config {
+	return &Config{
+		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second},
+		Admin:    Admin{Listen: "127.0.0.1:9090"},
+		Log:      Log{Level: "info", Format: "text"},
+		Pipeline: Pipeline{MaxInFlight: 20000, ShutdownTimeout: 30 * time.Second},
+		Defaults: Defaults{TypePrefix: "ferry"},
+		Sources:  map[string]*Source{},
+		Sinks:    map[string]*Sink{},
+	}
+}
+
+func defaultRetry() RetryPolicy {
+	return RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}
+}
+
+// Position returns where the key at path was written, or the zero Pos.
+func (c *Config) Position(path string) Pos { return c.positions[path] }
+
+// Errorf builds a positioned error for path, for later stages (rule
+// compilation) that find problems of their own.
+func (c *Config) Errorf(path, format string, args ...any) *Error {
+	return newError(c.positions, path, format, args...)
+}
+
+// SourceNames returns the source names, sorted.
+func (c *Config) SourceNames() []string { return sortedNames(c.Sources) }
+
+// SinkNames returns the sink names, sorted.
+func (c *Config) SinkNames() []string { return sortedNames(c.Sinks) }
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

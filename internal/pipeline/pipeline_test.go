@@ -1,0 +1,392 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"go.uber.org/goleak"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/state"
+	"github.com/ferry-cdc/ferry/transform"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// scriptSource emits batches of `per` changes over `keys` keys; batch i has
+// checkpoint "i". It stops with ErrEndOfInput after `batches` batches, or
+// never when batches is 0.
+type scriptSource struct {
+	batches, per, keys int
+	next               int
+	failAt             int // Read returns a fatal error at this batch (1-based); 0 never
+	read               atomic.Int64
+	opened             ferry.Position
+}
+
+func (s *scriptSource) Open(_ context.Context, from ferry.Position) error {
+	s.opened = from
+	if from != nil {
+		n, _ := strconv.Atoi(string(from))
+		s.next = n
+	}
+	return nil
+}
+
+func (s *scriptSource) Read(ctx context.Context) (ferry.Batch, error) {
+	if ctx.Err() != nil {
+		return ferry.Batch{}, ctx.Err()
+	}
+	if s.batches > 0 && s.next >= s.batches {
+		<-ctx.Done() // a streaming source waits for more
+		return ferry.Batch{}, ctx.Err()
+	}
+	s.next++
+	if s.failAt == s.next {
+		return ferry.Batch{}, errors.New("binlog purged")
+	}
+	b := ferry.Batch{Checkpoint: ferry.Position(strconv.Itoa(s.next))}
+	for i := range s.per {
+		n := (s.next-1)*s.per + i
+		b.Changes = append(b.Changes, ferry.Change{
+			ID: strconv.Itoa(n), Op: ferry.OpCreate, Source: "src", DB: "db", Table: "t",
+			Key:   ferry.Row{Columns: []string{"k"}, Values: []any{int64(n % s.keys)}},
+			After: ferry.Row{Columns: []string{"k", "n"}, Values: []any{int64(n % s.keys), int64(n)}},
+			Time:  time.Unix(0, 0),
+		})
+	}
+	s.read.Add(int64(len(b.Changes)))
+	return b, nil
+}
+
+func (s *scriptSource) Close(context.Context) error { return nil }
+
+// recordSink records delivered events; fail decides per event and attempt.
+type recordSink struct {
+	mu       sync.Mutex
+	got      []*event.Event
+	attempts map[string]int
+	fail     func(e *event.Event, attempt int) error
+	delay    time.Duration
+	onWrite  func()
+}
+
+func (s *recordSink) Open(context.Context) error  { return nil }
+func (s *recordSink) Close(context.Context) error { return nil }
+
+func (s *recordSink) Write(ctx context.Context, evs []*event.Event) error {
+	if s.onWrite != nil {
+		s.onWrite()
+	}
+	if s.delay > 0 {
+		if !sleep(ctx, s.delay) {
+			return ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attempts == nil {
+		s.attempts = map[string]int{}
+	}
+	be := ferry.NewBatchError()
+	failedKeys := map[string]bool{}
+	for i, e := range evs {
+		s.attempts[e.ID()]++
+		key, _ := e.Extensions()[transform.PartitionKeyExtension].(string)
+		var err error
+		if failedKeys[key] {
+			err = errors.New("earlier event with this key failed")
+		} else if s.fail != nil {
+			err = s.fail(e, s.attempts[e.ID()])
+		}
+		if err != nil {
+			failedKeys[key] = true
+			be.Fail(i, err)
+			continue
+		}
+		s.got = append(s.got, e)
+	}
+	if be.Len() > 0 {
+		return be
+	}
+	return nil
+}
+
+func (s *recordSink) ids() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.got))
+	for i, e := range s.got {
+		out[i] = e.ID()
+	}
+	return out
+}
+
+type fixture struct {
+	store *state.Store
+	rt    *Runtime
+}
+
+func newFixture(t *testing.T, src ferry.Source, sinks map[string]ferry.Sink, mut func(*Config)) *fixture {
+	t.Helper()
+	st, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var names []string
+	cfg := Config{Store: st, CheckpointInterval: time.Millisecond, ShutdownTimeout: 2 * time.Second,
+		Sources: []SourceSpec{{Name: "src", Source: src}}}
+	for n, s := range sinks {
+		names = append(names, n)
+		cfg.Sinks = append(cfg.Sinks, SinkSpec{Name: n, Sink: s, Retry: RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}})
+	}
+	cfg.Engine, _ = transform.New(transform.Options{TypePrefix: "t", DefaultTo: names})
+	if mut != nil {
+		mut(&cfg)
+	}
+	rt, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: st, rt: rt}
+}
+
+func (f *fixture) checkpoint(t *testing.T) string {
+	cp, _, err := f.store.LoadCheckpoint(context.Background(), "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(cp.Position)
+}
+
+// runUntil runs the pipeline until cond holds, then stops it gracefully.
+func (f *fixture) runUntil(t *testing.T, cond func() bool) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.rt.Run(ctx) }()
+	deadline := time.After(10 * time.Second)
+	for !cond() {
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatal("condition not reached in 10s")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	return <-done
+}
+
+func TestDeliversInOrderAndCheckpoints(t *testing.T) {
+	src := &scriptSource{batches: 50, per: 20, keys: 7}
+	sink := &recordSink{}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, nil)
+	if err := f.runUntil(t, func() bool { return len(sink.ids()) == 1000 }); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range sink.ids() {
+		if id != strconv.Itoa(i) {
+			t.Fatalf("event %d has id %s: order broken", i, id)
+		}
+	}
+	if cp := f.checkpoint(t); cp != "50" {
+		t.Fatalf("checkpoint = %q, want 50", cp)
+	}
+}
+
+func TestCheckpointNeverPassesUndeliveredEvent(t *testing.T) {
+	src := &scriptSource{batches: 10, per: 5, keys: 5}
+	// Event 23 (batch 5) fails transiently forever; everything else succeeds.
+	sink := &recordSink{fail: func(e *event.Event, _ int) error {
+		if e.ID() == "23" {
+			return errors.New("503")
+		}
+		return nil
+	}}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, nil)
+	err := f.runUntil(t, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.attempts["23"] >= 5
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range sink.ids() {
+		if n, _ := strconv.Atoi(id); n >= 23 && n%5 == 3 {
+			t.Fatalf("event %s overtook the failing event 23 with the same key", id)
+		}
+	}
+	if cp := f.checkpoint(t); cp != "4" {
+		t.Fatalf("checkpoint = %q, want 4 (batch 5 holds an undelivered event)", cp)
+	}
+}
+
+func TestPartialFailureRetriesOnlyFailedAndKeepsKeyOrder(t *testing.T) {
+	src := &scriptSource{batches: 20, per: 10, keys: 3}
+	sink := &recordSink{fail: func(e *event.Event, attempt int) error {
+		if n, _ := strconv.Atoi(e.ID()); n%17 == 0 && attempt < 3 {
+			return ferry.RetryAfter(errors.New("throttled"), time.Millisecond)
+		}
+		return nil
+	}}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, nil)
+	if err := f.runUntil(t, func() bool { return len(sink.ids()) == 200 }); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	last := map[int]int{}
+	for _, id := range sink.ids() {
+		seen[id]++
+		n, _ := strconv.Atoi(id)
+		if prev, ok := last[n%3]; ok && prev > n {
+			t.Fatalf("key %d: event %d after %d", n%3, n, prev)
+		}
+		last[n%3] = n
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("event %s delivered %d times; a partial retry resent delivered events", id, c)
+		}
+	}
+}
+
+func TestPermanentFailureAndExhaustedRetriesAreDeadLettered(t *testing.T) {
+	src := &scriptSource{batches: 4, per: 5, keys: 20}
+	sink := &recordSink{fail: func(e *event.Event, _ int) error {
+		switch e.ID() {
+		case "3":
+			return ferry.Permanent(errors.New("400 bad request"))
+		case "12":
+			return errors.New("500")
+		}
+		return nil
+	}}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, func(c *Config) { c.Sinks[0].Retry.MaxAttempts = 3 })
+	if err := f.runUntil(t, func() bool { return f.rt.Stats().Sink("s").DeadLettered.Load() == 2 && f.checkpoint(t) == "4" }); err != nil {
+		t.Fatal(err)
+	}
+	var letters []state.DeadLetter
+	_ = f.store.DeadLetters(context.Background(), func(d state.DeadLetter) error { letters = append(letters, d); return nil })
+	if len(letters) != 2 || letters[0].EventID != "3" || letters[0].Attempts != 1 || letters[1].EventID != "12" || letters[1].Attempts != 3 {
+		t.Fatalf("dead letters = %+v", letters)
+	}
+	if len(sink.ids()) != 18 {
+		t.Fatalf("delivered %d events, want 18", len(sink.ids()))
+	}
+}
+
+func TestBackpressureBoundsInFlight(t *testing.T) {
+	src := &scriptSource{batches: 0, per: 10, keys: 10}
+	var maxAhead atomic.Int64
+	sink := &recordSink{delay: 2 * time.Millisecond}
+	sink.onWrite = func() {
+		ahead := src.read.Load() - int64(len(sink.ids()))
+		if ahead > maxAhead.Load() {
+			maxAhead.Store(ahead)
+		}
+	}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, func(c *Config) { c.MaxInFlight = 100 })
+	if err := f.runUntil(t, func() bool { return len(sink.ids()) >= 2000 }); err != nil {
+		t.Fatal(err)
+	}
+	// MaxInFlight plus one batch the reader may hold while waiting for budget.
+	if m := maxAhead.Load(); m > 110 {
+		t.Fatalf("source ran %d changes ahead of the sink; MaxInFlight is 100", m)
+	}
+}
+
+func TestFanOutOneSinkDownOthersKeepGoing(t *testing.T) {
+	src := &scriptSource{batches: 30, per: 10, keys: 5}
+	var down atomic.Bool
+	down.Store(true)
+	up := &recordSink{}
+	flaky := &recordSink{fail: func(*event.Event, int) error {
+		if down.Load() {
+			return errors.New("connection refused")
+		}
+		return nil
+	}}
+	f := newFixture(t, src, map[string]ferry.Sink{"up": up, "flaky": flaky}, func(c *Config) { c.MaxInFlight = 1000 })
+	err := f.runUntil(t, func() bool {
+		if len(up.ids()) == 300 && down.Load() {
+			if cp := f.checkpoint(t); cp != "" {
+				t.Errorf("checkpoint %q advanced while a sink was down", cp)
+			}
+			down.Store(false)
+		}
+		return len(flaky.ids()) == 300
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := f.checkpoint(t); cp != "30" {
+		t.Fatalf("checkpoint after recovery = %q, want 30", cp)
+	}
+}
+
+func TestShutdownIsBoundedWhenSinkIsStuck(t *testing.T) {
+	src := &scriptSource{batches: 0, per: 10, keys: 10}
+	sink := &recordSink{fail: func(*event.Event, int) error { return errors.New("down") }}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, func(c *Config) { c.ShutdownTimeout = 200 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.rt.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil after a graceful stop", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after the shutdown timeout")
+	}
+	if cp := f.checkpoint(t); cp != "" {
+		t.Fatalf("checkpoint = %q although nothing was delivered", cp)
+	}
+}
+
+func TestSourceFailureStopsWithErrorAndKeepsProgress(t *testing.T) {
+	src := &scriptSource{batches: 100, per: 5, keys: 5, failAt: 8}
+	sink := &recordSink{}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, nil)
+	err := f.rt.Run(context.Background())
+	if err == nil || !errors.Is(err, err) || fmt.Sprint(err) != "source src: binlog purged" {
+		t.Fatalf("Run = %v, want the source's error", err)
+	}
+	if cp := f.checkpoint(t); cp != "7" {
+		t.Fatalf("checkpoint = %q, want 7", cp)
+	}
+}
+
+func TestResumesFromCheckpoint(t *testing.T) {
+	st, _ := state.Open(t.TempDir(), state.Options{})
+	defer st.Close()
+	_ = st.SaveCheckpoint(context.Background(), "src", ferry.Position("5"))
+	src := &scriptSource{batches: 6, per: 1, keys: 1}
+	sink := &recordSink{}
+	eng, _ := transform.New(transform.Options{TypePrefix: "t", DefaultTo: []string{"s"}})
+	rt, _ := New(Config{Store: st, Engine: eng, Sources: []SourceSpec{{Name: "src", Source: src}},
+		Sinks: []SinkSpec{{Name: "s", Sink: sink}}})
+	f := &fixture{store: st, rt: rt}
+	if err := f.runUntil(t, func() bool { return len(sink.ids()) == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	if string(src.opened) != "5" || sink.ids()[0] != "5" {
+		t.Fatalf("opened at %q, delivered %v", src.opened, sink.ids())
+	}
+}

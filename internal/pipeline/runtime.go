@@ -1,0 +1,225 @@
+// Package pipeline runs sources, transforms and sinks with Ferry's delivery
+// guarantees:
+//
+//   - at least once: a source checkpoint is persisted only after every change
+//     up to it was delivered to every sink it was routed to, or dead-lettered;
+//   - per-key order: each sink receives events in source order, and a failed
+//     event is retried before anything after it reaches that sink;
+//   - bounded memory: at most MaxInFlight changes are between Read and
+//     acknowledgement, so a slow sink slows the source down.
+//
+// Goroutines: per source a reader (Source.Read), a transformer and a
+// committer; per sink one worker shared by all sources. Batches flow
+// reader -> transformer -> sink workers; completions flow back to the
+// committer of their source, which releases them strictly in read order.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/state"
+	"github.com/ferry-cdc/ferry/transform"
+)
+
+// Store persists checkpoints and dead letters. *state.Store implements it.
+type Store interface {
+	LoadCheckpoint(ctx context.Context, source string) (state.Checkpoint, bool, error)
+	SaveCheckpoint(ctx context.Context, source string, pos ferry.Position) error
+	PutDeadLetters(ctx context.Context, letters []state.DeadLetter) error
+}
+
+// SourceSpec is one configured source.
+type SourceSpec struct {
+	Name   string
+	Source ferry.Source
+}
+
+// SinkSpec is one configured sink.
+type SinkSpec struct {
+	Name  string
+	Sink  ferry.Sink
+	Retry RetryPolicy
+}
+
+// Config wires a Runtime.
+type Config struct {
+	Sources []SourceSpec
+	Sinks   []SinkSpec
+	Engine  *transform.Engine
+	Store   Store
+	// MaxInFlight bounds the changes read but not yet acknowledged, per source.
+	MaxInFlight int
+	// CheckpointInterval is the most often a source checkpoint is written.
+	CheckpointInterval time.Duration
+	// ShutdownTimeout bounds the drain after the run context is cancelled.
+	ShutdownTimeout time.Duration
+	// MaxSinkBatch bounds the events of one Sink.Write; default 1000.
+	MaxSinkBatch int
+	Logger       *slog.Logger
+}
+
+// Runtime runs a configured pipeline once.
+type Runtime struct {
+	cfg     Config
+	log     *slog.Logger
+	sinks   map[string]*sinkWorker
+	sources []*sourceLoop
+	stats   *Stats
+}
+
+// New validates cfg and builds a Runtime.
+func New(cfg Config) (*Runtime, error) {
+	if len(cfg.Sources) == 0 || len(cfg.Sinks) == 0 {
+		return nil, errors.New("pipeline needs at least one source and one sink")
+	}
+	if cfg.Engine == nil || cfg.Store == nil {
+		return nil, errors.New("pipeline needs a transform engine and a store")
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 20000
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = time.Second
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	if cfg.MaxSinkBatch <= 0 {
+		cfg.MaxSinkBatch = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, sinks: map[string]*sinkWorker{}, stats: newStats()}
+	for _, s := range cfg.Sinks {
+		r.sinks[s.Name] = newSinkWorker(r, s)
+	}
+	for _, s := range cfg.Sources {
+		r.sources = append(r.sources, newSourceLoop(r, s))
+	}
+	return r, nil
+}
+
+// Stats returns the live counters of the runtime.
+func (r *Runtime) Stats() *Stats { return r.stats }
+
+// Run opens every sink and source, moves changes until ctx is cancelled or a
+// source fails, then drains: in-flight events get up to ShutdownTimeout to be
+// delivered, the last fully acknowledged checkpoint is saved, and everything
+// is closed. It returns nil after a clean shutdown or ferry.ErrEndOfInput
+// sources all ending, and the first fatal error otherwise.
+func (r *Runtime) Run(ctx context.Context) error {
+	if err := r.openSinks(ctx); err != nil {
+		return err
+	}
+	defer r.closeSinks()
+	opened, err := r.openSources(ctx)
+	defer r.closeSources(opened)
+	if err != nil {
+		return err
+	}
+
+	soft, cancelSoft := context.WithCancelCause(ctx)
+	defer cancelSoft(nil)
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stopTimer := context.AfterFunc(soft, func() {
+		time.AfterFunc(r.cfg.ShutdownTimeout, cancelHard)
+	})
+	defer stopTimer()
+
+	var fatal error
+	var fatalOnce sync.Once
+	fail := func(err error) {
+		fatalOnce.Do(func() { fatal = err })
+		cancelSoft(err)
+	}
+
+	r.stats.running.Store(true)
+	defer r.stats.running.Store(false)
+	var sinkWG, sourceWG sync.WaitGroup
+	for _, w := range r.sinks {
+		sinkWG.Go(func() {
+			if err := w.run(hard); err != nil {
+				fail(err)
+				cancelHard()
+			}
+		})
+	}
+	for _, l := range r.sources {
+		sourceWG.Go(func() {
+			if err := l.run(soft, hard); err != nil {
+				fail(err)
+			}
+		})
+	}
+	sourceWG.Wait()
+	for _, w := range r.sinks {
+		close(w.in)
+	}
+	sinkWG.Wait()
+	if fatal == nil && ctx.Err() == nil {
+		r.log.Info("all sources reached their end")
+	}
+	return fatal
+}
+
+func (r *Runtime) openSinks(ctx context.Context) error {
+	for _, s := range r.cfg.Sinks {
+		if err := s.Sink.Open(ctx); err != nil {
+			r.closeSinks()
+			return fmt.Errorf("open sink %s: %w", s.Name, err)
+		}
+		r.sinks[s.Name].opened = true
+	}
+	return nil
+}
+
+func (r *Runtime) closeSinks() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, w := range r.sinks {
+		if !w.opened {
+			continue
+		}
+		w.opened = false
+		if err := w.sink.Close(ctx); err != nil {
+			r.log.Warn("close sink", "sink", w.name, "error", err)
+		}
+	}
+}
+
+func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
+	var opened []*sourceLoop
+	for _, l := range r.sources {
+		cp, ok, err := r.cfg.Store.LoadCheckpoint(ctx, l.name)
+		if err != nil {
+			return opened, err
+		}
+		var from ferry.Position
+		if ok {
+			from = cp.Position
+		}
+		if err := l.src.Open(ctx, from); err != nil {
+			return opened, fmt.Errorf("open source %s: %w", l.name, err)
+		}
+		opened = append(opened, l)
+	}
+	return opened, nil
+}
+
+func (r *Runtime) closeSources(opened []*sourceLoop) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, l := range opened {
+		if err := l.src.Close(ctx); err != nil {
+			r.log.Warn("close source", "source", l.name, "error", err)
+		}
+	}
+}

@@ -1,0 +1,247 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/state"
+)
+
+// entry is one event on its way to one or more sinks. Entries are shared
+// between the sinks an event is routed to, so per-sink state lives in the
+// sink worker, not here.
+type entry struct {
+	event  *event.Event
+	rule   string
+	source string
+}
+
+// delivery is the part of one batch routed to one sink.
+type delivery struct {
+	entries    []*entry
+	batch      *batchState
+	unresolved int // entries neither acknowledged nor dead-lettered yet
+}
+
+// resolve marks one entry of d as settled; the last one releases d's batch
+// token, so a batch settles as soon as its own events are through even when
+// it shares a Write with later, still failing batches.
+func (d *delivery) resolve() {
+	d.unresolved--
+	if d.unresolved == 0 {
+		d.batch.done()
+	}
+}
+
+// attempt is an entry inside one sink worker, with its retry count.
+type attempt struct {
+	*entry
+	d     *delivery
+	tries int
+}
+
+type sinkWorker struct {
+	rt     *Runtime
+	name   string
+	sink   ferry.Sink
+	retry  RetryPolicy
+	in     chan *delivery
+	log    *slog.Logger
+	stats  *SinkStats
+	opened bool
+}
+
+func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
+	return &sinkWorker{
+		rt:    rt,
+		name:  spec.Name,
+		sink:  spec.Sink,
+		retry: spec.Retry.withDefaults(),
+		in:    make(chan *delivery, 64),
+		log:   rt.log.With("sink", spec.Name),
+		stats: rt.stats.sink(spec.Name),
+	}
+}
+
+func (w *sinkWorker) submit(ctx context.Context, d *delivery) {
+	select {
+	case w.in <- d:
+	case <-ctx.Done():
+	}
+}
+
+// run delivers until in is closed, or ctx is cancelled. It coalesces queued
+// deliveries into one Write of up to MaxSinkBatch events. A non-nil error is
+// fatal: a dead letter could not be stored, so nothing can be released.
+func (w *sinkWorker) run(ctx context.Context) error {
+	max := w.rt.cfg.MaxSinkBatch
+	var batch []attempt
+	for {
+		batch = batch[:0]
+		var d *delivery
+		var ok bool
+		select {
+		case d, ok = <-w.in:
+		case <-ctx.Done():
+			return nil
+		}
+		if !ok {
+			return nil
+		}
+		for {
+			d.unresolved = len(d.entries)
+			for _, e := range d.entries {
+				batch = append(batch, attempt{entry: e, d: d})
+			}
+			if len(batch) >= max || !w.next(&d) {
+				break
+			}
+		}
+		delivered, err := w.deliver(ctx, batch)
+		if err != nil {
+			return err
+		}
+		if !delivered {
+			return nil // stopping: unsettled batches are read again after a restart
+		}
+	}
+}
+
+// next takes another queued delivery without waiting.
+func (w *sinkWorker) next(d **delivery) bool {
+	select {
+	case nd, ok := <-w.in:
+		if !ok {
+			return false
+		}
+		*d = nd
+		return true
+	default:
+		return false
+	}
+}
+
+// deliver writes batch until every event is acknowledged or dead-lettered.
+// It returns false when ctx ended first.
+func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error) {
+	pending := batch
+	events := make([]*event.Event, 0, len(batch))
+	for round := 1; ; round++ {
+		events = events[:0]
+		for i := range pending {
+			pending[i].tries++
+			events = append(events, pending[i].event)
+		}
+		start := time.Now()
+		err := w.sink.Write(ctx, events)
+		w.stats.observeWrite(time.Since(start))
+		if err == nil {
+			w.stats.Delivered.Add(uint64(len(pending)))
+			resolveAll(pending)
+			return true, nil
+		}
+		if ctx.Err() != nil {
+			return false, nil
+		}
+		retry, dead, delivered := w.classify(pending, err)
+		w.stats.Delivered.Add(uint64(len(delivered)))
+		if err := w.deadLetter(ctx, dead); err != nil {
+			return false, err
+		}
+		resolveAll(delivered)
+		for _, f := range dead {
+			f.d.resolve()
+		}
+		if len(retry) == 0 {
+			return true, nil
+		}
+		w.stats.Retries.Add(uint64(len(retry)))
+		delay := w.retry.delay(round, err)
+		w.log.Warn("delivery failed; retrying", "failed", len(retry), "of", len(pending),
+			"attempt", round, "retry_in", delay.String(), "error", err)
+		if !sleep(ctx, delay) {
+			return false, nil
+		}
+		pending = retry
+	}
+}
+
+// failure is an attempt that failed, with its error.
+type failure struct {
+	attempt
+	err error
+}
+
+func resolveAll(as []attempt) {
+	for _, a := range as {
+		a.d.resolve()
+	}
+}
+
+// classify splits the attempts of a failed Write into those acknowledged,
+// those to retry, and those to dead-letter (permanent errors, exhausted
+// retry budget).
+func (w *sinkWorker) classify(pending []attempt, err error) (retry []attempt, dead []failure, delivered []attempt) {
+	var be *ferry.BatchError
+	isBatch := errors.As(err, &be)
+	for i, a := range pending {
+		ferr := err
+		if isBatch {
+			if ferr = be.Failed(i); ferr == nil {
+				delivered = append(delivered, a)
+				continue
+			}
+		}
+		switch {
+		case ferry.IsPermanent(ferr):
+			dead = append(dead, failure{a, ferr})
+		case w.retry.MaxAttempts > 0 && a.tries >= w.retry.MaxAttempts:
+			dead = append(dead, failure{a, fmt.Errorf("gave up after %d attempts: %w", a.tries, ferr)})
+		default:
+			retry = append(retry, a)
+		}
+	}
+	return retry, dead, delivered
+}
+
+// deadLetter stores failures durably; until it succeeds their batches cannot
+// be released, so it retries storage errors until ctx ends.
+func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	letters := make([]state.DeadLetter, len(dead))
+	now := time.Now().UTC()
+	for i, f := range dead {
+		body, err := json.Marshal(f.event)
+		if err != nil {
+			body, _ = json.Marshal(map[string]string{"id": f.event.ID(), "marshal_error": err.Error()})
+		}
+		letters[i] = state.DeadLetter{Time: now, Source: f.source, Sink: w.name, Rule: f.rule,
+			EventID: f.event.ID(), Event: body, Error: f.err.Error(), Attempts: f.tries}
+		w.log.Error("event dead-lettered", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
+	}
+	if err := w.rt.cfg.Store.PutDeadLetters(ctx, letters); err != nil {
+		return fmt.Errorf("sink %s: %w", w.name, err)
+	}
+	w.stats.DeadLettered.Add(uint64(len(dead)))
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,127 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/transform"
+)
+
+// sourceLoop moves one source's batches through the pipeline.
+type sourceLoop struct {
+	rt          *Runtime
+	name        string
+	src         ferry.Source
+	log         *slog.Logger
+	inFlight    *semaphore.Weighted
+	maxInFlight int64
+	tracker     *tracker
+	toTransform chan *batchState
+	stats       *SourceStats
+}
+
+func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
+	l := &sourceLoop{
+		rt:          rt,
+		name:        spec.Name,
+		src:         spec.Source,
+		log:         rt.log.With("source", spec.Name),
+		inFlight:    semaphore.NewWeighted(int64(rt.cfg.MaxInFlight)),
+		maxInFlight: int64(rt.cfg.MaxInFlight),
+		toTransform: make(chan *batchState, 16),
+		stats:       rt.stats.source(spec.Name),
+	}
+	l.tracker = newTracker(l)
+	return l
+}
+
+// run blocks until the source ended or failed (soft) and the batches read so
+// far are settled, or until hard is cancelled.
+func (l *sourceLoop) run(soft, hard context.Context) error {
+	var wg sync.WaitGroup
+	var readErr error
+	wg.Go(func() {
+		defer close(l.toTransform)
+		defer l.tracker.closeInput()
+		readErr = l.read(soft, hard)
+	})
+	wg.Go(func() { l.transform(hard) })
+	commitErr := l.tracker.run(hard)
+	wg.Wait()
+	if readErr != nil {
+		return readErr
+	}
+	return commitErr
+}
+
+func (l *sourceLoop) read(soft, hard context.Context) error {
+	for {
+		b, err := l.src.Read(soft)
+		if err != nil {
+			if errors.Is(err, ferry.ErrEndOfInput) || soft.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("source %s: %w", l.name, err)
+		}
+		weight := min(int64(len(b.Changes)), l.maxInFlight)
+		if err := l.inFlight.Acquire(hard, weight); err != nil {
+			return nil
+		}
+		l.stats.Read.Add(uint64(len(b.Changes)))
+		bs := l.tracker.push(b, weight)
+		select {
+		case l.toTransform <- bs:
+		case <-hard.Done():
+			return nil
+		}
+	}
+}
+
+// transform turns each batch into per-sink deliveries. A batch stays pending
+// until the transformer handed it to every sink (its own token) and every
+// sink delivered its part.
+func (l *sourceLoop) transform(hard context.Context) {
+	w := l.rt.cfg.Engine.NewWorker()
+	var outs []transform.Output
+	perSink := map[string][]*entry{}
+	for bs := range l.toTransform {
+		clear(perSink)
+		for i := range bs.changes {
+			var err error
+			outs, err = w.Apply(&bs.changes[i], outs[:0])
+			if err != nil {
+				l.ruleFailed(hard, &bs.changes[i], err)
+				continue
+			}
+			if len(outs) == 0 {
+				l.stats.Dropped.Add(1)
+			}
+			for _, o := range outs {
+				e := &entry{event: o.Event, rule: o.Rule, source: l.name}
+				for _, sink := range o.To {
+					perSink[sink] = append(perSink[sink], e)
+				}
+			}
+		}
+		bs.changes = nil // the events hold what sinks need; let the rows go
+		bs.pending.Add(int32(len(perSink)))
+		for sink, entries := range perSink {
+			l.rt.sinks[sink].submit(hard, &delivery{entries: entries, batch: bs})
+		}
+		bs.done()
+	}
+}
+
+func (l *sourceLoop) ruleFailed(ctx context.Context, c *ferry.Change, err error) {
+	l.log.Error("transform failed; dead-lettering the change", "id", c.ID, "table", c.DB+"."+c.Table, "error", err)
+	l.stats.RuleFailures.Add(1)
+	if derr := l.rt.deadLetterChange(ctx, l.name, c, err); derr != nil {
+		l.log.Error("cannot store dead letter", "id", c.ID, "error", derr)
+	}
+}

@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// errStopped is handed to the Ack of batches that were read but not settled
+// when the pipeline stopped.
+var errStopped = errors.New("pipeline stopped before the batch was delivered")
+
+// batchState is one read batch on its way through the pipeline.
+type batchState struct {
+	changes    []ferry.Change
+	checkpoint ferry.Position
+	ack        ferry.AckFunc
+	weight     int64
+	pending    atomic.Int32 // transformer token + one per sink delivery
+	t          *tracker
+}
+
+// done releases one pending token; the last one settles the batch.
+func (b *batchState) done() {
+	if b.pending.Add(-1) == 0 {
+		b.t.wake()
+	}
+}
+
+// tracker releases settled batches strictly in read order: it persists the
+// checkpoint of the newest batch whose predecessors are all settled, calls
+// acks, and returns in-flight budget to the reader.
+type tracker struct {
+	l      *sourceLoop
+	mu     sync.Mutex
+	queue  []*batchState
+	closed bool // no more pushes
+	notify chan struct{}
+
+	lastCheckpoint ferry.Position
+	dirty          bool
+	lastSave       time.Time
+}
+
+func newTracker(l *sourceLoop) *tracker {
+	return &tracker{l: l, notify: make(chan struct{}, 1)}
+}
+
+func (t *tracker) push(b ferry.Batch, weight int64) *batchState {
+	bs := &batchState{changes: b.Changes, checkpoint: b.Checkpoint, ack: b.Ack, weight: weight, t: t}
+	bs.pending.Store(1)
+	t.mu.Lock()
+	t.queue = append(t.queue, bs)
+	t.mu.Unlock()
+	return bs
+}
+
+func (t *tracker) closeInput() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.wake()
+}
+
+func (t *tracker) wake() {
+	select {
+	case t.notify <- struct{}{}:
+	default:
+	}
+}
+
+// run settles batches until the input is closed and drained, or hard is
+// cancelled; it always tries to persist the last settled checkpoint.
+func (t *tracker) run(hard context.Context) error {
+	interval := t.l.rt.cfg.CheckpointInterval
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	defer t.abandon()
+	for {
+		select {
+		case <-t.notify:
+		case <-ticker.C:
+		case <-hard.Done():
+			t.settle(context.Background())
+			return t.save(true)
+		}
+		finished := t.settle(hard)
+		if err := t.save(finished); err != nil {
+			return err
+		}
+		if finished {
+			return nil
+		}
+	}
+}
+
+// settle pops settled batches off the head of the queue; it reports whether
+// the input is closed and nothing is left.
+func (t *tracker) settle(ctx context.Context) bool {
+	for {
+		t.mu.Lock()
+		if len(t.queue) == 0 {
+			finished := t.closed
+			t.mu.Unlock()
+			return finished
+		}
+		head := t.queue[0]
+		if head.pending.Load() != 0 {
+			t.mu.Unlock()
+			return false
+		}
+		t.queue[0] = nil
+		t.queue = t.queue[1:]
+		t.mu.Unlock()
+
+		if head.checkpoint != nil {
+			t.lastCheckpoint = head.checkpoint
+			t.dirty = true
+		}
+		if head.ack != nil {
+			if err := head.ack(ctx, nil); err != nil {
+				t.l.log.Warn("source ack failed", "error", err)
+			}
+		}
+		t.l.inFlight.Release(head.weight)
+	}
+}
+
+// save persists the last settled checkpoint when it changed and the interval
+// elapsed, or unconditionally when force is set.
+func (t *tracker) save(force bool) error {
+	if !t.dirty || (!force && time.Since(t.lastSave) < t.l.rt.cfg.CheckpointInterval) {
+		return nil
+	}
+	// A cancelled run context must not prevent the final save.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := t.l.rt.cfg.Store.SaveCheckpoint(ctx, t.l.name, t.lastCheckpoint); err != nil {
+		return err
+	}
+	t.dirty = false
+	t.lastSave = time.Now()
+	t.l.stats.setCheckpoint(t.lastCheckpoint, t.lastSave)
+	return nil
+}
+
+// abandon tells the sources of unsettled batches that they were not
+// delivered by this run.
+func (t *tracker) abandon() {
+	t.mu.Lock()
+	rest := t.queue
+	t.queue = nil
+	t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, b := range rest {
+		if b.ack != nil {
+			_ = b.ack(ctx, errStopped)
+		}
+	}
+	if len(rest) > 0 {
+		t.l.log.Warn("stopped with undelivered batches; they will be read again on restart", "batches", len(rest))
+	}
+}

@@ -1,0 +1,52 @@
+package transform
+
+import (
+	"strconv"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// AppendChangeData appends the default `data` payload of a row change:
+//
+//	{"op","db","table","pk","before","after",
+//	 "source":{"file","pos","gtid","server_id","ts_ms"},"tx":{"id","order"}}
+//
+// Unknown parts are null (gtid on a server without GTIDs, pk of a table
+// without a primary key).
+func AppendChangeData(dst []byte, c *ferry.Change) []byte {
+	dst = append(dst, `{"op":`...)
+	dst = appendString(dst, c.Op.String())
+	dst = append(dst, `,"db":`...)
+	dst = appendString(dst, c.DB)
+	dst = append(dst, `,"table":`...)
+	dst = appendString(dst, c.Table)
+	dst = append(dst, `,"pk":`...)
+	dst = appendRow(dst, c.Key)
+	dst = append(dst, `,"before":`...)
+	dst = appendRow(dst, c.Before)
+	dst = append(dst, `,"after":`...)
+	dst = appendRow(dst, c.After)
+	b := &c.Binlog
+	dst = append(dst, `,"source":{"file":`...)
+	dst = appendOptString(dst, b.File)
+	dst = append(dst, `,"pos":`...)
+	dst = strconv.AppendUint(dst, b.Pos, 10)
+	dst = append(dst, `,"gtid":`...)
+	dst = appendOptString(dst, b.GTID)
+	dst = append(dst, `,"server_id":`...)
+	dst = strconv.AppendUint(dst, uint64(b.ServerID), 10)
+	dst = append(dst, `,"ts_ms":`...)
+	dst = strconv.AppendInt(dst, c.Time.UnixMilli(), 10)
+	dst = append(dst, `},"tx":{"id":`...)
+	dst = appendOptString(dst, b.TxID)
+	dst = append(dst, `,"order":`...)
+	dst = strconv.AppendInt(dst, int64(b.TxOrder), 10)
+	return append(dst, "}}"...)
+}
+
+func appendOptString(dst []byte, s string) []byte {
+	if s == "" {
+		return append(dst, "null"...)
+	}
+	return appendString(dst, s)
+}

@@ -1,0 +1,144 @@
+package transform
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// PartitionKeyExtension is the CloudEvents extension (the Partitioning
+// extension's attribute) that carries an event's ordering key; sinks use it as
+// the Kafka key and to keep per-key order.
+const PartitionKeyExtension = "partitionkey"
+
+const contentTypeJSON = "application/json"
+
+// DefaultMapping turns a row change into the default CloudEvent of the
+// product contract. It is safe for concurrent use.
+type DefaultMapping struct {
+	typePrefix string
+	names      sync.Map // tableKey -> *tableNames
+}
+
+// tableNames caches the strings every event of one table shares, so the hot
+// path neither parses URIs nor concatenates them per row.
+type tableNames struct {
+	source     types.URIRef
+	typeStem   string // "<prefix>.<db>.<table>."
+	keyStem    string // "<db>.<table>"
+	keyStemSep string // "<db>.<table>/"
+}
+
+type tableKey struct{ source, db, table string }
+
+// NewDefaultMapping returns the mapping with the given CloudEvent type prefix.
+func NewDefaultMapping(typePrefix string) *DefaultMapping {
+	return &DefaultMapping{typePrefix: typePrefix}
+}
+
+func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
+	k := tableKey{c.Source, c.DB, c.Table}
+	if v, ok := m.names.Load(k); ok {
+		return v.(*tableNames)
+	}
+	path := "/ferry/" + url.PathEscape(c.Source) + "/" + url.PathEscape(c.DB) + "/" + url.PathEscape(c.Table)
+	u, err := url.Parse(path)
+	if err != nil { // cannot happen for an escaped path; keep the raw text
+		u = &url.URL{Path: path}
+	}
+	stem := c.DB + "." + c.Table
+	n := &tableNames{
+		source:     types.URIRef{URL: *u},
+		typeStem:   m.typePrefix + "." + stem + ".",
+		keyStem:    stem,
+		keyStemSep: stem + "/",
+	}
+	v, _ := m.names.LoadOrStore(k, n)
+	return v.(*tableNames)
+}
+
+// Event builds the default CloudEvent of c. scratch is a reusable encoding
+// buffer; the returned buffer should be passed to the next call.
+func (m *DefaultMapping) Event(c *ferry.Change, scratch []byte) (*event.Event, []byte) {
+	n := m.tableNames(c)
+	scratch = AppendChangeData(scratch[:0], c)
+	data := make([]byte, len(scratch))
+	copy(data, scratch)
+
+	ct := contentTypeJSON
+	ec := &event.EventContextV1{
+		ID:              c.ID,
+		Source:          n.source,
+		Type:            n.typeStem + c.Op.TypeSuffix(),
+		DataContentType: &ct,
+		Time:            &types.Timestamp{Time: c.Time.UTC()},
+	}
+	partitionKey := n.keyStem
+	if !c.Key.IsZero() {
+		subject := Subject(c.Key)
+		ec.Subject = &subject
+		partitionKey = n.keyStemSep + subject
+	}
+	ec.Extensions = map[string]any{PartitionKeyExtension: partitionKey}
+	return &event.Event{Context: ec, DataEncoded: data}, scratch
+}
+
+// Subject renders a primary key as the CloudEvent subject. A single-column key
+// is its value as text. A composite key joins its values with "/" in key
+// order, percent-encoding "%" and "/" inside each value, so distinct keys
+// always give distinct subjects.
+func Subject(key ferry.Row) string {
+	if len(key.Values) == 1 {
+		return keyText(key.Values[0])
+	}
+	var b strings.Builder
+	for i, v := range key.Values {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		t := keyText(v)
+		if strings.ContainsAny(t, "%/") {
+			t = strings.ReplaceAll(t, "%", "%25")
+			t = strings.ReplaceAll(t, "/", "%2F")
+		}
+		b.WriteString(t)
+	}
+	return b.String()
+}
+
+// keyText renders one key value as text: numbers in decimal, binary as
+// base64, SET labels joined with ",", JSON verbatim.
+func keyText(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case uint64:
+		return strconv.FormatUint(v, 10)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case float32:
+		return strconv.FormatFloat(float64(v), 'g', -1, 32)
+	case bool:
+		return strconv.FormatBool(v)
+	case []byte:
+		return base64.StdEncoding.EncodeToString(v)
+	case json.RawMessage:
+		return string(v)
+	case []string:
+		return strings.Join(v, ",")
+	default:
+		return string(appendValue(nil, v))
+	}
+}

@@ -1,0 +1,180 @@
+package transform
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func sampleChange() *ferry.Change {
+	cols := []string{"id", "total", "note", "tags", "doc", "raw", "big", "ratio", "paid"}
+	return &ferry.Change{
+		ID:     "0-1-1043#2",
+		Op:     ferry.OpUpdate,
+		Source: "shop-db",
+		DB:     "shop",
+		Table:  "orders",
+		Key:    ferry.Row{Columns: []string{"id"}, Values: []any{int64(42)}},
+		Before: ferry.Row{Columns: cols, Values: []any{int64(42), "10.50", "caf\u00e9 \U0001F680", []string{"a", "c"},
+			json.RawMessage(`{"k":[1,2]}`), []byte{0, 1, 2, 255}, uint64(math.MaxUint64), float32(0.1), false}},
+		After: ferry.Row{Columns: cols, Values: []any{int64(42), "12.00", "line\n\"quoted\"\t<tag>", []string{},
+			nil, []byte{}, uint64(7), float64(1e21), true}},
+		Time: time.Date(2026, 11, 26, 19, 38, 8, 123_000_000, time.FixedZone("CET", 3600)),
+		Binlog: ferry.BinlogCoords{File: "mysql-bin.000003", Pos: 1234, GTID: "0-1-1043", ServerID: 1,
+			TxID: "0-1-1043", TxOrder: 2},
+	}
+}
+
+func TestDefaultEventGolden(t *testing.T) {
+	cases := map[string]func(c *ferry.Change){
+		"update":       func(*ferry.Change) {},
+		"insert_no_pk": func(c *ferry.Change) { c.Op, c.Key, c.Before = ferry.OpCreate, ferry.Row{}, ferry.Row{} },
+		"delete_composite_key": func(c *ferry.Change) {
+			c.Op, c.After = ferry.OpDelete, ferry.Row{}
+			c.Key = ferry.Row{Columns: []string{"tenant", "id"}, Values: []any{"a/b%c", int64(7)}}
+			c.Binlog.GTID, c.Binlog.TxID = "", "mysql-bin.000003:1200"
+		},
+	}
+	w, err := New(Options{TypePrefix: "com.example", DefaultTo: []string{"console"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := w.NewWorker()
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := sampleChange()
+			mutate(c)
+			out, err := worker.Apply(c, nil)
+			if err != nil || len(out) != 1 {
+				t.Fatalf("Apply = %d outputs, %v", len(out), err)
+			}
+			if err := out[0].Event.Validate(); err != nil {
+				t.Fatalf("invalid CloudEvent: %v", err)
+			}
+			got, err := json.MarshalIndent(out[0].Event, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", name+".golden.json")
+			if *update {
+				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./transform -update to create it)", err)
+			}
+			if !bytes.Equal(bytes.TrimSpace(got), bytes.TrimSpace(want)) {
+				t.Errorf("event differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+func TestDropWithoutDefaultSinks(t *testing.T) {
+	e, _ := New(Options{TypePrefix: "x"})
+	out, err := e.NewWorker().Apply(sampleChange(), nil)
+	if err != nil || len(out) != 0 {
+		t.Fatalf("Apply = %v, %v; want no outputs", out, err)
+	}
+}
+
+func TestSubject(t *testing.T) {
+	cases := []struct {
+		vals []any
+		want string
+	}{
+		{[]any{int64(-5)}, "-5"},
+		{[]any{"a/b"}, "a/b"}, // single keys are verbatim
+		{[]any{uint64(math.MaxUint64)}, "18446744073709551615"},
+		{[]any{[]byte{0xff}}, "/w=="},
+		{[]any{"a/b", "c%d"}, "a%2Fb/c%25d"},
+		{[]any{int64(1), "x"}, "1/x"},
+	}
+	for _, c := range cases {
+		cols := make([]string, len(c.vals))
+		if got := Subject(ferry.Row{Columns: cols, Values: c.vals}); got != c.want {
+			t.Errorf("Subject(%v) = %q, want %q", c.vals, got, c.want)
+		}
+	}
+}
+
+func TestAppendValueMatchesEncodingJSON(t *testing.T) {
+	values := []any{
+		"", "plain", "quote\" back\\slash", "ctl\x00\x01\x1f", "emoji \U0001F600", "bad utf8 \xff\xfe",
+		"\u2028\u2029", int64(0), int64(-1), int64(maxSafeInt), float64(3.25), float64(-0.000001),
+		float64(123456789012345678), float32(3.4e38), true, []string{"x", "y\"z"},
+	}
+	for _, v := range values {
+		want, _ := json.Marshal(v)
+		got := appendValue(nil, v)
+		var a, b any
+		if err := json.Unmarshal(got, &a); err != nil {
+			t.Fatalf("appendValue(%#v) = %s: invalid JSON: %v", v, got, err)
+		}
+		_ = json.Unmarshal(want, &b)
+		if ja, jb := mustJSON(a), mustJSON(b); ja != jb {
+			t.Errorf("appendValue(%#v) = %s, encoding/json = %s", v, got, want)
+		}
+	}
+}
+
+func TestLargeIntegersAreStrings(t *testing.T) {
+	cases := map[any]string{
+		int64(maxSafeInt):      "9007199254740991",
+		int64(maxSafeInt + 1):  `"9007199254740992"`,
+		int64(-maxSafeInt - 1): `"-9007199254740992"`,
+		uint64(math.MaxUint64): `"18446744073709551615"`,
+		uint64(maxSafeInt):     "9007199254740991",
+	}
+	for v, want := range cases {
+		if got := string(appendValue(nil, v)); got != want {
+			t.Errorf("appendValue(%T %v) = %s, want %s", v, v, got, want)
+		}
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "a", "\xff", "\u2028", "\"\\\n", "\U0001F600"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("appendString(%q) = %s: %v", s, got, err)
+		}
+		want := string(bytes.ToValidUTF8([]byte(s), []byte("\uFFFD")))
+		if back != want {
+			t.Fatalf("round trip of %q = %q, want %q", s, back, want)
+		}
+	})
+}
+
+// BenchmarkDefaultMapping measures the per-row cost of building the default
+// CloudEvent of a ten-column row change.
+func BenchmarkDefaultMapping(b *testing.B) {
+	e, _ := New(Options{TypePrefix: "com.example", DefaultTo: []string{"console"}})
+	w := e.NewWorker()
+	c := sampleChange()
+	out := make([]Output, 0, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, _ = w.Apply(c, out[:0])
+	}
+}
