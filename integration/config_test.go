@@ -1,0 +1,56 @@
+package integration
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/ferry-cdc/ferry/internal/mariadbtest"
+)
+
+// pipelineConfig is a config for one mysql source streaming db.* to an HTTP
+// receiver from start.
+type pipelineConfig struct {
+	server   *mariadbtest.Server
+	db       string
+	start    string
+	url      string
+	mode     string
+	serverID uint32
+	extra    string // appended to the source block
+}
+
+func (c pipelineConfig) yaml(t *testing.T, dir string) string {
+	if c.mode == "" {
+		c.mode = "binary"
+	}
+	if c.serverID == 0 {
+		c.serverID = nextServerID()
+	}
+	return writeConfig(t, dir, fmt.Sprintf(`state:
+  dir: %s/state
+  checkpoint_interval: 50ms
+admin:
+  listen: off
+pipeline:
+  shutdown_timeout: 10s
+defaults:
+  type_prefix: com.example
+  to: [recv]
+sources:
+  db:
+    type: mysql
+    addr: %s
+    user: root
+    server_id: %d
+    include: ["%s.*"]
+    start: %s
+    startup_timeout: 5s
+%s
+sinks:
+  recv:
+    type: http
+    url: %s
+    mode: %s
+    retry: {initial_backoff: 20ms, max_backoff: 200ms}
+`, dir, c.server.Addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode))
+}
