@@ -5,7 +5,7 @@ import (
 	"log/slog"
 )
 
-// quietHandler demotes go-mysql's Info records to Debug: it logs its whole
+// quietHandler demotes go-mysql's Info records (and its cleanup errors) to Debug: it logs its whole
 // configuration and every rotation at Info, which is noise beside Ferry's own
 // lines. Its warnings and errors pass unchanged.
 type quietHandler struct{ slog.Handler }
@@ -16,6 +16,14 @@ func (h quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	r.Level = demote(r.Level)
+	if r.Message == "kill connection" {
+		// go-mysql kills the old connection on Close; after the server
+		// dropped it that fails with "unknown thread id", which is expected.
+		r.Level = slog.LevelDebug
+		if !h.Handler.Enabled(ctx, r.Level) {
+			return nil
+		}
+	}
 	return h.Handler.Handle(ctx, r)
 }
 

@@ -18,6 +18,7 @@ const (
 	errSyntax             = 1064
 	errSpecificAccess     = 1227
 	errFatalReadingBinlog = 1236
+	errSlaveSameID        = 4052
 )
 
 // serverInfo is what preflight learned about the server.
@@ -41,6 +42,9 @@ func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
 func (s *Source) explain(err error) error {
 	var me *gomysql.MyError
 	if errors.As(err, &me) {
+		if sameServerID(me) {
+			return fmt.Errorf("mysql %s: server_id %d is already used by another replica: give every Ferry source its own server_id: %w", s.cfg.Addr, s.cfg.ServerID, errFatal(err))
+		}
 		switch me.Code {
 		case errAccessDenied:
 			return fmt.Errorf("mysql %s: access denied for user %q: check user and password: %w", s.cfg.Addr, s.cfg.User, errFatal(err))
@@ -58,8 +62,6 @@ func (s *Source) explain(err error) error {
 func (s *Source) explainBinlogError(me *gomysql.MyError, err error) error {
 	msg := strings.ToLower(me.Message)
 	switch {
-	case strings.Contains(msg, "same server_uuid/server_id") || strings.Contains(msg, "same server_id"):
-		return fmt.Errorf("mysql %s: server_id %d is already used by another replica: give every Ferry source its own server_id: %w", s.cfg.Addr, s.cfg.ServerID, errFatal(err))
 	case strings.Contains(msg, "could not find first log file") || strings.Contains(msg, "purged") ||
 		strings.Contains(msg, "could not find gtid") || strings.Contains(msg, "not found in binlog") ||
 		strings.Contains(msg, "log event entry exceeded") || strings.Contains(msg, "before the start"):
@@ -67,6 +69,25 @@ func (s *Source) explainBinlogError(me *gomysql.MyError, err error) error {
 			"re-seed with `ferry checkpoint set`/`reset` and backfill the gap: %w", s.cfg.Addr, errFatal(err))
 	}
 	return fmt.Errorf("mysql %s: binlog stream refused: %w", s.cfg.Addr, errFatal(err))
+}
+
+// sameServerID recognizes "another replica uses this server_id": MySQL
+// reports it as 1236, MariaDB as 4052 (ER_SLAVE_SAME_ID).
+func sameServerID(me *gomysql.MyError) bool {
+	msg := strings.ToLower(me.Message)
+	return me.Code == errSlaveSameID || strings.Contains(msg, "same server_uuid/server_id") || strings.Contains(msg, "same server_id")
+}
+
+// explainStreamError: the stream authenticates with credentials preflight
+// already accepted, so an access error there is a missing REPLICATION SLAVE
+// (MariaDB answers COM_REGISTER_SLAVE without it with 1045).
+func (s *Source) explainStreamError(err error) error {
+	var me *gomysql.MyError
+	if errors.As(err, &me) && (me.Code == errAccessDenied || me.Code == errSpecificAccess) {
+		return fmt.Errorf("mysql %s: user %q may not read the binlog: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the user (or its password changed): %w",
+			s.cfg.Addr, s.cfg.User, errFatal(err))
+	}
+	return s.explain(err)
 }
 
 // fatalError marks errors that retrying cannot fix.

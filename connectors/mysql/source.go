@@ -101,9 +101,11 @@ func (s *Source) connectWithRetry(ctx context.Context) (*client.Conn, error) {
 		if err == nil {
 			return conn, nil
 		}
-		if isFatal(err) || time.Now().Add(delay).After(deadline) {
+		remaining := time.Until(deadline)
+		if isFatal(err) || remaining <= 0 {
 			return nil, err
 		}
+		delay = min(delay, remaining)
 		s.log.Warn("cannot reach the server yet; retrying", "attempt", attempt, "retry_in", delay.String(), "error", err)
 		select {
 		case <-time.After(delay):
@@ -243,5 +245,5 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 		}
 	}
 	syncer.Close()
-	return nil, nil, nil, s.explain(err)
+	return nil, nil, nil, s.explainStreamError(err)
 }

@@ -23,7 +23,8 @@ func WithLookupEnv(f func(string) (string, bool)) Option {
 }
 
 type loader struct {
-	unreadable bool // a file could not be read or parsed
+	unreadable bool            // a file could not be read or parsed
+	declared   map[string]bool // "sources"/"sinks" that have at least one block, valid or not
 	d          *decoder
 	reg        Registry
 	lookupEnv  func(string) (string, bool)
@@ -38,6 +39,7 @@ func Load(paths []string, reg Registry, opts ...Option) (*Config, error) {
 		d:         &decoder{files: map[*yaml.Node]string{}, expanded: map[*yaml.Node]string{}, pos: map[string]Pos{}},
 		reg:       reg,
 		lookupEnv: os.LookupEnv,
+		declared:  map[string]bool{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -175,6 +177,7 @@ func (l *loader) blocks(n *yaml.Node, section string, fn func(name, typ string, 
 	}
 	l.d.each(n, section, func(name string, p pair) {
 		path := section + "." + name
+		l.declared[section] = true
 		if !nameRe.MatchString(name) {
 			l.d.errorf(p.key, path, "invalid name: use letters, digits, '.', '_' and '-' (at most 63, starting with a letter or digit)")
 		}
@@ -306,10 +309,10 @@ func (l *loader) check(cfg *Config, first string) {
 			add("sinks."+name+".retry", "needs initial_backoff > 0, max_backoff >= initial_backoff and max_attempts >= 0")
 		}
 	}
-	if len(cfg.Sources) == 0 && !l.unreadable {
+	if !l.declared["sources"] && !l.unreadable {
 		add("sources", "no source is configured")
 	}
-	if len(cfg.Sinks) == 0 && !l.unreadable {
+	if !l.declared["sinks"] && !l.unreadable {
 		add("sinks", "no sink is configured")
 	}
 	checkRefs("defaults.to", cfg.Defaults.To, cfg.Sinks, "sink", add)
