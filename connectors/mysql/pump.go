@@ -125,9 +125,11 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 	case <-ctx.Done():
 		return ferry.Batch{}, ctx.Err()
 	}
+	s.gate.Release(gateWeight(b, s.cfg.BatchSize))
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:
+			s.gate.Release(gateWeight(nb, s.cfg.BatchSize))
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
 		default:

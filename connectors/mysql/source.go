@@ -13,9 +13,14 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-cdc/ferry"
 )
+
+// eventCacheCount is how many parsed binlog events go-mysql may queue
+// ahead of the stream goroutine.
+const eventCacheCount = 128
 
 // Source tails one server's binlog. See ferry.Source for the lifecycle.
 type Source struct {
@@ -24,9 +29,13 @@ type Source struct {
 	log    *slog.Logger
 	filter *filter
 
-	info   *serverInfo
-	meta   *metaConn
+	info *serverInfo
+	meta *metaConn
+	// out carries decoded transactions from the stream goroutine to Read;
+	// gate bounds the changes in it, so a burst of big transactions cannot
+	// pile up in memory ahead of the pipeline's own in-flight limit.
 	out    chan ferry.Batch
+	gate   *semaphore.Weighted
 	errc   chan error
 	err    error // sticky fatal error, returned by every Read after it
 	cancel context.CancelFunc
@@ -83,13 +92,14 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 }
 
 func (s *Source) newStream(start position) *stream {
-	s.out = make(chan ferry.Batch, 256)
+	s.out = make(chan ferry.Batch, 1024)
+	s.gate = semaphore.NewWeighted(int64(s.cfg.BatchSize) * 2)
 	g := newGTIDTracker(s.info.flavor)
 	if start.GTID != "" {
 		_ = g.seed(start.GTID) // validated by resolveStart
 	}
 	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter, jsonColumns: s.meta.jsonColumns}
-	return &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out,
+	return &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
 		file: start.File, committed: start}
 }
 
@@ -222,8 +232,11 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: "ferry-" + s.name,
 		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat,
 		DisableRetrySync: true, VerifyChecksum: true, // stalls are caught by the pump's watchdog
-		Logger: libraryLogger(s.log),
-		Dialer: (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		// Parsed events queued inside go-mysql: each may hold hundreds of
+		// decoded rows, so keep the queue short (its default is 10240).
+		EventCacheCount: eventCacheCount,
+		Logger:          libraryLogger(s.log),
+		Dialer:          (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
 	})
 	var streamer *replication.BinlogStreamer
 	var err error

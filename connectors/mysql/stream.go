@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/replication"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-cdc/ferry"
 )
@@ -27,6 +28,7 @@ type stream struct {
 	planner *planner
 	gtid    *gtidTracker
 	out     chan<- ferry.Batch
+	gate    *semaphore.Weighted // see Source.gate
 
 	file      string   // binlog file being read
 	committed position // after the last transaction boundary read
@@ -244,12 +246,21 @@ func (s *stream) restart() {
 }
 
 func (s *stream) emit(ctx context.Context, b ferry.Batch) error {
+	if err := s.gate.Acquire(ctx, gateWeight(b, s.cfg.BatchSize)); err != nil {
+		return err
+	}
 	select {
 	case s.out <- b:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// gateWeight is what a batch holds of the gate: its changes, capped so a
+// transaction bigger than the gate still passes alone.
+func gateWeight(b ferry.Batch, batchSize int) int64 {
+	return int64(max(1, min(len(b.Changes), 2*batchSize)))
 }
 
 func (s *stream) warnOnce(key, msg string, args ...any) {

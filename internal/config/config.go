@@ -114,7 +114,7 @@ func defaults() *Config {
 		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second},
 		Admin:    Admin{Listen: "127.0.0.1:9090"},
 		Log:      Log{Level: "info", Format: "text"},
-		Pipeline: Pipeline{MaxInFlight: 20000, ShutdownTimeout: 30 * time.Second},
+		Pipeline: Pipeline{MaxInFlight: 10000, ShutdownTimeout: 30 * time.Second},
 		Defaults: Defaults{TypePrefix: "ferry"},
 		Sources:  map[string]*Source{},
 		Sinks:    map[string]*Sink{},

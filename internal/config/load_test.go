@@ -92,7 +92,7 @@ func TestLoadValidAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.State.Dir != "./.ferry" || cfg.State.CheckpointInterval != time.Second || cfg.Admin.Listen != "127.0.0.1:9090" ||
-		cfg.Defaults.TypePrefix != "ferry" || cfg.Pipeline.MaxInFlight != 20000 || cfg.Log.Level != "info" {
+		cfg.Defaults.TypePrefix != "ferry" || cfg.Pipeline.MaxInFlight != 10000 || cfg.Log.Level != "info" {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 	src := cfg.Sources["db1"]

@@ -82,7 +82,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, errors.New("pipeline needs a transform engine and a store")
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 20000
+		cfg.MaxInFlight = 10000
 	}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = time.Second

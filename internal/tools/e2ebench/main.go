@@ -1,0 +1,250 @@
+// Command e2ebench measures Ferry end to end: it loads N row changes into
+// the binlog of a throwaway MariaDB, then starts `ferry run` as its own
+// process and times how long it takes to drain them to a sink, reporting
+// rows/s and the ferry process's peak RSS.
+//
+//	go run ./internal/tools/e2ebench -rows 1000000 -load single -sink discard
+//	go run ./internal/tools/e2ebench -rows 200000 -sink http -mode batch
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-cdc/ferry/internal/mariadbtest"
+)
+
+type options struct {
+	rows     int
+	load     string // single: one row per transaction; bulk: 1000-row INSERT ... SELECT statements
+	sink     string // discard | http
+	mode     string // http mode: binary | structured | batch
+	keepTemp bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rows, "rows", 1000000, "row changes to load and drain")
+	flag.StringVar(&o.load, "load", "single", "single (one-row transactions) or bulk (1000-row statements)")
+	flag.StringVar(&o.sink, "sink", "discard", "discard or http (a receiver in a second process)")
+	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
+	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "e2ebench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "ferry-e2ebench-")
+	if err != nil {
+		return err
+	}
+	if !o.keepTemp {
+		defer os.RemoveAll(dir)
+	}
+	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+	srv, err := mariadbtest.Start(ctx, mariadbtest.Options{BaseDir: dir, Logf: logf,
+		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0", "--innodb-buffer-pool-size=256M"}})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	start, err := load(ctx, srv, o, logf)
+	if err != nil {
+		return err
+	}
+	bins, err := build(dir)
+	if err != nil {
+		return err
+	}
+	sinkBlock := "{type: discard}"
+	if o.sink == "http" {
+		url, stop, err := startReceiver(bins["cerecv"])
+		if err != nil {
+			return err
+		}
+		defer stop()
+		sinkBlock = fmt.Sprintf("{type: http, url: %q, mode: %s, concurrency: 8}", url, o.mode)
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cfg := filepath.Join(dir, "ferry.yaml")
+	body := fmt.Sprintf(`state: {dir: %s/state}
+admin: {listen: %s}
+defaults: {to: [out]}
+sources:
+  db: {type: mysql, addr: %s, user: root, server_id: 99, include: [bench.*], start: %s}
+sinks:
+  out: %s
+`, dir, admin, srv.Addr, start, sinkBlock)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		return err
+	}
+	return drain(bins["ferry"], cfg, admin, o, logf)
+}
+
+// load writes o.rows row changes and returns the binlog position before them.
+func load(ctx context.Context, srv *mariadbtest.Server, o options, logf func(string, ...any)) (string, error) {
+	stmts := []string{
+		"CREATE DATABASE bench",
+		"CREATE TABLE bench.orders (id BIGINT PRIMARY KEY, customer VARCHAR(64), qty INT, price DECIMAL(10,2), created DATETIME(6))",
+		`CREATE PROCEDURE bench.load_single(n INT) BEGIN DECLARE i INT DEFAULT 0;
+		   WHILE i < n DO INSERT INTO bench.orders VALUES (i, CONCAT('customer-', i), i % 100, i / 7, NOW(6)); SET i = i + 1; END WHILE; END`,
+	}
+	if err := srv.Exec(ctx, stmts...); err != nil {
+		return "", err
+	}
+	pos, err := masterStatus(srv)
+	if err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	switch o.load {
+	case "single":
+		err = srv.Exec(ctx, fmt.Sprintf("CALL bench.load_single(%d)", o.rows))
+	case "bulk":
+		for off := 0; off < o.rows && err == nil; off += 1000 {
+			n := min(1000, o.rows-off)
+			err = srv.Exec(ctx, fmt.Sprintf(`INSERT INTO bench.orders SELECT seq, CONCAT('customer-', seq), seq %% 100, seq / 7, NOW(6)
+				FROM bench.seq_%d_to_%d`, off, off+n-1))
+		}
+	default:
+		return "", fmt.Errorf("unknown -load %q", o.load)
+	}
+	if err != nil {
+		return "", err
+	}
+	logf("loaded %d row changes (%s) in %v", o.rows, o.load, time.Since(t0).Round(time.Millisecond))
+	return pos, nil
+}
+
+func masterStatus(srv *mariadbtest.Server) (string, error) {
+	out, err := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", fmt.Sprintf("-P%d", srv.Port), "-uroot", "-N", "-e", "SHOW MASTER STATUS").Output()
+	if err != nil {
+		return "", fmt.Errorf("SHOW MASTER STATUS: %w", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		return "", fmt.Errorf("unexpected SHOW MASTER STATUS output %q", out)
+	}
+	return f[0] + ":" + f[1], nil
+}
+
+func build(dir string) (map[string]string, error) {
+	bins := map[string]string{"ferry": "./cmd/ferry", "cerecv": "./internal/tools/cerecv"}
+	out := map[string]string{}
+	for name, pkg := range bins {
+		path := filepath.Join(dir, name)
+		if b, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v: %s", pkg, err, b)
+		}
+		out[name] = path
+	}
+	return out, nil
+}
+
+func startReceiver(bin string) (string, func(), error) {
+	cmd := exec.Command(bin, "-discard")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return "", nil, fmt.Errorf("receiver: %w", err)
+	}
+	return "http://" + strings.TrimSpace(addr) + "/events", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// drain starts ferry and waits until the sink acknowledged every row.
+func drain(ferry, cfg, admin string, o options, logf func(string, ...any)) error {
+	cmd := exec.Command(ferry, "run", "-c", cfg, "--log-level", "warn")
+	cmd.Stderr = os.Stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
+	var peak int64
+	for {
+		time.Sleep(20 * time.Millisecond)
+		peak = max(peak, rssKB(cmd.Process.Pid))
+		n, err := delivered(admin)
+		if err == nil && n >= uint64(o.rows) {
+			break
+		}
+		if time.Since(t0) > 30*time.Minute {
+			return fmt.Errorf("not drained after 30 minutes (%d of %d)", n, o.rows)
+		}
+	}
+	el := time.Since(t0)
+	peak = max(peak, rssKB(cmd.Process.Pid))
+	sink := o.sink
+	if sink == "http" {
+		sink += " (" + o.mode + ", receiver in a 2nd process)"
+	}
+	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, sink, el.Round(time.Millisecond))
+	fmt.Printf("| %d | %s | %s | %.0f | %d |\n", o.rows, o.load, sink, float64(o.rows)/el.Seconds(), peak/1024)
+	return nil
+}
+
+func delivered(admin string) (uint64, error) {
+	resp, err := http.Get("http://" + admin + "/status")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Sinks map[string]struct {
+			Delivered uint64 `json:"delivered"`
+		} `json:"sinks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return 0, err
+	}
+	return st.Sinks["out"].Delivered, nil
+}
+
+// rssKB reads the process's peak resident set (VmHWM) in KiB.
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
