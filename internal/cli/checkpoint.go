@@ -17,11 +17,9 @@ func checkpointCmd(ctx context.Context, args []string, env Env) error {
 		return usagef("checkpoint needs show, set or reset")
 	}
 	action := args[0]
-	fs := newFlags("checkpoint "+action, env)
-	var files stringList
-	fs.Var(&files, "c", "configuration file (repeatable)")
-	source := fs.String("source", "", "source name")
-	rest, err := parse(fs, args[1:])
+	c := newCommand("checkpoint "+action, env)
+	source := c.fs.String("source", "", "source name")
+	rest, err := c.parse(args[1:], 1)
 	if err != nil {
 		return err
 	}
@@ -36,10 +34,7 @@ func checkpointCmd(ctx context.Context, args []string, env Env) error {
 	case action != "show" && action != "set" && action != "reset":
 		return usagef("unknown checkpoint action %q: want show, set or reset", action)
 	}
-	if err := requireConfig(files); err != nil {
-		return err
-	}
-	cfg, err := app.Load(files)
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}

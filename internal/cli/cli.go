@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ferry-cdc/ferry/internal/app"
 	"github.com/ferry-cdc/ferry/internal/config"
 )
 
@@ -124,6 +125,38 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// command is a subcommand's flag set with the -c files every command takes.
+type command struct {
+	fs    *flag.FlagSet
+	files stringList
+}
+
+func newCommand(name string, env Env) *command {
+	c := &command{fs: newFlags(name, env)}
+	c.fs.Var(&c.files, "c", "configuration file (repeatable)")
+	return c
+}
+
+// parse parses args; at most maxArgs positional arguments are allowed.
+func (c *command) parse(args []string, maxArgs int) ([]string, error) {
+	rest, err := parse(c.fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > maxArgs {
+		return nil, usagef("%s: unexpected arguments %q", c.fs.Name(), rest[maxArgs:])
+	}
+	return rest, nil
+}
+
+// load reads and validates the -c files.
+func (c *command) load() (*config.Config, error) {
+	if err := requireConfig(c.files); err != nil {
+		return nil, err
+	}
+	return app.Load(c.files)
 }
 
 func requireConfig(files stringList) error {

@@ -14,20 +14,13 @@ import (
 )
 
 func runCmd(ctx context.Context, args []string, env Env) error {
-	fs := newFlags("run", env)
-	var files stringList
-	fs.Var(&files, "c", "configuration file (repeatable)")
-	level := fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
-	format := fs.String("log-format", "", "text or json (overrides log.format)")
-	if rest, err := parse(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return usagef("run takes no arguments, got %q", rest)
-	}
-	if err := requireConfig(files); err != nil {
+	c := newCommand("run", env)
+	level := c.fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
+	format := c.fs.String("log-format", "", "text or json (overrides log.format)")
+	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
-	cfg, err := app.Load(files)
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
@@ -38,7 +31,7 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go forceExitOnSecondSignal(ctx, log)
-	log.Info("ferry starting", "version", env.Version, "config", strings.Join(files, ","),
+	log.Info("ferry starting", "version", env.Version, "config", strings.Join(c.files, ","),
 		"sources", cfg.SourceNames(), "sinks", cfg.SinkNames())
 	if err := app.Run(ctx, cfg, log); err != nil {
 		log.Error("ferry stopped", "error", err)
@@ -83,18 +76,11 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 func validateCmd(args []string, env Env) error {
-	fs := newFlags("validate", env)
-	var files stringList
-	fs.Var(&files, "c", "configuration file (repeatable)")
-	if rest, err := parse(fs, args); err != nil {
-		return err
-	} else if len(rest) > 0 {
-		return usagef("validate takes no arguments, got %q", rest)
-	}
-	if err := requireConfig(files); err != nil {
+	c := newCommand("validate", env)
+	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
-	cfg, err := app.Load(files)
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
@@ -102,6 +88,6 @@ func validateCmd(args []string, env Env) error {
 		return err
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d source(s), %d transform(s), %d sink(s))\n",
-		strings.Join(files, ", "), len(cfg.Sources), len(cfg.Transforms), len(cfg.Sinks))
+		strings.Join(c.files, ", "), len(cfg.Sources), len(cfg.Transforms), len(cfg.Sinks))
 	return nil
 }
