@@ -15,20 +15,20 @@ import (
 	"os"
 	"time"
 
-	"github.com/ferry-cdc/ferry/internal/config"
+	"github.com/ferry-cdc/ferry"
 )
 
 // Config is the `type: http` sink block.
 type Config struct {
-	URL            string                   `yaml:"url"`
-	Mode           string                   `yaml:"mode"`   // binary | structured | batch
-	Method         string                   `yaml:"method"` // POST | PUT
-	Headers        map[string]config.Secret `yaml:"headers"`
-	Timeout        time.Duration            `yaml:"timeout"`
-	Concurrency    int                      `yaml:"concurrency"`
-	BatchMaxEvents int                      `yaml:"batch_max_events"`
-	BatchMaxBytes  int                      `yaml:"batch_max_bytes"`
-	TLS            TLSConfig                `yaml:"tls"`
+	URL            string                  `yaml:"url"`
+	Mode           string                  `yaml:"mode"`   // binary | structured | batch
+	Method         string                  `yaml:"method"` // POST | PUT
+	Headers        map[string]ferry.Secret `yaml:"headers"`
+	Timeout        time.Duration           `yaml:"timeout"`
+	Concurrency    int                     `yaml:"concurrency"`
+	BatchMaxEvents int                     `yaml:"batch_max_events"`
+	BatchMaxBytes  int                     `yaml:"batch_max_bytes"`
+	TLS            TLSConfig               `yaml:"tls"`
 }
 
 // TLSConfig configures HTTPS beyond the system roots.
@@ -50,27 +50,27 @@ func DefaultConfig() *Config {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.URL == "" {
-		errs = append(errs, config.Invalid("url", "is required"))
+		errs = append(errs, ferry.Invalid("url", "is required"))
 	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, config.Invalid("url", "must be an absolute http:// or https:// URL"))
+		errs = append(errs, ferry.Invalid("url", "must be an absolute http:// or https:// URL"))
 	}
 	if c.Mode != "binary" && c.Mode != "structured" && c.Mode != "batch" {
-		errs = append(errs, config.Invalid("mode", "must be binary, structured or batch, not %q", c.Mode))
+		errs = append(errs, ferry.Invalid("mode", "must be binary, structured or batch, not %q", c.Mode))
 	}
 	if c.Method != http.MethodPost && c.Method != http.MethodPut {
-		errs = append(errs, config.Invalid("method", "must be POST or PUT, not %q", c.Method))
+		errs = append(errs, ferry.Invalid("method", "must be POST or PUT, not %q", c.Method))
 	}
 	if c.Timeout <= 0 {
-		errs = append(errs, config.Invalid("timeout", "must be positive"))
+		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
 	if c.Concurrency < 1 || c.Concurrency > 256 {
-		errs = append(errs, config.Invalid("concurrency", "must be from 1 to 256"))
+		errs = append(errs, ferry.Invalid("concurrency", "must be from 1 to 256"))
 	}
 	if c.BatchMaxEvents < 1 {
-		errs = append(errs, config.Invalid("batch_max_events", "must be at least 1"))
+		errs = append(errs, ferry.Invalid("batch_max_events", "must be at least 1"))
 	}
 	if c.BatchMaxBytes < 1024 {
-		errs = append(errs, config.Invalid("batch_max_bytes", "must be at least 1024"))
+		errs = append(errs, ferry.Invalid("batch_max_bytes", "must be at least 1024"))
 	}
 	errs = append(errs, c.TLS.validate()...)
 	return errors.Join(errs...)
@@ -83,11 +83,11 @@ func (t *TLSConfig) validate() []error {
 			continue
 		}
 		if _, err := os.Stat(path); err != nil {
-			errs = append(errs, config.Invalid(field, "cannot read %s: %v", path, errors.Unwrap(err)))
+			errs = append(errs, ferry.Invalid(field, "cannot read %s: %v", path, errors.Unwrap(err)))
 		}
 	}
 	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, config.Invalid("tls", "cert_file and key_file go together"))
+		errs = append(errs, ferry.Invalid("tls", "cert_file and key_file go together"))
 	}
 	return errs
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
-	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
@@ -130,7 +129,7 @@ func TestPermanentErrorCarriesBodyButNoSecrets(t *testing.T) {
 	r := receiver.New()
 	r.Reject(func(e event.Event) int { return http.StatusBadRequest })
 	s, logs := newSink(t, receiver.Start(t, r), func(c *Config) {
-		c.Headers = map[string]config.Secret{"Authorization": secret}
+		c.Headers = map[string]ferry.Secret{"Authorization": secret}
 	})
 	err := eventErr(t, s.Write(context.Background(), conntest.Events(1, 1)))
 	if !ferry.IsPermanent(err) || !strings.Contains(err.Error(), "400 Bad Request: rejected event conntest-0") {

@@ -15,14 +15,14 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ferry-cdc/ferry/internal/config"
+	"github.com/ferry-cdc/ferry"
 )
 
 // Config is the `type: mysql` source block.
 type Config struct {
-	Addr     string        `yaml:"addr"`
-	User     string        `yaml:"user"`
-	Password config.Secret `yaml:"password"`
+	Addr     string       `yaml:"addr"`
+	User     string       `yaml:"user"`
+	Password ferry.Secret `yaml:"password"`
 	// ServerID identifies Ferry to the server as a replica; it must differ
 	// from the server's and every other replica's server_id.
 	ServerID uint32 `yaml:"server_id"`
@@ -72,40 +72,40 @@ func DefaultConfig() *Config {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
-		errs = append(errs, config.Invalid("addr", "is required (host:port of the MySQL or MariaDB server)"))
+		errs = append(errs, ferry.Invalid("addr", "is required (host:port of the MySQL or MariaDB server)"))
 	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, config.Invalid("addr", "must be host:port: %v", err))
+		errs = append(errs, ferry.Invalid("addr", "must be host:port: %v", err))
 	}
 	if c.User == "" {
-		errs = append(errs, config.Invalid("user", "is required"))
+		errs = append(errs, ferry.Invalid("user", "is required"))
 	}
 	if c.ServerID == 0 {
-		errs = append(errs, config.Invalid("server_id", "is required: a number from 1 to 4294967295, unique among the server's replicas"))
+		errs = append(errs, ferry.Invalid("server_id", "is required: a number from 1 to 4294967295, unique among the server's replicas"))
 	}
 	switch c.Flavor {
 	case "auto", "mysql", "mariadb":
 	default:
-		errs = append(errs, config.Invalid("flavor", "must be auto, mysql or mariadb, not %q", c.Flavor))
+		errs = append(errs, ferry.Invalid("flavor", "must be auto, mysql or mariadb, not %q", c.Flavor))
 	}
 	errs = append(errs, validatePatterns("include", c.Include, 2)...)
 	errs = append(errs, validatePatterns("exclude", c.Exclude, 2)...)
 	errs = append(errs, validatePatterns("exclude_columns", c.ExcludeColumns, 3)...)
 	if _, err := parseStart(c.Start); err != nil {
-		errs = append(errs, config.Invalid("start", "%v", err))
+		errs = append(errs, ferry.Invalid("start", "%v", err))
 	}
 	if c.Snapshot != "never" {
-		errs = append(errs, config.Invalid("snapshot", "only never is supported; use `ferry backfill` for existing rows"))
+		errs = append(errs, ferry.Invalid("snapshot", "only never is supported; use `ferry backfill` for existing rows"))
 	}
 	for field, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "startup_timeout": c.StartupTimeout, "heartbeat": c.Heartbeat} {
 		if d <= 0 {
-			errs = append(errs, config.Invalid(field, "must be positive"))
+			errs = append(errs, ferry.Invalid(field, "must be positive"))
 		}
 	}
 	if c.MaxTxBuffer < 1 {
-		errs = append(errs, config.Invalid("max_tx_buffer", "must be at least 1"))
+		errs = append(errs, ferry.Invalid("max_tx_buffer", "must be at least 1"))
 	}
 	if c.BatchSize < 1 {
-		errs = append(errs, config.Invalid("batch_size", "must be at least 1"))
+		errs = append(errs, ferry.Invalid("batch_size", "must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -114,7 +114,7 @@ func validatePatterns(field string, patterns []string, parts int) []error {
 	var errs []error
 	for i, p := range patterns {
 		if _, err := compilePattern(p, parts); err != nil {
-			errs = append(errs, config.Invalid(field+"["+strconv.Itoa(i)+"]", "%v", err))
+			errs = append(errs, ferry.Invalid(field+"["+strconv.Itoa(i)+"]", "%v", err))
 		}
 	}
 	return errs

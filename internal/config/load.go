@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferry-cdc/ferry"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -233,7 +234,7 @@ func (l *loader) connector(spec any, rest []pair, block *yaml.Node, path string)
 	}
 	if v, ok := spec.(Validator); ok {
 		for _, err := range fieldErrors(v.Validate()) {
-			var fe *FieldError
+			var fe *ferry.FieldError
 			if errors.As(err, &fe) {
 				if failed[path+"."+fe.Field] {
 					continue
