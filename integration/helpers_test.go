@@ -102,28 +102,11 @@ func writeConfig(t *testing.T, dir, body string) string {
 	return p
 }
 
-// startFerry runs `ferry run -c cfg`; the process is killed when the test ends.
+// startFerry runs `ferry run -c cfg` with extra environment; the process is
+// killed when the test ends.
 func startFerry(t *testing.T, cfg string, env ...string) *ferryProc {
 	t.Helper()
-	p := &ferryProc{t: t, stdout: &lockedBuf{}, stderr: &lockedBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(ferryBin, "run", "-c", cfg, "--log-level", "debug")
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		if p.running() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("ferry stderr (tail):\n%s", tailLines(p.stderr.String(), 40))
-		}
-	})
-	return p
+	return startFerryEnv(t, env, "run", "-c", cfg)
 }
 
 func (p *ferryProc) running() bool {
@@ -216,4 +199,33 @@ func listenOn(t *testing.T, addr string, h http.Handler) *http.Server {
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(ln) }()
 	return srv
+}
+
+// startFerryArgs runs ferry with explicit arguments.
+func startFerryArgs(t *testing.T, args ...string) *ferryProc {
+	t.Helper()
+	return startFerryEnv(t, nil, args...)
+}
+
+func startFerryEnv(t *testing.T, env []string, args ...string) *ferryProc {
+	t.Helper()
+	p := &ferryProc{t: t, stdout: &lockedBuf{}, stderr: &lockedBuf{}, done: make(chan struct{})}
+	p.cmd = exec.Command(ferryBin, append(args, "--log-level", "debug")...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		if p.running() {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("ferry stderr (tail):\n%s", tailLines(p.stderr.String(), 40))
+		}
+	})
+	return p
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+	celtypes "github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 
 	"github.com/ferry-cdc/ferry"
 )
@@ -32,9 +34,10 @@ type DefaultMapping struct {
 // path neither parses URIs nor concatenates them per row.
 type tableNames struct {
 	source     types.URIRef
-	typeStem   string // "<prefix>.<db>.<table>."
-	keyStem    string // "<db>.<table>"
-	keyStemSep string // "<db>.<table>/"
+	typeStem   string     // "<prefix>.<db>.<table>."
+	keyStem    string     // "<db>.<table>"
+	keyStemSep string     // "<db>.<table>/"
+	vals       [2]ref.Val // db and table as CEL values, for rules
 }
 
 type tableKey struct{ source, db, table string }
@@ -60,6 +63,7 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 		typeStem:   m.typePrefix + "." + stem + ".",
 		keyStem:    stem,
 		keyStemSep: stem + "/",
+		vals:       [2]ref.Val{celtypes.String(c.DB), celtypes.String(c.Table)},
 	}
 	v, _ := m.names.LoadOrStore(k, n)
 	return v.(*tableNames)
@@ -68,27 +72,26 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 // Event builds the default CloudEvent of c. scratch is a reusable encoding
 // buffer; the returned buffer should be passed to the next call.
 func (m *DefaultMapping) Event(c *ferry.Change, scratch []byte) (*event.Event, []byte) {
-	n := m.tableNames(c)
-	scratch = AppendChangeData(scratch[:0], c)
-	data := make([]byte, len(scratch))
-	copy(data, scratch)
+	var b eventBase
+	scratch = m.base(c, &b, true, scratch)
+	return b.event(), scratch
+}
 
-	ct := contentTypeJSON
-	ec := &event.EventContextV1{
-		ID:              c.ID,
-		Source:          n.source,
-		Type:            n.typeStem + c.Op.TypeSuffix(),
-		DataContentType: &ct,
-		Time:            &types.Timestamp{Time: c.Time.UTC()},
-	}
-	partitionKey := n.keyStem
+// base fills b with the default attributes of c; the data payload only
+// when withData is set (a rule with its own data skips encoding it).
+func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scratch []byte) []byte {
+	n := m.tableNames(c)
+	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typeStem+c.Op.TypeSuffix(), c.Time
+	b.partitionKey = n.keyStem
 	if !c.Key.IsZero() {
-		subject := Subject(c.Key)
-		ec.Subject = &subject
-		partitionKey = n.keyStemSep + subject
+		b.subject = Subject(c.Key)
+		b.partitionKey = n.keyStemSep + b.subject
 	}
-	ec.Extensions = map[string]any{PartitionKeyExtension: partitionKey}
-	return &event.Event{Context: ec, DataEncoded: data}, scratch
+	if withData {
+		scratch = AppendChangeData(scratch[:0], c)
+		b.data = append([]byte(nil), scratch...)
+	}
+	return scratch
 }
 
 // Subject renders a primary key as the CloudEvent subject. A single-column key

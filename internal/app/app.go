@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
@@ -22,13 +24,68 @@ func Load(paths []string) (*config.Config, error) {
 	return config.Load(paths, Registry{})
 }
 
-// BuildEngine compiles the transform rules and defaults of cfg.
+// BuildEngine compiles the transform rules and defaults of cfg. Rule
+// problems come back as config.Errors at the line of the expression.
 func BuildEngine(cfg *config.Config) (*transform.Engine, error) {
-	return transform.New(transform.Options{TypePrefix: cfg.Defaults.TypePrefix, DefaultTo: cfg.Defaults.To})
+	return buildEngine(cfg, "")
+}
+
+// BuildRuleEngine compiles only the named rule, without default sinks: what
+// `ferry transform test --rule` evaluates.
+func BuildRuleEngine(cfg *config.Config, rule string) (*transform.Engine, error) {
+	for _, t := range cfg.Transforms {
+		if t.Name == rule {
+			return buildEngine(cfg, rule)
+		}
+	}
+	names := make([]string, len(cfg.Transforms))
+	for i, t := range cfg.Transforms {
+		names[i] = t.Name
+	}
+	return nil, fmt.Errorf("no rule named %q (configured: %s)", rule, strings.Join(names, ", "))
+}
+
+func buildEngine(cfg *config.Config, only string) (*transform.Engine, error) {
+	var rules []transform.Rule
+	for i, t := range cfg.Transforms {
+		if only != "" && t.Name != only {
+			continue
+		}
+		rules = append(rules, transform.Rule{
+			Name: t.Name, Path: fmt.Sprintf("transforms[%d]", i), From: t.From, When: t.When, To: t.To, Drop: t.Drop,
+			Event: transform.EventExprs{ID: t.Event.ID, Source: t.Event.Source, Type: t.Event.Type, Subject: t.Event.Subject,
+				Time: t.Event.Time, DataSchema: t.Event.DataSchema, DataContentType: t.Event.DataContentType,
+				Data: t.Event.Data, Extensions: t.Event.Extensions},
+		})
+		if o := t.Outbox; o != nil {
+			rules[len(rules)-1].Outbox = &transform.Outbox{Table: o.Table, ID: o.ID, AggregateID: o.AggregateID,
+				AggregateType: o.AggregateType, Type: o.Type, Payload: o.Payload, Headers: o.Headers}
+		}
+	}
+	opts := transform.Options{TypePrefix: cfg.Defaults.TypePrefix, DefaultTo: cfg.Defaults.To, Rules: rules}
+	if only != "" {
+		opts.DefaultTo = nil
+	}
+	eng, err := transform.New(opts)
+	var ce transform.CompileErrors
+	if errors.As(err, &ce) {
+		out := make(config.Errors, len(ce))
+		for i, e := range ce {
+			out[i] = cfg.Errorf(e.Path, "rule %s: %s", e.Rule, e.Msg)
+		}
+		return nil, out
+	}
+	return eng, err
+}
+
+// RunOptions are the choices `ferry run` makes beyond the configuration.
+type RunOptions struct {
+	// Capture receives every change read as a sample line (--capture).
+	Capture io.Writer
 }
 
 // Run runs cfg until ctx is cancelled (a clean stop, nil) or a fatal error.
-func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOptions) error {
 	engine, err := BuildEngine(cfg)
 	if err != nil {
 		return err
@@ -44,6 +101,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		MaxInFlight:        cfg.Pipeline.MaxInFlight,
 		CheckpointInterval: cfg.State.CheckpointInterval,
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
+		Capture:            opts.Capture,
 	}
 	for _, name := range cfg.SourceNames() {
 		sc := cfg.Sources[name]

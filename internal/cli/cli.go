@@ -39,9 +39,10 @@ type Env struct {
 const usage = `ferry: change data capture from MySQL/MariaDB binlogs to CloudEvents
 
 Usage:
-  ferry run        -c ferry.yaml [-c more.yaml] [--log-level L] [--log-format F]
+  ferry run        -c ferry.yaml [-c more.yaml] [--log-level L] [--log-format F] [--capture samples.jsonl]
   ferry validate   -c ferry.yaml [-c more.yaml]
   ferry checkpoint show|set|reset -c ferry.yaml --source NAME [POSITION]
+  ferry transform test -c ferry.yaml --input samples.json [--rule NAME] [--expect expected.json [--update]]
   ferry version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -84,6 +85,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return validateCmd(rest, env)
 	case "checkpoint":
 		return checkpointCmd(ctx, rest, env)
+	case "transform":
+		return transformCmd(rest, env)
 	case "version", "--version", "-v":
 		fmt.Fprintln(env.Stdout, "ferry", env.Version)
 		return nil

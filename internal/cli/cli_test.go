@@ -30,6 +30,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"checkpoint", "show", "-c", "../../configs/quickstart.yaml"}, ExitUsage, "", "needs --source NAME"},
 		{[]string{"checkpoint", "set", "--source", "shop-db", "-c", "../../configs/quickstart.yaml"}, ExitUsage, "", "needs one POSITION"},
 		{[]string{"frobnicate"}, ExitUsage, "", `unknown command "frobnicate"`},
+		{[]string{"transform", "test", "-c", "../../configs/outbox.yaml"}, ExitUsage, "", "needs --input FILE"},
+		{[]string{"transform", "test", "-c", "../../configs/outbox.yaml", "--input", "../../configs/samples/outbox.json", "--rule", "nope"}, ExitUsage, "", `no rule named "nope"`},
+		{[]string{"transform", "test", "-c", "../../configs/outbox.yaml", "--input", "../../configs/samples/outbox.json",
+			"--expect", "../../configs/samples/outbox.expected.json"}, ExitOK, "ok: 2 result(s) match", ""},
+		{[]string{"transform", "test", "-c", "../../configs/outbox.yaml", "--input", "../../configs/samples/outbox.json",
+			"--expect", "../../configs/samples/route-by-table.expected.json"}, ExitFailure, "", "first difference at line"},
+		{[]string{"transform", "test", "-c", "../../configs/outbox.yaml", "--input", "../../configs/outbox.yaml"}, ExitUsage, "", "outbox.yaml: sample 0"},
 		{nil, ExitUsage, "", "missing command"},
 	}
 	for _, c := range cases {

@@ -17,6 +17,7 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	c := newCommand("run", env)
 	level := c.fs.String("log-level", "", "debug, info, warn or error (overrides log.level)")
 	format := c.fs.String("log-format", "", "text or json (overrides log.format)")
+	capture := c.fs.String("capture", "", "append every change read to this file as sample JSON lines")
 	if _, err := c.parse(args, 0); err != nil {
 		return err
 	}
@@ -33,7 +34,17 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	go forceExitOnSecondSignal(ctx, log)
 	log.Info("ferry starting", "version", env.Version, "config", strings.Join(c.files, ","),
 		"sources", cfg.SourceNames(), "sinks", cfg.SinkNames())
-	if err := app.Run(ctx, cfg, log); err != nil {
+	var opts app.RunOptions
+	if *capture != "" {
+		f, err := os.OpenFile(*capture, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return usagef("--capture: %v", err)
+		}
+		defer f.Close()
+		opts.Capture = f
+		log.Info("capturing changes as samples", "file", *capture)
+	}
+	if err := app.Run(ctx, cfg, log, opts); err != nil {
 		log.Error("ferry stopped", "error", err)
 		return err
 	}

@@ -88,12 +88,26 @@ type RetryPolicy struct {
 
 // Transform is one rule as written; package transform compiles it.
 type Transform struct {
-	Name  string    `yaml:"name"`
-	From  []string  `yaml:"from"`
-	When  string    `yaml:"when"`
-	Event EventSpec `yaml:"event"`
-	To    []string  `yaml:"to"`
-	Drop  bool      `yaml:"drop"`
+	Name   string    `yaml:"name"`
+	From   []string  `yaml:"from"`
+	When   string    `yaml:"when"`
+	Event  EventSpec `yaml:"event"`
+	To     []string  `yaml:"to"`
+	Drop   bool      `yaml:"drop"`
+	Outbox *Outbox   `yaml:"outbox"`
+}
+
+// Outbox routes the rows of a transactional-outbox table as events, like
+// Debezium's EventRouter. Each field names a column; empty fields take the
+// defaults documented in package transform.
+type Outbox struct {
+	Table         string            `yaml:"table"` // DB.TABLE
+	ID            string            `yaml:"id"`
+	AggregateID   string            `yaml:"aggregate_id"`
+	AggregateType string            `yaml:"aggregate_type"`
+	Type          string            `yaml:"type"`
+	Payload       string            `yaml:"payload"`
+	Headers       map[string]string `yaml:"headers"` // CloudEvent extension -> column
 }
 
 // EventSpec holds CEL expressions for CloudEvent attributes.

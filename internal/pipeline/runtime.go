@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -61,16 +62,20 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxSinkBatch bounds the events of one Sink.Write; default 1000.
 	MaxSinkBatch int
-	Logger       *slog.Logger
+	// Capture, when set, receives every change read as one sample line
+	// (transform.AppendSample), for writing rule tests from real traffic.
+	Capture io.Writer
+	Logger  *slog.Logger
 }
 
 // Runtime runs a configured pipeline once.
 type Runtime struct {
-	cfg     Config
-	log     *slog.Logger
-	sinks   map[string]*sinkWorker
-	sources []*sourceLoop
-	stats   *Stats
+	cfg       Config
+	captureMu sync.Mutex // serializes capture writes of several sources
+	log       *slog.Logger
+	sinks     map[string]*sinkWorker
+	sources   []*sourceLoop
+	stats     *Stats
 }
 
 // New validates cfg and builds a Runtime.
@@ -154,7 +159,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	for _, l := range r.sources {
 		sourceWG.Go(func() {
-			if err := l.run(soft, hard); err != nil {
+			if err := l.run(soft, hard, fail); err != nil {
 				fail(err)
 			}
 		})

@@ -42,8 +42,9 @@ func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
 }
 
 // run blocks until the source ended or failed (soft) and the batches read so
-// far are settled, or until hard is cancelled.
-func (l *sourceLoop) run(soft, hard context.Context) error {
+// far are settled, or until hard is cancelled. fail stops the whole
+// runtime; the transformer calls it when it cannot go on.
+func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 	var wg sync.WaitGroup
 	var readErr error
 	wg.Go(func() {
@@ -51,7 +52,13 @@ func (l *sourceLoop) run(soft, hard context.Context) error {
 		defer l.tracker.closeInput()
 		readErr = l.read(soft, hard)
 	})
-	wg.Go(func() { l.transform(hard) })
+	wg.Go(func() {
+		if err := l.transform(hard); err != nil {
+			fail(err)
+			for range l.toTransform { // keep the reader from blocking until it stops
+			}
+		}
+	})
 	commitErr := l.tracker.run(hard)
 	wg.Wait()
 	if readErr != nil {
@@ -86,23 +93,26 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 // transform turns each batch into per-sink deliveries. A batch stays pending
 // until the transformer handed it to every sink (its own token) and every
 // sink delivered its part.
-func (l *sourceLoop) transform(hard context.Context) {
+func (l *sourceLoop) transform(hard context.Context) error {
 	w := l.rt.cfg.Engine.NewWorker()
 	var outs []transform.Output
 	perSink := map[string][]*entry{}
+	var capture []byte
 	for bs := range l.toTransform {
 		clear(perSink)
+		capture = l.capture(capture[:0], bs.changes)
 		for i := range bs.changes {
-			var err error
-			outs, err = w.Apply(&bs.changes[i], outs[:0])
-			if err != nil {
-				l.ruleFailed(hard, &bs.changes[i], err)
-				continue
-			}
+			outs = w.Apply(&bs.changes[i], outs[:0])
 			if len(outs) == 0 {
 				l.stats.Dropped.Add(1)
 			}
 			for _, o := range outs {
+				if o.Err != nil {
+					if err := l.ruleFailed(hard, &bs.changes[i], o); err != nil {
+						return err
+					}
+					continue
+				}
 				e := &entry{event: o.Event, rule: o.Rule, source: l.name}
 				for _, sink := range o.To {
 					perSink[sink] = append(perSink[sink], e)
@@ -116,12 +126,37 @@ func (l *sourceLoop) transform(hard context.Context) {
 		}
 		bs.done()
 	}
+	return nil
 }
 
-func (l *sourceLoop) ruleFailed(ctx context.Context, c *ferry.Change, err error) {
-	l.log.Error("transform failed; dead-lettering the change", "id", c.ID, "table", c.DB+"."+c.Table, "error", err)
-	l.stats.RuleFailures.Add(1)
-	if derr := l.rt.deadLetterChange(ctx, l.name, c, err); derr != nil {
-		l.log.Error("cannot store dead letter", "id", c.ID, "error", derr)
+// capture writes the batch's changes as sample lines when capture is on.
+// A capture that cannot be written is logged, never fatal: it is a
+// debugging aid, not part of delivery.
+func (l *sourceLoop) capture(buf []byte, changes []ferry.Change) []byte {
+	w := l.rt.cfg.Capture
+	if w == nil || len(changes) == 0 {
+		return buf
 	}
+	for i := range changes {
+		buf = transform.AppendSample(buf, &changes[i])
+		buf = append(buf, '\n')
+	}
+	l.rt.captureMu.Lock()
+	_, err := w.Write(buf)
+	l.rt.captureMu.Unlock()
+	if err != nil {
+		l.log.Warn("cannot write captured changes", "error", err)
+	}
+	return buf
+}
+
+// ruleFailed dead-letters the change a rule failed on. The batch cannot be
+// released unless that is stored, so a storage failure is fatal.
+func (l *sourceLoop) ruleFailed(ctx context.Context, c *ferry.Change, o transform.Output) error {
+	l.log.Error("rule failed; dead-lettering the change", "rule", o.Rule, "id", c.ID, "table", c.DB+"."+c.Table, "error", o.Err)
+	l.stats.RuleFailures.Add(1)
+	if err := l.rt.deadLetterChange(ctx, l.name, o.Rule, c, o.Err); err != nil {
+		return fmt.Errorf("source %s: store dead letter of change %s: %w", l.name, c.ID, err)
+	}
+	return nil
 }

@@ -116,9 +116,9 @@ func (s *Stats) Sink(name string) *SinkStats { return s.sink(name) }
 
 // deadLetterChange stores a change a rule failed on, in the default mapping's
 // shape so it can be inspected and replayed.
-func (r *Runtime) deadLetterChange(ctx context.Context, source string, c *ferry.Change, cause error) error {
+func (r *Runtime) deadLetterChange(ctx context.Context, source, rule string, c *ferry.Change, cause error) error {
 	body := transform.AppendChangeData(nil, c)
-	letter := state.DeadLetter{Time: time.Now().UTC(), Source: source, EventID: c.ID,
+	letter := state.DeadLetter{Time: time.Now().UTC(), Source: source, Rule: rule, EventID: c.ID,
 		Event: json.RawMessage(body), Error: cause.Error(), Attempts: 1}
 	return r.cfg.Store.PutDeadLetters(ctx, []state.DeadLetter{letter})
 }

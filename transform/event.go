@@ -1,0 +1,67 @@
+package transform
+
+import (
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// eventBase holds an event's attributes while defaults (the default mapping
+// or an outbox row) are overridden by a rule's expressions.
+type eventBase struct {
+	id           string
+	source       types.URIRef
+	typ          string
+	subject      string // empty: no subject
+	time         time.Time
+	dataSchema   string
+	dataType     string // empty: application/json
+	data         []byte
+	partitionKey string
+	extensions   map[string]any
+}
+
+func (b *eventBase) setExtension(name string, v any) {
+	if b.extensions == nil {
+		b.extensions = map[string]any{}
+	}
+	b.extensions[name] = v
+}
+
+// eventAlloc keeps an event and everything its context points to in one
+// allocation (the default mapping and rules run once per change).
+type eventAlloc struct {
+	ev      event.Event
+	ec      event.EventContextV1
+	ct      string
+	subject string
+	ts      types.Timestamp
+}
+
+// event materializes the CloudEvent.
+func (b *eventBase) event() *event.Event {
+	a := &eventAlloc{ct: b.dataType, subject: b.subject, ts: types.Timestamp{Time: b.time.UTC()}}
+	if a.ct == "" {
+		a.ct = contentTypeJSON
+	}
+	a.ec = event.EventContextV1{ID: b.id, Source: b.source, Type: b.typ, DataContentType: &a.ct, Time: &a.ts}
+	if b.subject != "" {
+		a.ec.Subject = &a.subject
+	}
+	if b.dataSchema != "" {
+		if u := types.ParseURI(b.dataSchema); u != nil {
+			a.ec.DataSchema = u
+		}
+	}
+	ext := b.extensions
+	if ext == nil {
+		ext = make(map[string]any, 1)
+	}
+	if _, set := ext[PartitionKeyExtension]; !set && b.partitionKey != "" {
+		ext[PartitionKeyExtension] = b.partitionKey
+	}
+	a.ec.Extensions = ext
+	a.ev = event.Event{Context: &a.ec, DataEncoded: b.data}
+	return &a.ev
+}

@@ -1,0 +1,130 @@
+package transform
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// Outbox configures an outbox rule: the rows inserted into a
+// transactional-outbox table become the events, the way Debezium's
+// EventRouter does it. Each field names a column.
+type Outbox struct {
+	Table         string            // DB.TABLE of the outbox table
+	ID            string            // event id; default "id"
+	AggregateID   string            // subject and partition key; default "aggregate_id"
+	AggregateType string            // optional: the `aggregatetype` extension
+	Type          string            // event type; default "type"
+	Payload       string            // event data; default "payload"
+	Headers       map[string]string // extension name -> column
+}
+
+type outbox struct {
+	db, table                           string
+	id, aggregateID, aggregateType, typ string
+	payload                             string
+	headers                             []header // sorted by extension name
+}
+
+type header struct{ ext, column string }
+
+func newOutbox(o *Outbox) (*outbox, error) {
+	db, table, ok := strings.Cut(o.Table, ".")
+	if !ok || db == "" || table == "" {
+		return nil, fmt.Errorf("table must be DB.TABLE, got %q", o.Table)
+	}
+	ob := &outbox{db: db, table: table, id: or(o.ID, "id"), aggregateID: or(o.AggregateID, "aggregate_id"),
+		aggregateType: o.AggregateType, typ: or(o.Type, "type"), payload: or(o.Payload, "payload")}
+	for ext, col := range o.Headers {
+		if !extensionName.MatchString(ext) || reserved[ext] {
+			return nil, fmt.Errorf("header %q: extension names are lower-case letters and digits, at most 20", ext)
+		}
+		ob.headers = append(ob.headers, header{ext, col})
+	}
+	sort.Slice(ob.headers, func(i, j int) bool { return ob.headers[i].ext < ob.headers[j].ext })
+	return ob, nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// owns reports whether c is a change of the outbox table.
+func (o *outbox) owns(c *ferry.Change) bool { return c.DB == o.db && c.Table == o.table }
+
+// emits reports whether a change of the outbox table is an event: inserts
+// (and snapshot rows) are; deleting processed outbox rows, the usual
+// clean-up, is not, and neither is rewriting one.
+func (o *outbox) emits(c *ferry.Change) bool {
+	return c.Op == ferry.OpCreate || c.Op == ferry.OpSnapshot
+}
+
+// base builds the event an outbox row describes.
+func (o *outbox) base(c *ferry.Change, b *eventBase) error {
+	col := func(name string) (any, error) {
+		v, ok := c.After.Get(name)
+		if !ok {
+			return nil, fmt.Errorf("outbox table %s.%s has no column %q", o.db, o.table, name)
+		}
+		return v, nil
+	}
+	for _, f := range []struct {
+		column string
+		dst    *string
+	}{{o.id, &b.id}, {o.typ, &b.typ}, {o.aggregateID, &b.subject}} {
+		v, err := col(f.column)
+		if err != nil {
+			return err
+		}
+		if *f.dst = keyText(v); *f.dst == "" {
+			return fmt.Errorf("outbox column %q is empty", f.column)
+		}
+	}
+	b.partitionKey = b.subject
+	payload, err := col(o.payload)
+	if err != nil {
+		return err
+	}
+	b.data = payloadJSON(payload)
+	if o.aggregateType != "" {
+		v, err := col(o.aggregateType)
+		if err != nil {
+			return err
+		}
+		b.setExtension("aggregatetype", keyText(v))
+	}
+	for _, h := range o.headers {
+		v, err := col(h.column)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			b.setExtension(h.ext, keyText(v))
+		}
+	}
+	return nil
+}
+
+// payloadJSON embeds a payload column: JSON columns and text holding JSON
+// as JSON, anything else as a JSON string.
+func payloadJSON(v any) []byte {
+	switch p := v.(type) {
+	case json.RawMessage:
+		return append([]byte(nil), p...)
+	case string:
+		if json.Valid([]byte(p)) {
+			return []byte(p)
+		}
+	case []byte:
+		if json.Valid(p) {
+			return append([]byte(nil), p...)
+		}
+	}
+	return appendValue(nil, v)
+}
