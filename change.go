@@ -2,7 +2,11 @@ package ferry
 
 import (
 	"fmt"
+	"net/http"
+	"net/url"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
 )
 
 // Op is the kind of change a Change describes.
@@ -15,12 +19,14 @@ const (
 	OpUpdate
 	OpDelete
 	OpSnapshot
+	// OpRequest is a request a request-driven source (a webhook) received.
+	OpRequest
 )
 
-var opNames = [...]string{OpCreate: "create", OpUpdate: "update", OpDelete: "delete", OpSnapshot: "snapshot"}
+var opNames = [...]string{OpCreate: "create", OpUpdate: "update", OpDelete: "delete", OpSnapshot: "snapshot", OpRequest: "request"}
 
 // opPastTense are the CloudEvent type suffixes of the default mapping.
-var opPastTense = [...]string{OpCreate: "created", OpUpdate: "updated", OpDelete: "deleted", OpSnapshot: "snapshot"}
+var opPastTense = [...]string{OpCreate: "created", OpUpdate: "updated", OpDelete: "deleted", OpSnapshot: "snapshot", OpRequest: "request"}
 
 // String returns create, update, delete or snapshot.
 func (o Op) String() string {
@@ -46,7 +52,7 @@ func ParseOp(s string) (Op, error) {
 			return Op(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown op %q (want create, update, delete or snapshot)", s)
+	return 0, fmt.Errorf("unknown op %q (want create, update, delete, snapshot or request)", s)
 }
 
 // Row is one image of a table row. Columns is shared by every row decoded with
@@ -104,7 +110,30 @@ type Change struct {
 	Key    Row
 	Before Row
 	After  Row
-	// Time is the commit time of the change in the source system.
+	// Time is the commit time of the change in the source system (for a
+	// request: when it was received).
 	Time   time.Time
 	Binlog BinlogCoords
+	// Request is set for request-driven sources (Op == OpRequest).
+	Request *Request
+}
+
+// Request is a received request, as a request-driven source (a webhook)
+// recorded it before acknowledging it.
+type Request struct {
+	Method     string
+	Path       string
+	RemoteAddr string
+	Header     http.Header
+	Query      url.Values
+	// ContentType is the media type of Data: application/json when the body
+	// was parsed into JSON (JSON, form and XML bodies), else the request's.
+	ContentType string
+	Data        []byte
+	// Event is set when the request carried a CloudEvent (binary,
+	// structured or one of a batch); it passes through unchanged.
+	Event *event.Event
+	// Extensions are CloudEvent extensions taken from the request
+	// (configured headers, traceparent).
+	Extensions map[string]string
 }

@@ -1,6 +1,8 @@
 package transform
 
 import (
+	"strings"
+
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
@@ -28,11 +30,18 @@ const (
 	varKey
 	varSource
 	varTx
+	varBody
+	varHeaders
+	varQuery
+	varMethod
+	varPath
+	varRemote
 	numVars
 )
 
 var varIndex = map[string]int{"id": varID, "op": varOp, "db": varDB, "table": varTable,
-	"before": varBefore, "after": varAfter, "key": varKey, "source": varSource, "tx": varTx}
+	"before": varBefore, "after": varAfter, "key": varKey, "source": varSource, "tx": varTx,
+	"body": varBody, "headers": varHeaders, "query": varQuery, "method": varMethod, "path": varPath, "remote": varRemote}
 
 var _ interpreter.Activation = (*activation)(nil)
 
@@ -66,6 +75,9 @@ func init() {
 
 func (a *activation) build(i int) ref.Val {
 	c := a.c
+	if i >= varBody || c.Request != nil && i != varID && i != varOp {
+		return requestVar(c, i)
+	}
 	switch i {
 	case varID:
 		return types.String(c.ID)
@@ -88,3 +100,49 @@ func (a *activation) build(i int) ref.Val {
 	}
 	return types.NullValue
 }
+
+// requestVar resolves the request variables (empty for row changes) and
+// the row variables of a request (empty: a request has no rows).
+func requestVar(c *ferry.Change, i int) ref.Val {
+	req := c.Request
+	if req == nil {
+		req = &ferry.Request{}
+	}
+	ad := types.DefaultTypeAdapter
+	switch i {
+	case varBody:
+		if req.ContentType == "" || isJSONType(req.ContentType) {
+			if v, err := decodeJSONValue(req.Data); err == nil {
+				return ad.NativeToValue(v)
+			}
+		}
+		return types.String(req.Data)
+	case varHeaders:
+		h := make(map[string]string, len(req.Header))
+		for k, v := range req.Header {
+			h[strings.ToLower(k)] = strings.Join(v, ", ")
+		}
+		return ad.NativeToValue(h)
+	case varQuery:
+		q := make(map[string]string, len(req.Query))
+		for k, v := range req.Query {
+			q[k] = strings.Join(v, ",")
+		}
+		return ad.NativeToValue(q)
+	case varMethod:
+		return types.String(req.Method)
+	case varPath:
+		return types.String(req.Path)
+	case varRemote:
+		return types.String(req.RemoteAddr)
+	case varSource:
+		return ad.NativeToValue(map[string]any{"name": c.Source, "ts": c.Time.UTC(), "ts_ms": c.Time.UnixMilli()})
+	case varDB, varTable:
+		return types.String("")
+	case varTx:
+		return ad.NativeToValue(map[string]any{})
+	}
+	return &emptyRow
+}
+
+var emptyRow = rowVal{}

@@ -26,6 +26,13 @@ var rowVariables = []cel.EnvOption{
 	cel.Variable("key", cel.MapType(cel.StringType, cel.DynType)),    // primary key columns
 	cel.Variable("source", cel.MapType(cel.StringType, cel.DynType)), // name, file, pos, gtid, server_id, ts, ts_ms
 	cel.Variable("tx", cel.MapType(cel.StringType, cel.DynType)),     // id, order
+	// webhook requests
+	cel.Variable("body", cel.DynType),                                    // parsed body (JSON, form, XML), else its text
+	cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)), // lower-case names
+	cel.Variable("query", cel.MapType(cel.StringType, cel.StringType)),
+	cel.Variable("method", cel.StringType),
+	cel.Variable("path", cel.StringType),
+	cel.Variable("remote", cel.StringType), // the caller's address
 }
 
 // newEnv builds the CEL environment rules compile in: the variables above

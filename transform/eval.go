@@ -65,7 +65,7 @@ func (w *Worker) ruleEvent(r *rule, c *ferry.Change) (*event.Event, error) {
 		}
 	} else {
 		w.scratch = w.e.mapping.base(c, b, r.data == nil, w.scratch)
-		b.id = c.ID + "/" + r.name // several rules may match one change: ids must differ
+		b.id = b.id + "/" + r.name // several rules may match one change: ids must differ
 	}
 	if err := w.overrideAttributes(r, b); err != nil {
 		return nil, err

@@ -72,6 +72,9 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 // Event builds the default CloudEvent of c. scratch is a reusable encoding
 // buffer; the returned buffer should be passed to the next call.
 func (m *DefaultMapping) Event(c *ferry.Change, scratch []byte) (*event.Event, []byte) {
+	if c.Request != nil && c.Request.Event != nil {
+		return passThrough(c), scratch
+	}
 	var b eventBase
 	scratch = m.base(c, &b, true, scratch)
 	return b.event(), scratch
@@ -80,6 +83,10 @@ func (m *DefaultMapping) Event(c *ferry.Change, scratch []byte) (*event.Event, [
 // base fills b with the default attributes of c; the data payload only
 // when withData is set (a rule with its own data skips encoding it).
 func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scratch []byte) []byte {
+	if c.Request != nil {
+		m.requestBase(c, b)
+		return scratch
+	}
 	n := m.tableNames(c)
 	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typeStem+c.Op.TypeSuffix(), c.Time
 	b.partitionKey = n.keyStem

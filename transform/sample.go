@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/ferry-cdc/ferry"
 )
 
@@ -25,8 +27,33 @@ import (
 // events carry them: whole numbers become integers, other numbers doubles,
 // arrays of strings SET labels, other arrays and objects JSON columns.
 
+// A webhook request's sample carries the request instead of rows:
+//
+//	{"source_name":"crm","id":"d-1","op":"request","source":{"ts_ms":1767225600000},
+//	 "request":{"method":"POST","path":"/hooks/crm","headers":{"X-Tenant":"acme"},
+//	            "query":{"v":"2"},"content_type":"application/json","body":{"order":42}}}
+//
+// body is JSON for JSON content types, else the text; "event" holds a
+// CloudEvent the request carried. Header and query values may be strings
+// or arrays of strings.
+
+type sampleRequest struct {
+	Method      string                     `json:"method"`
+	Path        string                     `json:"path"`
+	Remote      string                     `json:"remote,omitempty"`
+	Headers     map[string]json.RawMessage `json:"headers,omitempty"`
+	Query       map[string]json.RawMessage `json:"query,omitempty"`
+	ContentType string                     `json:"content_type,omitempty"`
+	Body        json.RawMessage            `json:"body,omitempty"`
+	Event       json.RawMessage            `json:"event,omitempty"`
+	Extensions  map[string]string          `json:"extensions,omitempty"`
+}
+
 // AppendSample appends the sample form of c.
 func AppendSample(dst []byte, c *ferry.Change) []byte {
+	if c.Request != nil {
+		return appendRequestSample(dst, c)
+	}
 	dst = append(dst, `{"source_name":`...)
 	dst = appendString(dst, c.Source)
 	dst = append(dst, `,"id":`...)
@@ -34,6 +61,42 @@ func AppendSample(dst []byte, c *ferry.Change) []byte {
 	dst = append(dst, ',')
 	data := AppendChangeData(nil, c)
 	return append(dst, data[1:]...)
+}
+
+func appendRequestSample(dst []byte, c *ferry.Change) []byte {
+	r := c.Request
+	sr := sampleRequest{Method: r.Method, Path: r.Path, Remote: r.RemoteAddr, ContentType: r.ContentType, Extensions: r.Extensions}
+	sr.Headers, sr.Query = rawValues(r.Header), rawValues(r.Query)
+	if r.Event != nil {
+		sr.Event, _ = json.Marshal(r.Event)
+	} else if len(r.Data) > 0 {
+		if (r.ContentType == "" || isJSONType(r.ContentType)) && json.Valid(r.Data) {
+			sr.Body = r.Data
+		} else {
+			sr.Body, _ = json.Marshal(string(r.Data))
+		}
+	}
+	req, _ := json.Marshal(sr)
+	dst = append(dst, `{"source_name":`...)
+	dst = appendString(dst, c.Source)
+	dst = append(dst, `,"id":`...)
+	dst = appendString(dst, c.ID)
+	dst = append(dst, `,"op":"request","source":{"ts_ms":`...)
+	dst = strconv.AppendInt(dst, c.Time.UnixMilli(), 10)
+	dst = append(dst, `},"request":`...)
+	dst = append(dst, req...)
+	return append(dst, '}')
+}
+
+func rawValues(m map[string][]string) map[string]json.RawMessage {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		out[k], _ = json.Marshal(v)
+	}
+	return out
 }
 
 type sampleJSON struct {
@@ -56,6 +119,7 @@ type sampleJSON struct {
 		ID    string `json:"id"`
 		Order int    `json:"order"`
 	} `json:"tx"`
+	Request *sampleRequest `json:"request"`
 }
 
 // ParseSamples reads samples: a JSON array, one object, or objects one
@@ -101,9 +165,15 @@ func parseSample(raw json.RawMessage, defaultSource string) (ferry.Change, error
 	if err := dec.Decode(&s); err != nil {
 		return ferry.Change{}, err
 	}
+	if s.Request != nil && s.Op == "" {
+		s.Op = "request"
+	}
 	op, err := ferry.ParseOp(s.Op)
 	if err != nil {
 		return ferry.Change{}, fmt.Errorf("op: %w", err)
+	}
+	if op == ferry.OpRequest {
+		return parseRequestSample(&s, defaultSource)
 	}
 	if s.DB == "" || s.Table == "" {
 		return ferry.Change{}, errors.New("db and table are required")
@@ -130,6 +200,74 @@ func parseSample(raw json.RawMessage, defaultSource string) (ferry.Change, error
 		}
 	}
 	return c, nil
+}
+
+func parseRequestSample(s *sampleJSON, defaultSource string) (ferry.Change, error) {
+	if s.Request == nil {
+		return ferry.Change{}, errors.New(`op "request" needs a "request" object`)
+	}
+	sr := s.Request
+	c := ferry.Change{ID: s.ID, Op: ferry.OpRequest, Source: s.SourceName, Time: time.UnixMilli(s.Source.TsMs).UTC()}
+	if c.Source == "" {
+		if defaultSource == "" {
+			return ferry.Change{}, errors.New("source_name is required: the configuration has several sources")
+		}
+		c.Source = defaultSource
+	}
+	if c.ID == "" {
+		c.ID = "sample"
+	}
+	req := &ferry.Request{Method: sr.Method, Path: sr.Path, RemoteAddr: sr.Remote, ContentType: sr.ContentType, Extensions: sr.Extensions}
+	if req.Method == "" {
+		req.Method = "POST"
+	}
+	var err error
+	if req.Header, err = stringsMap(sr.Headers); err != nil {
+		return ferry.Change{}, fmt.Errorf("request.headers: %w", err)
+	}
+	if req.Query, err = stringsMap(sr.Query); err != nil {
+		return ferry.Change{}, fmt.Errorf("request.query: %w", err)
+	}
+	if len(sr.Event) > 0 {
+		var e event.Event
+		if err := json.Unmarshal(sr.Event, &e); err != nil {
+			return ferry.Change{}, fmt.Errorf("request.event: %w", err)
+		}
+		req.Event, req.Data, req.ContentType = &e, e.Data(), e.DataContentType()
+	} else if len(sr.Body) > 0 {
+		var text string
+		if req.ContentType != "" && !isJSONType(req.ContentType) && json.Unmarshal(sr.Body, &text) == nil {
+			req.Data = []byte(text)
+		} else {
+			req.Data = append([]byte(nil), sr.Body...)
+			if req.ContentType == "" {
+				req.ContentType = contentTypeJSON
+			}
+		}
+	}
+	c.Request = req
+	return c, nil
+}
+
+// stringsMap accepts {"k": "v"} and {"k": ["v1", "v2"]}.
+func stringsMap(m map[string]json.RawMessage) (map[string][]string, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, raw := range m {
+		var one string
+		if json.Unmarshal(raw, &one) == nil {
+			out[k] = []string{one}
+			continue
+		}
+		var many []string
+		if err := json.Unmarshal(raw, &many); err != nil {
+			return nil, fmt.Errorf("%s: want a string or an array of strings", k)
+		}
+		out[k] = many
+	}
+	return out, nil
 }
 
 // parseRow reads a JSON object into a Row, keeping the column order.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 
 	"github.com/ferry-cdc/ferry/internal/cli"
 )
@@ -14,7 +15,24 @@ import (
 var version = ""
 
 func main() {
-	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Version: buildVersion()}))
+	stop := profile()
+	code := cli.Main(context.Background(), os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Version: buildVersion()})
+	stop()
+	os.Exit(code)
+}
+
+// profile writes a CPU profile to $FERRY_CPUPROFILE, for developers
+// measuring ferry under load; it does nothing when the variable is unset.
+func profile() (stop func()) {
+	path := os.Getenv("FERRY_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func buildVersion() string {

@@ -55,35 +55,37 @@ func RunSource(t *testing.T, h SourceHarness) {
 	t.Run("ReadHonoursContext", func(t *testing.T) {
 		s := open(t, h, nil)
 		defer closeSource(t, s)
-		readN(t, s, 3) // drain what exists
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		start := time.Now()
+		// Drain whatever is there, then a Read with nothing to return must
+		// end with its context.
+		deadline := time.Now().Add(10 * time.Second)
 		for {
-			b, err := s.Read(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			start := time.Now()
+			_, err := s.Read(ctx)
+			cancel()
 			if err != nil {
 				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Read after the deadline = %v, want context.DeadlineExceeded", err)
+					t.Fatalf("Read with an ending context = %v, want context.DeadlineExceeded", err)
 				}
-				break
+				if d := time.Since(start); d > 2*time.Second {
+					t.Fatalf("Read returned %v after its context ended", d)
+				}
+				return
 			}
-			if len(b.Changes) > 0 && time.Since(start) > time.Second {
+			if time.Now().After(deadline) {
 				t.Fatal("Read keeps returning changes nobody produced")
 			}
-		}
-		if d := time.Since(start); d > 2*time.Second {
-			t.Fatalf("Read returned %v after its context ended", d)
 		}
 	})
 }
 
 func resumes(t *testing.T, h SourceHarness) {
 	s := open(t, h, nil)
-	first, cp := readN(t, s, 3)
-	// Read on until a checkpoint covers everything read so far.
-	for cp == nil {
-		more, c := readN(t, s, 0)
-		first, cp = append(first, more...), c
+	first, cp, acks := readAll(t, s, 3)
+	for _, ack := range acks {
+		if err := ack(context.Background(), nil); err != nil {
+			t.Fatalf("Ack = %v", err)
+		}
 	}
 	closeSource(t, s)
 	h.Produce(t, 2)
@@ -123,19 +125,55 @@ func closeSource(t *testing.T, s ferry.Source) {
 // returns them with the last checkpoint seen.
 func readN(t *testing.T, s ferry.Source, n int) ([]ferry.Change, ferry.Position) {
 	t.Helper()
+	out, cp, _ := readAll(t, s, n)
+	return out, cp
+}
+
+// readAll is readN that also returns the batches' acks, in order. It keeps
+// reading (briefly) until a checkpoint covers what it read, for sources that
+// checkpoint.
+func readAll(t *testing.T, s ferry.Source, n int) ([]ferry.Change, ferry.Position, []ferry.AckFunc) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out []ferry.Change
 	var cp ferry.Position
+	var acks []ferry.AckFunc
+	checkpointed := false
 	for first := true; first || len(out) < n; first = false {
 		b, err := s.Read(ctx)
 		if err != nil {
 			t.Fatalf("Read after %d of %d changes = %v", len(out), n, err)
 		}
 		out = append(out, b.Changes...)
+		if b.Ack != nil {
+			acks = append(acks, b.Ack)
+		}
 		if b.Checkpoint != nil {
-			cp = b.Checkpoint
+			cp, checkpointed = b.Checkpoint, true
+		} else if len(b.Changes) > 0 {
+			checkpointed = false
 		}
 	}
-	return out, cp
+	// A checkpointing source's last batch read may end mid-transaction:
+	// read on until a checkpoint covers everything read.
+	for cp != nil && !checkpointed {
+		b, err := s.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read while waiting for a checkpoint = %v", err)
+		}
+		out = append(out, b.Changes...)
+		if b.Ack != nil {
+			acks = append(acks, b.Ack)
+		}
+		cp, checkpointed = orPos(b.Checkpoint, cp), b.Checkpoint != nil
+	}
+	return out, cp, acks
+}
+
+func orPos(p, def ferry.Position) ferry.Position {
+	if p != nil {
+		return p
+	}
+	return def
 }

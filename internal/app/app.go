@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
@@ -19,9 +20,35 @@ import (
 )
 
 // Load reads and validates configuration files with the compiled-in
-// connectors.
+// connectors, including checks across sources.
 func Load(paths []string) (*config.Config, error) {
-	return config.Load(paths, Registry{})
+	cfg, err := config.Load(paths, Registry{})
+	if err != nil {
+		return nil, err
+	}
+	if errs := checkWebhookRoutes(cfg); len(errs) > 0 {
+		return nil, errs
+	}
+	return cfg, nil
+}
+
+// checkWebhookRoutes: two webhook sources cannot serve one path on one
+// listener (they may share the listener).
+func checkWebhookRoutes(cfg *config.Config) config.Errors {
+	var errs config.Errors
+	seen := map[string]string{}
+	for _, name := range cfg.SourceNames() {
+		w, ok := cfg.Sources[name].Spec.(*webhook.Config)
+		if !ok {
+			continue
+		}
+		route := w.Listen + w.Path
+		if other, dup := seen[route]; dup {
+			errs = append(errs, cfg.Errorf("sources."+name+".path", "source %s already serves %s on %s", other, w.Path, w.Listen))
+		}
+		seen[route] = name
+	}
+	return errs
 }
 
 // BuildEngine compiles the transform rules and defaults of cfg. Rule
@@ -105,7 +132,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	}
 	for _, name := range cfg.SourceNames() {
 		sc := cfg.Sources[name]
-		src, err := sourceTypes[sc.Type].build(name, sc.Spec, log.With("source", name))
+		src, err := sourceTypes[sc.Type].build(name, sc.Spec, deps{store: store, log: log.With("source", name)})
 		if err != nil {
 			return fmt.Errorf("source %s: %w", name, err)
 		}

@@ -10,13 +10,21 @@ import (
 	httpsink "github.com/ferry-cdc/ferry/connectors/http"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/connectors/stdout"
+	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/config"
+	"github.com/ferry-cdc/ferry/internal/state"
 )
+
+// deps are what connectors may need from the application.
+type deps struct {
+	store *state.Store
+	log   *slog.Logger
+}
 
 // sourceType is how the application builds one kind of source.
 type sourceType struct {
 	newConfig func() any
-	build     func(name string, cfg any, log *slog.Logger) (ferry.Source, error)
+	build     func(name string, cfg any, d deps) (ferry.Source, error)
 	codec     ferry.PositionCodec
 }
 
@@ -31,10 +39,16 @@ var (
 	sourceTypes = map[string]sourceType{
 		"mysql": {
 			newConfig: func() any { return mysql.DefaultConfig() },
-			build: func(name string, cfg any, log *slog.Logger) (ferry.Source, error) {
-				return mysql.New(name, cfg.(*mysql.Config), log)
+			build: func(name string, cfg any, d deps) (ferry.Source, error) {
+				return mysql.New(name, cfg.(*mysql.Config), d.log)
 			},
 			codec: mysql.Codec{},
+		},
+		"webhook": {
+			newConfig: func() any { return webhook.DefaultConfig() },
+			build: func(name string, cfg any, d deps) (ferry.Source, error) {
+				return webhook.New(name, cfg.(*webhook.Config), journal{d.store}, d.log)
+			},
 		},
 	}
 	sinkTypes = map[string]sinkType{
@@ -100,7 +114,7 @@ func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, erro
 	}
 	t := sourceTypes[s.Type]
 	if t.codec == nil {
-		return nil, fmt.Errorf("source %q of type %s has no positions", source, s.Type)
+		return nil, fmt.Errorf("source %q of type %s has no positions: it keeps its requests in the state store until every sink has them", source, s.Type)
 	}
 	return t.codec, nil
 }

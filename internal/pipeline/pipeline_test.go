@@ -390,3 +390,29 @@ func TestResumesFromCheckpoint(t *testing.T) {
 		t.Fatalf("opened at %q, delivered %v", src.opened, sink.ids())
 	}
 }
+
+// TestRetryAfterOfOneEventIsHonoured: a destination that throttles one event
+// of a batch with Retry-After is not retried sooner, although the sink
+// reports the failure inside a BatchError.
+func TestRetryAfterOfOneEventIsHonoured(t *testing.T) {
+	src := &scriptSource{batches: 1, per: 3, keys: 3}
+	var firstFail, retried atomic.Int64
+	sink := &recordSink{fail: func(e *event.Event, attempt int) error {
+		if e.ID() != "1" {
+			return nil
+		}
+		if attempt == 1 {
+			firstFail.Store(time.Now().UnixNano())
+			return ferry.RetryAfter(errors.New("429"), 300*time.Millisecond)
+		}
+		retried.Store(time.Now().UnixNano())
+		return nil
+	}}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, nil) // backoff 1-5ms
+	if err := f.runUntil(t, func() bool { return len(sink.ids()) == 3 }); err != nil {
+		t.Fatal(err)
+	}
+	if gap := time.Duration(retried.Load() - firstFail.Load()); gap < 300*time.Millisecond {
+		t.Fatalf("retried after %v; the destination asked for 300ms", gap)
+	}
+}

@@ -31,16 +31,19 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 }
 
 // delay is exponential backoff with full jitter in its upper half, never
-// shorter than what the destination asked for with Retry-After.
-func (p RetryPolicy) delay(round int, err error) time.Duration {
+// shorter than what the destination asked for with Retry-After (on the
+// error, or on any retried event of a *ferry.BatchError).
+func (p RetryPolicy) delay(round int, err error, retried []error) time.Duration {
 	d := p.InitialBackoff
 	for i := 1; i < round && d < p.MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, p.MaxBackoff)
 	d = d/2 + rand.N(d/2+1)
-	if after, ok := ferry.RetryDelay(err); ok && after > d {
-		d = after
+	for _, e := range append(retried, err) {
+		if after, ok := ferry.RetryDelay(e); ok && after > d {
+			d = after
+		}
 	}
 	return d
 }

@@ -150,7 +150,7 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error)
 		if ctx.Err() != nil {
 			return false, nil
 		}
-		retry, dead, delivered := w.classify(pending, err)
+		retry, retryErrs, dead, delivered := w.classify(pending, err)
 		w.stats.Delivered.Add(uint64(len(delivered)))
 		if err := w.deadLetter(ctx, dead); err != nil {
 			return false, err
@@ -163,7 +163,7 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error)
 			return true, nil
 		}
 		w.stats.Retries.Add(uint64(len(retry)))
-		delay := w.retry.delay(round, err)
+		delay := w.retry.delay(round, err, retryErrs)
 		w.log.Warn("delivery failed; retrying", "failed", len(retry), "of", len(pending),
 			"attempt", round, "retry_in", delay.String(), "error", err)
 		if !sleep(ctx, delay) {
@@ -188,7 +188,7 @@ func resolveAll(as []attempt) {
 // classify splits the attempts of a failed Write into those acknowledged,
 // those to retry, and those to dead-letter (permanent errors, exhausted
 // retry budget).
-func (w *sinkWorker) classify(pending []attempt, err error) (retry []attempt, dead []failure, delivered []attempt) {
+func (w *sinkWorker) classify(pending []attempt, err error) (retry []attempt, retryErrs []error, dead []failure, delivered []attempt) {
 	var be *ferry.BatchError
 	isBatch := errors.As(err, &be)
 	for i, a := range pending {
@@ -206,9 +206,10 @@ func (w *sinkWorker) classify(pending []attempt, err error) (retry []attempt, de
 			dead = append(dead, failure{a, fmt.Errorf("gave up after %d attempts: %w", a.tries, ferr)})
 		default:
 			retry = append(retry, a)
+			retryErrs = append(retryErrs, ferr)
 		}
 	}
-	return retry, dead, delivered
+	return retry, retryErrs, dead, delivered
 }
 
 // deadLetter stores failures durably; until it succeeds their batches cannot

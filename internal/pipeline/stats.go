@@ -114,10 +114,10 @@ func (s *Stats) Source(name string) *SourceStats { return s.source(name) }
 // Sink returns the counters of a sink (creating them if unknown).
 func (s *Stats) Sink(name string) *SinkStats { return s.sink(name) }
 
-// deadLetterChange stores a change a rule failed on, in the default mapping's
-// shape so it can be inspected and replayed.
+// deadLetterChange stores a change a rule failed on in its sample form,
+// which `ferry transform test` reads, so the failure can be reproduced.
 func (r *Runtime) deadLetterChange(ctx context.Context, source, rule string, c *ferry.Change, cause error) error {
-	body := transform.AppendChangeData(nil, c)
+	body := transform.AppendSample(nil, c)
 	letter := state.DeadLetter{Time: time.Now().UTC(), Source: source, Rule: rule, EventID: c.ID,
 		Event: json.RawMessage(body), Error: cause.Error(), Attempts: 1}
 	return r.cfg.Store.PutDeadLetters(ctx, []state.DeadLetter{letter})
