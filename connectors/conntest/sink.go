@@ -1,13 +1,12 @@
-// Package conntest is the acceptance suite every Ferry connector passes:
-// the lifecycle and delivery contracts of ferry.Source and ferry.Sink,
-// checked the same way for each, with goroutine-leak checks.
+// Package conntest is the acceptance suite every Ferry connector passes: the
+// lifecycle and delivery contracts of ferry.Source and ferry.Sink, checked
+// the same way for each, with goroutine-leak checks.
 package conntest
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -19,97 +18,83 @@ import (
 
 // SinkHarness adapts one sink type to the suite.
 type SinkHarness struct {
-	// New returns a fresh, unopened sink.
+	// New returns a fresh, unopened sink. Sinks it returns may share one
+	// destination.
 	New func(t *testing.T) ferry.Sink
-	// Received returns what the destination got so far; nil when the
-	// destination cannot be observed (a discarding sink).
+	// Received returns every event the destination got so far, in arrival
+	// order, including those of earlier subtests (the suite looks at what
+	// was appended). Nil when the destination cannot be observed, as for a
+	// discarding sink.
 	Received func(t *testing.T) []event.Event
 }
 
-// Events builds n valid events over `keys` partition keys, with JSON data.
-func Events(n, keys int) []*event.Event {
-	out := make([]*event.Event, n)
-	for i := range out {
-		e := event.New()
-		e.SetID("conntest-" + strconv.Itoa(i))
-		e.SetSource("/ferry/conntest/db/t")
-		e.SetType("com.example.db.t.created")
-		key := strconv.Itoa(i % keys)
-		e.SetSubject(key)
-		e.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-		e.SetExtension("partitionkey", "db.t/"+key)
-		_ = e.SetData(event.ApplicationJSON, map[string]any{"n": i, "key": key, "text": "héllo 🚀"})
-		out[i] = &e
-	}
-	return out
-}
+// receiveWait bounds how long the suite waits for an asynchronous
+// destination to show what a successful Write delivered.
+const receiveWait = 10 * time.Second
 
-// RunSink runs the sink suite.
+// RunSink runs the sink suite. Subtests run in order; each checks that it
+// leaves no goroutine behind.
 func RunSink(t *testing.T, h SinkHarness) {
-	t.Run("OpenClose", func(t *testing.T) {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	run := func(name string, fn func(t *testing.T, h SinkHarness)) {
+		t.Run(name, func(t *testing.T) {
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			fn(t, h)
+		})
+	}
+	run("OpenClose", func(t *testing.T, h SinkHarness) {
 		s := h.New(t)
 		mustOpen(t, s)
 		mustClose(t, s)
 	})
-	t.Run("EmptyWrite", func(t *testing.T) {
-		s := h.New(t)
-		mustOpen(t, s)
-		defer mustClose(t, s)
-		if err := s.Write(context.Background(), nil); err != nil {
-			t.Fatalf("Write(empty) = %v", err)
-		}
-	})
-	t.Run("DeliversInKeyOrder", func(t *testing.T) { deliversInKeyOrder(t, h) })
-	t.Run("CancelledContext", func(t *testing.T) { cancelledContext(t, h) })
-	t.Run("WriteAfterClose", func(t *testing.T) {
-		s := h.New(t)
-		mustOpen(t, s)
-		mustClose(t, s)
-		err := s.Write(context.Background(), Events(1, 1))
-		if !errors.Is(err, ferry.ErrClosed) {
-			t.Fatalf("Write after Close = %v, want ferry.ErrClosed", err)
-		}
-	})
+	run("EmptyWrite", emptyWrite)
+	run("DeliversOnceInKeyOrder", deliversOnceInKeyOrder)
+	run("CancelledContext", cancelledContext)
+	run("WriteAfterClose", writeAfterClose)
+	run("CloseTwice", closeTwice)
 }
 
-func deliversInKeyOrder(t *testing.T, h SinkHarness) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+func emptyWrite(t *testing.T, h SinkHarness) {
 	s := h.New(t)
 	mustOpen(t, s)
-	before := received(t, h)
+	defer mustClose(t, s)
+	before := len(received(t, h))
+	for _, batch := range [][]*event.Event{nil, {}} {
+		if err := s.Write(context.Background(), batch); err != nil {
+			t.Fatalf("Write(%d events) = %v, want nil", len(batch), err)
+		}
+	}
+	if n := len(received(t, h)) - before; n != 0 {
+		t.Fatalf("empty writes delivered %d events", n)
+	}
+}
+
+func deliversOnceInKeyOrder(t *testing.T, h SinkHarness) {
+	s := h.New(t)
+	mustOpen(t, s)
+	before := len(received(t, h))
 	events := Events(50, 5)
 	if err := s.Write(context.Background(), events); err != nil {
-		t.Fatalf("Write = %v", err)
+		t.Fatalf("Write(50 events) = %v, want nil", err)
 	}
 	mustClose(t, s)
 	if h.Received == nil {
 		return
 	}
-	got := h.Received(t)[len(before):]
+	got := waitReceived(t, h, before, len(events))
+	checkOnce(t, events, got)
 	if len(got) != len(events) {
 		t.Fatalf("destination got %d events, want %d", len(got), len(events))
 	}
-	lastByKey := map[string]int{}
-	seen := map[string]bool{}
-	byID := map[string]*event.Event{}
-	for _, e := range events {
-		byID[e.ID()] = e
-	}
+	last := map[string]int{}
 	for _, g := range got {
-		want, ok := byID[g.ID()]
-		if !ok || seen[g.ID()] {
-			t.Fatalf("unexpected or duplicate event %s", g.ID())
+		key, n := PartitionKey(&g), EventIndex(g.ID())
+		if prev, ok := last[key]; ok && prev > n {
+			t.Fatalf("partition key %s: event %d arrived after event %d", key, n, prev)
 		}
-		seen[g.ID()] = true
-		if err := sameEvent(want, &g); err != nil {
+		last[key] = n
+		if err := sameEvent(events[n], &g); err != nil {
 			t.Fatalf("event %s: %v", g.ID(), err)
 		}
-		n, _ := strconv.Atoi(g.ID()[len("conntest-"):])
-		if prev, ok := lastByKey[g.Subject()]; ok && prev > n {
-			t.Fatalf("key %s: event %d arrived after %d", g.Subject(), n, prev)
-		}
-		lastByKey[g.Subject()] = n
 	}
 }
 
@@ -120,8 +105,9 @@ func cancelledContext(t *testing.T, h SinkHarness) {
 	before := len(received(t, h))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
+	events := Events(20, 4)
 	done := make(chan error, 1)
-	go func() { done <- s.Write(ctx, Events(20, 4)) }()
+	go func() { done <- s.Write(ctx, events) }()
 	var err error
 	select {
 	case err = <-done:
@@ -131,14 +117,84 @@ func cancelledContext(t *testing.T, h SinkHarness) {
 	if h.Received == nil {
 		return
 	}
-	// A sink may finish an already cancelled batch or refuse it, but it must
-	// report which: nil means everything arrived.
-	if n := len(received(t, h)) - before; err == nil && n != 20 {
-		t.Fatalf("Write returned nil but %d of 20 events arrived", n)
+	// The sink may deliver the batch or refuse it, in whole or in part, but
+	// its answer must be true: nil means all arrived, a BatchError means all
+	// it does not name arrived; and nothing may arrive twice.
+	want := 0
+	var be *ferry.BatchError
+	switch {
+	case err == nil:
+		want = len(events)
+	case errors.As(err, &be):
+		want = len(events) - be.Len()
+	}
+	got := waitReceived(t, h, before, want)
+	ids := checkOnce(t, events, got)
+	for i, e := range events {
+		acked := err == nil || (be != nil && be.Failed(i) == nil)
+		if acked && !ids[e.ID()] {
+			t.Fatalf("Write = %v, but event %s, which it acknowledged, did not arrive", err, e.ID())
+		}
+	}
+}
+
+func writeAfterClose(t *testing.T, h SinkHarness) {
+	s := h.New(t)
+	mustOpen(t, s)
+	mustClose(t, s)
+	if err := s.Write(context.Background(), Events(1, 1)); !errors.Is(err, ferry.ErrClosed) {
+		t.Fatalf("Write after Close = %v, want an error wrapping ferry.ErrClosed", err)
+	}
+}
+
+// closeTwice checks that a second Close neither panics nor fails with
+// anything but ferry.ErrClosed: shutdown paths may race to close.
+func closeTwice(t *testing.T, h SinkHarness) {
+	s := h.New(t)
+	mustOpen(t, s)
+	mustClose(t, s)
+	if err := s.Close(context.Background()); err != nil && !errors.Is(err, ferry.ErrClosed) {
+		t.Fatalf("second Close = %v, want nil or ferry.ErrClosed", err)
+	}
+}
+
+// checkOnce fails unless every event in got is one of want, at most once,
+// and returns the ids seen.
+func checkOnce(t *testing.T, want []*event.Event, got []event.Event) map[string]bool {
+	t.Helper()
+	known := make(map[string]bool, len(want))
+	for _, e := range want {
+		known[e.ID()] = true
+	}
+	seen := make(map[string]bool, len(got))
+	for _, g := range got {
+		switch {
+		case !known[g.ID()]:
+			t.Fatalf("destination got event %q, which was not written", g.ID())
+		case seen[g.ID()]:
+			t.Fatalf("destination got event %s twice", g.ID())
+		}
+		seen[g.ID()] = true
+	}
+	return seen
+}
+
+// waitReceived returns what arrived after the first `before` events, once
+// at least want did or receiveWait passed.
+func waitReceived(t *testing.T, h SinkHarness, before, want int) []event.Event {
+	t.Helper()
+	deadline := time.Now().Add(receiveWait)
+	for {
+		got := received(t, h)[before:]
+		if len(got) >= want || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func received(t *testing.T, h SinkHarness) []event.Event {
+	t.Helper()
 	if h.Received == nil {
 		return nil
 	}
@@ -147,16 +203,19 @@ func received(t *testing.T, h SinkHarness) []event.Event {
 
 func sameEvent(want, got *event.Event) error {
 	switch {
-	case got.SpecVersion() != "1.0":
-		return fmt.Errorf("specversion %q", got.SpecVersion())
+	case got.SpecVersion() != want.SpecVersion():
+		return fmt.Errorf("specversion %q, want %q", got.SpecVersion(), want.SpecVersion())
 	case got.Type() != want.Type() || got.Source() != want.Source() || got.Subject() != want.Subject():
-		return fmt.Errorf("attributes differ: got %s %s %s", got.Type(), got.Source(), got.Subject())
+		return fmt.Errorf("type/source/subject %q %q %q, want %q %q %q",
+			got.Type(), got.Source(), got.Subject(), want.Type(), want.Source(), want.Subject())
 	case !got.Time().Equal(want.Time()):
 		return fmt.Errorf("time %v, want %v", got.Time(), want.Time())
+	case got.DataContentType() != want.DataContentType():
+		return fmt.Errorf("datacontenttype %q, want %q", got.DataContentType(), want.DataContentType())
 	case string(got.Data()) != string(want.Data()):
 		return fmt.Errorf("data %s, want %s", got.Data(), want.Data())
-	case fmt.Sprint(got.Extensions()["partitionkey"]) != fmt.Sprint(want.Extensions()["partitionkey"]):
-		return fmt.Errorf("partitionkey %v, want %v", got.Extensions()["partitionkey"], want.Extensions()["partitionkey"])
+	case PartitionKey(got) != PartitionKey(want):
+		return fmt.Errorf("partitionkey %q, want %q", PartitionKey(got), PartitionKey(want))
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
-// Package discard is a sink that acknowledges and drops every event. It
-// measures the rest of the pipeline (benchmarks) and lets a configuration
-// run without a destination.
+// Package discard is the sink that acknowledges and drops every event,
+// counting them. It measures the rest of the pipeline (benchmarks) and lets
+// a configuration run without a destination.
+//
+//	sinks:
+//	  sink-hole: {type: discard}
 package discard
 
 import (
@@ -20,7 +23,10 @@ type Config struct{}
 // DefaultConfig returns the (empty) configuration.
 func DefaultConfig() *Config { return &Config{} }
 
-// Sink drops events, counting them.
+// Validate reports nothing: there is nothing to get wrong.
+func (c *Config) Validate() error { return nil }
+
+// Sink drops events, counting them. It is safe for concurrent use.
 type Sink struct {
 	name   string
 	count  atomic.Uint64
@@ -29,26 +35,33 @@ type Sink struct {
 
 var _ ferry.Sink = (*Sink)(nil)
 
-// New returns a discarding sink.
+// New returns a discarding sink. cfg and log may be nil.
 func New(name string, _ *Config, _ *slog.Logger) (*Sink, error) { return &Sink{name: name}, nil }
 
 // Open does nothing.
 func (s *Sink) Open(context.Context) error { return nil }
 
-// Write counts and drops the events.
-func (s *Sink) Write(_ context.Context, events []*event.Event) error {
+// Write acknowledges every event. With ctx already done it acknowledges
+// none and returns ctx.Err(), wrapped.
+func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if s.closed.Load() {
-		return fmt.Errorf("discard sink %s: %w", s.name, ferry.ErrClosed)
+		return fmt.Errorf("discard sink %s: write: %w", s.name, ferry.ErrClosed)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("discard sink %s: write: %w", s.name, err)
 	}
 	s.count.Add(uint64(len(events)))
 	return nil
 }
 
-// Close stops accepting writes.
+// Close stops accepting writes; calling it again does nothing.
 func (s *Sink) Close(context.Context) error {
 	s.closed.Store(true)
 	return nil
 }
 
-// Count returns how many events were accepted.
+// Count returns how many events were acknowledged.
 func (s *Sink) Count() uint64 { return s.count.Load() }

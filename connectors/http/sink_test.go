@@ -3,14 +3,14 @@ package httpsink
 import (
 	"bytes"
 	"context"
-	"encoding/pem"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,15 +21,35 @@ import (
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
-func newSink(t *testing.T, url string, mut func(*Config)) (*Sink, *bytes.Buffer) {
+// syncBuffer collects log output from concurrent lanes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newSink opens a sink for url with the defaults changed by mut, logging at
+// debug level into the returned buffer; it is closed when the test ends.
+func newSink(t *testing.T, url string, mut func(*Config)) (*Sink, *syncBuffer) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.URL = url
 	if mut != nil {
 		mut(cfg)
 	}
-	var logs bytes.Buffer
-	s, err := New("audit", cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	logs := &syncBuffer{}
+	s, err := New("audit", cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,14 +57,24 @@ func newSink(t *testing.T, url string, mut func(*Config)) (*Sink, *bytes.Buffer)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s, &logs
+	return s, logs
+}
+
+// eventErr returns the error of event i of a failed Write.
+func eventErr(t *testing.T, err error, i int) error {
+	t.Helper()
+	var be *ferry.BatchError
+	if !errors.As(err, &be) || be.Failed(i) == nil {
+		t.Fatalf("Write = %v, want event %d failed", err, i)
+	}
+	return be.Failed(i)
 }
 
 func TestAcceptance(t *testing.T) {
-	for _, mode := range []string{"binary", "structured", "batch"} {
+	for _, mode := range []string{ModeBinary, ModeStructured, ModeBatch} {
 		t.Run(mode, func(t *testing.T) {
 			r := receiver.New()
-			url := receiver.Start(t, r)
+			url := r.Start(t)
 			conntest.RunSink(t, conntest.SinkHarness{
 				New: func(t *testing.T) ferry.Sink {
 					cfg := DefaultConfig()
@@ -61,216 +91,240 @@ func TestAcceptance(t *testing.T) {
 	}
 }
 
-func TestWireFormats(t *testing.T) {
-	cases := map[string]string{"binary": "application/json", "structured": "application/cloudevents+json", "batch": "application/cloudevents-batch+json"}
-	for mode, contentType := range cases {
-		t.Run(mode, func(t *testing.T) {
+func TestWireFormat(t *testing.T) {
+	cases := []struct {
+		mode, method string
+		contentType  string
+		requests     int
+		ceHeaders    bool
+	}{
+		{ModeBinary, "POST", "application/json", 3, true},
+		{ModeStructured, "PUT", "application/cloudevents+json", 3, false},
+		{ModeBatch, "post", "application/cloudevents-batch+json", 1, false},
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
 			r := receiver.New()
-			s, _ := newSink(t, receiver.Start(t, r), func(c *Config) { c.Mode = mode })
+			s, _ := newSink(t, r.Start(t), func(cfg *Config) {
+				cfg.Mode, cfg.Method, cfg.Concurrency = c.mode, c.method, 1
+				cfg.Headers = map[string]ferry.Secret{"x-api-key": "k1"}
+			})
 			if err := s.Write(context.Background(), conntest.Events(3, 1)); err != nil {
 				t.Fatal(err)
 			}
-			req := r.Requests()[0]
-			if got := req.Header.Get("Content-Type"); !strings.HasPrefix(got, contentType) {
-				t.Errorf("Content-Type = %q, want %q", got, contentType)
+			reqs := r.Requests()
+			if len(reqs) != c.requests {
+				t.Fatalf("%d requests for 3 events, want %d", len(reqs), c.requests)
 			}
-			if mode == "binary" && (req.Header.Get("Ce-Id") != "conntest-0" || req.Header.Get("Ce-Partitionkey") != "db.t/0") {
-				t.Errorf("binary headers = %v", req.Header)
+			req := reqs[0]
+			if req.Method != strings.ToUpper(c.method) || req.Header.Get("X-Api-Key") != "k1" || req.Header.Get("User-Agent") != "ferry" {
+				t.Errorf("method %s, headers %v", req.Method, req.Header)
 			}
-			if mode == "batch" && len(r.Requests()) != 1 {
-				t.Errorf("batch mode sent %d requests for 3 events", len(r.Requests()))
+			if got := req.Header.Get("Content-Type"); !strings.HasPrefix(got, c.contentType) {
+				t.Errorf("Content-Type = %q, want %q", got, c.contentType)
 			}
-		})
-	}
-}
-
-func TestStatusClassification(t *testing.T) {
-	cases := []struct {
-		name       string
-		status     int
-		retryAfter string
-		permanent  bool
-		delay      time.Duration
-	}{
-		{"server error is transient", 500, "", false, 0},
-		{"429 with seconds", 429, "7", false, 7 * time.Second},
-		{"503 with date", 503, time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat), false, 89 * time.Second},
-		{"408 is transient", 408, "", false, 0},
-		{"400 is permanent", 400, "", true, 0},
-		{"404 is permanent", 404, "", true, 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r := receiver.New()
-			s, _ := newSink(t, receiver.Start(t, r), nil)
-			r.FailNext(1, c.status, c.retryAfter)
-			err := s.Write(context.Background(), conntest.Events(1, 1))
-			var be *ferry.BatchError
-			if !errors.As(err, &be) || be.Failed(0) == nil {
-				t.Fatalf("Write = %v, want the event failed", err)
+			id, key := req.Header.Get("Ce-Id"), req.Header.Get("Ce-Partitionkey")
+			if c.ceHeaders != (id == "conntest-0" && key == "db.t/0" && req.Header.Get("Ce-Specversion") == "1.0") {
+				t.Errorf("ce-id %q, ce-partitionkey %q; want ce-* headers: %v", id, key, c.ceHeaders)
 			}
-			ferr := be.Failed(0)
-			if ferry.IsPermanent(ferr) != c.permanent {
-				t.Fatalf("permanent = %v for %v", !c.permanent, ferr)
-			}
-			d, ok := ferry.RetryDelay(ferr)
-			if c.delay > 0 && (!ok || d < c.delay || d > c.delay+2*time.Second) {
-				t.Fatalf("RetryDelay = %v %v, want about %v", d, ok, c.delay)
-			}
-			if err := s.Write(context.Background(), conntest.Events(1, 1)); err != nil {
-				t.Fatalf("next Write = %v", err)
+			if got := r.Events(); len(got) != 3 || string(got[2].Data()) != string(conntest.Events(3, 1)[2].Data()) {
+				t.Errorf("received %v", got)
 			}
 		})
 	}
 }
 
-func TestPermanentErrorCarriesBodyButNoSecrets(t *testing.T) {
-	const secret = "Bearer s3cr3t-token"
+// laneFailure is one run of TestFailedEventHoldsBackItsLane.
+type laneFailure struct {
+	name      string
+	status    int
+	permanent bool
+}
+
+func TestFailedEventHoldsBackItsLane(t *testing.T) {
+	for _, c := range []laneFailure{{"transient", 500, false}, {"permanent", 400, true}} {
+		t.Run(c.name, func(t *testing.T) { testLaneFailure(t, c) })
+	}
+}
+
+func testLaneFailure(t *testing.T, c laneFailure) {
+	const poison = 6
 	r := receiver.New()
-	r.Reject(func(e event.Event) int { return http.StatusBadRequest })
-	s, logs := newSink(t, receiver.Start(t, r), func(c *Config) {
-		c.Headers = map[string]ferry.Secret{"Authorization": secret}
-	})
-	err := eventErr(t, s.Write(context.Background(), conntest.Events(1, 1)))
-	if !ferry.IsPermanent(err) || !strings.Contains(err.Error(), "400 Bad Request: rejected event conntest-0") {
-		t.Fatalf("Write = %v", err)
-	}
-	if strings.Contains(err.Error(), "s3cr3t") || strings.Contains(logs.String(), "s3cr3t") {
-		t.Fatalf("secret leaked:\nerr=%v\nlogs=%s", err, logs.String())
-	}
-	if got := r.Requests(); len(got) != 0 {
-		t.Fatalf("rejected requests recorded: %d", len(got))
-	}
-}
-
-// eventErr returns the error of event 0 of a failed Write.
-func eventErr(t *testing.T, err error) error {
-	t.Helper()
-	var be *ferry.BatchError
-	if !errors.As(err, &be) || be.Failed(0) == nil {
-		t.Fatalf("Write = %v, want event 0 failed", err)
-	}
-	return be.Failed(0)
-}
-
-func TestRedirectIsPermanentAndNotFollowed(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		http.Redirect(w, req, "http://elsewhere.invalid/", http.StatusTemporaryRedirect)
-	}))
-	defer srv.Close()
-	s, _ := newSink(t, srv.URL, nil)
-	err := eventErr(t, s.Write(context.Background(), conntest.Events(1, 1)))
-	if !ferry.IsPermanent(err) || !strings.Contains(err.Error(), "elsewhere.invalid") {
-		t.Fatalf("Write = %v", err)
-	}
-}
-
-func TestTimeoutAndUnreachableAreTransient(t *testing.T) {
-	r := receiver.New()
-	r.SetDelay(300 * time.Millisecond)
-	s, _ := newSink(t, receiver.Start(t, r), func(c *Config) { c.Timeout = 50 * time.Millisecond })
-	if err := s.Write(context.Background(), conntest.Events(1, 1)); err == nil || ferry.IsPermanent(err) {
-		t.Fatalf("timeout: Write = %v, want transient", err)
-	}
-	s2, _ := newSink(t, "http://127.0.0.1:1/events", nil)
-	if err := s2.Write(context.Background(), conntest.Events(1, 1)); err == nil || ferry.IsPermanent(err) {
-		t.Fatalf("unreachable: Write = %v, want transient", err)
-	}
-}
-
-func TestFailingKeyHoldsBackLaterEventsOfThatKeyOnly(t *testing.T) {
-	r := receiver.New()
-	r.Reject(func(e event.Event) int {
-		if e.ID() == "conntest-6" { // key 2 of 4
-			return http.StatusServiceUnavailable
-		}
-		return 0
-	})
-	s, _ := newSink(t, receiver.Start(t, r), func(c *Config) { c.Concurrency = 4 })
+	r.FailMatching(func(e event.Event) bool { return e.ID() == "conntest-6" }, c.status)
+	s, _ := newSink(t, r.Start(t), func(cfg *Config) { cfg.Concurrency = 4 })
 	events := conntest.Events(20, 4)
 	err := s.Write(context.Background(), events)
 	var be *ferry.BatchError
 	if !errors.As(err, &be) {
-		t.Fatalf("Write = %v", err)
+		t.Fatalf("Write = %v, want a *ferry.BatchError", err)
+	}
+	lanes := map[int]bool{}
+	for _, e := range events[:4] {
+		lanes[laneOf(conntest.PartitionKey(e), 4)] = true
+	}
+	if len(lanes) != 4 {
+		t.Fatal("the four keys share lanes; pick keys that do not, so that other keys are seen to succeed")
+	}
+	badLane := laneOf(conntest.PartitionKey(events[poison]), 4)
+	var wantFailed []int
+	for i, e := range events {
+		if i >= poison && laneOf(conntest.PartitionKey(e), 4) == badLane {
+			wantFailed = append(wantFailed, i)
+		}
+	}
+	if got := be.Indexes(); !slices.Equal(got, wantFailed) {
+		t.Fatalf("failed %v, want %v", got, wantFailed)
+	}
+	if ferry.IsPermanent(be.Failed(poison)) != c.permanent {
+		t.Errorf("event %d: %v, want permanent=%v", poison, be.Failed(poison), c.permanent)
+	}
+	for _, i := range wantFailed[1:] {
+		if err := be.Failed(i); ferry.IsPermanent(err) || !strings.Contains(err.Error(), "not attempted") {
+			t.Errorf("event %d: %v, want transient \"not attempted\"", i, err)
+		}
+	}
+	got := map[string]bool{}
+	for _, e := range r.Events() {
+		got[e.ID()] = true
 	}
 	for i, e := range events {
-		failed := be.Failed(i) != nil
-		wantFailed := i >= 6 && e.Subject() == "2"
-		if failed != wantFailed {
-			t.Errorf("event %d (key %s): failed=%v, want %v", i, e.Subject(), failed, wantFailed)
+		if got[e.ID()] == slices.Contains(wantFailed, i) {
+			t.Errorf("event %d (key %s): received=%v", i, conntest.PartitionKey(e), got[e.ID()])
 		}
 	}
-	for _, e := range r.Events() {
-		if e.Subject() == "2" && e.ID() > "conntest-6" && len(e.ID()) >= len("conntest-6") {
-			t.Errorf("event %s of the failing key was sent", e.ID())
+	if r.Attempts() != len(events)-len(wantFailed)+1 {
+		t.Errorf("%d requests, want %d: held-back events must not be sent", r.Attempts(), len(events)-len(wantFailed)+1)
+	}
+}
+
+func TestCancelledWhileSending(t *testing.T) {
+	r := receiver.New(receiver.WithDelay(5 * time.Second))
+	s, logs := newSink(t, r.Start(t), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Write(ctx, conntest.Events(10, 3))
+	if !errors.Is(err, context.DeadlineExceeded) || ferry.IsPermanent(err) {
+		t.Fatalf("Write = %v, want a transient error wrapping context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Write returned %v after its context ended", d)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("cancellation logged as a failure:\n%s", logs)
+	}
+}
+
+func TestBatchLimits(t *testing.T) {
+	big := conntest.Events(1, 1)[0]
+	big.SetID("big")
+	_ = big.SetData(event.ApplicationJSON, map[string]string{"blob": strings.Repeat("x", 3000)})
+	withBig := conntest.Events(5, 1)
+	withBig[2] = big
+	cases := []struct {
+		name      string
+		events    []*event.Event
+		maxEvents int
+		maxBytes  int
+	}{
+		{"by event count", conntest.Events(10, 2), 4, 1 << 20},
+		{"by bytes", conntest.Events(10, 2), 100, 1024},
+		{"oversized event goes alone", withBig, 100, 1024},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := receiver.New()
+			var mu sync.Mutex
+			var sizes []int64
+			var counts []int
+			srv := recordingServer(t, r, func(req *http.Request, n int) {
+				mu.Lock()
+				defer mu.Unlock()
+				sizes, counts = append(sizes, req.ContentLength), append(counts, n)
+			})
+			s, _ := newSink(t, srv, func(cfg *Config) {
+				cfg.Mode, cfg.Concurrency, cfg.BatchMaxEvents, cfg.BatchMaxBytes = ModeBatch, 1, c.maxEvents, c.maxBytes
+			})
+			if err := s.Write(context.Background(), c.events); err != nil {
+				t.Fatal(err)
+			}
+			want := expectedChunks(t, c.events, c.maxEvents, c.maxBytes)
+			if !slices.Equal(counts, want) {
+				t.Fatalf("events per request %v, want %v (bodies %v bytes)", counts, want, sizes)
+			}
+			for i, size := range sizes {
+				if size > int64(c.maxBytes) && counts[i] > 1 {
+					t.Errorf("request %d: %d events in %d bytes, over batch_max_bytes", i, counts[i], size)
+				}
+			}
+			if r.Count() != len(c.events) {
+				t.Fatalf("received %d of %d events", r.Count(), len(c.events))
+			}
+		})
+	}
+}
+
+// recordingServer serves r and reports each request with the number of
+// events it added; requests must not overlap.
+func recordingServer(t *testing.T, r *receiver.Receiver, record func(req *http.Request, events int)) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		before := r.Count()
+		r.ServeHTTP(w, req)
+		record(req, r.Count()-before)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/events"
+}
+
+// expectedChunks splits events greedily the way batch mode must.
+func expectedChunks(t *testing.T, events []*event.Event, maxEvents, maxBytes int) []int {
+	t.Helper()
+	var chunks []int
+	n, size := 0, 1 // "["
+	for _, e := range events {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(e); err != nil {
+			t.Fatal(err)
 		}
-	}
-}
-
-func TestBatchChunking(t *testing.T) {
-	r := receiver.New()
-	s, _ := newSink(t, receiver.Start(t, r), func(c *Config) {
-		c.Mode, c.Concurrency, c.BatchMaxEvents, c.BatchMaxBytes = "batch", 1, 4, 1024
-	})
-	if err := s.Write(context.Background(), conntest.Events(10, 3)); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(r.Requests()); n < 3 {
-		t.Fatalf("10 events with batch_max_events 4 took %d requests", n)
-	}
-	if r.Count() != 10 {
-		t.Fatalf("received %d events", r.Count())
-	}
-}
-
-func TestTLSWithCustomCA(t *testing.T) {
-	r := receiver.New()
-	srv := httptest.NewTLSServer(r)
-	defer srv.Close()
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(ca, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, _ := newSink(t, srv.URL, func(c *Config) { c.TLS.CAFile = ca })
-	if err := s.Write(context.Background(), conntest.Events(2, 1)); err != nil {
-		t.Fatalf("Write over TLS = %v", err)
-	}
-	untrusted, _ := newSink(t, srv.URL, nil)
-	if err := untrusted.Write(context.Background(), conntest.Events(1, 1)); err == nil {
-		t.Fatal("Write to an untrusted certificate succeeded")
-	}
-}
-
-func TestValidate(t *testing.T) {
-	c := DefaultConfig()
-	c.URL, c.Mode, c.Concurrency, c.Method = "ftp://x", "grpc", 0, "GET"
-	c.TLS.CertFile = "/nonexistent.pem"
-	err := c.Validate()
-	for _, want := range []string{"url: must be an absolute", "mode: must be binary", "concurrency: must be", "method: must be POST", "tls.cert_file: cannot read", "tls: cert_file and key_file go together"} {
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Validate() = %v; missing %q", err, want)
+		l := b.Len() - 1
+		if n > 0 && (n == maxEvents || size+1+l+1 > maxBytes) {
+			chunks, n, size = append(chunks, n), 0, 1
 		}
-	}
-}
-
-func benchmarkWrite(b *testing.B, mode string) {
-	r := receiver.New()
-	r.SetDiscard(true)
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	cfg := DefaultConfig()
-	cfg.URL, cfg.Mode, cfg.Concurrency = srv.URL, mode, 16
-	s, _ := New("bench", cfg, nil)
-	events := conntest.Events(1000, 100)
-	b.ResetTimer()
-	for b.Loop() {
-		if err := s.Write(context.Background(), events); err != nil {
-			b.Fatal(err)
+		if n > 0 {
+			size++
 		}
+		n, size = n+1, size+l
 	}
-	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+	return append(chunks, n)
 }
 
-func BenchmarkWriteBinary(b *testing.B) { benchmarkWrite(b, "binary") }
-func BenchmarkWriteBatch(b *testing.B)  { benchmarkWrite(b, "batch") }
+func TestOrderingKey(t *testing.T) {
+	cases := []struct {
+		name    string
+		key     any // partitionkey extension; nil: none
+		subject string
+		want    string
+	}{
+		{"partitionkey", "db.t/1", "1", "db.t/1"},
+		{"integer partitionkey", 42, "1", "42"},
+		{"empty partitionkey falls back to the subject", "", "7", "7"},
+		{"subject", nil, "7", "7"},
+		{"id", nil, "", "e-1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := event.New()
+			e.SetID("e-1")
+			e.SetSubject(c.subject)
+			if c.key != nil {
+				e.SetExtension("partitionkey", c.key)
+			}
+			if got := orderingKey(&e); got != c.want {
+				t.Fatalf("orderingKey = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -1,14 +1,28 @@
 // Package receiver is a CloudEvents HTTP endpoint for tests and benchmarks.
-// It understands binary, structured and batch requests, records every event
-// it accepts, and can be told to fail, throttle or slow down, at runtime.
+//
+// A Receiver understands the three modes of the CloudEvents HTTP protocol
+// binding (binary, structured and batch), records every event it accepts,
+// and can be programmed, at runtime and from any goroutine, to fail the next
+// requests, to fail everything during an outage, to reject requests holding
+// a poison event, or to answer slowly. In Discard mode it only counts, for
+// benchmarks.
+//
+//	r := receiver.New()
+//	url := r.Start(t)         // httptest server, closed when the test ends
+//	r.FailNext(2, 503, "1")   // the next two requests get 503 with Retry-After: 1
+//	... point a sink at url ...
+//	err := r.WaitFor(ctx, 50)
+//
+// Besides CloudEvents requests (any method but GET, any path), a Receiver
+// answers GET /count with {"count":N}, so a receiver running in another
+// process (internal/tools/cerecv) can be polled.
 package receiver
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -16,83 +30,152 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 )
 
-// Receiver is an http.Handler. The zero value is not usable; call New.
+// Receiver is an http.Handler that accepts CloudEvents. Create it with New.
+// Every method is safe for concurrent use.
 type Receiver struct {
+	count    atomic.Int64 // events accepted
+	attempts atomic.Int64 // CloudEvents requests seen, failed ones included
+
+	// mu guards everything below. It is never held while a request waits
+	// or while a body is read.
 	mu       sync.Mutex
 	events   []event.Event
-	requests []*http.Request // headers of accepted requests, bodies consumed
-	changed  chan struct{}
-
-	count    atomic.Int64
-	discard  atomic.Bool
-	outage   atomic.Bool
-	delay    atomic.Int64 // nanoseconds per request
-	failNext atomic.Int64
-	failCode atomic.Int64
-	retryHdr atomic.Value // string
-	reject   atomic.Value // func(event.Event) int
+	requests []*http.Request
+	changed  chan struct{} // closed and replaced whenever count grows
+	discard  bool
+	outage   bool
+	delay    time.Duration
+	failN    int
+	failCode int
+	failHdr  string // Retry-After of the FailNext answers
+	match    func(event.Event) bool
+	matchSt  int
 }
 
-// New returns an empty receiver.
-func New() *Receiver {
+// Option configures a Receiver at construction.
+type Option func(*Receiver)
+
+// WithDiscard starts the receiver in Discard mode (see SetDiscard).
+func WithDiscard() Option { return func(r *Receiver) { r.discard = true } }
+
+// WithDelay delays every answer (see SetDelay).
+func WithDelay(d time.Duration) Option { return func(r *Receiver) { r.delay = d } }
+
+// New returns a receiver that accepts everything.
+func New(opts ...Option) *Receiver {
 	r := &Receiver{changed: make(chan struct{})}
-	r.retryHdr.Store("")
-	r.reject.Store((func(event.Event) int)(nil))
+	for _, o := range opts {
+		o(r)
+	}
 	return r
 }
 
-// Start serves r on a loopback test server until the test ends.
-func Start(t testing.TB, r *Receiver) string {
+// Start serves r on a loopback httptest server until the test ends and
+// returns the server's URL with the path /events.
+func (r *Receiver) Start(t testing.TB) string {
 	t.Helper()
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL + "/events"
 }
 
-// SetDiscard makes the receiver only count events (benchmarks).
-func (r *Receiver) SetDiscard(on bool) { r.discard.Store(on) }
-
-// SetOutage makes every request fail with 503 while on.
-func (r *Receiver) SetOutage(on bool) { r.outage.Store(on) }
-
-// SetDelay delays every request.
-func (r *Receiver) SetDelay(d time.Duration) { r.delay.Store(int64(d)) }
-
-// FailNext fails the next n requests with status, adding Retry-After when
-// retryAfter is non-empty.
-func (r *Receiver) FailNext(n int, status int, retryAfter string) {
-	r.failCode.Store(int64(status))
-	r.retryHdr.Store(retryAfter)
-	r.failNext.Store(int64(n))
+// Start is r.Start(t), for callers that prefer a function.
+func Start(t testing.TB, r *Receiver) string {
+	t.Helper()
+	return r.Start(t)
 }
 
-// Reject answers the given status (when non-zero) to requests holding an
-// event the predicate picks, e.g. 400 for a poison event.
-func (r *Receiver) Reject(f func(event.Event) int) { r.reject.Store(f) }
+// Serve serves r on ln until ctx ends, then shuts down gracefully (in-flight
+// requests get up to 5 seconds) and returns nil. It returns early with the
+// error if serving fails. Serve takes ownership of ln.
+func (r *Receiver) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("shut down receiver on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
 
-// Count returns the number of accepted events.
+// SetDiscard switches Discard mode: accepted events are still parsed and
+// counted, but Events and Requests do not keep them.
+func (r *Receiver) SetDiscard(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.discard = on
+}
+
+// SetOutage makes every request fail with 503 (without Retry-After) while on.
+func (r *Receiver) SetOutage(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outage = on
+}
+
+// SetDelay delays the answer to every request by d (0: none). A client that
+// gives up earlier ends the wait.
+func (r *Receiver) SetDelay(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delay = d
+}
+
+// FailNext answers the next n requests with status, adding a Retry-After
+// header when retryAfter is not empty. It replaces an earlier FailNext.
+func (r *Receiver) FailNext(n, status int, retryAfter string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failN, r.failCode, r.failHdr = n, status, retryAfter
+}
+
+// FailMatching answers status to every request holding an event that match
+// picks (for example 400 for a poison event); none of that request's events
+// is accepted. A nil match removes the rule.
+func (r *Receiver) FailMatching(match func(e event.Event) bool, status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.match, r.matchSt = match, status
+}
+
+// Count returns how many events were accepted.
 func (r *Receiver) Count() int { return int(r.count.Load()) }
 
-// Events returns a copy of the accepted events in arrival order.
+// Attempts returns how many CloudEvents requests arrived, whatever the
+// answer.
+func (r *Receiver) Attempts() int { return int(r.attempts.Load()) }
+
+// Events returns the accepted events in the order they were accepted (none
+// in Discard mode).
 func (r *Receiver) Events() []event.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]event.Event(nil), r.events...)
 }
 
-// Requests returns the accepted requests (headers only).
+// Requests returns the accepted requests in the order they were accepted,
+// with method, URL and headers; their bodies are consumed.
 func (r *Receiver) Requests() []*http.Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]*http.Request(nil), r.requests...)
 }
 
-// WaitFor blocks until at least n events were accepted or ctx ends.
+// WaitFor blocks until at least n events were accepted, or ctx ends.
 func (r *Receiver) WaitFor(ctx context.Context, n int) error {
 	for {
 		r.mu.Lock()
@@ -104,81 +187,7 @@ func (r *Receiver) WaitFor(ctx context.Context, n int) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("received %d of %d events: %w", r.Count(), n, ctx.Err())
+			return fmt.Errorf("wait for %d events (got %d): %w", n, r.Count(), ctx.Err())
 		}
 	}
-}
-
-func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if req.Method == http.MethodGet && req.URL.Path == "/count" {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = fmt.Fprintf(w, `{"count":%d}`, r.Count())
-		return
-	}
-	if d := time.Duration(r.delay.Load()); d > 0 {
-		time.Sleep(d)
-	}
-	if r.outage.Load() {
-		http.Error(w, "outage", http.StatusServiceUnavailable)
-		return
-	}
-	if r.failNext.Add(-1) >= 0 {
-		if h := r.retryHdr.Load().(string); h != "" {
-			w.Header().Set("Retry-After", h)
-		}
-		http.Error(w, "injected failure", int(r.failCode.Load()))
-		return
-	}
-	events, err := parse(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if f := r.reject.Load().(func(event.Event) int); f != nil {
-		for _, e := range events {
-			if code := f(e); code != 0 {
-				http.Error(w, "rejected event "+e.ID(), code)
-				return
-			}
-		}
-	}
-	r.accept(req, events)
-	w.WriteHeader(http.StatusOK)
-}
-
-func (r *Receiver) accept(req *http.Request, events []event.Event) {
-	r.count.Add(int64(len(events)))
-	r.mu.Lock()
-	if !r.discard.Load() {
-		r.events = append(r.events, events...)
-		r.requests = append(r.requests, &http.Request{Method: req.Method, Header: req.Header.Clone(), URL: req.URL})
-	}
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-}
-
-func parse(req *http.Request) ([]event.Event, error) {
-	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
-	if mt == "application/cloudevents-batch+json" {
-		body, err := io.ReadAll(req.Body)
-		if err != nil {
-			return nil, err
-		}
-		var events []event.Event
-		if err := json.Unmarshal(body, &events); err != nil {
-			return nil, fmt.Errorf("batch body: %w", err)
-		}
-		return events, nil
-	}
-	msg := cehttp.NewMessageFromHttpRequest(req)
-	defer msg.Finish(nil)
-	e, err := binding.ToEvent(req.Context(), msg)
-	if err != nil {
-		return nil, fmt.Errorf("not a CloudEvent: %w", err)
-	}
-	if err := e.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid CloudEvent: %w", err)
-	}
-	return []event.Event{*e}, nil
 }

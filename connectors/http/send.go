@@ -1,0 +1,156 @@
+package httpsink
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+const (
+	contentTypeBatch = "application/cloudevents-batch+json"
+	// keepAliveDrain is how much of an answer's body is read so that its
+	// connection can be reused; longer bodies cost a new connection.
+	keepAliveDrain = 64 << 10
+)
+
+// Encoding contexts for binding.Write: they only carry the mode.
+var (
+	binaryMode     = binding.WithForceBinary(context.Background())
+	structuredMode = binding.WithForceStructured(context.Background())
+)
+
+// sendNext sends the next request of a lane (one event, or in batch mode as
+// many leading events of lane as fit the limits) and returns how many events
+// it carried, at least one.
+func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int) (int, error) {
+	if s.cfg.Mode == ModeBatch {
+		return s.sendBatch(ctx, events, lane)
+	}
+	e := events[lane[0]]
+	mode := binaryMode
+	if s.cfg.Mode == ModeStructured {
+		mode = structuredMode
+	}
+	return 1, s.do(ctx, e, 1, func(req *http.Request) error {
+		return cehttp.WriteRequest(mode, binding.ToMessage(e), req)
+	})
+}
+
+func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int) (int, error) {
+	body, n, err := s.encodeBatch(events, lane)
+	if err != nil {
+		return 1, err
+	}
+	return n, s.do(ctx, events[lane[0]], n, func(req *http.Request) error {
+		req.Header.Set("Content-Type", contentTypeBatch)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		return nil
+	})
+}
+
+// encodeBatch encodes the leading events of lane that fit batch_max_events
+// and batch_max_bytes (at least one, however large) as a JSON array of
+// structured events. An event that cannot be encoded ends the batch before
+// it; when it is the first, encodeBatch fails permanently.
+func (s *Sink) encodeBatch(events []*event.Event, lane []int) ([]byte, int, error) {
+	var body bytes.Buffer
+	enc := json.NewEncoder(&body)
+	enc.SetEscapeHTML(false) // keep data bytes as they are
+	body.WriteByte('[')
+	n := 0
+	for _, i := range lane {
+		if n == s.cfg.BatchMaxEvents {
+			break
+		}
+		mark := body.Len()
+		if n > 0 {
+			body.WriteByte(',')
+		}
+		if err := enc.Encode(events[i]); err != nil { // writes nothing on error
+			if n == 0 {
+				return nil, 0, ferry.Permanent(fmt.Errorf("encode event %s as JSON: %w", events[i].ID(), err))
+			}
+			body.Truncate(mark)
+			break
+		}
+		body.Truncate(body.Len() - 1) // the newline Encode appends
+		if n > 0 && body.Len()+1 > s.cfg.BatchMaxBytes {
+			body.Truncate(mark)
+			break
+		}
+		n++
+	}
+	body.WriteByte(']')
+	return body.Bytes(), n, nil
+}
+
+// do sends one request, whose body fill writes, carrying n events starting
+// with first, and classifies the outcome.
+func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*http.Request) error) error {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, s.method, s.cfg.URL, nil)
+	if err != nil {
+		return ferry.Permanent(fmt.Errorf("build %s request to %s: %w", s.method, s.target, cleanURLError(err)))
+	}
+	req.Header = s.requestHeader()
+	if err := fill(req); err != nil {
+		return ferry.Permanent(fmt.Errorf("encode event %s: %w", first.ID(), err))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return s.requestFailed(ctx, first, n, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, keepAliveDrain))
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.Debug("delivered", "status", resp.StatusCode, "events", n, "first_id", first.ID())
+		}
+		return nil
+	}
+	err = s.classify(resp)
+	s.log.Warn("request rejected", "status", resp.StatusCode, "events", n, "first_id", first.ID(), "error", err)
+	return err
+}
+
+// requestHeader returns a fresh header holding the configured ones. Their
+// slices are capped so that the binding's appends never write into them.
+func (s *Sink) requestHeader() http.Header {
+	h := make(http.Header, len(s.headers)+12)
+	for k, v := range s.headers {
+		h[k] = v[:len(v):len(v)]
+	}
+	return h
+}
+
+// requestFailed classifies a request that got no answer. All such failures
+// are transient; an ended ctx is reported as such and not logged.
+func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", s.method, s.target, ctx.Err())
+	}
+	cause := cleanURLError(err)
+	if errors.Is(cause, context.DeadlineExceeded) {
+		// Only the request's own deadline is left: do not wrap it, so that
+		// it is not mistaken for the caller's.
+		err = fmt.Errorf("%s %s: no answer within the %v timeout", s.method, s.target, s.cfg.Timeout)
+	} else {
+		err = fmt.Errorf("%s %s: %w", s.method, s.target, cause)
+	}
+	s.log.Warn("request failed", "events", n, "first_id", first.ID(), "error", err)
+	return err
+}
