@@ -146,6 +146,23 @@ func TestWebhookKill9LosesNothingAcknowledged(t *testing.T) {
 			t.Errorf("acknowledged request %s never arrived", id)
 		}
 	}
+	// Delivery ids survive the restarts: a sender's late retries are
+	// answered as duplicates and emit nothing new.
+	before := r.Count()
+	for _, id := range want[:20] {
+		req, _ := http.NewRequest(http.MethodPost, s.url, strings.NewReader(`{"delivery":"`+id+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Delivery-Id", id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 || resp.Header.Get("Ferry-Duplicate") != "true" {
+			t.Fatalf("retry of %s after restarts: %v %v", id, err, resp)
+		}
+		resp.Body.Close()
+	}
+	time.Sleep(500 * time.Millisecond)
+	if r.Count() != before {
+		t.Fatalf("retries after restart emitted %d new events", r.Count()-before)
+	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
