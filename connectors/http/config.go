@@ -1,19 +1,16 @@
 package httpsink
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/tlsconfig"
 )
 
 // The modes of the `mode` key.
@@ -51,18 +48,7 @@ type Config struct {
 }
 
 // TLSConfig is the `tls` key.
-type TLSConfig struct {
-	// CAFile holds the PEM certificates trusted instead of the system roots.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are the PEM client certificate and key, for
-	// endpoints that require one; both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the name the server certificate must carry.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. For tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
+type TLSConfig = tlsconfig.Config
 
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config {
@@ -111,7 +97,7 @@ func (c *Config) Validate() error {
 		bad("batch_max_bytes", "must be at least %d, not %d", minBatchBytes, c.BatchMaxBytes)
 	}
 	errs = append(errs, validateHeaders(c.Headers)...)
-	errs = append(errs, c.TLS.validate(https || c.URL == "")...)
+	errs = append(errs, validateTLS(&c.TLS, https || c.URL == "")...)
 	return errors.Join(errs...)
 }
 
@@ -152,56 +138,10 @@ func isToken(s string) bool {
 	return true
 }
 
-func (t *TLSConfig) validate(httpsOrUnknown bool) []error {
+func validateTLS(t *TLSConfig, httpsOrUnknown bool) []error {
 	var errs []error
-	if *t != (TLSConfig{}) && !httpsOrUnknown {
+	if !t.IsZero() && !httpsOrUnknown {
 		errs = append(errs, ferry.Invalid("tls", "is set but url is not https://"))
 	}
-	for _, f := range []struct{ field, path string }{
-		{"tls.ca_file", t.CAFile}, {"tls.cert_file", t.CertFile}, {"tls.key_file", t.KeyFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		fh, err := os.Open(f.path)
-		if err != nil {
-			var pe *os.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			errs = append(errs, ferry.Invalid(f.field, "cannot read %s: %v", f.path, err))
-			continue
-		}
-		_ = fh.Close()
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		errs = append(errs, ferry.Invalid("tls", "cert_file and key_file must be set together"))
-	}
-	return errs
-}
-
-// build returns the client TLS configuration, or nil when Go's defaults do.
-func (t *TLSConfig) build() (*tls.Config, error) {
-	if *t == (TLSConfig{}) {
-		return nil, nil
-	}
-	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read tls.ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
-		}
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load tls.cert_file and tls.key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
+	return append(errs, t.Validate("tls")...)
 }

@@ -41,7 +41,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", name, err)
 	}
-	tlsCfg, err := cfg.TLS.build()
+	tlsCfg, err := cfg.TLS.Build()
 	if err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/discard"
 	httpsink "github.com/ferry-cdc/ferry/connectors/http"
+	"github.com/ferry-cdc/ferry/connectors/kafka"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/connectors/stdout"
 	"github.com/ferry-cdc/ferry/connectors/webhook"
@@ -62,6 +63,12 @@ var (
 			newConfig: func() any { return httpsink.DefaultConfig() },
 			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
 				return httpsink.New(name, cfg.(*httpsink.Config), log)
+			},
+		},
+		"kafka": {
+			newConfig: func() any { return kafka.DefaultConfig() },
+			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
+				return kafka.New(name, cfg.(*kafka.Config), log)
 			},
 		},
 		"discard": {
