@@ -122,6 +122,9 @@ func (s *Sink) dispatch(p sarama.AsyncProducer, out chan<- result, done chan<- s
 // Write produces every event and waits for each one's acknowledgement by
 // all in-sync replicas. A failed message fails only its event.
 func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("kafka sink %s: %w", s.name, err) // nothing sent
+	}
 	p, err := s.producerFor()
 	if err != nil {
 		return err
@@ -137,6 +140,11 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 			continue
 		}
 		msg.Metadata = ticket{gen: gen, idx: i}
+		// select picks randomly among ready cases: look at ctx first, so a
+		// cancelled Write sends nothing more than it reports.
+		if ctx.Err() != nil {
+			return s.abandon(ctx, be, waiting, events[i:], i)
+		}
 		select {
 		case p.Input() <- msg:
 			waiting[i] = true

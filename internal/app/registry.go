@@ -1,12 +1,14 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/discard"
+	"github.com/ferry-cdc/ferry/connectors/eventbridge"
 	httpsink "github.com/ferry-cdc/ferry/connectors/http"
 	"github.com/ferry-cdc/ferry/connectors/kafka"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
@@ -71,6 +73,14 @@ var (
 				return kafka.New(name, cfg.(*kafka.Config), log)
 			},
 		},
+		"eventbridge": {
+			newConfig: func() any { return eventbridge.DefaultConfig() },
+			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
+				// Loading the AWS configuration reads the environment and
+				// files only; credentials are fetched on the first call.
+				return eventbridge.New(context.Background(), name, cfg.(*eventbridge.Config), log)
+			},
+		},
 		"discard": {
 			newConfig: func() any { return discard.DefaultConfig() },
 			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
@@ -124,4 +134,13 @@ func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, erro
 		return nil, fmt.Errorf("source %q of type %s has no positions: it keeps its requests in the state store until every sink has them", source, s.Type)
 	}
 	return t.codec, nil
+}
+
+// BuildSink builds one configured sink by name (for `ferry dlq replay`).
+func BuildSink(cfg *config.Config, name string, log *slog.Logger) (ferry.Sink, error) {
+	sc, ok := cfg.Sinks[name]
+	if !ok {
+		return nil, fmt.Errorf("no sink named %q (configured: %v)", name, cfg.SinkNames())
+	}
+	return sinkTypes[sc.Type].build(name, sc.Spec, log)
 }

@@ -43,6 +43,7 @@ Usage:
   ferry validate   -c ferry.yaml [-c more.yaml]
   ferry checkpoint show|set|reset -c ferry.yaml --source NAME [POSITION]
   ferry transform test -c ferry.yaml --input samples.json [--rule NAME] [--expect expected.json [--update]]
+  ferry dlq list|replay -c ferry.yaml [--sink NAME] [--json]
   ferry version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -87,6 +88,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return checkpointCmd(ctx, rest, env)
 	case "transform":
 		return transformCmd(rest, env)
+	case "dlq":
+		return dlqCmd(ctx, rest, env)
 	case "version", "--version", "-v":
 		fmt.Fprintln(env.Stdout, "ferry", env.Version)
 		return nil

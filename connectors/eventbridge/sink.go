@@ -1,0 +1,263 @@
+package eventbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/smithy-go"
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/cel-go/cel"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// PutEventsAPI is the one call the sink makes; *eventbridge.Client has it.
+type PutEventsAPI interface {
+	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, opts ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+// Sink puts events on an event bus.
+type Sink struct {
+	name      string
+	cfg       *Config
+	api       PutEventsAPI
+	resources cel.Program
+	log       *slog.Logger
+	closed    atomic.Bool
+	transport *http.Transport // nil with NewWithAPI
+}
+
+var _ ferry.Sink = (*Sink)(nil)
+
+// New builds the sink with the SDK's client; it contacts nothing yet.
+func New(ctx context.Context, name string, cfg *Config, log *slog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("eventbridge sink %s: %w", name, err)
+	}
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
+	if cfg.AccessKeyID != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(
+			cfg.AccessKeyID, cfg.SecretAccessKey.Reveal(), cfg.SessionToken.Reveal())))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("eventbridge sink %s: load AWS configuration: %w", name, err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = cfg.Concurrency
+	client := eventbridge.NewFromConfig(awsCfg, func(o *eventbridge.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.Retryer = aws.NopRetryer{} // retries, backoff and dead letters are the pipeline's
+		o.HTTPClient = &http.Client{Transport: transport, Timeout: cfg.Timeout}
+	})
+	s, err := NewWithAPI(name, cfg, client, log)
+	if err != nil {
+		return nil, err
+	}
+	s.transport = transport
+	return s, nil
+}
+
+// NewWithAPI builds the sink over any PutEvents implementation.
+func NewWithAPI(name string, cfg *Config, api PutEventsAPI, log *slog.Logger) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("eventbridge sink %s: %w", name, err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{name: name, cfg: cfg, api: api, log: log}
+	if cfg.Resources != "" {
+		s.resources, _ = resourcesProgram(cfg.Resources) // validated
+	}
+	return s, nil
+}
+
+// Open does nothing: credentials and the bus are checked by the first call.
+func (s *Sink) Open(context.Context) error { return nil }
+
+// Close stops accepting writes and releases idle connections.
+func (s *Sink) Close(context.Context) error {
+	s.closed.Store(true)
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Write puts the events in calls of at most 10 entries and 256 KB, up to
+// Concurrency calls at once. Events with one partition key share a lane
+// and go in order; after a failure the rest of that lane is held back.
+// (EventBridge itself does not promise delivery order to its targets.)
+func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
+	if s.closed.Load() {
+		return fmt.Errorf("eventbridge sink %s: %w", s.name, ferry.ErrClosed)
+	}
+	failed := make([]error, len(events))
+	entries := make([]*types.PutEventsRequestEntry, len(events))
+	for i, e := range events {
+		en, err := s.entry(e)
+		if err == nil && entrySize(en) > maxRequestBytes {
+			err = fmt.Errorf("entry of %d bytes exceeds EventBridge's 256 KB limit", entrySize(en))
+		}
+		if err != nil {
+			failed[i] = ferry.Permanent(fmt.Errorf("eventbridge sink %s: event %s: %w", s.name, e.ID(), err))
+			continue
+		}
+		entries[i] = en
+	}
+	var wg sync.WaitGroup
+	for _, lane := range s.lanes(events, entries) {
+		wg.Go(func() { s.sendLane(ctx, entries, lane, failed) })
+	}
+	wg.Wait()
+	be := ferry.NewBatchError()
+	for i, err := range failed {
+		if err != nil {
+			be.Fail(i, err)
+		}
+	}
+	if be.Len() > 0 {
+		return be
+	}
+	return nil
+}
+
+// lanes spreads the sendable events over Concurrency lanes by partition key.
+func (s *Sink) lanes(events []*event.Event, entries []*types.PutEventsRequestEntry) [][]int {
+	lanes := make([][]int, s.cfg.Concurrency)
+	for i, e := range events {
+		if entries[i] == nil {
+			continue
+		}
+		key, _ := e.Extensions()["partitionkey"].(string)
+		if key == "" {
+			key = e.ID()
+		}
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(key))
+		l := h.Sum32() % uint32(len(lanes))
+		lanes[l] = append(lanes[l], i)
+	}
+	out := lanes[:0]
+	for _, l := range lanes {
+		if len(l) > 0 {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// sendLane sends a lane in calls that respect the limits.
+func (s *Sink) sendLane(ctx context.Context, entries []*types.PutEventsRequestEntry, lane []int, failed []error) {
+	for start := 0; start < len(lane); {
+		end, size := start, 0
+		for end < len(lane) && end-start < maxEntries && size+entrySize(entries[lane[end]]) <= maxRequestBytes {
+			size += entrySize(entries[lane[end]])
+			end++
+		}
+		call := lane[start:end]
+		if err := s.put(ctx, entries, call, failed); err != nil {
+			for _, i := range lane[end:] { // hold back the rest of the lane
+				failed[i] = fmt.Errorf("not sent: an earlier call of this lane failed: %w", err)
+			}
+			return
+		}
+		start = end
+	}
+}
+
+// put makes one PutEvents call and records each entry's outcome. It
+// returns an error when anything in the call failed.
+func (s *Sink) put(ctx context.Context, entries []*types.PutEventsRequestEntry, call []int, failed []error) error {
+	in := &eventbridge.PutEventsInput{Entries: make([]types.PutEventsRequestEntry, len(call))}
+	for k, i := range call {
+		in.Entries[k] = *entries[i]
+	}
+	out, err := s.api.PutEvents(ctx, in)
+	if err != nil && len(call) > 1 && apiCode(err) == "ValidationException" {
+		// One bad entry refuses the whole call: find it by sending alone.
+		var first error
+		for _, i := range call {
+			if e := s.put(ctx, entries, []int{i}, failed); e != nil && first == nil {
+				first = e
+			}
+		}
+		return first
+	}
+	if err != nil {
+		err = s.classifyCall(err)
+		for _, i := range call {
+			failed[i] = err
+		}
+		s.log.Warn("PutEvents failed", "entries", len(call), "error", err)
+		return err
+	}
+	if out.FailedEntryCount == 0 {
+		return nil
+	}
+	var first error
+	for k, i := range call {
+		if k >= len(out.Entries) {
+			failed[i] = fmt.Errorf("eventbridge sink %s: no result for entry %d", s.name, k)
+			continue
+		}
+		if r := out.Entries[k]; r.ErrorCode != nil {
+			failed[i] = classifyEntry(s.name, aws.ToString(r.ErrorCode), aws.ToString(r.ErrorMessage))
+			if first == nil {
+				first = failed[i]
+			}
+		}
+	}
+	s.log.Warn("PutEvents partly failed", "failed", out.FailedEntryCount, "of", len(call), "first_error", first)
+	if first == nil {
+		first = fmt.Errorf("eventbridge sink %s: %d entries failed", s.name, out.FailedEntryCount)
+	}
+	return first
+}
+
+// transientCodes are the per-entry and call error codes worth retrying.
+var transientCodes = map[string]bool{"ThrottlingException": true, "InternalFailure": true, "InternalException": true,
+	"ServiceUnavailable": true, "ServiceUnavailableException": true, "RequestTimeout": true}
+
+func classifyEntry(sink, code, msg string) error {
+	err := fmt.Errorf("eventbridge sink %s: entry rejected: %s: %s", sink, code, msg)
+	if transientCodes[code] {
+		return err
+	}
+	return ferry.Permanent(err)
+}
+
+// classifyCall: only a call refused for its content (a single entry the
+// service rejects) is permanent. Throttling, server errors and network
+// trouble are transient, and so are credential and permission errors: the
+// operator fixes those, and the events wait rather than being dead-lettered.
+func (s *Sink) classifyCall(err error) error {
+	err = fmt.Errorf("eventbridge sink %s: PutEvents: %w", s.name, err)
+	switch apiCode(err) {
+	case "ValidationException", "SerializationException":
+		return ferry.Permanent(err)
+	}
+	return err
+}
+
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
