@@ -26,6 +26,11 @@ type SinkHarness struct {
 	// was appended). Nil when the destination cannot be observed, as for a
 	// discarding sink.
 	Received func(t *testing.T) []event.Event
+	// IgnoreGoroutines names functions (goleak.IgnoreAnyFunction) of the
+	// destination's own goroutines, such as an in-process broker's
+	// server-side connections, which end on their own schedule after the
+	// sink closed. The sink's goroutines are always checked.
+	IgnoreGoroutines []string
 }
 
 // receiveWait bounds how long the suite waits for an asynchronous
@@ -37,7 +42,11 @@ const receiveWait = 10 * time.Second
 func RunSink(t *testing.T, h SinkHarness) {
 	run := func(name string, fn func(t *testing.T, h SinkHarness)) {
 		t.Run(name, func(t *testing.T) {
-			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+			opts := []goleak.Option{goleak.IgnoreCurrent()}
+			for _, f := range h.IgnoreGoroutines {
+				opts = append(opts, goleak.IgnoreAnyFunction(f))
+			}
+			defer goleak.VerifyNone(t, opts...)
 			fn(t, h)
 		})
 	}

@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 		CheckpointInterval: cfg.State.CheckpointInterval,
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
 		Capture:            opts.Capture,
+		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
 	}
 	for _, name := range cfg.SourceNames() {
 		sc := cfg.Sources[name]

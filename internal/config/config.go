@@ -56,6 +56,9 @@ type Log struct {
 type Pipeline struct {
 	MaxInFlight     int           `yaml:"max_in_flight"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DeadLetterSink, when set, receives dead letters as CloudEvents
+	// (anything it does not accept still goes to the state store).
+	DeadLetterSink string `yaml:"dead_letter_sink"`
 }
 
 // Defaults apply to changes no rule matches.

@@ -317,6 +317,11 @@ func (l *loader) check(cfg *Config, first string) {
 		add("sinks", "no sink is configured")
 	}
 	checkRefs("defaults.to", cfg.Defaults.To, cfg.Sinks, "sink", add)
+	if d := cfg.Pipeline.DeadLetterSink; d != "" {
+		checkRefs("pipeline.dead_letter_sink", []string{d}, cfg.Sinks, "sink", func(_ string, f string, a ...any) {
+			add("pipeline.dead_letter_sink", f, a...)
+		})
+	}
 	l.checkTransforms(cfg, add)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -414,5 +415,40 @@ func TestRetryAfterOfOneEventIsHonoured(t *testing.T) {
 	}
 	if gap := time.Duration(retried.Load() - firstFail.Load()); gap < 300*time.Millisecond {
 		t.Fatalf("retried after %v; the destination asked for 300ms", gap)
+	}
+}
+
+// TestDeadLetterSink: dead letters go to the configured sink as events
+// with the reason; what that sink refuses is stored, so nothing is lost.
+func TestDeadLetterSink(t *testing.T) {
+	src := &scriptSource{batches: 1, per: 4, keys: 4}
+	main := &recordSink{fail: func(e *event.Event, _ int) error {
+		if e.ID() == "1" || e.ID() == "2" {
+			return ferry.Permanent(errors.New("422 unprocessable"))
+		}
+		return nil
+	}}
+	dlq := &recordSink{fail: func(e *event.Event, _ int) error {
+		if e.ID() == "2" {
+			return errors.New("dead-letter topic unavailable")
+		}
+		return nil
+	}}
+	f := newFixture(t, src, map[string]ferry.Sink{"main": main, "dlq": dlq}, func(c *Config) {
+		c.DeadLetterSink = "dlq"
+		c.Engine, _ = transform.New(transform.Options{TypePrefix: "t", DefaultTo: []string{"main"}})
+	})
+	if err := f.runUntil(t, func() bool { return f.rt.Stats().Sink("main").DeadLettered.Load() == 2 && f.checkpoint(t) == "1" }); err != nil {
+		t.Fatal(err)
+	}
+	got := dlq.got
+	if len(got) != 1 || got[0].ID() != "1" || got[0].Extensions()["deadlettersink"] != "main" ||
+		!strings.Contains(fmt.Sprint(got[0].Extensions()["deadlettererror"]), "422 unprocessable") {
+		t.Fatalf("dead-letter sink got %v", got)
+	}
+	var stored []state.DeadLetter
+	_ = f.store.DeadLetters(context.Background(), func(d state.DeadLetter) error { stored = append(stored, d); return nil })
+	if len(stored) != 1 || stored[0].EventID != "2" {
+		t.Fatalf("store holds %+v; want the letter the dead-letter sink refused", stored)
 	}
 }

@@ -62,6 +62,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxSinkBatch bounds the events of one Sink.Write; default 1000.
 	MaxSinkBatch int
+	// DeadLetterSink names a sink that receives dead letters as CloudEvents
+	// before (instead of) the store; what it refuses is stored.
+	DeadLetterSink string
 	// Capture, when set, receives every change read as one sample line
 	// (transform.AppendSample), for writing rule tests from real traffic.
 	Capture io.Writer

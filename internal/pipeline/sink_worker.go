@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -48,6 +49,9 @@ type attempt struct {
 }
 
 type sinkWorker struct {
+	// mu serializes Writes to the sink: its own, and dead letters other
+	// workers send it when it is the dead-letter sink.
+	mu     sync.Mutex
 	rt     *Runtime
 	name   string
 	sink   ferry.Sink
@@ -140,7 +144,9 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error)
 			events = append(events, pending[i].event)
 		}
 		start := time.Now()
+		w.mu.Lock()
 		err := w.sink.Write(ctx, events)
+		w.mu.Unlock()
 		w.stats.observeWrite(time.Since(start))
 		if err == nil {
 			w.stats.Delivered.Add(uint64(len(pending)))
@@ -218,6 +224,10 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	dead = w.toDeadLetterSink(ctx, dead)
+	if len(dead) == 0 {
+		return nil
+	}
 	letters := make([]state.DeadLetter, len(dead))
 	now := time.Now().UTC()
 	for i, f := range dead {
@@ -234,6 +244,44 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	}
 	w.stats.DeadLettered.Add(uint64(len(dead)))
 	return nil
+}
+
+// toDeadLetterSink sends dead letters to the configured dead-letter sink
+// (the event, with why and after how many attempts as extensions) and
+// returns those it did not accept, for the store. A sink's own dead
+// letters never go back to it.
+func (w *sinkWorker) toDeadLetterSink(ctx context.Context, dead []failure) []failure {
+	target := w.rt.sinks[w.rt.cfg.DeadLetterSink]
+	if target == nil || target == w {
+		return dead
+	}
+	events := make([]*event.Event, len(dead))
+	for i, f := range dead {
+		e := f.event.Clone()
+		e.SetExtension("deadlettersink", w.name)
+		e.SetExtension("deadlettererror", f.err.Error())
+		e.SetExtension("deadletterattempts", int32(f.tries))
+		events[i] = &e
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	target.mu.Lock()
+	err := target.sink.Write(wctx, events)
+	target.mu.Unlock()
+	if err == nil {
+		w.stats.DeadLettered.Add(uint64(len(dead)))
+		return nil
+	}
+	var be *ferry.BatchError
+	var rest []failure
+	for i, f := range dead {
+		if !errors.As(err, &be) || be.Failed(i) != nil {
+			rest = append(rest, f)
+		}
+	}
+	w.stats.DeadLettered.Add(uint64(len(dead) - len(rest)))
+	w.log.Warn("dead-letter sink refused some dead letters; storing them", "dead_letter_sink", target.name, "count", len(rest), "error", err)
+	return rest
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
