@@ -407,3 +407,19 @@ func TestRecursiveAliasesDoNotHang(t *testing.T) {
 		}
 	}
 }
+
+func TestDeadLetterSinkMustExist(t *testing.T) {
+	f := write(t, t.TempDir(), "dls.yaml", `pipeline:
+  dead_letter_sink: dql
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+  dlq: {type: console}
+`)
+	_, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+	want := f + `:2:3: pipeline.dead_letter_sink: unknown sink "dql" (known: dlq, out)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("Load = %v\nwant %s", err, want)
+	}
+}
