@@ -116,6 +116,9 @@ type Change struct {
 	Binlog BinlogCoords
 	// Request is set for request-driven sources (Op == OpRequest).
 	Request *Request
+	// To, when set, names the only sinks the change's events go to, in
+	// place of the rules' routing (a backfill or replay with --to).
+	To []string
 }
 
 // Request is a received request, as a request-driven source (a webhook)

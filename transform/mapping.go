@@ -1,11 +1,7 @@
 package transform
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -101,54 +97,5 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 	return scratch
 }
 
-// Subject renders a primary key as the CloudEvent subject. A single-column key
-// is its value as text. A composite key joins its values with "/" in key
-// order, percent-encoding "%" and "/" inside each value, so distinct keys
-// always give distinct subjects.
-func Subject(key ferry.Row) string {
-	if len(key.Values) == 1 {
-		return keyText(key.Values[0])
-	}
-	var b strings.Builder
-	for i, v := range key.Values {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		t := keyText(v)
-		if strings.ContainsAny(t, "%/") {
-			t = strings.ReplaceAll(t, "%", "%25")
-			t = strings.ReplaceAll(t, "/", "%2F")
-		}
-		b.WriteString(t)
-	}
-	return b.String()
-}
-
-// keyText renders one key value as text: numbers in decimal, binary as
-// base64, SET labels joined with ",", JSON verbatim.
-func keyText(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return v
-	case int64:
-		return strconv.FormatInt(v, 10)
-	case uint64:
-		return strconv.FormatUint(v, 10)
-	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	case float32:
-		return strconv.FormatFloat(float64(v), 'g', -1, 32)
-	case bool:
-		return strconv.FormatBool(v)
-	case []byte:
-		return base64.StdEncoding.EncodeToString(v)
-	case json.RawMessage:
-		return string(v)
-	case []string:
-		return strings.Join(v, ",")
-	default:
-		return string(appendValue(nil, v))
-	}
-}
+// Subject renders a primary key as the CloudEvent subject (ferry.KeyText).
+func Subject(key ferry.Row) string { return ferry.KeyText(key) }

@@ -82,7 +82,7 @@ func (o *outbox) base(c *ferry.Change, b *eventBase) error {
 		if err != nil {
 			return err
 		}
-		if *f.dst = keyText(v); *f.dst == "" {
+		if *f.dst = ferry.ValueText(v); *f.dst == "" {
 			return fmt.Errorf("outbox column %q is empty", f.column)
 		}
 	}
@@ -97,7 +97,7 @@ func (o *outbox) base(c *ferry.Change, b *eventBase) error {
 		if err != nil {
 			return err
 		}
-		b.setExtension("aggregatetype", keyText(v))
+		b.setExtension("aggregatetype", ferry.ValueText(v))
 	}
 	for _, h := range o.headers {
 		v, err := col(h.column)
@@ -105,7 +105,7 @@ func (o *outbox) base(c *ferry.Change, b *eventBase) error {
 			return err
 		}
 		if v != nil {
-			b.setExtension(h.ext, keyText(v))
+			b.setExtension(h.ext, ferry.ValueText(v))
 		}
 	}
 	return nil

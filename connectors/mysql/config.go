@@ -13,6 +13,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferry-cdc/ferry"
@@ -37,8 +38,14 @@ type Config struct {
 	// Start is where a source without a checkpoint begins: latest,
 	// earliest, FILE:POS or a GTID set.
 	Start string `yaml:"start"`
-	// Snapshot is never (initial is planned with backfills).
+	// Snapshot is never, or initial: on the first start (no checkpoint)
+	// backfill every captured table while streaming from the latest position.
 	Snapshot string `yaml:"snapshot"`
+	// SnapshotChunk is the rows per chunk of backfills.
+	SnapshotChunk int `yaml:"snapshot_chunk"`
+	// SnapshotKeys name, per DB.TABLE without a primary key, the columns of
+	// a unique NOT NULL key that backfills page by.
+	SnapshotKeys map[string][]string `yaml:"snapshot_keys"`
 	// ConnectTimeout bounds one connection attempt.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// StartupTimeout bounds how long Open retries an unreachable server
@@ -60,6 +67,7 @@ func DefaultConfig() *Config {
 		Flavor:         "auto",
 		Start:          "latest",
 		Snapshot:       "never",
+		SnapshotChunk:  4096,
 		ConnectTimeout: 10 * time.Second,
 		StartupTimeout: time.Minute,
 		Heartbeat:      5 * time.Second,
@@ -93,8 +101,16 @@ func (c *Config) Validate() error {
 	if _, err := parseStart(c.Start); err != nil {
 		errs = append(errs, ferry.Invalid("start", "%v", err))
 	}
-	if c.Snapshot != "never" {
-		errs = append(errs, ferry.Invalid("snapshot", "only never is supported; use `ferry backfill` for existing rows"))
+	if c.Snapshot != "never" && c.Snapshot != "initial" {
+		errs = append(errs, ferry.Invalid("snapshot", "must be never or initial, not %q", c.Snapshot))
+	}
+	if c.SnapshotChunk < 1 {
+		errs = append(errs, ferry.Invalid("snapshot_chunk", "must be at least 1"))
+	}
+	for table, cols := range c.SnapshotKeys {
+		if db, t, ok := strings.Cut(table, "."); !ok || db == "" || t == "" || len(cols) == 0 {
+			errs = append(errs, ferry.Invalid("snapshot_keys."+table, "must map DB.TABLE to a list of key columns"))
+		}
 	}
 	for field, d := range map[string]time.Duration{"connect_timeout": c.ConnectTimeout, "startup_timeout": c.StartupTimeout, "heartbeat": c.Heartbeat} {
 		if d <= 0 {

@@ -29,6 +29,8 @@ type tablePlan struct {
 	srcIdx  []int    // raw index of each kept column
 	decode  []decodeFunc
 
+	allDecode []decodeFunc // every column's decoder, by raw index
+
 	keyColumns []string // primary key, in key order
 	keyIdx     []int
 	keyDecode  []decodeFunc
@@ -130,6 +132,7 @@ func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
 		sets:       tm.SetStrValueMap(),
 	}
 	decoders := make([]decodeFunc, len(names))
+	p.allDecode = decoders
 	for i := range names {
 		decoders[i] = pl.columnDecoder(tm, i, meta, jsonCols[names[i]])
 		if pl.filter.column(p.db, p.table, names[i]) {

@@ -132,3 +132,29 @@ func (Codec) FormatPosition(b ferry.Position) (string, error) {
 	}
 	return p.String(), nil
 }
+
+// comparePositions orders two binlog coordinates of one server: by the
+// sequence number of the file (the digits after its last dot), then by
+// offset. It returns -1, 0 or +1.
+func comparePositions(a, b position) int {
+	if a.File != b.File {
+		na, errA := strconv.ParseUint(a.File[strings.LastIndexByte(a.File, '.')+1:], 10, 64)
+		nb, errB := strconv.ParseUint(b.File[strings.LastIndexByte(b.File, '.')+1:], 10, 64)
+		if errA != nil || errB != nil {
+			return strings.Compare(a.File, b.File)
+		}
+		if na != nb {
+			if na < nb {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case a.Pos < b.Pos:
+		return -1
+	case a.Pos > b.Pos:
+		return 1
+	}
+	return 0
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/ferry-cdc/ferry"
@@ -25,7 +26,11 @@ func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.Binlo
 	for {
 		var err error
 		if ev != nil {
-			err = st.handle(ctx, ev)
+			err = st.step(ctx, ev)
+		}
+		if errors.Is(err, errReplayEnd) {
+			s.fail(ctx, ferry.ErrEndOfInput)
+			return
 		}
 		if err == nil {
 			if ev, err = streamer.GetEvent(ctx); err == nil {
@@ -112,18 +117,27 @@ func (s *Source) fail(ctx context.Context, err error) {
 	}
 }
 
-// Read returns the next transactions, merged up to batch_size changes.
+// Read returns the next transactions, merged up to batch_size changes. A
+// finite source's end is returned after every batch before it.
 func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
-	if s.err != nil {
-		return ferry.Batch{}, s.err
-	}
 	var b ferry.Batch
-	select {
-	case b = <-s.out:
-	case s.err = <-s.errc:
-		return ferry.Batch{}, s.err
-	case <-ctx.Done():
-		return ferry.Batch{}, ctx.Err()
+	if s.err != nil {
+		if !errors.Is(s.err, ferry.ErrEndOfInput) {
+			return ferry.Batch{}, s.err
+		}
+		select {
+		case b = <-s.out:
+		default:
+			return ferry.Batch{}, s.err
+		}
+	} else {
+		select {
+		case b = <-s.out:
+		case s.err = <-s.errc:
+			return s.Read(ctx)
+		case <-ctx.Done():
+			return ferry.Batch{}, ctx.Err()
+		}
 	}
 	s.gate.Release(gateWeight(b, s.cfg.BatchSize))
 	for len(b.Changes) < s.cfg.BatchSize {
@@ -159,7 +173,17 @@ type metaConn struct {
 	conn *client.Conn
 }
 
-func (m *metaConn) jsonColumns(db, table string) (map[string]bool, error) {
+func (m *metaConn) jsonColumns(db, table string) (cols map[string]bool, err error) {
+	err = m.do(func(m *metaConn) error {
+		cols, err = mariadbJSONColumns(m.conn, db, table)
+		return err
+	})
+	return cols, err
+}
+
+// do runs fn on the connection, reconnecting once when it fails for a
+// reason other than a server error.
+func (m *metaConn) do(fn func(*metaConn) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for try := 0; ; try++ {
@@ -168,13 +192,14 @@ func (m *metaConn) jsonColumns(db, table string) (map[string]bool, error) {
 			conn, err := m.src.connect(ctx)
 			cancel()
 			if err != nil {
-				return nil, err
+				return err
 			}
 			m.conn = conn
 		}
-		cols, err := mariadbJSONColumns(m.conn, db, table)
-		if err == nil || try == 1 {
-			return cols, err
+		err := fn(m)
+		var me *gomysql.MyError
+		if err == nil || try == 1 || errors.As(err, &me) {
+			return err
 		}
 		m.conn.Close()
 		m.conn = nil

@@ -40,7 +40,22 @@ type Source struct {
 	err    error // sticky fatal error, returned by every Read after it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	mode    mode
+	jobs    *jobList
+	st      *stream
+	request ferry.BackfillRequest // modeBackfill
+	replay  Replay                // modeReplay
 }
+
+// mode is what a Source does.
+type mode uint8
+
+const (
+	modeStream   mode = iota // stream forever; backfills on request
+	modeBackfill             // stream one table from now, backfill it, end
+	modeReplay               // re-read a range of the binlog, end
+)
 
 var _ ferry.Source = (*Source)(nil)
 
@@ -56,7 +71,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{name: name, cfg: cfg, log: log, filter: f, errc: make(chan error, 1)}, nil
+	return &Source{name: name, cfg: cfg, log: log, filter: f, errc: make(chan error, 1), jobs: newJobList(name)}, nil
 }
 
 // Open connects, checks the server, and starts streaming from `from` (a
@@ -73,22 +88,46 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 		return err
 	}
 	s.meta = &metaConn{src: s, conn: conn}
-	start, err := s.resolveStart(conn, from)
+	st, err := s.prepareStream(ctx, conn, from)
 	if err != nil {
 		s.meta.close()
 		return err
 	}
-	st := s.newStream(start)
-	syncer, streamer, first, err := s.startStream(ctx, start)
+	syncer, streamer, first, err := s.startStream(ctx, st.committed)
 	if err != nil {
 		s.meta.close()
 		return err
 	}
-	s.log.Info("streaming binlog", "server", s.info.version, "flavor", s.info.flavor, "from", start.String())
+	s.log.Info("streaming binlog", "server", s.info.version, "flavor", s.info.flavor, "from", st.committed.String())
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { s.pump(runCtx, st, syncer, streamer, first) })
+	if s.mode != modeReplay {
+		s.wg.Go(func() { s.runBackfills(runCtx) })
+	}
 	return nil
+}
+
+// prepareStream decides where reading starts and what backfills run.
+func (s *Source) prepareStream(ctx context.Context, conn *client.Conn, from ferry.Position) (*stream, error) {
+	from, err := s.restoreJobs(from)
+	if err != nil {
+		return nil, err
+	}
+	start, err := s.resolveStart(conn, from)
+	if err != nil {
+		return nil, err
+	}
+	st := s.newStream(start)
+	switch {
+	case s.mode == modeBackfill:
+		err = s.Backfill(ctx, s.request)
+	case s.mode == modeReplay:
+		st.end, err = s.replayEnd(conn, start)
+	case from == nil && s.cfg.Snapshot == "initial":
+		err = s.queueInitialSnapshot(ctx, conn)
+	}
+	return st, err
 }
 
 func (s *Source) newStream(start position) *stream {
@@ -99,8 +138,15 @@ func (s *Source) newStream(start position) *stream {
 		_ = g.seed(start.GTID) // validated by resolveStart
 	}
 	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter, jsonColumns: s.meta.jsonColumns}
-	return &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
-		file: start.File, committed: start}
+	s.st = &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
+		file: start.File, committed: start, readPos: start, jobs: s.jobs}
+	switch s.mode {
+	case modeBackfill:
+		s.st.forceTo = s.request.To
+	case modeReplay:
+		s.st.forceTo, s.st.noCheckpoints = s.replay.To, true
+	}
+	return s.st
 }
 
 func (s *Source) connectWithRetry(ctx context.Context) (*client.Conn, error) {

@@ -2,10 +2,14 @@ package mysql
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -19,9 +23,11 @@ import (
 // does not re-read much, rarely enough to cost nothing on busy servers.
 const emptyCheckpointEvery = time.Second
 
-// stream turns binlog events into per-transaction batches. It runs on one
-// goroutine and owns all its state.
+// stream turns binlog events into per-transaction batches. Events are
+// handled on one goroutine; mu guards the state a backfill shares with it
+// (the window, the read position) and is held while an event is handled.
 type stream struct {
+	mu      sync.Mutex
 	source  string
 	cfg     *Config
 	log     *slog.Logger
@@ -37,6 +43,84 @@ type stream struct {
 	pendingEmpty  bool // committed advanced without a batch carrying it
 	lastEmptySent time.Time
 	warned        map[string]bool
+
+	// readPos is where reading stands at the last transaction boundary:
+	// committed, or later when events outside transactions followed.
+	readPos position
+	win     *window  // the backfill chunk being reconciled, if any
+	jobs    *jobList // backfills, saved in every checkpoint
+	// forceTo routes every change to these sinks (a backfill-only source).
+	forceTo []string
+	// noCheckpoints: batches carry no checkpoint (a replay).
+	noCheckpoints bool
+	end           *replayEnd               // where a replay stops; nil streams forever
+	progress      atomic.Pointer[position] // a replay's readPos, for progress displays
+}
+
+// errReplayEnd ends a replay's stream.
+var errReplayEnd = errors.New("replay reached its end")
+
+// replayEnd is where a replay stops: at a binlog position, or before the
+// first transaction committed after a time.
+type replayEnd struct {
+	pos  position
+	time time.Time
+}
+
+// step handles one event under the stream lock, then moves the read
+// position, emits a backfill chunk that became ready, and checks a replay's
+// end.
+func (s *stream) step(ctx context.Context, ev *replication.BinlogEvent) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.handle(ctx, ev); err != nil {
+		return err
+	}
+	if !s.tx.active {
+		if r, ok := ev.Event.(*replication.RotateEvent); ok {
+			s.readPos = position{File: string(r.NextLogName), Pos: uint32(r.Position)}
+		} else if ev.Header.LogPos > 0 {
+			s.readPos = position{File: s.file, Pos: ev.Header.LogPos}
+		}
+	}
+	if err := s.emitChunkIfReady(ctx); err != nil {
+		return err
+	}
+	if s.end != nil && !s.tx.active {
+		p := s.readPos
+		s.progress.Store(&p)
+	}
+	return s.checkEnd()
+}
+
+func (s *stream) checkEnd() error {
+	e := s.end
+	switch {
+	case e == nil:
+		return nil
+	case s.tx.active:
+		if !e.time.IsZero() && s.tx.time.After(e.time) {
+			return errReplayEnd
+		}
+		return nil
+	case comparePositions(s.readPos, e.pos) >= 0:
+		return errReplayEnd
+	}
+	return nil
+}
+
+// checkpoint is the checkpoint for resuming at p, with the backfills'
+// progress; nil for a replay.
+func (s *stream) checkpoint(p position) ferry.Position {
+	if s.noCheckpoints {
+		return nil
+	}
+	saved := s.jobs.saved()
+	if saved == nil {
+		return p.encode()
+	}
+	b, _ := json.Marshal(checkpointJSON{position: p, Backfills: saved}) // strings, numbers and valid JSON
+	return b
 }
 
 // txState is the transaction being assembled.
@@ -160,6 +244,9 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			s.warnOnce("image:"+p.db+"."+p.table, "row images are not FULL; missing columns are emitted as null: set binlog_row_image=FULL",
 				"table", p.db+"."+p.table)
 		}
+		if s.win != nil {
+			s.recordChange(p, e.Rows[i:i+step])
+		}
 		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step]))
 		if len(s.tx.buf) >= s.cfg.MaxTxBuffer {
 			if err := s.flushPartial(ctx); err != nil {
@@ -180,6 +267,7 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 		Time:   s.tx.time,
 		Binlog: ferry.BinlogCoords{File: s.file, Pos: uint64(h.LogPos - h.EventSize), GTID: s.gtid.current(),
 			ServerID: h.ServerID, TxID: s.tx.id, TxOrder: s.tx.ordinal},
+		To: s.forceTo,
 	}
 	switch op {
 	case ferry.OpCreate:
@@ -214,7 +302,7 @@ func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
 		return s.flushEmpty(ctx, false)
 	}
 	s.pendingEmpty = false
-	return s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.committed.encode()})
+	return s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.checkpoint(s.committed)})
 }
 
 // flushEmpty hands over the position of transactions without captured
@@ -225,7 +313,7 @@ func (s *stream) flushEmpty(ctx context.Context, force bool) error {
 	}
 	s.pendingEmpty = false
 	s.lastEmptySent = time.Now()
-	return s.emit(ctx, ferry.Batch{Checkpoint: s.committed.encode()})
+	return s.emit(ctx, ferry.Batch{Checkpoint: s.checkpoint(s.committed)})
 }
 
 func (s *stream) rollback() {
@@ -241,11 +329,17 @@ func (s *stream) rollback() {
 // resumes at s.committed, so it is read again from its start with the same
 // ids.
 func (s *stream) restart() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.gtid.abort()
 	s.tx = txState{}
+	s.readPos = s.committed
 }
 
 func (s *stream) emit(ctx context.Context, b ferry.Batch) error {
+	if len(b.Changes) == 0 && b.Checkpoint == nil {
+		return nil
+	}
 	if err := s.gate.Acquire(ctx, gateWeight(b, s.cfg.BatchSize)); err != nil {
 		return err
 	}

@@ -114,7 +114,11 @@ func (l *sourceLoop) transform(hard context.Context) error {
 					continue
 				}
 				e := &entry{event: o.Event, rule: o.Rule, source: l.name}
-				for _, sink := range o.To {
+				to := o.To
+				if c := &bs.changes[i]; len(c.To) > 0 {
+					to = c.To
+				}
+				for _, sink := range to {
 					perSink[sink] = append(perSink[sink], e)
 				}
 			}

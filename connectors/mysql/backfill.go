@@ -1,0 +1,220 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+	"golang.org/x/time/rate"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+var _ ferry.Backfiller = (*Source)(nil)
+
+// Backfill checks req against the server (table, key, condition) and queues
+// it, or resumes the paused backfill of the same table.
+func (s *Source) Backfill(ctx context.Context, req ferry.BackfillRequest) error {
+	if s.jobs == nil {
+		return fmt.Errorf("mysql source %s: not open", s.name)
+	}
+	if len(req.Key) == 0 {
+		req.Key = s.cfg.SnapshotKeys[req.Table]
+	}
+	if err := s.checkRequest(req); err != nil {
+		return err
+	}
+	j, resumed, err := s.jobs.add(req, s.cfg.SnapshotChunk)
+	if err != nil {
+		return fmt.Errorf("mysql source %s: %w", s.name, err)
+	}
+	if resumed {
+		s.log.Info("backfill resumed", "table", j.Table, "rows_done", j.Rows, "after_key", j.LastText)
+	} else {
+		s.log.Info("backfill queued", "table", j.Table, "where", j.Where, "chunk", j.Chunk)
+	}
+	return nil
+}
+
+// Backfills reports the backfills of this run and the saved unfinished ones.
+func (s *Source) Backfills() []ferry.BackfillProgress {
+	if s.jobs == nil {
+		return nil
+	}
+	return s.jobs.progress()
+}
+
+// PauseBackfill stops the backfill of table after its current chunk; its
+// progress stays saved.
+func (s *Source) PauseBackfill(_ context.Context, table string) error {
+	if s.jobs == nil {
+		return fmt.Errorf("mysql source %s: not open", s.name)
+	}
+	if err := s.jobs.pause(table); err != nil {
+		return fmt.Errorf("mysql source %s: %w", s.name, err)
+	}
+	s.log.Info("backfill paused", "table", table)
+	return nil
+}
+
+// checkRequest fails on what would fail the backfill later: an unknown or
+// uncaptured table, no usable key, a condition the server rejects.
+func (s *Source) checkRequest(req ferry.BackfillRequest) error {
+	if err := s.captures(req.Table); err != nil {
+		return err
+	}
+	db, table, _ := strings.Cut(req.Table, ".")
+	if req.Chunk < 0 || req.Rate < 0 {
+		return ferry.Invalid("chunk", "chunk and rate must not be negative")
+	}
+	return s.meta.do(func(m *metaConn) error {
+		p, err := loadSnapshotPlan(m.conn, s.filter, s.info.flavor, db, table, req.Key)
+		if err != nil {
+			return ferry.Invalid("table", "%w", err)
+		}
+		stmt, err := m.conn.Prepare(p.chunkSQL(req.Where, true, 1))
+		if err != nil {
+			var me *gomysql.MyError
+			if errors.As(err, &me) {
+				return ferry.Invalid("where", "the server rejects the chunk query: %s", me.Message)
+			}
+			return err
+		}
+		return stmt.Close()
+	})
+}
+
+// runBackfills performs queued backfills one at a time until ctx ends. A
+// finite (backfill-only) source ends when none is left.
+func (s *Source) runBackfills(ctx context.Context) {
+	r := &snapshotReader{src: s}
+	defer r.close()
+	for {
+		j := s.jobs.next()
+		if j == nil {
+			if s.mode == modeBackfill {
+				s.fail(ctx, ferry.ErrEndOfInput)
+				return
+			}
+			select {
+			case <-s.jobs.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		err := s.runJob(ctx, r, j)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.jobs.fail(j, err)
+			s.log.Error("backfill failed", "table", j.Table, "error", err)
+			if s.mode == modeBackfill {
+				s.fail(ctx, fmt.Errorf("backfill of %s: %w", j.Table, err))
+				return
+			}
+		case !s.jobs.running(j) && s.mode == modeBackfill:
+			s.fail(ctx, ferry.ErrEndOfInput) // paused
+			return
+		}
+	}
+}
+
+// runJob reads and delivers the chunks of j until it is done or paused.
+func (s *Source) runJob(ctx context.Context, r *snapshotReader, j *job) error {
+	plan, err := s.prepareJob(ctx, r, j)
+	if err != nil {
+		return err
+	}
+	s.log.Info("backfill running", "table", j.Table, "rows_done", j.Rows, "after_key", j.LastText)
+	var limiter *rate.Limiter
+	if j.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(j.Rate), j.Chunk)
+	}
+	for s.jobs.running(j) {
+		if limiter != nil {
+			if err := limiter.WaitN(ctx, j.Chunk); err != nil {
+				return err
+			}
+		}
+		w := s.st.openWindow(plan, j)
+		c, err := r.read(s.jobs.last(j))
+		if err != nil {
+			s.st.closeWindow(w)
+			if plan, err = s.recoverRead(ctx, r, j, err); err != nil {
+				return err
+			}
+			continue
+		}
+		if comparePositions(c.at, w.start) < 0 {
+			// The stream passed changes this snapshot predates: read again.
+			s.st.closeWindow(w)
+			continue
+		}
+		if err := s.st.deliverChunk(ctx, w, c); err != nil {
+			return err
+		}
+		select {
+		case <-w.emitted:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c.final {
+			s.log.Info("backfill done", "table", j.Table, "rows", j.Rows, "chunks", j.Chunks)
+			return nil
+		}
+	}
+	return nil
+}
+
+// prepareJob connects the reader if needed and readies j's statements.
+func (s *Source) prepareJob(ctx context.Context, r *snapshotReader, j *job) (*snapshotPlan, error) {
+	if r.conn == nil {
+		if err := r.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	plan, err := loadSnapshotPlan(r.conn, s.filter, s.info.flavor, j.db(), j.table(), j.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.prepare(plan, j.Where, j.Chunk); err != nil {
+		return nil, err
+	}
+	if n, err := r.estimate(plan, j.Where); err == nil {
+		s.jobs.setEstimate(j, n)
+	}
+	return plan, nil
+}
+
+// recoverRead handles a failed chunk read: a server error (bad condition,
+// dropped table, lost privilege) fails the job; anything else is a lost
+// connection, retried with backoff on a new one.
+func (s *Source) recoverRead(ctx context.Context, r *snapshotReader, j *job, readErr error) (*snapshotPlan, error) {
+	var me *gomysql.MyError
+	if errors.As(readErr, &me) || isFatal(readErr) {
+		return nil, fmt.Errorf("read chunk: %w", readErr)
+	}
+	delay := time.Second
+	for {
+		s.log.Warn("backfill read failed; reconnecting", "table", j.Table, "retry_in", delay.String(), "error", readErr)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		r.close()
+		plan, err := s.prepareJob(ctx, r, j)
+		if err == nil {
+			return plan, nil
+		}
+		if errors.As(err, &me) || isFatal(err) {
+			return nil, err
+		}
+		readErr, delay = err, min(delay*2, 30*time.Second)
+	}
+}

@@ -1,0 +1,319 @@
+package mysql
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// snapshotPlan is how a backfill reads one table by keyset chunks and turns
+// the result rows into ferry.Rows equal to what the binlog path emits for
+// the same data (the same Go types, the same text for temporal values).
+type snapshotPlan struct {
+	db, table string
+	keyCols   []string // the key the chunks page by, in index order
+	primary   bool     // keyCols is the primary key
+
+	selectCols []string // every column, in table order
+	decode     []snapDecoder
+	rowIdx     []int    // selected columns kept in the row (exclude_columns removed)
+	rowCols    []string // their names
+	keyIdx     []int    // selected index of each key column
+}
+
+// snapDecoder turns one non-NULL result value into the contract's type.
+type snapDecoder func(v *gomysql.FieldValue) any
+
+// columnInfo is one row of information_schema.COLUMNS.
+type columnInfo struct {
+	name, dataType, columnType, charset string
+	fsp                                 int
+	nullable                            bool
+}
+
+// errNoKey means a table has neither a primary key nor a usable unique key.
+var errNoKey = errors.New("the table has no primary key: pass the columns of a unique NOT NULL key (--key, or snapshot_keys in the source config)")
+
+// loadSnapshotPlan reads the table's columns and key from information_schema.
+// key, when set, names the unique key to page by.
+func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, key []string) (*snapshotPlan, error) {
+	cols, err := tableColumns(conn, db, table)
+	if err != nil {
+		return nil, err
+	}
+	if len(cols) == 0 {
+		return nil, fmt.Errorf("table %s.%s does not exist (or the user cannot see it)", db, table)
+	}
+	p := &snapshotPlan{db: db, table: table}
+	if p.keyCols, p.primary, err = chooseKey(conn, db, table, key, cols); err != nil {
+		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+	}
+	var jsonCols map[string]bool
+	if flavor == gomysql.MariaDBFlavor {
+		if jsonCols, err = mariadbJSONColumns(conn, db, table); err != nil {
+			return nil, err
+		}
+	}
+	for i, c := range cols {
+		p.selectCols = append(p.selectCols, c.name)
+		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
+		if f.column(db, table, c.name) {
+			p.rowIdx = append(p.rowIdx, i)
+			p.rowCols = append(p.rowCols, c.name)
+		}
+	}
+	for _, k := range p.keyCols {
+		p.keyIdx = append(p.keyIdx, slices.Index(p.selectCols, k))
+	}
+	return p, nil
+}
+
+func tableColumns(conn *client.Conn, db, table string) ([]columnInfo, error) {
+	r, err := conn.Execute(`SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, COALESCE(CHARACTER_SET_NAME, ''),
+		COALESCE(DATETIME_PRECISION, 0), IS_NULLABLE
+		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, db, table)
+	if err != nil {
+		return nil, fmt.Errorf("read columns of %s.%s: %w", db, table, err)
+	}
+	cols := make([]columnInfo, len(r.Values))
+	for i := range r.Values {
+		c := &cols[i]
+		c.name, _ = r.GetString(i, 0)
+		c.dataType, _ = r.GetString(i, 1)
+		c.columnType, _ = r.GetString(i, 2)
+		c.charset, _ = r.GetString(i, 3)
+		fsp, _ := r.GetInt(i, 4)
+		c.fsp = int(min(max(fsp, 0), 6))
+		nullable, _ := r.GetString(i, 5)
+		c.nullable = nullable == "YES"
+		c.dataType = strings.ToLower(c.dataType)
+	}
+	return cols, nil
+}
+
+// chooseKey returns the primary key, or checks that key is a unique index
+// of NOT NULL columns (NULLs would let rows share a key).
+func chooseKey(conn *client.Conn, db, table string, key []string, cols []columnInfo) ([]string, bool, error) {
+	r, err := conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`, db, table)
+	if err != nil {
+		return nil, false, fmt.Errorf("read keys: %w", err)
+	}
+	indexes := map[string][]string{}
+	for i := range r.Values {
+		name, _ := r.GetString(i, 0)
+		col, _ := r.GetString(i, 1)
+		indexes[name] = append(indexes[name], col)
+	}
+	if len(key) == 0 {
+		if pk, ok := indexes["PRIMARY"]; ok {
+			return pk, true, nil
+		}
+		return nil, false, errNoKey
+	}
+	for name, idx := range indexes {
+		if len(idx) != len(key) || !sameSet(idx, key) {
+			continue
+		}
+		for _, c := range cols {
+			if slices.Contains(idx, c.name) && c.nullable {
+				return nil, false, fmt.Errorf("key column %s is nullable; a backfill key must be NOT NULL", c.name)
+			}
+		}
+		return idx, name == "PRIMARY", nil
+	}
+	return nil, false, fmt.Errorf("no unique index on exactly (%s)", strings.Join(key, ", "))
+}
+
+func sameSet(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshotDecoder mirrors columnDecoder of the binlog path for values read
+// through the binary protocol of a session whose time zone is UTC.
+func snapshotDecoder(c columnInfo, isJSON bool) snapDecoder {
+	switch c.dataType {
+	case "tinyint", "smallint", "mediumint", "int", "integer", "bigint":
+		return snapInteger
+	case "year":
+		return snapYear
+	case "decimal", "numeric":
+		return snapString
+	case "float":
+		return func(v *gomysql.FieldValue) any { return float32(v.AsFloat64()) }
+	case "double", "real":
+		return func(v *gomysql.FieldValue) any { return v.AsFloat64() }
+	case "bit":
+		return snapBit
+	case "date":
+		return func(v *gomysql.FieldValue) any { return dateValue(string(v.AsString())) }
+	case "datetime":
+		dec := datetimeValue(c.fsp)
+		return func(v *gomysql.FieldValue) any { return dec(fitFraction(string(v.AsString()), c.fsp)) }
+	case "timestamp":
+		dec := timestampValue(c.fsp)
+		return func(v *gomysql.FieldValue) any { return dec(fitFraction(string(v.AsString()), c.fsp)) }
+	case "time":
+		dec := timeValue(c.fsp)
+		return func(v *gomysql.FieldValue) any { return dec(fitFraction(string(v.AsString()), c.fsp)) }
+	case "enum":
+		return snapString
+	case "set":
+		return snapSet
+	case "json":
+		return func(v *gomysql.FieldValue) any { return jsonValue(slices.Clone(v.AsString())) }
+	}
+	switch {
+	case c.charset == "" || c.charset == "binary":
+		return func(v *gomysql.FieldValue) any { return slices.Clone(v.AsString()) }
+	case isJSON:
+		return func(v *gomysql.FieldValue) any { return jsonValue(slices.Clone(v.AsString())) }
+	}
+	return snapString
+}
+
+func snapInteger(v *gomysql.FieldValue) any {
+	if v.Type == gomysql.FieldValueTypeUnsigned {
+		return v.AsUint64()
+	}
+	return v.AsInt64()
+}
+
+// snapYear: YEAR is flagged unsigned in results but signed in the binlog
+// path's values; 0000 is null like zero dates.
+func snapYear(v *gomysql.FieldValue) any {
+	y := int64(v.AsUint64())
+	if y == 0 {
+		return nil
+	}
+	return y
+}
+
+func snapString(v *gomysql.FieldValue) any { return string(v.AsString()) }
+
+// snapBit: BIT(n) arrives as big-endian bytes.
+func snapBit(v *gomysql.FieldValue) any {
+	b := v.AsString()
+	var buf [8]byte
+	copy(buf[8-min(len(b), 8):], b[max(len(b)-8, 0):])
+	return binary.BigEndian.Uint64(buf[:])
+}
+
+func snapSet(v *gomysql.FieldValue) any {
+	s := string(v.AsString())
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
+}
+
+// fitFraction cuts the six fractional digits the binary protocol always
+// sends to the column's precision; the binlog decoders pad shorter ones.
+func fitFraction(s string, fsp int) string {
+	i := strings.LastIndexByte(s, '.')
+	if i < 0 {
+		return s
+	}
+	if fsp == 0 {
+		return s[:i]
+	}
+	return s[:min(len(s), i+1+fsp)]
+}
+
+// row converts one result row; the key values are returned separately and
+// raw, for the next chunk's condition and for the checkpoint.
+func (p *snapshotPlan) row(vals []gomysql.FieldValue) (row, key ferry.Row, raw rawKey) {
+	row = ferry.Row{Columns: p.rowCols, Values: make([]any, len(p.rowIdx))}
+	for i, src := range p.rowIdx {
+		row.Values[i] = p.value(vals, src)
+	}
+	key = ferry.Row{Columns: p.keyCols, Values: make([]any, len(p.keyIdx))}
+	raw = make(rawKey, len(p.keyIdx))
+	for i, src := range p.keyIdx {
+		key.Values[i] = p.value(vals, src)
+		raw[i] = newRawValue(&vals[src])
+	}
+	return row, key, raw
+}
+
+func (p *snapshotPlan) value(vals []gomysql.FieldValue, i int) any {
+	if vals[i].Type == gomysql.FieldValueTypeNull {
+		return nil
+	}
+	return p.decode[i](&vals[i])
+}
+
+// quoteName quotes an identifier for MySQL.
+func quoteName(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// chunkSQL is the query of a chunk: after is false for the first one.
+func (p *snapshotPlan) chunkSQL(where string, after bool, limit int) string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range p.selectCols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteName(c))
+	}
+	b.WriteString(" FROM " + quoteName(p.db) + "." + quoteName(p.table))
+	var conds []string
+	if where != "" {
+		conds = append(conds, "("+where+")")
+	}
+	if after {
+		conds = append(conds, "("+p.keysetCondition()+")")
+	}
+	if len(conds) > 0 {
+		b.WriteString(" WHERE " + strings.Join(conds, " AND "))
+	}
+	b.WriteString(" ORDER BY ")
+	for i, k := range p.keyCols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteName(k))
+	}
+	b.WriteString(" LIMIT " + strconv.Itoa(limit))
+	return b.String()
+}
+
+// keysetCondition is "key > last" spelled out per column, (a > ?) OR (a = ?
+// AND b > ?) ..., which every server's range optimizer turns into index
+// ranges.
+func (p *snapshotPlan) keysetCondition() string {
+	var terms []string
+	for i := range p.keyCols {
+		var parts []string
+		for j := 0; j < i; j++ {
+			parts = append(parts, quoteName(p.keyCols[j])+" = ?")
+		}
+		parts = append(parts, quoteName(p.keyCols[i])+" > ?")
+		terms = append(terms, "("+strings.Join(parts, " AND ")+")")
+	}
+	return strings.Join(terms, " OR ")
+}
+
+// keysetArgs are the arguments of keysetCondition for the last key read.
+func keysetArgs(last rawKey) []any {
+	var args []any
+	for i := range last {
+		for j := 0; j <= i; j++ {
+			args = append(args, last[j].arg())
+		}
+	}
+	return args
+}
