@@ -41,13 +41,16 @@ type BackfillProgress struct {
 	// Rows counts the rows emitted so far (resumed backfills include the
 	// rows of earlier runs); Estimate is the server's estimate of the rows
 	// to read, 0 when unknown.
-	Rows     uint64    `json:"rows"`
-	Chunks   uint64    `json:"chunks"`
-	Estimate uint64    `json:"estimate,omitempty"`
-	LastKey  string    `json:"last_key,omitempty"`
-	Started  time.Time `json:"started"`
-	Updated  time.Time `json:"updated"`
-	Error    string    `json:"error,omitempty"`
+	Rows uint64 `json:"rows"`
+	// ResumedRows are the rows done before this run took the backfill up
+	// (after a pause or restart).
+	ResumedRows uint64    `json:"resumed_rows,omitempty"`
+	Chunks      uint64    `json:"chunks"`
+	Estimate    uint64    `json:"estimate,omitempty"`
+	LastKey     string    `json:"last_key,omitempty"`
+	Started     time.Time `json:"started"`
+	Updated     time.Time `json:"updated"`
+	Error       string    `json:"error,omitempty"`
 }
 
 // Finished reports whether the backfill is over, successfully or not.

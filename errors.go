@@ -12,6 +12,9 @@ var (
 	ErrEndOfInput = errors.New("end of input")
 	// ErrClosed is returned by operations on a closed source or sink.
 	ErrClosed = errors.New("closed")
+	// ErrConflict is returned for a request that conflicts with work in
+	// progress (a second backfill of one table).
+	ErrConflict = errors.New("conflicts with work in progress")
 )
 
 // PermanentError marks a failure that retrying cannot fix (a 4xx answer, an

@@ -17,6 +17,8 @@ type pipelineConfig struct {
 	mode     string
 	serverID uint32
 	extra    string // appended to the source block
+	admin    string // admin.listen; default off
+	sinks    string // appended to the sinks block
 }
 
 func (c pipelineConfig) yaml(t *testing.T, dir string) string {
@@ -26,11 +28,14 @@ func (c pipelineConfig) yaml(t *testing.T, dir string) string {
 	if c.serverID == 0 {
 		c.serverID = nextServerID()
 	}
+	if c.admin == "" {
+		c.admin = "off"
+	}
 	return writeConfig(t, dir, fmt.Sprintf(`state:
   dir: %s/state
   checkpoint_interval: 50ms
 admin:
-  listen: off
+  listen: %s
 pipeline:
   shutdown_timeout: 10s
 defaults:
@@ -52,5 +57,5 @@ sinks:
     url: %s
     mode: %s
     retry: {initial_backoff: 20ms, max_backoff: 200ms}
-`, dir, c.server.Addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode))
+%s`, dir, c.admin, c.server.Addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode, c.sinks))
 }

@@ -29,6 +29,7 @@ type job struct {
 	Started  time.Time `json:"started"`
 
 	estimate uint64
+	resumed  uint64 // Rows when this run took the job up
 	updated  time.Time
 	err      string
 }
@@ -64,7 +65,7 @@ func (l *jobList) restore(saved []*job) {
 	defer l.mu.Unlock()
 	for _, j := range saved {
 		if j.State == ferry.BackfillRunning || j.State == ferry.BackfillQueued || j.State == ferry.BackfillPaused {
-			j.updated = time.Now()
+			j.updated, j.resumed = time.Now(), j.Rows
 			l.jobs = append(l.jobs, j)
 		}
 	}
@@ -84,7 +85,7 @@ func (l *jobList) add(req ferry.BackfillRequest, chunk int) (*job, bool, error) 
 		case req.Restart:
 			l.jobs = slices.Delete(l.jobs, i, i+1)
 		case j.State == ferry.BackfillPaused && j.sameOptions(req):
-			j.State, j.To, j.Rate, j.updated = ferry.BackfillRunning, req.To, req.Rate, time.Now()
+			j.State, j.To, j.Rate, j.updated, j.resumed = ferry.BackfillRunning, req.To, req.Rate, time.Now(), j.Rows
 			if req.Chunk > 0 {
 				j.Chunk = req.Chunk
 			}
@@ -92,9 +93,9 @@ func (l *jobList) add(req ferry.BackfillRequest, chunk int) (*job, bool, error) 
 			l.signal()
 			return j, true, nil
 		case j.State == ferry.BackfillPaused:
-			return nil, false, fmt.Errorf("a paused backfill of %s with other options (where %q, key %v) is saved: repeat them to resume it, or restart", j.Table, j.Where, j.Key)
+			return nil, false, fmt.Errorf("%w: a paused backfill of %s with other options (where %q, key %v) is saved: repeat them to resume it, or restart", ferry.ErrConflict, j.Table, j.Where, j.Key)
 		default:
-			return nil, false, fmt.Errorf("a backfill of %s is already %s (%d rows so far)", j.Table, j.State, j.Rows)
+			return nil, false, fmt.Errorf("%w: a backfill of %s is already %s (%d rows so far)", ferry.ErrConflict, j.Table, j.State, j.Rows)
 		}
 		break
 	}
@@ -223,7 +224,7 @@ func (l *jobList) progress() []ferry.BackfillProgress {
 	out := make([]ferry.BackfillProgress, 0, len(l.jobs))
 	for _, j := range l.jobs {
 		out = append(out, ferry.BackfillProgress{Source: l.source, Table: j.Table, Where: j.Where, To: j.To, State: j.State,
-			Rows: j.Rows, Chunks: j.Chunks, Estimate: j.estimate, LastKey: j.LastText, Started: j.Started,
+			Rows: j.Rows, ResumedRows: j.resumed, Chunks: j.Chunks, Estimate: j.estimate, LastKey: j.LastText, Started: j.Started,
 			Updated: j.updated.UTC(), Error: j.err})
 	}
 	return out

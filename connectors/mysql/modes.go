@@ -174,7 +174,11 @@ func (s *Source) replayEnd(conn *client.Conn, start position) (*replayEnd, error
 	if start.File != "" && comparePositions(end.pos, start) < 0 {
 		return nil, ferry.Invalid("until", "%s is before the start %s", end.pos, start)
 	}
-	s.log.Info("replaying", "from", start.String(), "until", end.pos.String(), "until_time", s.replay.UntilTime)
+	args := []any{"from", start.String(), "until", end.pos.String()}
+	if !end.time.IsZero() {
+		args = append(args, "until_time", end.time)
+	}
+	s.log.Info("replaying", args...)
 	return end, nil
 }
 
@@ -188,4 +192,36 @@ func (s *Source) ReplayPosition() (at, end string) {
 		at = p.String()
 	}
 	return at, s.st.end.pos.String()
+}
+
+// BackfillSize checks req as Backfill does and counts the rows it would
+// read, exactly (`ferry backfill --dry-run`). The source need not be open.
+func (s *Source) BackfillSize(ctx context.Context, req ferry.BackfillRequest) (uint64, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if s.info, err = s.preflight(conn); err != nil {
+		return 0, err
+	}
+	s.meta = &metaConn{src: s}
+	defer s.meta.close()
+	if len(req.Key) == 0 {
+		req.Key = s.cfg.SnapshotKeys[req.Table]
+	}
+	if err := s.checkRequest(req); err != nil {
+		return 0, err
+	}
+	db, table, _ := strings.Cut(req.Table, ".")
+	where := req.Where
+	if where == "" {
+		where = "TRUE"
+	}
+	r, err := conn.Execute("SELECT COUNT(*) FROM " + quoteName(db) + "." + quoteName(table) + " WHERE (" + where + ")")
+	if err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", req.Table, err)
+	}
+	n, _ := r.GetUint(0, 0)
+	return n, nil
 }

@@ -65,6 +65,10 @@ func (s *Source) explainBinlogError(me *gomysql.MyError, err error) error {
 	case strings.Contains(msg, "could not find first log file") || strings.Contains(msg, "purged") ||
 		strings.Contains(msg, "could not find gtid") || strings.Contains(msg, "not found in binlog") ||
 		strings.Contains(msg, "log event entry exceeded") || strings.Contains(msg, "before the start"):
+		if s.mode == modeReplay {
+			return fmt.Errorf("mysql %s: the replay range starting at %s is no longer in the server's binlogs (purged, or from another server); "+
+				"SHOW BINARY LOGS lists what is left: %w", s.cfg.Addr, s.replay.From, errFatal(err))
+		}
 		return fmt.Errorf("mysql %s: the resume position is no longer in the server's binlogs (purged, or from another server): "+
 			"re-seed with `ferry checkpoint set`/`reset` and backfill the gap: %w", s.cfg.Addr, errFatal(err))
 	}
@@ -133,8 +137,12 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 	if _, _, err := s.masterStatus(conn); err != nil {
 		return nil, err
 	}
-	if err := s.checkIncludedTables(conn); err != nil {
-		return nil, err
+	// A backfill checks its table itself; a replay may read a table
+	// dropped since.
+	if s.mode == modeStream {
+		if err := s.checkIncludedTables(conn); err != nil {
+			return nil, err
+		}
 	}
 	return info, nil
 }

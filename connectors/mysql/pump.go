@@ -21,7 +21,9 @@ func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.Binlo
 	var events atomic.Uint64
 	var current atomic.Pointer[replication.BinlogSyncer]
 	current.Store(syncer)
-	go s.watchdog(ctx, &events, &current)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.watchdog(watchCtx, &events, &current)
 	ev := first
 	for {
 		var err error

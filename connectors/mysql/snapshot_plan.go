@@ -50,11 +50,11 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 		return nil, err
 	}
 	if len(cols) == 0 {
-		return nil, fmt.Errorf("table %s.%s does not exist (or the user cannot see it)", db, table)
+		return nil, fmt.Errorf("%s.%s does not exist (or the user cannot see it)", db, table)
 	}
 	p := &snapshotPlan{db: db, table: table}
 	if p.keyCols, p.primary, err = chooseKey(conn, db, table, key, cols); err != nil {
-		return nil, fmt.Errorf("table %s.%s: %w", db, table, err)
+		return nil, fmt.Errorf("%s.%s: %w", db, table, err)
 	}
 	var jsonCols map[string]bool
 	if flavor == gomysql.MariaDBFlavor {

@@ -13,29 +13,35 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
 )
 
 // Server is a bound admin listener.
 type Server struct {
-	ln    net.Listener
-	stats *pipeline.Stats
-	log   *slog.Logger
-	srv   *http.Server
+	ln      net.Listener
+	stats   *pipeline.Stats
+	control Control
+	log     *slog.Logger
+	srv     *http.Server
 }
 
 // Listen binds addr; the admin listener is meant for loopback or a pod
-// network, never the internet.
-func Listen(addr string, stats *pipeline.Stats, log *slog.Logger) (*Server, error) {
+// network, never the internet: besides reading status it starts backfills
+// and replays (when control is not nil).
+func Listen(addr string, stats *pipeline.Stats, control Control, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", addr, err)
 	}
-	s := &Server{ln: ln, stats: stats, log: log}
+	s := &Server{ln: ln, stats: stats, control: control, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /status", s.status)
+	if control != nil {
+		s.routeWork(mux)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
@@ -88,10 +94,15 @@ type sinkStatus struct {
 
 func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	out := struct {
-		Running bool                    `json:"running"`
-		Sources map[string]sourceStatus `json:"sources"`
-		Sinks   map[string]sinkStatus   `json:"sinks"`
+		Running   bool                     `json:"running"`
+		Sources   map[string]sourceStatus  `json:"sources"`
+		Sinks     map[string]sinkStatus    `json:"sinks"`
+		Backfills []ferry.BackfillProgress `json:"backfills,omitempty"`
+		Replays   []ReplayStatus           `json:"replays,omitempty"`
 	}{Running: s.stats.Running(), Sources: map[string]sourceStatus{}, Sinks: map[string]sinkStatus{}}
+	if s.control != nil {
+		out.Backfills, out.Replays = s.control.Backfills(), s.control.Replays()
+	}
 	for _, name := range s.stats.SourceNames() {
 		st := s.stats.Source(name)
 		cp, at := st.Checkpoint()

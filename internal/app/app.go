@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
@@ -113,42 +114,24 @@ type RunOptions struct {
 
 // Run runs cfg until ctx is cancelled (a clean stop, nil) or a fatal error.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOptions) error {
-	engine, err := BuildEngine(cfg)
-	if err != nil {
-		return err
-	}
 	store, err := state.Open(cfg.State.Dir, state.Options{})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-
-	pcfg := pipeline.Config{
-		Engine: engine, Store: store, Logger: log,
-		MaxInFlight:        cfg.Pipeline.MaxInFlight,
-		CheckpointInterval: cfg.State.CheckpointInterval,
-		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
-		Capture:            opts.Capture,
-		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
+	a, err := assemble(cfg, store, log, opts.Capture)
+	if err != nil {
+		return err
 	}
 	for _, name := range cfg.SourceNames() {
-		sc := cfg.Sources[name]
-		src, err := sourceTypes[sc.Type].build(name, sc.Spec, deps{store: store, log: log.With("source", name)})
-		if err != nil {
-			return fmt.Errorf("source %s: %w", name, err)
+		if err := a.addSource(name, name, nil); err != nil {
+			return err
 		}
-		pcfg.Sources = append(pcfg.Sources, pipeline.SourceSpec{Name: name, Source: src})
 	}
-	for _, name := range cfg.SinkNames() {
-		sc := cfg.Sinks[name]
-		sink, err := sinkTypes[sc.Type].build(name, sc.Spec, log.With("sink", name))
-		if err != nil {
-			return fmt.Errorf("sink %s: %w", name, err)
-		}
-		pcfg.Sinks = append(pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: pipeline.RetryPolicy{
-			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts}})
+	if err := a.addSinks(cfg.SinkNames()); err != nil {
+		return err
 	}
-	rt, err := pipeline.New(pcfg)
+	rt, err := pipeline.New(a.pcfg)
 	if err != nil {
 		return err
 	}
@@ -157,7 +140,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	defer cancel()
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
-		srv, err := admin.Listen(cfg.Admin.Listen, rt.Stats(), log)
+		control := &control{a: a, rt: rt, replays: map[string]*replayRun{}}
+		srv, err := admin.Listen(cfg.Admin.Listen, rt.Stats(), control, log)
 		if err != nil {
 			return err
 		}
@@ -171,4 +155,60 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 		}
 	}
 	return runErr
+}
+
+// assembly is a pipeline being put together from the configuration.
+type assembly struct {
+	cfg     *config.Config
+	store   *state.Store
+	log     *slog.Logger
+	pcfg    pipeline.Config
+	sources map[string]ferry.Source // by configured name
+}
+
+func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture io.Writer) (*assembly, error) {
+	engine, err := BuildEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &assembly{cfg: cfg, store: store, log: log, sources: map[string]ferry.Source{}, pcfg: pipeline.Config{
+		Engine: engine, Store: store, Logger: log,
+		MaxInFlight:        cfg.Pipeline.MaxInFlight,
+		CheckpointInterval: cfg.State.CheckpointInterval,
+		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
+		Capture:            capture,
+		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
+	}}, nil
+}
+
+// addSource adds the configured source name under the pipeline name
+// key (its checkpoint key); src, when set, replaces the configured build.
+func (a *assembly) addSource(name, key string, src ferry.Source) error {
+	if src == nil {
+		sc := a.cfg.Sources[name]
+		var err error
+		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, log: a.log.With("source", name)})
+		if err != nil {
+			return fmt.Errorf("source %s: %w", name, err)
+		}
+	}
+	a.sources[name] = src
+	a.pcfg.Sources = append(a.pcfg.Sources, pipeline.SourceSpec{Name: name, Key: key, Source: src})
+	return nil
+}
+
+func (a *assembly) addSinks(names []string) error {
+	for _, name := range names {
+		sc, ok := a.cfg.Sinks[name]
+		if !ok {
+			return ferry.Invalid("to", "no sink named %q (configured: %s)", name, strings.Join(a.cfg.SinkNames(), ", "))
+		}
+		sink, err := sinkTypes[sc.Type].build(name, sc.Spec, a.log.With("sink", name))
+		if err != nil {
+			return fmt.Errorf("sink %s: %w", name, err)
+		}
+		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: pipeline.RetryPolicy{
+			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts}})
+	}
+	return nil
 }

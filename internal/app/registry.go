@@ -29,6 +29,10 @@ type sourceType struct {
 	newConfig func() any
 	build     func(name string, cfg any, d deps) (ferry.Source, error)
 	codec     ferry.PositionCodec
+	// backfill and replay build the finite sources of `ferry backfill` and
+	// `ferry replay` (nil for types that cannot), as a replica with serverID.
+	backfill func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error)
+	replay   func(name string, cfg any, r ReplayRange, serverID uint32, log *slog.Logger) (ferry.Source, error)
 }
 
 // sinkType is how the application builds one kind of sink.
@@ -46,6 +50,16 @@ var (
 				return mysql.New(name, cfg.(*mysql.Config), d.log)
 			},
 			codec: mysql.Codec{},
+			backfill: func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error) {
+				c := *cfg.(*mysql.Config)
+				c.ServerID = serverID
+				return mysql.NewBackfill(name, &c, req, log)
+			},
+			replay: func(name string, cfg any, r ReplayRange, serverID uint32, log *slog.Logger) (ferry.Source, error) {
+				c := *cfg.(*mysql.Config)
+				c.ServerID = serverID
+				return mysql.NewReplay(name, &c, mysql.Replay(r), log)
+			},
 		},
 		"webhook": {
 			newConfig: func() any { return webhook.DefaultConfig() },

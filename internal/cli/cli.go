@@ -43,6 +43,10 @@ Usage:
   ferry validate   -c ferry.yaml [-c more.yaml]
   ferry checkpoint show|set|reset -c ferry.yaml --source NAME [POSITION]
   ferry transform test -c ferry.yaml --input samples.json [--rule NAME] [--expect expected.json [--update]]
+  ferry backfill   -c ferry.yaml --source NAME --table DB.TABLE [--where SQL] [--key a,b] [--chunk N] [--rate ROWS_PER_S]
+                   [--to SINK ...] [--restart] [--dry-run] [--detach] [--server-id N]
+  ferry replay     -c ferry.yaml --source NAME --from POSITION [--until POSITION|TIME] [--table DB.TABLE ...]
+                   [--to SINK ...] [--dry-run] [--server-id N]
   ferry dlq list|replay -c ferry.yaml [--sink NAME] [--json]
   ferry version
 
@@ -90,6 +94,10 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return transformCmd(rest, env)
 	case "dlq":
 		return dlqCmd(ctx, rest, env)
+	case "backfill":
+		return backfillCmd(ctx, rest, env)
+	case "replay":
+		return replayCmd(ctx, rest, env)
 	case "version", "--version", "-v":
 		fmt.Fprintln(env.Stdout, "ferry", env.Version)
 		return nil

@@ -37,8 +37,11 @@ type Store interface {
 
 // SourceSpec is one configured source.
 type SourceSpec struct {
-	Name   string
+	Name   string // the configured name: logs, errors, dead letters
 	Source ferry.Source
+	// Key names the source's checkpoint and counters; default Name. A
+	// backfill or replay run beside its source gets its own.
+	Key string
 }
 
 // SinkSpec is one configured sink.
@@ -71,6 +74,9 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
+// closeTimeout bounds closing one source or sink.
+const closeTimeout = 10 * time.Second
+
 // Runtime runs a configured pipeline once.
 type Runtime struct {
 	cfg       Config
@@ -79,6 +85,12 @@ type Runtime struct {
 	sinks     map[string]*sinkWorker
 	sources   []*sourceLoop
 	stats     *Stats
+
+	// spawning: extra sources started while Run runs (see Spawn)
+	spawnMu    sync.Mutex
+	spawnOpen  bool // Run is running and accepts spawned sources
+	soft, hard context.Context
+	spawnWG    sync.WaitGroup
 }
 
 // New validates cfg and builds a Runtime.
@@ -151,6 +163,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 
 	r.stats.running.Store(true)
 	defer r.stats.running.Store(false)
+	r.acceptSpawns(soft, hard)
 	var sinkWG, sourceWG sync.WaitGroup
 	for _, w := range r.sinks {
 		sinkWG.Go(func() {
@@ -168,6 +181,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 		})
 	}
 	sourceWG.Wait()
+	r.stopSpawns()
 	for _, w := range r.sinks {
 		close(w.in)
 	}
@@ -190,7 +204,7 @@ func (r *Runtime) openSinks(ctx context.Context) error {
 }
 
 func (r *Runtime) closeSinks() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	for _, w := range r.sinks {
 		if !w.opened {
@@ -206,7 +220,7 @@ func (r *Runtime) closeSinks() {
 func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
 	var opened []*sourceLoop
 	for _, l := range r.sources {
-		cp, ok, err := r.cfg.Store.LoadCheckpoint(ctx, l.name)
+		cp, ok, err := r.cfg.Store.LoadCheckpoint(ctx, l.key)
 		if err != nil {
 			return opened, err
 		}
@@ -223,7 +237,7 @@ func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
 }
 
 func (r *Runtime) closeSources(opened []*sourceLoop) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	for _, l := range opened {
 		if err := l.src.Close(ctx); err != nil {

@@ -17,6 +17,7 @@ import (
 type sourceLoop struct {
 	rt          *Runtime
 	name        string
+	key         string // checkpoint and stats key
 	src         ferry.Source
 	log         *slog.Logger
 	inFlight    *semaphore.Weighted
@@ -27,15 +28,19 @@ type sourceLoop struct {
 }
 
 func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
+	if spec.Key == "" {
+		spec.Key = spec.Name
+	}
 	l := &sourceLoop{
 		rt:          rt,
 		name:        spec.Name,
+		key:         spec.Key,
 		src:         spec.Source,
 		log:         rt.log.With("source", spec.Name),
 		inFlight:    semaphore.NewWeighted(int64(rt.cfg.MaxInFlight)),
 		maxInFlight: int64(rt.cfg.MaxInFlight),
 		toTransform: make(chan *batchState, 16),
-		stats:       rt.stats.source(spec.Name),
+		stats:       rt.stats.source(spec.Key),
 	}
 	l.tracker = newTracker(l)
 	return l

@@ -139,7 +139,7 @@ func (t *tracker) save(force bool) error {
 	// A cancelled run context must not prevent the final save.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := t.l.rt.cfg.Store.SaveCheckpoint(ctx, t.l.name, t.lastCheckpoint); err != nil {
+	if err := t.l.rt.cfg.Store.SaveCheckpoint(ctx, t.l.key, t.lastCheckpoint); err != nil {
 		return err
 	}
 	t.dirty = false
