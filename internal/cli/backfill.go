@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -226,6 +227,9 @@ func backfillOutcome(ctx context.Context, env Env, store *state.Store, source st
 			}
 		}
 		fmt.Fprintf(env.Stderr, "backfill of %s done: %d rows in %d chunks\n", req.Table, p.Rows, p.Chunks)
+		if store == nil {
+			fmt.Fprintln(env.Stderr, "the running ferry delivers them like streamed changes: its /status shows what is still in flight")
+		}
 		return nil
 	case ferry.BackfillPaused:
 		return fmt.Errorf("backfill of %s paused after %d rows (last key %s): run the same command to resume", req.Table, p.Rows, p.LastKey)
@@ -269,7 +273,37 @@ func liveBackfill(ctx context.Context, env Env, cfg *config.Config, log *slog.Lo
 		if err := cl.PauseBackfill(context.Background(), source, req.Table); err != nil {
 			return fmt.Errorf("pause the backfill of %s in the running ferry: %w", req.Table, err)
 		}
+		p = settledProgress(cl, source, req.Table, p)
 		p.State = ferry.BackfillPaused
 	}
 	return backfillOutcome(ctx, env, nil, source, req, p)
+}
+
+// settledProgress re-reads a paused backfill's progress until its row count
+// stops moving (the chunk in flight when the pause came still completes), so
+// the summary names the rows actually sent. It gives up after a few seconds
+// and returns the last progress it saw.
+func settledProgress(cl *admin.Client, source, table string, p *ferry.BackfillProgress) *ferry.BackfillProgress {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	prev := uint64(math.MaxUint64)
+	for ctx.Err() == nil {
+		all, err := cl.Backfills(ctx)
+		if err != nil {
+			break
+		}
+		cur, ok := findProgress(all, source, table)
+		if !ok {
+			break
+		}
+		if cur.Rows == prev {
+			return &cur
+		}
+		prev, p = cur.Rows, &cur
+		select {
+		case <-time.After(300 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	return p
 }

@@ -1,10 +1,12 @@
 // Command e2ebench measures Ferry end to end: it loads N row changes into
 // the binlog of a throwaway MariaDB, then starts `ferry run` as its own
 // process and times how long it takes to drain them to a sink, reporting
-// rows/s and the ferry process's peak RSS.
+// rows/s and the ferry process's peak RSS. With -work backfill it times
+// `ferry backfill` of the loaded table instead.
 //
 //	go run ./internal/tools/e2ebench -rows 1000000 -load single -sink discard
 //	go run ./internal/tools/e2ebench -rows 200000 -sink http -mode batch
+//	go run ./internal/tools/e2ebench -rows 1000000 -load bulk -work backfill -sink kafka
 package main
 
 import (
@@ -27,8 +29,9 @@ import (
 type options struct {
 	rows     int
 	load     string // single: one row per transaction; bulk: 1000-row INSERT ... SELECT statements
-	sink     string // discard | http
+	sink     string // discard | http | kafka
 	mode     string // http mode: binary | structured | batch
+	work     string // stream | backfill
 	keepTemp bool
 }
 
@@ -36,7 +39,8 @@ func main() {
 	var o options
 	flag.IntVar(&o.rows, "rows", 1000000, "row changes to load and drain")
 	flag.StringVar(&o.load, "load", "single", "single (one-row transactions) or bulk (1000-row statements)")
-	flag.StringVar(&o.sink, "sink", "discard", "discard or http (a receiver in a second process)")
+	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (kfake in this process)")
+	flag.StringVar(&o.work, "work", "stream", "stream (ferry run drains the binlog) or backfill (ferry backfill reads the table)")
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
 	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory")
 	flag.Parse()
@@ -79,6 +83,14 @@ func run(o options) error {
 		defer stop()
 		sinkBlock = fmt.Sprintf("{type: http, url: %q, mode: %s, concurrency: 8}", url, o.mode)
 	}
+	if o.sink == "kafka" {
+		brokers, stop, err := startKafka()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		sinkBlock = fmt.Sprintf("{type: kafka, brokers: [%s], topic: orders}", brokers)
+	}
 	admin, err := freeAddr()
 	if err != nil {
 		return err
@@ -94,6 +106,9 @@ sinks:
 `, dir, admin, srv.Addr, start, sinkBlock)
 	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 		return err
+	}
+	if o.work == "backfill" {
+		return backfill(bins["ferry"], cfg, o, logf)
 	}
 	return drain(bins["ferry"], cfg, admin, o, logf)
 }

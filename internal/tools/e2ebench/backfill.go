@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// backfill times `ferry backfill` of the loaded table, run without a
+// running ferry (it performs the backfill itself), and its peak RSS.
+func backfill(ferry, cfg string, o options, logf func(string, ...any)) error {
+	cmd := exec.Command(ferry, "backfill", "-c", cfg, "--source", "db", "--table", "bench.orders", "--log-level", "warn")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var peak int64
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("ferry backfill: %v\n%s", err, stderr.String())
+			}
+			waiting = false
+		case <-tick.C:
+			peak = max(peak, rssKB(cmd.Process.Pid))
+		}
+	}
+	el := time.Since(t0)
+	if !strings.Contains(stderr.String(), fmt.Sprintf("done: %d rows", o.rows)) {
+		return fmt.Errorf("ferry backfill did not report %d rows:\n%s", o.rows, stderr.String())
+	}
+	logf("backfilled %d rows to %s in %v", o.rows, o.sink, el.Round(time.Millisecond))
+	fmt.Printf("| %d | backfill | %s | %.0f | %d |\n", o.rows, o.sink, float64(o.rows)/el.Seconds(), peak/1024)
+	return nil
+}
+
+// startKafka starts an in-process Kafka (kfake) with 6 partitions.
+func startKafka() (string, func(), error) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(6), kfake.AllowAutoTopicCreation())
+	if err != nil {
+		return "", nil, fmt.Errorf("start kfake: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "kfake listening on", c.ListenAddrs())
+	return strings.Join(c.ListenAddrs(), ","), c.Close, nil
+}
