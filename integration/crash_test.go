@@ -19,7 +19,11 @@ type op struct {
 	id   int
 	kind string // create, update, delete
 	v    int    // the row's v after (create, update) or before (delete)
+	c    int    // column c of the row image; noColumn before ADD COLUMN c
 }
+
+// noColumn marks an op committed before the table had column c.
+const noColumn = -1
 
 // workload commits random inserts, updates and deletes, alone or in
 // multi-statement transactions, plus transactions it rolls back, and
@@ -31,13 +35,34 @@ type workload struct {
 	ops  []op
 	rows map[int]int // id -> v of live rows
 	next int
+	// addedC is the last id created before ALTER TABLE ADD COLUMN c (whose
+	// default is 7; rows created later get c = id); 0 while t has no c.
+	addedC int
 }
 
 func (w *workload) step(t *testing.T) {
+	if err := w.try(); err != nil {
+		t.Error(err)
+	}
+}
+
+// addColumn adds column c to t between two transactions.
+func (w *workload) addColumn() error {
+	if _, err := w.db.Exec("ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7"); err != nil {
+		return fmt.Errorf("add column c: %w", err)
+	}
+	w.mu.Lock()
+	w.addedC = max(w.next, 1)
+	w.mu.Unlock()
+	return nil
+}
+
+// try commits (or rolls back) one random transaction and records what it
+// committed.
+func (w *workload) try() error {
 	tx, err := w.db.Begin()
 	if err != nil {
-		t.Error(err)
-		return
+		return fmt.Errorf("begin: %w", err)
 	}
 	n := 1
 	if w.rng.IntN(4) == 0 {
@@ -48,24 +73,22 @@ func (w *workload) step(t *testing.T) {
 	for range n {
 		o := w.pick(rows)
 		if err := apply(tx, o); err != nil {
-			t.Error(err)
 			_ = tx.Rollback()
-			return
+			return fmt.Errorf("%s of row %d: %w", o.kind, o.id, err)
 		}
 		pending = append(pending, o)
 	}
 	if w.rng.IntN(10) == 0 {
-		_ = tx.Rollback() // must never appear downstream
-		return
+		return tx.Rollback() // must never appear downstream
 	}
 	if err := tx.Commit(); err != nil {
-		t.Error(err)
-		return
+		return fmt.Errorf("commit: %w", err)
 	}
 	w.mu.Lock()
 	w.ops = append(w.ops, pending...)
 	w.rows = rows
 	w.mu.Unlock()
+	return nil
 }
 
 func maps(m map[int]int) map[int]int {
@@ -82,7 +105,7 @@ func (w *workload) pick(rows map[int]int) op {
 	if len(rows) < 5 || r < 4 {
 		w.next++
 		rows[w.next] = 0
-		return op{id: w.next, kind: "create", v: 0}
+		return op{id: w.next, kind: "create", v: 0, c: w.columnC(w.next)}
 	}
 	var id int
 	for k := range rows { // random enough for a test
@@ -93,17 +116,33 @@ func (w *workload) pick(rows map[int]int) op {
 	}
 	if r < 8 {
 		rows[id]++
-		return op{id: id, kind: "update", v: rows[id]}
+		return op{id: id, kind: "update", v: rows[id], c: w.columnC(id)}
 	}
 	v := rows[id]
 	delete(rows, id)
-	return op{id: id, kind: "delete", v: v}
+	return op{id: id, kind: "delete", v: v, c: w.columnC(id)}
+}
+
+// columnC is the value of column c of row id: noColumn before ADD COLUMN,
+// the default 7 for rows that existed then, the id for rows created later.
+func (w *workload) columnC(id int) int {
+	switch {
+	case w.addedC == 0:
+		return noColumn
+	case id <= w.addedC:
+		return 7
+	}
+	return id
 }
 
 func apply(tx *sql.Tx, o op) error {
 	var err error
 	switch o.kind {
 	case "create":
+		if o.c != noColumn {
+			_, err = tx.Exec("INSERT INTO t (id, v, c) VALUES (?, ?, ?)", o.id, o.v, o.c)
+			break
+		}
 		_, err = tx.Exec("INSERT INTO t (id, v) VALUES (?, ?)", o.id, o.v)
 	case "update":
 		_, err = tx.Exec("UPDATE t SET v = ? WHERE id = ?", o.v, o.id)
@@ -156,6 +195,13 @@ func TestKill9LosesNothing(t *testing.T) {
 	t.Logf("%d committed changes, %d events received (%d duplicates after %d kills)", len(want), r.Count(), r.Count()-len(want), kills)
 }
 
+// count returns how many changes were committed so far.
+func (w *workload) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.ops)
+}
+
 func (w *workload) committed() []op {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -175,23 +221,24 @@ func distinct(events []event.Event) int {
 // changes, in commit order; nothing else arrived.
 func verifyAgainstWorkload(t *testing.T, events []event.Event, want []op) {
 	t.Helper()
-	first := map[string]event.Event{}
+	verifyDuplicatesIdentical(t, events)
+	first := map[string]bool{}
 	perKey := map[int][]op{}
 	for _, e := range events {
-		if prev, dup := first[e.ID()]; dup {
-			if string(prev.Data()) != string(e.Data()) || prev.Type() != e.Type() || !prev.Time().Equal(e.Time()) {
-				t.Errorf("duplicate %s differs:\n%s\n%s", e.ID(), prev.Data(), e.Data())
-			}
+		if first[e.ID()] {
 			continue
 		}
-		first[e.ID()] = e
+		first[e.ID()] = true
 		d := decode(t, e)
 		o := op{kind: d.Op}
 		row := d.After
 		if d.Op == "delete" {
 			row = d.Before
 		}
-		o.id, o.v = int(row["id"].(float64)), int(row["v"].(float64))
+		o.id, o.v, o.c = int(row["id"].(float64)), int(row["v"].(float64)), noColumn
+		if c, ok := row["c"].(float64); ok {
+			o.c = int(c)
+		}
 		perKey[o.id] = append(perKey[o.id], o)
 	}
 	wantPerKey := map[int][]op{}

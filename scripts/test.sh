@@ -4,14 +4,16 @@
 # On a fresh Debian 12 machine (as root) it installs what the tests need
 # (mariadb-server for the throwaway servers internal/mariadbtest starts, gcc
 # for -race, kcat for the Kafka cross-checks), checks gofmt and go vet, then
-# runs every test, integration tests included, with the race detector. The
-# tests never use the machine's own MariaDB on 3306.
+# runs every test, integration tests included, with the race detector, and
+# then every fuzz target for a few seconds (scripts/fuzz.sh). The tests never
+# use the machine's own MariaDB on 3306.
 #
 #   scripts/test.sh                                 # everything: ./...
 #   scripts/test.sh -run TestKill ./integration/    # arguments go to go test
 #   scripts/test.sh -run TestKill                   # no package given: ./...
 #
-# Environment: SKIP_INSTALL=1 never runs apt-get (missing tools then fail).
+# Environment: SKIP_INSTALL=1 never runs apt-get (missing tools then fail);
+# FUZZTIME=20s fuzzes each target longer, FUZZTIME=0 not at all.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -103,4 +105,14 @@ summary="$(grep -c '^ok ' "$log" || true) packages ok, $(grep -cE '^FAIL\s' "$lo
 if [ "$rc" -ne 0 ]; then
   grep -E '^(--- FAIL|FAIL\s)' "$log" | sed 's/^/   /' >&2 || true
   exit "$rc"
+fi
+
+# ---- 4. fuzzing ---------------------------------------------------------------
+# Every fuzz target gets a few seconds of new inputs beyond its checked-in
+# corpus (which ran above as tests). Only for the whole suite, not for a
+# selection of tests. FUZZTIME=0 skips it.
+if [ "$has_pkg" = 0 ] && [ "$#" -eq 0 ] && [ "${FUZZTIME:-5s}" != 0 ]; then
+  step="fuzzing"
+  FUZZTIME=${FUZZTIME:-5s} scripts/fuzz.sh
+  summary="$summary; fuzz targets ${FUZZTIME:-5s} each"
 fi

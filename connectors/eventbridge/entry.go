@@ -61,9 +61,6 @@ func (s *Sink) entry(e *event.Event) (*types.PutEventsRequestEntry, error) {
 	if !t.IsZero() {
 		en.Time = &t
 	}
-	if tp, ok := e.Extensions()["traceparent"].(string); ok && tp != "" {
-		en.TraceHeader = aws.String(tp)
-	}
 	if s.resources != nil {
 		if en.Resources, err = s.resourcesOf(e); err != nil {
 			return nil, err

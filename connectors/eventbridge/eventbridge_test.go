@@ -73,7 +73,7 @@ func TestEntryMapping(t *testing.T) {
 	got := f.Accepted()
 	en := got[0]
 	if en.Source != "ferry.aws.legacy/erp" || en.DetailType != e.Type() || en.EventBusName != "orders" || en.Time == nil ||
-		int64(*en.Time) != e.Time().Unix() || en.TraceHeader != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" ||
+		int64(*en.Time) != e.Time().Unix() || en.TraceHeader != "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1" ||
 		len(en.Resources) != 1 || en.Resources[0] != "arn:aws:dynamodb:us-east-1:1:table/0" || !strings.HasPrefix(en.Detail, `{"`) {
 		t.Fatalf("entry = %+v", en)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/cel-go/cel"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
 // PutEventsAPI is the one call the sink makes; *eventbridge.Client has it.
@@ -108,8 +109,16 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	}
 	failed := make([]error, len(events))
 	entries := make([]*types.PutEventsRequestEntry, len(events))
+	trace := tracectx.FromContext(ctx)
 	for i, e := range events {
 		en, err := s.entry(e)
+		if err == nil {
+			// X-Ray's form of the W3C context: EventBridge drops a trace
+			// header X-Ray cannot parse, and passes a valid one to targets.
+			if tp, _ := trace.For(i, e); tp != "" {
+				en.TraceHeader = aws.String(tracectx.XRay(tp))
+			}
+		}
 		if err == nil && entrySize(en) > maxRequestBytes {
 			err = fmt.Errorf("entry of %d bytes exceeds EventBridge's 256 KB limit", entrySize(en))
 		}

@@ -15,6 +15,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
 const (
@@ -42,7 +43,9 @@ func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int) 
 	if s.cfg.Mode == ModeStructured {
 		mode = structuredMode
 	}
+	tp, ts := tracectx.FromContext(ctx).For(lane[0], e)
 	return 1, s.do(ctx, e, 1, func(req *http.Request) error {
+		setTraceHeaders(req.Header, tp, ts)
 		return cehttp.WriteRequest(mode, binding.ToMessage(e), req)
 	})
 }
@@ -52,7 +55,9 @@ func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int)
 	if err != nil {
 		return 1, err
 	}
+	tp, ts := batchTrace(tracectx.FromContext(ctx), events, lane[:n])
 	return n, s.do(ctx, events[lane[0]], n, func(req *http.Request) error {
+		setTraceHeaders(req.Header, tp, ts)
 		req.Header.Set("Content-Type", contentTypeBatch)
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		req.ContentLength = int64(len(body))
@@ -153,4 +158,36 @@ func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err
 	}
 	s.log.Warn("request failed", "events", n, "first_id", first.ID(), "error", err)
 	return err
+}
+
+// setTraceHeaders sets the W3C trace context headers of a request (besides
+// ce-traceparent, which binary mode writes from the extension): what
+// tracing middleware downstream reads.
+func setTraceHeaders(h http.Header, traceparent, tracestate string) {
+	if traceparent == "" {
+		return
+	}
+	h["Traceparent"] = []string{traceparent}
+	if tracestate != "" {
+		h["Tracestate"] = []string{tracestate}
+	}
+}
+
+// batchTrace is the trace context of a batch request: the first event's,
+// when every event of the request belongs to its trace; none otherwise (a
+// request has one parent, and picking one of several traces would hang the
+// others' downstream spans in the wrong trace). Each event keeps its own
+// traceparent extension inside the batch either way.
+func batchTrace(l tracectx.Lookup, events []*event.Event, idx []int) (traceparent, tracestate string) {
+	traceparent, tracestate = l.For(idx[0], events[idx[0]])
+	if traceparent == "" {
+		return "", ""
+	}
+	for _, i := range idx[1:] {
+		tp, _ := l.For(i, events[i])
+		if tracectx.TraceID(tp) != traceparent[3:35] {
+			return "", ""
+		}
+	}
+	return traceparent, tracestate
 }

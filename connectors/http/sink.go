@@ -33,7 +33,8 @@ type Sink struct {
 var _ ferry.Sink = (*Sink)(nil)
 
 // New validates cfg, loads its TLS files and returns the sink. It does not
-// contact the endpoint. log may be nil.
+// contact the endpoint. log may be nil; it is expected to name the sink
+// already (the application's carries sink=NAME).
 func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("http sink %s: no configuration", name)
@@ -60,7 +61,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		target:  target,
 		headers: make(http.Header, len(cfg.Headers)+1),
 		client:  newClient(tlsCfg, cfg.Concurrency),
-		log:     log.With("sink", name, "url", target),
+		log:     log.With("url", target), // the caller's log names the sink
 	}
 	s.headers.Set("User-Agent", "ferry")
 	for k, v := range cfg.Headers {

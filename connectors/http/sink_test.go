@@ -49,7 +49,9 @@ func newSink(t *testing.T, url string, mut func(*Config)) (*Sink, *syncBuffer) {
 		mut(cfg)
 	}
 	logs := &syncBuffer{}
-	s, err := New("audit", cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	// As the application does: the log it hands a sink names the sink.
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("sink", "audit")
+	s, err := New("audit", cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,6 +109,11 @@ func TestErrorsAndLogsKeepSecrets(t *testing.T) {
 			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "sink=audit") {
 				t.Errorf("want one warn line naming the sink:\n%s", logs)
 			}
+			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				if strings.Count(line, "sink=") != 1 {
+					t.Errorf("the sink must be named once per line: %s", line)
+				}
+			}
 		})
 	}
 }

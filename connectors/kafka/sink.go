@@ -7,49 +7,41 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/IBM/sarama"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/cel-go/cel"
-	"github.com/rcrowley/go-metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
-// sarama records metrics with go-metrics, whose meters start a process-wide
-// goroutine that ticks forever. Ferry exports its own metrics, so sarama's
-// are switched to go-metrics' no-op implementation.
-func init() { metrics.UseNilMetrics = true }
+// maxBuffered is the most records the client holds. A Write of more events
+// fails the rest (transiently) rather than block in Produce: see Write.
+const maxBuffered = 1 << 18
 
 // Sink produces to Kafka. Write is called by one goroutine at a time (the
-// pipeline's contract); the producer is created on the first Write, so an
+// pipeline's contract); the client is created on the first Write, so an
 // unreachable cluster is a retried Write failure, not a failed start.
 type Sink struct {
 	name  string
 	cfg   *Config
-	sc    *sarama.Config
+	opts  []kgo.Opt
 	topic cel.Program
 	log   *slog.Logger
 
-	mu       sync.Mutex // guards producer and closed against Close
-	producer sarama.AsyncProducer
-	results  chan result
-	done     chan struct{} // closed when the result dispatcher exits
-	gen      uint64        // Write generation, to drop results of abandoned Writes
-	closed   bool
+	mu     sync.Mutex // guards client and closed against Close
+	client *kgo.Client
+	closed bool
 
-	extHeaders map[string][]byte // Write's goroutine only
+	extHeaders map[string]string // Write's goroutine only
 }
 
 var _ ferry.Sink = (*Sink)(nil)
 
-// ticket rides in a message's Metadata back to its Write.
-type ticket struct {
-	gen uint64
-	idx int
-}
-
+// result is one record's outcome, sent by its promise.
 type result struct {
-	t   ticket
+	idx int
 	err error
 }
 
@@ -58,14 +50,14 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
-	sc, err := cfg.saramaConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
-	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{name: name, cfg: cfg, sc: sc, log: log, extHeaders: map[string][]byte{}}
+	opts, err := cfg.clientOptions(kgoLogger{log})
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
+	}
+	s := &Sink{name: name, cfg: cfg, opts: opts, log: log, extHeaders: map[string]string{}}
 	if cfg.TopicExpression != "" {
 		if s.topic, err = topicProgram(cfg.TopicExpression); err != nil {
 			return nil, err
@@ -77,126 +69,156 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 // Open does nothing; see Sink.
 func (s *Sink) Open(context.Context) error { return nil }
 
-// producerFor returns the producer, creating it (and connecting) if needed.
-func (s *Sink) producerFor() (sarama.AsyncProducer, error) {
+// clientFor returns the client, creating it if needed (franz-go connects
+// lazily, when the first record needs the cluster's metadata).
+func (s *Sink) clientFor() (*kgo.Client, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("kafka sink %s: %w", s.name, ferry.ErrClosed)
 	}
-	if s.producer != nil {
-		return s.producer, nil
-	}
-	p, err := sarama.NewAsyncProducer(s.cfg.Brokers, s.sc)
-	if err != nil {
-		return nil, fmt.Errorf("kafka sink %s: connect to %v: %w", s.name, s.cfg.Brokers, err)
-	}
-	s.producer, s.results, s.done = p, make(chan result, 2*s.sc.ChannelBufferSize), make(chan struct{})
-	go s.dispatch(p, s.results, s.done)
-	s.log.Info("connected to kafka", "brokers", s.cfg.Brokers)
-	return p, nil
-}
-
-// dispatch hands every produce result to the Write waiting for it.
-func (s *Sink) dispatch(p sarama.AsyncProducer, out chan<- result, done chan<- struct{}) {
-	defer close(done)
-	succ, errs := p.Successes(), p.Errors()
-	for succ != nil || errs != nil {
-		select {
-		case m, ok := <-succ:
-			if !ok {
-				succ = nil
-				continue
-			}
-			out <- result{t: m.Metadata.(ticket)}
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			out <- result{t: pe.Msg.Metadata.(ticket), err: pe.Err}
+	if s.client == nil {
+		cl, err := kgo.NewClient(s.opts...)
+		if err != nil {
+			return nil, fmt.Errorf("kafka sink %s: create client for %v: %w", s.name, s.cfg.Brokers, err)
 		}
+		s.client = cl
 	}
+	return s.client, nil
 }
 
 // Write produces every event and waits for each one's acknowledgement by
-// all in-sync replicas. A failed message fails only its event.
+// all in-sync replicas.
+//
+// Order: franz-go keeps each partition's records in order and fails them
+// gaplessly: when the first record of a partition's buffer fails, every
+// record buffered behind it fails too, so a later record is never written
+// before an earlier failed one. The records of a Write share one context
+// whose deadline is the timeout (franz-go's RecordDeliveryTimeout would
+// count from the record's timestamp, the event's time here), so a record
+// produced after its partition failed on that deadline fails as well,
+// before it is sent. Records already sent fail on the deadline too
+// (AllowIdempotentProduceCancellation): they may have been written, so the
+// retry can duplicate them, and franz-go then bumps the producer epoch, so
+// the broker refuses a late copy of that request rather than write it
+// after the retry. Records left by an abandoned Write have another
+// context: Write first waits for them. A transient failure also fails the
+// later events of the same partition key (the ferry.Sink contract).
 func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafka sink %s: %w", s.name, err) // nothing sent
 	}
-	p, err := s.producerFor()
+	cl, err := s.clientFor()
 	if err != nil {
 		return err
 	}
-	s.gen++
-	gen := s.gen
+	if cl.BufferedProduceRecords() > 0 {
+		if err := cl.Flush(ctx); err != nil {
+			return fmt.Errorf("kafka sink %s: wait for the records of an abandoned write: %w", s.name, err)
+		}
+	}
 	be := ferry.NewBatchError()
-	waiting := make(map[int]bool, len(events))
-	for i, e := range events {
-		msg, err := s.message(e)
-		if err != nil {
-			be.Fail(i, ferry.Permanent(err))
-			continue
-		}
-		msg.Metadata = ticket{gen: gen, idx: i}
-		// select picks randomly among ready cases: look at ctx first, so a
-		// cancelled Write sends nothing more than it reports.
-		if ctx.Err() != nil {
-			return s.abandon(ctx, be, waiting, events[i:], i)
-		}
+	results := make(chan result, len(events)) // promises must never block
+	done := make([]bool, len(events))
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel() // after every record has its result, or was abandoned
+	sent := s.produce(rctx, cl, events, be, done, results)
+	for ; sent > 0; sent-- {
 		select {
-		case p.Input() <- msg:
-			waiting[i] = true
-		case <-ctx.Done():
-			return s.abandon(ctx, be, waiting, events[i:], i)
-		}
-	}
-	for len(waiting) > 0 {
-		select {
-		case r := <-s.results:
-			if r.t.gen != gen || !waiting[r.t.idx] {
-				continue // a result of an abandoned Write
-			}
-			delete(waiting, r.t.idx)
+		case r := <-results:
+			done[r.idx] = true
 			if r.err != nil {
-				be.Fail(r.t.idx, s.classify(events[r.t.idx], r.err))
+				be.Fail(r.idx, s.classify(events[r.idx], r.err))
 			}
 		case <-ctx.Done():
-			return s.abandon(ctx, be, waiting, nil, len(events))
+			// The records left are failed by their cancelled context
+			// or, if written meanwhile, are still ahead of anything
+			// produced later to their partition: one client keeps
+			// each partition's order, so the retry can duplicate them
+			// but not overtake them. (A fresh client per retry would
+			// race the old one's requests.) The next Write waits
+			// for them first.
+			for i := range done {
+				if !done[i] {
+					be.Fail(i, fmt.Errorf("kafka sink %s: %w", s.name, ctx.Err()))
+				}
+			}
+			return be
 		}
 	}
+	failLaterOfSameKey(be, events)
 	if be.Len() > 0 {
 		return be
 	}
 	return nil
 }
 
-// abandon fails what has no result yet: those messages may still reach
-// Kafka, and the pipeline's retry then duplicates them (same id).
-func (s *Sink) abandon(ctx context.Context, be *ferry.BatchError, waiting map[int]bool, unsent []*event.Event, from int) error {
-	for i := range waiting {
-		be.Fail(i, fmt.Errorf("kafka sink %s: %w", s.name, ctx.Err()))
+// produce hands the events to the client and returns how many promises
+// will report. Events it does not send are failed in be and marked done.
+func (s *Sink) produce(ctx context.Context, cl *kgo.Client, events []*event.Event, be *ferry.BatchError, done []bool, results chan<- result) int {
+	trace := tracectx.FromContext(ctx)
+	sent := 0
+	for i, e := range events {
+		var stop error
+		switch {
+		case ctx.Err() != nil:
+			stop = ctx.Err()
+		case i == maxBuffered:
+			stop = fmt.Errorf("more than %d events in one write", maxBuffered)
+		}
+		if stop != nil {
+			for j := i; j < len(events); j++ {
+				done[j] = true
+				be.Fail(j, fmt.Errorf("kafka sink %s: event not sent: %w", s.name, stop))
+			}
+			break
+		}
+		r, err := s.record(e)
+		if err != nil {
+			done[i] = true
+			be.Fail(i, ferry.Permanent(fmt.Errorf("kafka sink %s: event %s: %w", s.name, e.ID(), err)))
+			continue
+		}
+		r.Headers = appendTrace(r.Headers, trace, i, e)
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) { results <- result{idx: i, err: err} })
+		sent++
 	}
-	for i := range unsent {
-		be.Fail(from+i, fmt.Errorf("kafka sink %s: %w", s.name, ctx.Err()))
-	}
-	return be
+	return sent
 }
 
-// permanentErrors cannot succeed by retrying the same message.
-var permanentErrors = []error{sarama.ErrMessageSizeTooLarge, sarama.ErrMessageTooLarge, sarama.ErrInvalidMessage,
-	sarama.ErrInvalidTopic, sarama.ErrTopicAuthorizationFailed, sarama.ErrInvalidRecord}
+// failLaterOfSameKey fails every event that follows a transient failure
+// of its partition key: the pipeline retries them in order after it.
+func failLaterOfSameKey(be *ferry.BatchError, events []*event.Event) {
+	if be.Len() == 0 {
+		return
+	}
+	var failed map[string]string // partition key -> id of its first failed event
+	for i, e := range events {
+		k, ok := extensions(e)["partitionkey"].(string)
+		if !ok {
+			continue
+		}
+		if err := be.Failed(i); err != nil {
+			if _, seen := failed[k]; !seen && !ferry.IsPermanent(err) {
+				if failed == nil {
+					failed = map[string]string{}
+				}
+				failed[k] = e.ID()
+			}
+			continue
+		}
+		if first, ok := failed[k]; ok {
+			be.Fail(i, fmt.Errorf("event %s of the same partition key failed before it", first))
+		}
+	}
+}
+
+// permanentErrors cannot succeed by retrying the same record.
+var permanentErrors = []error{kerr.MessageTooLarge, kerr.CorruptMessage, kerr.InvalidTopicException,
+	kerr.TopicAuthorizationFailed, kerr.InvalidRecord}
 
 func (s *Sink) classify(e *event.Event, err error) error {
-	// sarama refuses a message over max_message_bytes before sending it,
-	// with a ConfigurationError: as permanent as the broker's refusal.
-	var ce sarama.ConfigurationError
-	isConfig := errors.As(err, &ce)
 	err = fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, e.ID(), err)
-	if isConfig {
-		return ferry.Permanent(err)
-	}
 	for _, p := range permanentErrors {
 		if errors.Is(err, p) {
 			return ferry.Permanent(err)
@@ -205,22 +227,32 @@ func (s *Sink) classify(e *event.Event, err error) error {
 	return err
 }
 
-// Close flushes what the producer holds and disconnects.
+// Close disconnects. It is bounded: franz-go fails what an abandoned Write
+// left buffered (those events were reported failed already) and cancels
+// requests in flight.
 func (s *Sink) Close(context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	p, done := s.producer, s.done
-	s.producer = nil
+	cl := s.client
+	s.client = nil
 	s.mu.Unlock()
-	if p == nil {
-		return nil
+	if cl != nil {
+		cl.Close()
 	}
-	p.AsyncClose()
-	go func() { // keep the dispatcher from blocking on results nobody reads
-		for range s.results {
-		}
-	}()
-	<-done
-	close(s.results)
 	return nil
+}
+
+// kgoLogger passes franz-go's own messages to the sink's logger. Its
+// warnings repeat on every retry during an outage, which the pipeline
+// already reports, so they go to debug.
+type kgoLogger struct{ log *slog.Logger }
+
+func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lv := slog.LevelDebug
+	if level == kgo.LogLevelError {
+		lv = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }

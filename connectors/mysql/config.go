@@ -59,6 +59,8 @@ type Config struct {
 	MaxTxBuffer int `yaml:"max_tx_buffer"`
 	// BatchSize bounds the changes of one batch handed to the pipeline.
 	BatchSize int `yaml:"batch_size"`
+	// TLS encrypts (and verifies) the connections to the server.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // DefaultConfig returns the defaults of every optional key.
@@ -123,6 +125,7 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 1 {
 		errs = append(errs, ferry.Invalid("batch_size", "must be at least 1"))
 	}
+	errs = append(errs, c.TLS.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 
@@ -81,6 +83,9 @@ func parsePositionText(s string) (position, error) {
 		return position{GTID: s}, nil
 	}
 	if m := filePos.FindStringSubmatch(s); m != nil {
+		if !validFileName(m[1]) {
+			return position{}, fmt.Errorf("invalid binlog file name in %q: want printable UTF-8 like mysql-bin.000003", s)
+		}
 		pos, err := strconv.ParseUint(m[2], 10, 32)
 		if err != nil || pos < 4 {
 			return position{}, fmt.Errorf("invalid binlog offset in %q: must be a number from 4 (the first event) to 4294967295", s)
@@ -88,6 +93,21 @@ func parsePositionText(s string) (position, error) {
 		return position{File: m[1], Pos: uint32(pos)}, nil
 	}
 	return position{}, fmt.Errorf("invalid position %q: want FILE:POS (mysql-bin.000003:4) or a GTID set (MariaDB 0-1-100, MySQL uuid:1-100)", s)
+}
+
+// validFileName: binlog files are named by the server (basename.NNNNNN);
+// a name with invalid UTF-8 or control characters is a typo or damage, and
+// would not survive the JSON the position is stored as.
+func validFileName(name string) bool {
+	if !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // startMode is the `start` setting.

@@ -2,6 +2,8 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"regexp"
@@ -31,7 +33,11 @@ type serverInfo struct {
 }
 
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
-	conn, err := client.ConnectWithContext(ctx, s.cfg.Addr, s.cfg.User, s.cfg.Password.Reveal(), "", s.cfg.ConnectTimeout)
+	var opts []client.Option
+	if s.tls != nil {
+		opts = append(opts, func(c *client.Conn) error { c.SetTLSConfig(s.tls); return nil })
+	}
+	conn, err := client.ConnectWithContext(ctx, s.cfg.Addr, s.cfg.User, s.cfg.Password.Reveal(), "", s.cfg.ConnectTimeout, opts...)
 	if err != nil {
 		return nil, s.explain(err)
 	}
@@ -56,7 +62,32 @@ func (s *Source) explain(err error) error {
 		}
 		return fmt.Errorf("mysql %s: %w", s.cfg.Addr, err)
 	}
+	if msg, ok := tlsProblem(err); ok {
+		return fmt.Errorf("mysql %s: tls (mode %s): %s: %w", s.cfg.Addr, s.cfg.TLS.Mode, msg, errFatal(err))
+	}
 	return fmt.Errorf("mysql %s: cannot connect: %w (is the server running and reachable?)", s.cfg.Addr, err)
+}
+
+// tlsProblem recognizes TLS failures, which retrying cannot fix: the server
+// does not offer TLS, or its certificate does not verify.
+func tlsProblem(err error) (string, bool) {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &hostname):
+		return "the server certificate does not name this host (set tls.server_name, or use verify-ca)", true
+	case errors.As(err, &unknownCA):
+		return "the server certificate is not signed by a trusted CA (check tls.ca_file)", true
+	case errors.As(err, &invalid), errors.As(err, &verify):
+		return "the server certificate does not verify", true
+	case strings.Contains(err.Error(), "does not support TLS"):
+		return "the server does not offer TLS (configure ssl_cert/ssl_key on it, or set tls.mode: disabled)", true
+	case strings.Contains(err.Error(), "verify-ca:"):
+		return "the server certificate is not signed by a trusted CA (check tls.ca_file)", true
+	}
+	return "", false
 }
 
 func (s *Source) explainBinlogError(me *gomysql.MyError, err error) error {

@@ -31,6 +31,7 @@ func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.Binlo
 			err = st.step(ctx, ev)
 		}
 		if errors.Is(err, errReplayEnd) {
+			s.setState(stateStopped)
 			s.fail(ctx, ferry.ErrEndOfInput)
 			return
 		}
@@ -45,17 +46,21 @@ func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.Binlo
 			return
 		}
 		if isFatal(err) {
+			s.setState(stateStopped)
 			s.fail(ctx, err)
 			return
 		}
+		s.setState(stateReconnecting)
 		current.Store(nil) // reconnecting: nothing for the watchdog to close
 		syncer.Close()
 		st.restart()
 		s.log.Warn("binlog stream interrupted; reconnecting", "error", err, "resume_at", st.committed.String())
 		if syncer, streamer, ev, err = s.reconnect(ctx, st.committed); err != nil {
+			s.setState(stateStopped)
 			s.fail(ctx, err)
 			return
 		}
+		s.setState(stateStreaming)
 		current.Store(syncer)
 	}
 }
@@ -157,6 +162,7 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 
 // Close stops streaming and releases the connections.
 func (s *Source) Close(context.Context) error {
+	s.setState(stateStopped)
 	if s.cancel != nil {
 		s.cancel()
 	}

@@ -2,12 +2,14 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -28,6 +30,7 @@ type Source struct {
 	cfg    *Config
 	log    *slog.Logger
 	filter *filter
+	tls    *tls.Config // nil: plain text
 
 	info *serverInfo
 	meta *metaConn
@@ -40,6 +43,10 @@ type Source struct {
 	err    error // sticky fatal error, returned by every Read after it
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// state and live serve Status from any goroutine (see status.go).
+	state atomic.Uint32
+	live  atomic.Pointer[stream]
 
 	mode    mode
 	jobs    *jobList
@@ -71,7 +78,11 @@ func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{name: name, cfg: cfg, log: log, filter: f, errc: make(chan error, 1), jobs: newJobList(name)}, nil
+	tlsCfg, err := cfg.TLS.build(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("mysql source %s: %w", name, err)
+	}
+	return &Source{name: name, cfg: cfg, log: log, filter: f, tls: tlsCfg, errc: make(chan error, 1), jobs: newJobList(name)}, nil
 }
 
 // Open connects, checks the server, and starts streaming from `from` (a
@@ -98,6 +109,9 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 		s.meta.close()
 		return err
 	}
+	st.status.start(st.readPos, time.Now())
+	s.live.Store(st)
+	s.setState(stateStreaming)
 	s.log.Info("streaming binlog", "server", s.info.version, "flavor", s.info.flavor, "from", st.committed.String())
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -283,6 +297,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 		EventCacheCount: eventCacheCount,
 		Logger:          libraryLogger(s.log),
 		Dialer:          (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSConfig:       s.tls,
 	})
 	var streamer *replication.BinlogStreamer
 	var err error

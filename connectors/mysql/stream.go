@@ -55,6 +55,7 @@ type stream struct {
 	noCheckpoints bool
 	end           *replayEnd               // where a replay stops; nil streams forever
 	progress      atomic.Pointer[position] // a replay's readPos, for progress displays
+	status        streamStatus             // position and lag for Source.Status
 }
 
 // errReplayEnd ends a replay's stream.
@@ -73,6 +74,7 @@ type replayEnd struct {
 func (s *stream) step(ctx context.Context, ev *replication.BinlogEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	before := s.readPos
 	if err := s.handle(ctx, ev); err != nil {
 		return err
 	}
@@ -83,6 +85,9 @@ func (s *stream) step(ctx context.Context, ev *replication.BinlogEvent) error {
 			s.readPos = position{File: s.file, Pos: ev.Header.LogPos}
 		}
 	}
+	shown := s.readPos
+	shown.GTID = s.committed.GTID // the state at readPos: only non-transaction events follow committed
+	s.status.observe(ev, before, shown, s.tx.active)
 	if err := s.emitChunkIfReady(ctx); err != nil {
 		return err
 	}

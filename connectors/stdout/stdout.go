@@ -57,7 +57,8 @@ type Sink struct {
 
 var _ ferry.Sink = (*Sink)(nil)
 
-// New returns a sink writing to os.Stdout. cfg and log may be nil.
+// New returns a sink writing to os.Stdout. cfg and log may be nil; log is
+// expected to name the sink already (the application's carries sink=NAME).
 func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	return NewWithWriter(name, cfg, os.Stdout, log)
 }
@@ -70,7 +71,7 @@ func NewWithWriter(name string, _ *Config, w io.Writer, log *slog.Logger) (*Sink
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{name: name, w: w, log: log.With("sink", name)}
+	s := &Sink{name: name, w: w, log: log} // the caller's log names the sink
 	s.enc = json.NewEncoder(&s.buf)
 	s.enc.SetEscapeHTML(false) // keep data bytes as they are
 	return s, nil

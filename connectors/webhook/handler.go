@@ -21,6 +21,10 @@ var errStopping = errors.New("source is stopping")
 // journaling, and only then 2xx (or, with ack: delivered, 2xx once every
 // sink has it).
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tc, w, endTrace := s.startTrace(w, r)
+	if endTrace != nil {
+		defer endTrace()
+	}
 	select {
 	case <-s.stopping:
 		s.refuse(w, refuse(http.StatusServiceUnavailable, "shutting down"), s.cfg.Buffer.RetryAfter)
@@ -47,7 +51,7 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, herr, 0)
 		return
 	}
-	s.accept(w, r, b)
+	s.accept(w, r, b, tc)
 }
 
 // admit checks what needs no body: method, rate, buffer room.
@@ -83,9 +87,9 @@ func (s *Source) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *http
 }
 
 // accept journals the request and answers it.
-func (s *Source) accept(w http.ResponseWriter, r *http.Request, b body) {
+func (s *Source) accept(w http.ResponseWriter, r *http.Request, b body, tc TraceContext) {
 	id := s.deliveryID(r, b)
-	recs, ids, err := s.records(r, b, id)
+	recs, ids, err := s.records(r, b, id, tc)
 	if err != nil {
 		s.refuse(w, refuse(http.StatusBadRequest, "%v", err), 0)
 		return
@@ -139,15 +143,16 @@ func (s *Source) deliveryID(r *http.Request, b body) string {
 }
 
 // records builds one journal record per event the request carries; each
-// gets its id now, before the answer, so a replay keeps it.
-func (s *Source) records(r *http.Request, b body, deliveryID string) ([][]byte, []string, error) {
+// gets its id now, before the answer, so a replay keeps it. tc is the
+// request's trace context.
+func (s *Source) records(r *http.Request, b body, deliveryID string, tc TraceContext) ([][]byte, []string, error) {
 	now := time.Now().UnixNano()
 	header := r.Header.Clone()
 	for _, h := range credentialHeaders {
 		header.Del(h)
 	}
 	base := record{Received: now, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Header: header,
-		Query: r.URL.RawQuery, Extensions: s.extensions(r)}
+		Query: r.URL.RawQuery, Extensions: s.extensions(r, tc)}
 	if len(b.events) == 0 {
 		base.ID, base.ContentType, base.Data = deliveryID, b.contentType, b.data
 		if base.ID == "" {
@@ -159,6 +164,7 @@ func (s *Source) records(r *http.Request, b body, deliveryID string) ([][]byte, 
 	var recs [][]byte
 	var ids []string
 	for _, e := range b.events {
+		traceEvent(e, tc)
 		ev, err := json.Marshal(e)
 		if err != nil {
 			return nil, nil, err
@@ -174,9 +180,9 @@ func (s *Source) records(r *http.Request, b body, deliveryID string) ([][]byte, 
 	return recs, ids, nil
 }
 
-// extensions copies configured headers, and W3C trace context, into
+// extensions copies configured headers, and the W3C trace context tc, into
 // CloudEvent extensions.
-func (s *Source) extensions(r *http.Request) map[string]string {
+func (s *Source) extensions(r *http.Request, tc TraceContext) map[string]string {
 	var out map[string]string
 	set := func(k, v string) {
 		if v == "" {
@@ -187,11 +193,13 @@ func (s *Source) extensions(r *http.Request) map[string]string {
 		}
 		out[k] = v
 	}
-	set("traceparent", r.Header.Get("traceparent"))
-	set("tracestate", r.Header.Get("tracestate"))
 	for ext, header := range s.cfg.Extensions {
 		set(ext, r.Header.Get(header))
 	}
+	// After the configured ones: a header mapped to traceparent must not
+	// replace the validated (or Ferry's own) trace context.
+	set("traceparent", tc.Traceparent)
+	set("tracestate", tc.Tracestate)
 	return out
 }
 

@@ -87,6 +87,8 @@ type Source struct {
 	closeHTTP func(context.Context) error
 	wg        sync.WaitGroup
 	stats     Stats
+	ops       ops    // for Status
+	tracer    Tracer // nil: requests are not traced
 }
 
 var _ ferry.Source = (*Source)(nil)
@@ -94,10 +96,13 @@ var _ ferry.Source = (*Source)(nil)
 // Stats count requests by outcome.
 type Stats struct {
 	Accepted, Duplicates, Unauthorized, Rejected, Throttled, Full, Failed atomic.Uint64
+	// InvalidTraceparent counts requests whose traceparent header was
+	// ignored as malformed.
+	InvalidTraceparent atomic.Uint64
 }
 
 // New builds a source writing to journal.
-func New(name string, cfg *Config, journal Journal, log *slog.Logger) (*Source, error) {
+func New(name string, cfg *Config, journal Journal, log *slog.Logger, opts ...Option) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("webhook source %s: %w", name, err)
 	}
@@ -109,6 +114,9 @@ func New(name string, cfg *Config, journal Journal, log *slog.Logger) (*Source, 
 		appended: make(chan struct{}, 1), dchanged: make(chan struct{}), stopping: make(chan struct{})}
 	for _, a := range cfg.Accept {
 		s.accepts[a] = true
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	if cfg.IDExpression != "" {
 		p, err := idProgram(cfg.IDExpression)
@@ -140,11 +148,12 @@ func (s *Source) Open(ctx context.Context, _ ferry.Position) error {
 	} else {
 		s.delivered.Store(info.LastAssigned)
 	}
-	closeHTTP, err := register(s.cfg.Listen, s.cfg.Path, s, s.log)
+	closeHTTP, err := register(s.cfg.Listen, s.cfg.Path, s.ops.counting(s), s.log)
 	if err != nil {
 		return err
 	}
 	s.closeHTTP = closeHTTP
+	s.ops.bound.Store(true)
 	s.removed.Store(s.delivered.Load())
 	s.wg.Go(func() { s.expireLoop() })
 	s.wg.Go(func() { s.compactLoop() })
@@ -192,8 +201,10 @@ func (s *Source) batch(entries []Entry) (ferry.Batch, error) {
 	}
 	last := entries[len(entries)-1].Seq
 	s.cursor = last
+	s.ops.handedOut(changes[0].Time)
 	n := int64(len(entries))
 	ack := func(_ context.Context, err error) error {
+		s.ops.acked()
 		if err != nil {
 			return nil // not delivered: the records stay and are read again after a restart
 		}

@@ -1,45 +1,77 @@
 // Package admin serves the operator endpoints on the admin listener:
-// /healthz (the process is alive), /readyz (the pipeline is running) and
-// /status (JSON counters and positions per source and sink).
+// /healthz (the process is alive), /readyz (every source connected, every
+// sink reachable, lag under admin.max_lag), /status (JSON counters,
+// positions and states per source and sink) and /metrics (Prometheus).
 package admin
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
-	"github.com/ferry-cdc/ferry"
-	"github.com/ferry-cdc/ferry/internal/pipeline"
+	"github.com/ferry-cdc/ferry/internal/telemetry"
 )
+
+// Options configure the admin listener.
+type Options struct {
+	// Addr is the host:port to bind.
+	Addr string
+	// Metrics is the process's registry, served on /metrics; its bound
+	// view is the pipeline /readyz and /status describe. Required.
+	Metrics *telemetry.Metrics
+	// Control performs backfills and replays on request; nil leaves those
+	// endpoints out.
+	Control Control
+	// MaxLag, when positive, makes /readyz fail while a source lags more.
+	MaxLag time.Duration
+	Log    *slog.Logger
+	// Role, when set, returns the process's ha role: "leader", "standby",
+	// or "" without ha. A standby is ready (it is healthy and waiting for
+	// the lease; failing readiness would take a sidecar's pod out of
+	// service), and /status shows the role.
+	Role func() string
+}
 
 // Server is a bound admin listener.
 type Server struct {
 	ln      net.Listener
-	stats   *pipeline.Stats
+	metrics *telemetry.Metrics
 	control Control
+	maxLag  time.Duration
+	role    func() string
 	log     *slog.Logger
 	srv     *http.Server
 }
 
-// Listen binds addr; the admin listener is meant for loopback or a pod
+// Listen binds opts.Addr; the admin listener is meant for loopback or a pod
 // network, never the internet: besides reading status it starts backfills
-// and replays (when control is not nil).
-func Listen(addr string, stats *pipeline.Stats, control Control, log *slog.Logger) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("admin listener %s: %w", addr, err)
+// and replays (when opts.Control is not nil).
+func Listen(opts Options) (*Server, error) {
+	if opts.Metrics == nil {
+		return nil, errors.New("admin listener needs the metrics registry")
 	}
-	s := &Server{ln: ln, stats: stats, control: control, log: log}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener %s: %w", opts.Addr, err)
+	}
+	if opts.Role == nil {
+		opts.Role = func() string { return "" }
+	}
+	s := &Server{ln: ln, metrics: opts.Metrics, control: opts.Control, maxLag: opts.MaxLag, role: opts.Role, log: opts.Log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /status", s.status)
-	if control != nil {
+	mux.Handle("GET /metrics", opts.Metrics.Handler())
+	if opts.Control != nil {
 		s.routeWork(mux)
 	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -64,64 +96,54 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
+// healthz answers while the process serves HTTP at all: a liveness probe
+// must not fail because a database is down, or the restart loop starts.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !s.stats.Running() {
-		http.Error(w, "not ready: sources and sinks are not all open\n", http.StatusServiceUnavailable)
+	if s.role() == "standby" {
+		_, _ = w.Write([]byte("standby\n"))
+		return
+	}
+	if reasons := notReady(s.metrics.View(), s.maxLag); len(reasons) > 0 {
+		http.Error(w, "not ready: "+strings.Join(reasons, "; "), http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-type sourceStatus struct {
-	Read         uint64 `json:"changes_read"`
-	Dropped      uint64 `json:"changes_dropped"`
-	RuleFailures uint64 `json:"rule_failures"`
-	Checkpoint   string `json:"checkpoint,omitempty"`
-	CheckpointAt string `json:"checkpoint_at,omitempty"`
+// notReady lists what keeps the pipeline from being ready, in a stable
+// order; it is empty when every source is connected (and within maxLag)
+// and every sink reachable.
+func notReady(v telemetry.View, maxLag time.Duration) []string {
+	if v.Stats == nil || !v.Stats.Running() {
+		return []string{"sources and sinks are not all open"}
+	}
+	var reasons []string
+	for _, name := range sortedKeys(v.Sources) {
+		st := telemetry.SourceStatus(v.Sources[name], true)
+		if !st.Connected {
+			reasons = append(reasons, fmt.Sprintf("source %s %s", name, st.State))
+			continue
+		}
+		if maxLag > 0 && st.Lag > maxLag {
+			reasons = append(reasons, fmt.Sprintf("source %s lag %s > %s", name, roundDuration(st.Lag), maxLag))
+		}
+	}
+	for _, name := range v.Stats.SinkNames() {
+		if r := v.Stats.Sink(name).Reachability(); !r.Reachable {
+			reasons = append(reasons, fmt.Sprintf("sink %s unreachable: %s", name, r.LastError))
+		}
+	}
+	return reasons
 }
 
-type sinkStatus struct {
-	Delivered    uint64  `json:"delivered"`
-	Retries      uint64  `json:"retries"`
-	DeadLettered uint64  `json:"dead_lettered"`
-	Writes       uint64  `json:"writes"`
-	AvgWriteMs   float64 `json:"avg_write_ms"`
-}
-
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	out := struct {
-		Running   bool                     `json:"running"`
-		Sources   map[string]sourceStatus  `json:"sources"`
-		Sinks     map[string]sinkStatus    `json:"sinks"`
-		Backfills []ferry.BackfillProgress `json:"backfills,omitempty"`
-		Replays   []ReplayStatus           `json:"replays,omitempty"`
-	}{Running: s.stats.Running(), Sources: map[string]sourceStatus{}, Sinks: map[string]sinkStatus{}}
-	if s.control != nil {
-		out.Backfills, out.Replays = s.control.Backfills(), s.control.Replays()
+// roundDuration keeps lag readable: whole seconds, or milliseconds below one.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
 	}
-	for _, name := range s.stats.SourceNames() {
-		st := s.stats.Source(name)
-		cp, at := st.Checkpoint()
-		ss := sourceStatus{Read: st.Read.Load(), Dropped: st.Dropped.Load(), RuleFailures: st.RuleFailures.Load(), Checkpoint: string(cp)}
-		if !at.IsZero() {
-			ss.CheckpointAt = at.UTC().Format(time.RFC3339Nano)
-		}
-		out.Sources[name] = ss
-	}
-	for _, name := range s.stats.SinkNames() {
-		st := s.stats.Sink(name)
-		ks := sinkStatus{Delivered: st.Delivered.Load(), Retries: st.Retries.Load(), DeadLettered: st.DeadLettered.Load(), Writes: st.Writes.Load()}
-		if ks.Writes > 0 {
-			ks.AvgWriteMs = float64(st.WriteNanos.Load()) / float64(ks.Writes) / 1e6
-		}
-		out.Sinks[name] = ks
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out)
+	return d.Round(time.Millisecond)
 }

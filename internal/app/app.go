@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/webhook"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
 	"github.com/ferry-cdc/ferry/internal/state"
+	"github.com/ferry-cdc/ferry/internal/telemetry"
 	"github.com/ferry-cdc/ferry/transform"
 )
 
@@ -30,6 +32,7 @@ func Load(paths []string) (*config.Config, error) {
 	if errs := checkWebhookRoutes(cfg); len(errs) > 0 {
 		return nil, errs
 	}
+	excludeCheckpointTable(cfg)
 	return cfg, nil
 }
 
@@ -110,44 +113,53 @@ func buildEngine(cfg *config.Config, only string) (*transform.Engine, error) {
 type RunOptions struct {
 	// Capture receives every change read as a sample line (--capture).
 	Capture io.Writer
+	// Version is the build's version, for ferry_build_info.
+	Version string
+	// Reload delivers configurations validated by CheckReload (SIGHUP);
+	// each replaces the running pipeline. Nil: never reloaded.
+	Reload <-chan *config.Config
+
+	tracing *telemetry.Tracing // set by Run when tracing is configured
 }
 
 // Run runs cfg until ctx is cancelled (a clean stop, nil) or a fatal error.
+// The admin listener serves for the whole run; the pipeline is rebuilt on
+// each configuration received on opts.Reload and, with ha, runs only while
+// this replica holds the lease (see supervisor).
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOptions) error {
 	store, err := state.Open(cfg.State.Dir, state.Options{})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	a, err := assemble(cfg, store, log, opts.Capture)
+	sh, err := openShared(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	for _, name := range cfg.SourceNames() {
-		if err := a.addSource(name, name, nil); err != nil {
+	defer sh.Close()
+	if cfg.Tracing.Enabled() {
+		t, err := telemetry.NewTracing(ctx, cfg.Tracing, opts.Version, log)
+		if err != nil {
 			return err
 		}
+		defer shutdownTracing(t, log)
+		opts.tracing = t
 	}
-	if err := a.addSinks(cfg.SinkNames()); err != nil {
-		return err
-	}
-	rt, err := pipeline.New(a.pcfg)
-	if err != nil {
-		return err
-	}
+	metrics := telemetry.New(opts.Version)
+	sup := newSupervisor(cfg, store, sh, metrics, log, opts)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
-		control := &control{a: a, rt: rt, replays: map[string]*replayRun{}}
-		srv, err := admin.Listen(cfg.Admin.Listen, rt.Stats(), control, log)
+		srv, err := admin.Listen(admin.Options{Addr: cfg.Admin.Listen, Metrics: metrics, Control: &sup.live,
+			MaxLag: cfg.Admin.MaxLag, Log: log, Role: sup.role.get})
 		if err != nil {
 			return err
 		}
 		go func() { adminErr <- srv.Serve(runCtx) }()
 	}
-	runErr := rt.Run(runCtx)
+	runErr := sup.run(runCtx)
 	cancel()
 	if cfg.Admin.Listen != "" {
 		if err := <-adminErr; err != nil && !errors.Is(err, context.Canceled) {
@@ -164,6 +176,24 @@ type assembly struct {
 	log     *slog.Logger
 	pcfg    pipeline.Config
 	sources map[string]ferry.Source // by configured name
+	tracing *telemetry.Tracing      // nil: nothing traced
+}
+
+// trace makes the assembly's webhook sources and sink deliveries record
+// spans with t; nil leaves tracing off.
+func (a *assembly) trace(t *telemetry.Tracing) {
+	if t != nil {
+		a.tracing, a.pcfg.Tracer = t, t
+	}
+}
+
+// shutdownTracing flushes the spans still queued, for a bounded time.
+func shutdownTracing(t *telemetry.Tracing, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		log.Warn("spans lost at shutdown", "component", "tracing", "error", err)
+	}
 }
 
 func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture io.Writer) (*assembly, error) {
@@ -187,7 +217,7 @@ func (a *assembly) addSource(name, key string, src ferry.Source) error {
 	if src == nil {
 		sc := a.cfg.Sources[name]
 		var err error
-		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, log: a.log.With("source", name)})
+		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, log: a.log.With("source", name), tracing: a.tracing})
 		if err != nil {
 			return fmt.Errorf("source %s: %w", name, err)
 		}

@@ -16,12 +16,14 @@ import (
 	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/state"
+	"github.com/ferry-cdc/ferry/internal/telemetry"
 )
 
 // deps are what connectors may need from the application.
 type deps struct {
-	store *state.Store
-	log   *slog.Logger
+	store   *state.Store
+	log     *slog.Logger
+	tracing *telemetry.Tracing // nil: not traced
 }
 
 // sourceType is how the application builds one kind of source.
@@ -64,7 +66,11 @@ var (
 		"webhook": {
 			newConfig: func() any { return webhook.DefaultConfig() },
 			build: func(name string, cfg any, d deps) (ferry.Source, error) {
-				return webhook.New(name, cfg.(*webhook.Config), journal{d.store}, d.log)
+				var opts []webhook.Option
+				if d.tracing != nil {
+					opts = append(opts, webhook.WithTracer(d.tracing))
+				}
+				return webhook.New(name, cfg.(*webhook.Config), journal{d.store}, d.log, opts...)
 			},
 		},
 	}

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/ferry-cdc/ferry/internal/app"
 	"github.com/ferry-cdc/ferry/internal/state"
 )
 
-// checkpointCmd shows, sets or resets a source's persisted position. It
-// opens the state store exclusively, so it refuses to run beside a live
-// `ferry run` on the same state.dir instead of racing it.
+// checkpointCmd shows, sets or resets a source's persisted position in the
+// configured checkpoint store. The embedded store is opened exclusively, so
+// it refuses to run beside a live `ferry run` on the same state.dir instead
+// of racing it; a mysql table shared by ha replicas is written only after
+// taking the mysql lease, so never beside a streaming replica.
 func checkpointCmd(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
 		return usagef("checkpoint needs show, set or reset")
@@ -42,14 +46,15 @@ func checkpointCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	store, err := state.Open(cfg.State.Dir, state.Options{})
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, closeStore, err := app.OpenCheckpoints(ctx, cfg, action != "show", 3*time.Second, log)
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
 			return fmt.Errorf("%w: checkpoint commands need the store to themselves; stop `ferry run` first", err)
 		}
 		return err
 	}
-	defer store.Close()
+	defer closeStore()
 
 	switch action {
 	case "show":

@@ -48,6 +48,8 @@ Usage:
   ferry replay     -c ferry.yaml --source NAME --from POSITION [--until POSITION|TIME] [--table DB.TABLE ...]
                    [--to SINK ...] [--dry-run] [--server-id N]
   ferry dlq list|replay -c ferry.yaml [--sink NAME] [--json]
+  ferry health     [-c ferry.yaml ... | --addr HOST:PORT] [--ready] [--timeout 3s]
+  ferry config schema                (JSON Schema of the configuration, for editors)
   ferry version
 
 Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
@@ -98,6 +100,10 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return backfillCmd(ctx, rest, env)
 	case "replay":
 		return replayCmd(ctx, rest, env)
+	case "config":
+		return configCmd(rest, env)
+	case "health":
+		return healthCmd(ctx, rest, env)
 	case "version", "--version", "-v":
 		fmt.Fprintln(env.Stdout, "ferry", env.Version)
 		return nil

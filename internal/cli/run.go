@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/ferry-cdc/ferry/internal/app"
+	"github.com/ferry-cdc/ferry/internal/config"
+	"github.com/ferry-cdc/ferry/internal/pipeline"
 )
 
 func runCmd(ctx context.Context, args []string, env Env) error {
@@ -34,7 +36,7 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	go forceExitOnSecondSignal(ctx, log)
 	log.Info("ferry starting", "version", env.Version, "config", strings.Join(c.files, ","),
 		"sources", cfg.SourceNames(), "sinks", cfg.SinkNames())
-	var opts app.RunOptions
+	opts := app.RunOptions{Version: env.Version}
 	if *capture != "" {
 		f, err := os.OpenFile(*capture, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
@@ -44,12 +46,59 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 		opts.Capture = f
 		log.Info("capturing changes as samples", "file", *capture)
 	}
+	reloads := make(chan *config.Config)
+	opts.Reload = reloads
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before the first SIGHUP could kill the process
+	defer signal.Stop(hup)
+	go reloadOnHangup(ctx, hup, c.files, cfg, reloads, log)
 	if err := app.Run(ctx, cfg, log, opts); err != nil {
-		log.Error("ferry stopped", "error", err)
+		// Name the source or sink that failed, as every error line does.
+		log.Error("ferry stopped", append([]any{"error", err}, pipeline.LogAttrs(err)...)...)
 		return err
 	}
 	log.Info("ferry stopped")
 	return nil
+}
+
+// reloadOnHangup reads the same -c files again on every SIGHUP. A
+// configuration with any error is logged (file:line, never a secret value)
+// and ignored: the running one goes on. A valid one is handed to the
+// running pipeline, which swaps itself over to it.
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, files []string, cur *config.Config, out chan<- *config.Config, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("reload: SIGHUP received; reading the configuration again", "config", strings.Join(files, ","))
+		next, err := loadForReload(files, cur)
+		if err != nil {
+			log.Error("reload: configuration rejected; still running the previous one", "error", err)
+			continue
+		}
+		select {
+		case out <- next:
+			cur = next
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func loadForReload(files []string, cur *config.Config) (*config.Config, error) {
+	next, err := app.Load(files)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := app.BuildEngine(next); err != nil {
+		return nil, err
+	}
+	if err := app.CheckReload(cur, next); err != nil {
+		return nil, err
+	}
+	return next, nil
 }
 
 // forceExitOnSecondSignal: the first signal drains gracefully (bounded by

@@ -7,6 +7,8 @@ package config
 import (
 	"sort"
 	"time"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // Registry tells the loader which connector types exist and gives a fresh,
@@ -31,6 +33,10 @@ type Config struct {
 	Sources    map[string]*Source
 	Transforms []*Transform
 	Sinks      map[string]*Sink
+	// HA is the `ha:` block; nil when replicas are not configured.
+	HA *HA `yaml:"ha"`
+	// Tracing is the `tracing:` block (OpenTelemetry span export).
+	Tracing Tracing `yaml:"tracing"`
 
 	positions map[string]Pos
 }
@@ -39,11 +45,56 @@ type Config struct {
 type State struct {
 	Dir                string        `yaml:"dir"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// Checkpoints is where source checkpoints live: the embedded store
+	// under Dir (the default) or a table shared by replicas.
+	Checkpoints Checkpoints `yaml:"checkpoints"`
+}
+
+// Checkpoints selects the checkpoint store. Type mysql keeps them in a
+// table, on the server of the named mysql source (its addr, user and
+// password) unless addr is given.
+type Checkpoints struct {
+	Type     string       `yaml:"type"` // embedded | mysql
+	Source   string       `yaml:"source"`
+	Addr     string       `yaml:"addr"`
+	User     string       `yaml:"user"`
+	Password ferry.Secret `yaml:"password"`
+	Database string       `yaml:"database"`
+	Table    string       `yaml:"table"`
+}
+
+// HA elects one streaming replica among several running the same
+// configuration; the others wait as standbys.
+type HA struct {
+	Lease string `yaml:"lease"` // mysql | kubernetes
+	// Name is the lock or Lease name; default "ferry-" + Source (mysql) or
+	// "ferry" (kubernetes).
+	Name string `yaml:"name"`
+	// Source names the mysql source whose server holds the lock; default the
+	// only mysql source.
+	Source        string          `yaml:"source"`
+	RenewInterval time.Duration   `yaml:"renew_interval"`
+	Kubernetes    KubernetesLease `yaml:"kubernetes"`
+}
+
+// KubernetesLease is a coordination.k8s.io/v1 Lease reached through the
+// API server with the pod's service account; empty fields come from the
+// in-cluster environment.
+type KubernetesLease struct {
+	Namespace     string        `yaml:"namespace"`
+	Identity      string        `yaml:"identity"`
+	LeaseDuration time.Duration `yaml:"lease_duration"`
+	APIServer     string        `yaml:"api_server"`
+	TokenFile     string        `yaml:"token_file"`
+	CAFile        string        `yaml:"ca_file"`
 }
 
 // Admin is the operator listener; an empty Listen disables it.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// MaxLag, when positive, makes /readyz fail while a source lags more;
+	// 0 (the default) leaves lag out of readiness.
+	MaxLag time.Duration `yaml:"max_lag"`
 }
 
 // Log configures Ferry's own log lines.
@@ -128,11 +179,12 @@ type EventSpec struct {
 
 func defaults() *Config {
 	return &Config{
-		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second},
+		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second, Checkpoints: Checkpoints{Type: "embedded", Table: "ferry_checkpoints"}},
 		Admin:    Admin{Listen: "127.0.0.1:9090"},
 		Log:      Log{Level: "info", Format: "text"},
 		Pipeline: Pipeline{MaxInFlight: 10000, ShutdownTimeout: 30 * time.Second},
 		Defaults: Defaults{TypePrefix: "ferry"},
+		Tracing:  defaultTracing(),
 		Sources:  map[string]*Source{},
 		Sinks:    map[string]*Sink{},
 	}

@@ -137,6 +137,10 @@ func (l *loader) decodeRoot(root *yaml.Node, cfg *Config) {
 			d.decode(p.value, reflect.ValueOf(&cfg.Pipeline).Elem(), key)
 		case "defaults":
 			d.decode(p.value, reflect.ValueOf(&cfg.Defaults).Elem(), key)
+		case "ha":
+			d.decode(p.value, reflect.ValueOf(&cfg.HA).Elem(), key)
+		case "tracing":
+			d.decode(p.value, reflect.ValueOf(&cfg.Tracing).Elem(), key)
 		case "transforms":
 			d.decode(p.value, reflect.ValueOf(&cfg.Transforms).Elem(), key)
 		case "sources":
@@ -162,8 +166,8 @@ func (l *loader) decodeRoot(root *yaml.Node, cfg *Config) {
 				cfg.Sinks[name] = sink
 			})
 		default:
-			d.errorf(p.key, key, "unknown key%s (known: admin, defaults, log, pipeline, sinks, sources, state, transforms)",
-				suggest(key, []string{"admin", "defaults", "log", "pipeline", "sinks", "sources", "state", "transforms"}))
+			d.errorf(p.key, key, "unknown key%s (known: admin, defaults, ha, log, pipeline, sinks, sources, state, tracing, transforms)",
+				suggest(key, []string{"admin", "defaults", "ha", "log", "pipeline", "sinks", "sources", "state", "tracing", "transforms"}))
 		}
 	})
 }
@@ -289,6 +293,9 @@ func (l *loader) check(cfg *Config, first string) {
 			add("admin.listen", "must be host:port (or off): %v", err)
 		}
 	}
+	if cfg.Admin.MaxLag < 0 {
+		add("admin.max_lag", "must not be negative (0 leaves lag out of readiness)")
+	}
 	if !oneOf(cfg.Log.Level, "debug", "info", "warn", "error") {
 		add("log.level", "must be debug, info, warn or error, not %q", cfg.Log.Level)
 	}
@@ -322,6 +329,8 @@ func (l *loader) check(cfg *Config, first string) {
 			add("pipeline.dead_letter_sink", f, a...)
 		})
 	}
+	checkHA(cfg, add)
+	checkTracing(&cfg.Tracing, add)
 	l.checkTransforms(cfg, add)
 }
 

@@ -30,9 +30,15 @@ import (
 
 // Store persists checkpoints and dead letters. *state.Store implements it.
 type Store interface {
+	CheckpointStore
+	PutDeadLetters(ctx context.Context, letters []state.DeadLetter) error
+}
+
+// CheckpointStore persists source checkpoints (see state.Checkpoints for the
+// contract). A SaveCheckpoint error stops the pipeline.
+type CheckpointStore interface {
 	LoadCheckpoint(ctx context.Context, source string) (state.Checkpoint, bool, error)
 	SaveCheckpoint(ctx context.Context, source string, pos ferry.Position) error
-	PutDeadLetters(ctx context.Context, letters []state.DeadLetter) error
 }
 
 // SourceSpec is one configured source.
@@ -57,6 +63,9 @@ type Config struct {
 	Sinks   []SinkSpec
 	Engine  *transform.Engine
 	Store   Store
+	// Checkpoints, when set, keeps the source checkpoints instead of Store
+	// (a table shared by HA replicas).
+	Checkpoints CheckpointStore
 	// MaxInFlight bounds the changes read but not yet acknowledged, per source.
 	MaxInFlight int
 	// CheckpointInterval is the most often a source checkpoint is written.
@@ -72,6 +81,9 @@ type Config struct {
 	// (transform.AppendSample), for writing rule tests from real traffic.
 	Capture io.Writer
 	Logger  *slog.Logger
+	// Tracer, when set, traces the delivery of every event that carries a
+	// trace context (see Tracer); nil traces nothing, at no cost.
+	Tracer Tracer
 }
 
 // closeTimeout bounds closing one source or sink.
@@ -100,6 +112,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.Engine == nil || cfg.Store == nil {
 		return nil, errors.New("pipeline needs a transform engine and a store")
+	}
+	if cfg.Checkpoints == nil {
+		cfg.Checkpoints = cfg.Store
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 10000
@@ -168,7 +183,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	for _, w := range r.sinks {
 		sinkWG.Go(func() {
 			if err := w.run(hard); err != nil {
-				fail(err)
+				fail(sinkFailed(w.name, err))
 				cancelHard()
 			}
 		})
@@ -176,7 +191,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	for _, l := range r.sources {
 		sourceWG.Go(func() {
 			if err := l.run(soft, hard, fail); err != nil {
-				fail(err)
+				fail(sourceFailed(l.name, err))
 			}
 		})
 	}
@@ -196,7 +211,7 @@ func (r *Runtime) openSinks(ctx context.Context) error {
 	for _, s := range r.cfg.Sinks {
 		if err := s.Sink.Open(ctx); err != nil {
 			r.closeSinks()
-			return fmt.Errorf("open sink %s: %w", s.Name, err)
+			return sinkFailed(s.Name, fmt.Errorf("open sink %s: %w", s.Name, err))
 		}
 		r.sinks[s.Name].opened = true
 	}
@@ -220,7 +235,7 @@ func (r *Runtime) closeSinks() {
 func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
 	var opened []*sourceLoop
 	for _, l := range r.sources {
-		cp, ok, err := r.cfg.Store.LoadCheckpoint(ctx, l.key)
+		cp, ok, err := r.cfg.Checkpoints.LoadCheckpoint(ctx, l.key)
 		if err != nil {
 			return opened, err
 		}
@@ -229,7 +244,7 @@ func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
 			from = cp.Position
 		}
 		if err := l.src.Open(ctx, from); err != nil {
-			return opened, fmt.Errorf("open source %s: %w", l.name, err)
+			return opened, sourceFailed(l.name, fmt.Errorf("open source %s: %w", l.name, err))
 		}
 		opened = append(opened, l)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/state"
+	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
 // entry is one event on its way to one or more sinks. Entries are shared
@@ -22,6 +23,9 @@ type entry struct {
 	event  *event.Event
 	rule   string
 	source string
+	// committed is when the change was committed (a request received);
+	// zero leaves the event out of the delivery latency.
+	committed time.Time
 }
 
 // delivery is the part of one batch routed to one sink.
@@ -46,6 +50,7 @@ type attempt struct {
 	*entry
 	d     *delivery
 	tries int
+	span  tracectx.Span // nil unless the event is traced
 }
 
 type sinkWorker struct {
@@ -60,23 +65,27 @@ type sinkWorker struct {
 	log    *slog.Logger
 	stats  *SinkStats
 	opened bool
+	tracer SinkTracer      // nil: no tracing
+	spans  []tracectx.Span // reused by traceContext
 }
 
 func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
 	return &sinkWorker{
-		rt:    rt,
-		name:  spec.Name,
-		sink:  spec.Sink,
-		retry: spec.Retry.withDefaults(),
-		in:    make(chan *delivery, 64),
-		log:   rt.log.With("sink", spec.Name),
-		stats: rt.stats.sink(spec.Name),
+		rt:     rt,
+		name:   spec.Name,
+		sink:   spec.Sink,
+		retry:  spec.Retry.withDefaults(),
+		in:     make(chan *delivery, 64),
+		log:    rt.log.With("sink", spec.Name),
+		stats:  rt.stats.sink(spec.Name),
+		tracer: sinkTracer(rt.cfg.Tracer, spec.Name),
 	}
 }
 
 func (w *sinkWorker) submit(ctx context.Context, d *delivery) {
 	select {
 	case w.in <- d:
+		w.stats.Buffered.Add(int64(len(d.entries)))
 	case <-ctx.Done():
 	}
 }
@@ -136,6 +145,7 @@ func (w *sinkWorker) next(d **delivery) bool {
 // It returns false when ctx ended first.
 func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error) {
 	pending := batch
+	w.startSpans(ctx, batch)
 	events := make([]*event.Event, 0, len(batch))
 	for round := 1; ; round++ {
 		events = events[:0]
@@ -145,26 +155,34 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error)
 		}
 		start := time.Now()
 		w.mu.Lock()
-		err := w.sink.Write(ctx, events)
+		err := w.sink.Write(w.traceContext(ctx, pending), events)
 		w.mu.Unlock()
 		w.stats.observeWrite(time.Since(start))
 		if err == nil {
-			w.stats.Delivered.Add(uint64(len(pending)))
+			w.acknowledged(pending)
+			w.stats.observeOutcome(nil, true)
+			w.endSpans(pending, nil)
 			resolveAll(pending)
 			return true, nil
 		}
 		if ctx.Err() != nil {
+			w.endSpans(pending, ctx.Err())
 			return false, nil
 		}
+		w.stats.Failures.Add(1)
 		retry, retryErrs, dead, delivered := w.classify(pending, err)
-		w.stats.Delivered.Add(uint64(len(delivered)))
+		w.stats.observeOutcome(err, len(delivered) > 0 || len(dead) > 0)
+		w.acknowledged(delivered)
 		if err := w.deadLetter(ctx, dead); err != nil {
 			return false, err
 		}
 		resolveAll(delivered)
+		w.endSpans(delivered, nil)
 		for _, f := range dead {
+			w.endSpan(f.attempt, f.err)
 			f.d.resolve()
 		}
+		w.stats.Buffered.Add(-int64(len(dead)))
 		if len(retry) == 0 {
 			return true, nil
 		}
@@ -173,10 +191,26 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error)
 		w.log.Warn("delivery failed; retrying", "failed", len(retry), "of", len(pending),
 			"attempt", round, "retry_in", delay.String(), "error", err)
 		if !sleep(ctx, delay) {
+			w.endSpans(retry, ctx.Err())
 			return false, nil
 		}
 		pending = retry
 	}
+}
+
+// acknowledged counts events the sink acknowledged and their latency.
+func (w *sinkWorker) acknowledged(as []attempt) {
+	if len(as) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, a := range as {
+		if !a.committed.IsZero() {
+			w.stats.Latency.Observe(now.Sub(a.committed))
+		}
+	}
+	w.stats.Delivered.Add(uint64(len(as)))
+	w.stats.Buffered.Add(-int64(len(as)))
 }
 
 // failure is an attempt that failed, with its error.

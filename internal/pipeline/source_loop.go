@@ -59,7 +59,7 @@ func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 	})
 	wg.Go(func() {
 		if err := l.transform(hard); err != nil {
-			fail(err)
+			fail(sourceFailed(l.name, err))
 			for range l.toTransform { // keep the reader from blocking until it stops
 			}
 		}
@@ -86,6 +86,7 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 			return nil
 		}
 		l.stats.Read.Add(uint64(len(b.Changes)))
+		l.stats.InFlight.Add(int64(len(b.Changes)))
 		bs := l.tracker.push(b, weight)
 		select {
 		case l.toTransform <- bs:
@@ -119,6 +120,11 @@ func (l *sourceLoop) transform(hard context.Context) error {
 					continue
 				}
 				e := &entry{event: o.Event, rule: o.Rule, source: l.name}
+				// A backfill or replay run beside its source (its own key)
+				// re-sends old changes: their age is not delivery latency.
+				if l.key == l.name {
+					e.committed = bs.changes[i].Time
+				}
 				to := o.To
 				if c := &bs.changes[i]; len(c.To) > 0 {
 					to = c.To

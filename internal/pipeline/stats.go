@@ -26,6 +26,8 @@ type SourceStats struct {
 	Read         atomic.Uint64 // changes read
 	Dropped      atomic.Uint64 // changes no rule matched and no default sink took
 	RuleFailures atomic.Uint64 // changes dead-lettered by a failing rule
+	Released     atomic.Uint64 // changes settled: delivered, dead-lettered or dropped
+	InFlight     atomic.Int64  // changes read and not yet released
 
 	mu           sync.Mutex
 	checkpoint   ferry.Position
@@ -37,8 +39,60 @@ type SinkStats struct {
 	Delivered    atomic.Uint64 // events acknowledged
 	Retries      atomic.Uint64 // event attempts that failed transiently
 	DeadLettered atomic.Uint64 // events given up on
+	Failures     atomic.Uint64 // Writes that failed, wholly or in part
 	Writes       atomic.Uint64
 	WriteNanos   atomic.Uint64
+	Buffered     atomic.Int64 // events routed to the sink and not yet settled
+	// Latency is the time from a change's commit (a request's receipt) to
+	// the sink's acknowledgement of its event.
+	Latency Histogram
+
+	mu        sync.Mutex
+	reachable bool
+	lastError string
+	errorAt   time.Time
+}
+
+// Reachability is what the last write attempt told about a sink.
+type Reachability struct {
+	// Reachable is false when the last Write failed without the sink
+	// accepting or rejecting any event of it (the destination could not be
+	// reached or answered with a transient error for everything); a sink
+	// nothing was written to yet counts as reachable.
+	Reachable bool
+	// LastError is the error of the last failed Write, also after the sink
+	// recovered; ErrorAt is when it happened.
+	LastError string
+	ErrorAt   time.Time
+}
+
+// Reachability returns what the last write attempt told.
+func (s *SinkStats) Reachability() Reachability {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Reachability{Reachable: s.reachable, LastError: s.lastError, ErrorAt: s.errorAt}
+}
+
+// observeOutcome records a Write's outcome; reachable says whether the
+// destination took part (accepted or refused events for good).
+func (s *SinkStats) observeOutcome(err error, reachable bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reachable = reachable
+	if err != nil {
+		s.lastError, s.errorAt = err.Error(), time.Now()
+	}
+}
+
+// InFlight returns the changes read and not yet released, over all sources.
+func (s *Stats) InFlight() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, st := range s.sources {
+		n += st.InFlight.Load()
+	}
+	return n
 }
 
 func newStats() *Stats {
@@ -58,7 +112,7 @@ func (s *Stats) sink(name string) *SinkStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.sinks[name] == nil {
-		s.sinks[name] = &SinkStats{}
+		s.sinks[name] = &SinkStats{reachable: true}
 	}
 	return s.sinks[name]
 }

@@ -20,6 +20,7 @@ type batchState struct {
 	checkpoint ferry.Position
 	ack        ferry.AckFunc
 	weight     int64
+	count      int64        // changes, for the in-flight and released counters
 	pending    atomic.Int32 // transformer token + one per sink delivery
 	t          *tracker
 }
@@ -51,7 +52,7 @@ func newTracker(l *sourceLoop) *tracker {
 }
 
 func (t *tracker) push(b ferry.Batch, weight int64) *batchState {
-	bs := &batchState{changes: b.Changes, checkpoint: b.Checkpoint, ack: b.Ack, weight: weight, t: t}
+	bs := &batchState{changes: b.Changes, checkpoint: b.Checkpoint, ack: b.Ack, weight: weight, count: int64(len(b.Changes)), t: t}
 	bs.pending.Store(1)
 	t.mu.Lock()
 	t.queue = append(t.queue, bs)
@@ -127,6 +128,8 @@ func (t *tracker) settle(ctx context.Context) bool {
 			}
 		}
 		t.l.inFlight.Release(head.weight)
+		t.l.stats.InFlight.Add(-head.count)
+		t.l.stats.Released.Add(uint64(head.count))
 	}
 }
 
@@ -139,7 +142,7 @@ func (t *tracker) save(force bool) error {
 	// A cancelled run context must not prevent the final save.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := t.l.rt.cfg.Store.SaveCheckpoint(ctx, t.l.key, t.lastCheckpoint); err != nil {
+	if err := t.l.rt.cfg.Checkpoints.SaveCheckpoint(ctx, t.l.key, t.lastCheckpoint); err != nil {
 		return err
 	}
 	t.dirty = false
@@ -158,6 +161,7 @@ func (t *tracker) abandon() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, b := range rest {
+		t.l.stats.InFlight.Add(-b.count)
 		if b.ack != nil {
 			_ = b.ack(ctx, errStopped)
 		}

@@ -1,0 +1,384 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/admin"
+	"github.com/ferry-cdc/ferry/internal/config"
+	"github.com/ferry-cdc/ferry/internal/ha"
+	"github.com/ferry-cdc/ferry/internal/pipeline"
+	"github.com/ferry-cdc/ferry/internal/state"
+	"github.com/ferry-cdc/ferry/internal/telemetry"
+)
+
+// CheckReload returns an error, at the changed key, when next changes
+// something a running process cannot take over: state (where checkpoints
+// and buffers live), ha, admin and log. Everything else (sources, sinks,
+// rules, defaults, pipeline) is applied by a reload.
+func CheckReload(cur, next *config.Config) error {
+	var errs config.Errors
+	for _, k := range []struct {
+		path string
+		a, b any
+	}{
+		{"state", cur.State, next.State},
+		{"ha", cur.HA, next.HA},
+		{"admin", cur.Admin, next.Admin},
+		{"log", cur.Log, next.Log},
+	} {
+		if !reflect.DeepEqual(k.a, k.b) {
+			errs = append(errs, next.Errorf(k.path, "cannot change while running; restart ferry to apply it"))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// supervisor runs the pipeline for the life of the process: rebuilt from
+// the new configuration on each reload, and, with ha, only while this
+// replica holds the lease.
+type supervisor struct {
+	log     *slog.Logger
+	store   *state.Store // the embedded store: webhook journal, dead letters
+	shared  *shared
+	metrics *telemetry.Metrics
+	opts    RunOptions
+	role    roleState
+	live    liveControl
+
+	mu      sync.Mutex
+	cfg     *config.Config // the configuration to run
+	changed chan struct{}  // a reload replaced cfg (capacity 1)
+}
+
+func newSupervisor(cfg *config.Config, store *state.Store, sh *shared, m *telemetry.Metrics, log *slog.Logger, opts RunOptions) *supervisor {
+	return &supervisor{log: log, store: store, shared: sh, metrics: m, opts: opts, cfg: cfg, changed: make(chan struct{}, 1)}
+}
+
+func (s *supervisor) current() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// watchReloads takes each configuration the caller validated; the
+// pipeline picks it up (at once when streaming, at the next start when
+// standing by).
+func (s *supervisor) watchReloads(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case next, ok := <-s.opts.Reload:
+			if !ok {
+				return
+			}
+			s.mu.Lock()
+			prev := s.cfg
+			s.cfg = next
+			s.mu.Unlock()
+			logChanges(s.log, prev, next)
+			if role := s.role.get(); role != RoleSingle {
+				s.setRole(role) // ferry_ha_leader for added sources
+			}
+			select {
+			case s.changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// run streams until ctx ends (nil) or a fatal error.
+func (s *supervisor) run(ctx context.Context) error {
+	go s.watchReloads(ctx)
+	if s.shared.lease == nil {
+		return s.stream(ctx)
+	}
+	return s.lead(ctx)
+}
+
+// lead waits for the lease, streams while holding it, and goes back to
+// waiting when it is lost. Losing the lease is not a reason to exit: the
+// process stays a ready standby (restarting it would only add the
+// orchestrator's back-off to the next takeover).
+func (s *supervisor) lead(ctx context.Context) error {
+	lease := s.shared.lease
+	for {
+		s.setRole(RoleStandby)
+		s.log.Info("ha: waiting for the lease", "lease", lease.Name())
+		waited := time.Now()
+		if err := lease.Acquire(ctx); err != nil {
+			return nil // ctx ended
+		}
+		s.setRole(RoleLeader)
+		s.log.Info("ha: holding the lease; streaming", "lease", lease.Name(), "waited", time.Since(waited).Round(time.Millisecond))
+		leadCtx, stop := context.WithCancelCause(ctx)
+		kept := make(chan error, 1)
+		go func() {
+			err := lease.Keep(leadCtx)
+			if err != nil {
+				stop(err)
+			}
+			kept <- err
+		}()
+		err := s.streamAfterTakeover(leadCtx)
+		stop(nil)
+		keepErr := <-kept
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		relErr := lease.Release(rctx)
+		cancel()
+		if relErr != nil {
+			s.log.Warn("ha: release the lease", "error", relErr)
+		}
+		switch {
+		case ctx.Err() != nil:
+			s.setRole(RoleStandby)
+			return err
+		case keepErr != nil || errors.Is(err, state.ErrFenced) || errors.Is(err, ha.ErrLost):
+			s.log.Error("ha: lost the lease; stopped streaming and standing by", "lease", lease.Name(),
+				"error", errors.Join(keepErr, err))
+		default:
+			s.setRole(RoleStandby)
+			return err
+		}
+	}
+}
+
+// streamAfterTakeover streams while leading. Right after a takeover the
+// previous leader may still be closing its connections (it stops within a
+// renew interval of losing the lease, after draining for at most
+// pipeline.shutdown_timeout), and a MariaDB server refuses a second replica
+// with the same server_id meanwhile; so a failure within that window is
+// retried instead of ending the process.
+func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
+	cfg := s.current()
+	renew := cfg.HA.RenewInterval
+	until := time.Now().Add(cfg.Pipeline.ShutdownTimeout + 3*renew)
+	for {
+		err := s.stream(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, state.ErrFenced) || time.Now().After(until) {
+			return err
+		}
+		s.log.Warn("ha: streaming failed right after the takeover; the previous leader may still be closing its connections; retrying",
+			"error", err, "retry_until", until.Format(time.RFC3339))
+		t := time.NewTimer(renew)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *supervisor) setRole(role string) {
+	s.role.set(role)
+	for _, name := range s.current().SourceNames() {
+		s.metrics.SetLeader(name, role == RoleLeader)
+	}
+}
+
+// running is one pipeline built from one configuration.
+type running struct {
+	cfg *config.Config
+	a   *assembly
+	rt  *pipeline.Runtime
+}
+
+// build assembles the pipeline of cfg without opening anything.
+func (s *supervisor) build(cfg *config.Config) (*running, error) {
+	a, err := assemble(cfg, s.store, s.log, s.opts.Capture)
+	if err != nil {
+		return nil, err
+	}
+	a.trace(s.opts.tracing)
+	if s.shared.checkpoints != nil {
+		a.pcfg.Checkpoints = s.shared.checkpoints
+	}
+	for _, name := range cfg.SourceNames() {
+		if err := a.addSource(name, name, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.addSinks(cfg.SinkNames()); err != nil {
+		return nil, err
+	}
+	rt, err := pipeline.New(a.pcfg)
+	if err != nil {
+		return nil, err
+	}
+	return &running{cfg: cfg, a: a, rt: rt}, nil
+}
+
+// stream runs the pipeline until ctx ends or it fails; on a reload it
+// builds the new pipeline first (a configuration that cannot be built
+// leaves the old one running), then stops the old one gracefully (in-flight
+// events delivered, checkpoint saved) and starts the new one, which resumes
+// from that checkpoint.
+func (s *supervisor) stream(ctx context.Context) error {
+	cur, err := s.build(s.current())
+	if err != nil {
+		return err
+	}
+	for {
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- cur.rt.Run(runCtx) }()
+		s.live.set(&control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
+		s.metrics.Bind(telemetry.View{Stats: cur.rt.Stats(), Sources: cur.a.sources})
+		next, err := s.awaitReload(ctx, cur, done)
+		cancel()
+		if next == nil {
+			s.live.set(nil)
+			return err
+		}
+		s.log.Info("reload: stopping the running pipeline (in-flight events are delivered, the checkpoint saved)")
+		if err := <-done; err != nil {
+			s.live.set(nil)
+			return fmt.Errorf("reload: the old pipeline stopped with an error: %w", err)
+		}
+		s.log.Info("reload: starting the pipeline with the new configuration")
+		cur = next
+	}
+}
+
+// awaitReload waits for the running pipeline to end (nil, its error) or for
+// a reload whose pipeline could be built (that pipeline).
+func (s *supervisor) awaitReload(ctx context.Context, cur *running, done <-chan error) (*running, error) {
+	for {
+		select {
+		case err := <-done:
+			return nil, err
+		case <-s.changed:
+			cfg := s.current()
+			if cfg == cur.cfg {
+				continue
+			}
+			next, err := s.build(cfg)
+			if err != nil {
+				s.log.Error("reload: cannot build the new configuration; keeping the running one", "error", err)
+				s.mu.Lock()
+				s.cfg = cur.cfg
+				s.mu.Unlock()
+				continue
+			}
+			return next, nil
+		case <-ctx.Done():
+			return nil, <-done
+		}
+	}
+}
+
+// logChanges logs what a reload adds, removes and changes.
+func logChanges(log *slog.Logger, prev, next *config.Config) {
+	srcAdded, srcRemoved, srcChanged := diffBlocks(prev.Sources, next.Sources, func(s *config.Source) any { return s })
+	sinkAdded, sinkRemoved, sinkChanged := diffBlocks(prev.Sinks, next.Sinks, func(s *config.Sink) any { return s })
+	log.Info("reload: configuration accepted",
+		"sources_added", srcAdded, "sources_removed", srcRemoved, "sources_changed", srcChanged,
+		"sinks_added", sinkAdded, "sinks_removed", sinkRemoved, "sinks_changed", sinkChanged,
+		"rules_changed", !reflect.DeepEqual(prev.Transforms, next.Transforms),
+		"defaults_changed", !reflect.DeepEqual(prev.Defaults, next.Defaults),
+		"pipeline_changed", !reflect.DeepEqual(prev.Pipeline, next.Pipeline))
+}
+
+func diffBlocks[V any](prev, next map[string]V, view func(V) any) (added, removed, changed []string) {
+	for _, name := range sortedKeys(next) {
+		p, ok := prev[name]
+		switch {
+		case !ok:
+			added = append(added, name)
+		case !reflect.DeepEqual(view(p), view(next[name])):
+			changed = append(changed, name)
+		}
+	}
+	for _, name := range sortedKeys(prev) {
+		if _, ok := next[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	return added, removed, changed
+}
+
+// liveControl hands admin requests to the running pipeline's control,
+// which a reload replaces and a standby lacks.
+type liveControl struct {
+	mu sync.Mutex
+	c  *control
+}
+
+var _ admin.Control = (*liveControl)(nil)
+
+// ErrNotStreaming answers backfill and replay requests while no pipeline
+// runs (a standby, or a reload in progress).
+var ErrNotStreaming = errors.New("no pipeline is running here (an ha standby, or a reload in progress)")
+
+func (l *liveControl) set(c *control) {
+	l.mu.Lock()
+	l.c = c
+	l.mu.Unlock()
+}
+
+func (l *liveControl) get() (*control, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c == nil {
+		return nil, ErrNotStreaming
+	}
+	return l.c, nil
+}
+
+func (l *liveControl) Backfill(ctx context.Context, source string, req ferry.BackfillRequest) error {
+	c, err := l.get()
+	if err != nil {
+		return err
+	}
+	return c.Backfill(ctx, source, req)
+}
+
+func (l *liveControl) Backfills() []ferry.BackfillProgress {
+	if c, err := l.get(); err == nil {
+		return c.Backfills()
+	}
+	return nil
+}
+
+func (l *liveControl) PauseBackfill(ctx context.Context, source, table string) error {
+	c, err := l.get()
+	if err != nil {
+		return err
+	}
+	return c.PauseBackfill(ctx, source, table)
+}
+
+func (l *liveControl) StartReplay(ctx context.Context, req admin.ReplayRequest) (admin.ReplayStatus, error) {
+	c, err := l.get()
+	if err != nil {
+		return admin.ReplayStatus{}, err
+	}
+	return c.StartReplay(ctx, req)
+}
+
+func (l *liveControl) Replays() []admin.ReplayStatus {
+	if c, err := l.get(); err == nil {
+		return c.Replays()
+	}
+	return nil
+}
+
+func (l *liveControl) CancelReplay(id string) error {
+	c, err := l.get()
+	if err != nil {
+		return err
+	}
+	return c.CancelReplay(id)
+}
