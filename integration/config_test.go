@@ -19,6 +19,8 @@ type pipelineConfig struct {
 	extra    string // appended to the source block
 	admin    string // admin.listen; default off
 	sinks    string // appended to the sinks block
+	state    string // appended to the state block
+	top      string // more top-level blocks (e.g. ha)
 }
 
 func (c pipelineConfig) yaml(t *testing.T, dir string) string {
@@ -34,7 +36,7 @@ func (c pipelineConfig) yaml(t *testing.T, dir string) string {
 	return writeConfig(t, dir, fmt.Sprintf(`state:
   dir: %s/state
   checkpoint_interval: 50ms
-admin:
+%s%sadmin:
   listen: %s
 pipeline:
   shutdown_timeout: 10s
@@ -57,5 +59,5 @@ sinks:
     url: %s
     mode: %s
     retry: {initial_backoff: 20ms, max_backoff: 200ms}
-%s`, dir, c.admin, c.server.Addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode, c.sinks))
+%s`, dir, c.state, c.top, c.admin, c.server.Addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode, c.sinks))
 }

@@ -33,34 +33,8 @@ func haConfig(t *testing.T, dir, db, start, url, adminAddr string, serverID uint
 // haConfigLease is haConfig with the given body of the ha block.
 func haConfigLease(t *testing.T, dir, db, start, url, adminAddr string, serverID uint32, ha string) string {
 	t.Helper()
-	return writeConfig(t, dir, fmt.Sprintf(`state:
-  dir: %s/state
-  checkpoint_interval: 50ms
-  checkpoints: {type: mysql, database: %s}
-ha:
-%sadmin:
-  listen: %s
-pipeline:
-  shutdown_timeout: 10s
-defaults:
-  type_prefix: com.example
-  to: [recv]
-sources:
-  db:
-    type: mysql
-    addr: %s
-    user: root
-    server_id: %d
-    include: ["%s.*"]
-    start: %s
-    startup_timeout: 5s
-sinks:
-  recv:
-    type: http
-    url: %s
-    mode: batch
-    retry: {initial_backoff: 20ms, max_backoff: 200ms}
-`, dir, db, ha, adminAddr, shared.Addr, serverID, db, start, url))
+	return pipelineConfig{server: shared, db: db, start: start, url: url, mode: "batch", serverID: serverID, admin: adminAddr,
+		state: fmt.Sprintf("  checkpoints: {type: mysql, database: %s}\n", db), top: "ha:\n" + ha}.yaml(t, dir)
 }
 
 // adminStatus is the part of /status the HA tests read.
@@ -91,22 +65,30 @@ func getBody(addr, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// startReplicaPair creates table t and starts replica A (leading, once
+// it answers so) and replica B (standing by) of one configuration.
+func startReplicaPair(t *testing.T) (db *sql.DB, r *receiver.Receiver, a, b *ferryProc, adminA, adminB string) {
+	t.Helper()
+	start := binlogPos(t, shared)
+	name, db := newDB(t, shared)
+	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	r = receiver.New()
+	url := receiver.Start(t, r)
+	serverID := nextServerID()
+	adminA, adminB = freeAddr(t), freeAddr(t)
+	a = startFerry(t, haConfig(t, t.TempDir(), name, start, url, adminA, serverID))
+	eventually(t, 30*time.Second, "replica A leading", func() bool { st, ok := getStatus(adminA); return ok && st.Role == "leader" })
+	b = startFerry(t, haConfig(t, t.TempDir(), name, start, url, adminB, serverID))
+	eventually(t, 30*time.Second, "replica B standing by", func() bool { st, ok := getStatus(adminB); return ok && st.Role == "standby" })
+	return db, r, a, b, adminA, adminB
+}
+
 // TestHAFailover runs two replicas of one configuration: exactly one
 // streams; after kill -9 of the leader the standby takes over and resumes
 // from the shared checkpoint: every committed row arrives, duplicates
 // carry identical ids and data, and nothing is re-sent from the start.
 func TestHAFailover(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
-	r := receiver.New()
-	url := receiver.Start(t, r)
-	serverID := nextServerID()
-	adminA, adminB := freeAddr(t), freeAddr(t)
-	a := startFerry(t, haConfig(t, t.TempDir(), name, start, url, adminA, serverID))
-	eventually(t, 30*time.Second, "replica A leading", func() bool { st, ok := getStatus(adminA); return ok && st.Role == "leader" })
-	b := startFerry(t, haConfig(t, t.TempDir(), name, start, url, adminB, serverID))
-	eventually(t, 30*time.Second, "replica B standing by", func() bool { st, ok := getStatus(adminB); return ok && st.Role == "standby" })
+	db, r, a, b, adminA, adminB := startReplicaPair(t)
 	if code, body := getBody(adminB, "/readyz"); code != http.StatusOK || body != "standby\n" {
 		t.Fatalf("standby /readyz = %d %q, want 200 standby", code, body)
 	}
@@ -189,17 +171,7 @@ func allRows(t *testing.T, r *receiver.Receiver, n int) []event.Event {
 // a network partition), it stops streaming and stands by; the other
 // replica takes over; nothing is lost.
 func TestHALeaseLost(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
-	r := receiver.New()
-	url := receiver.Start(t, r)
-	serverID := nextServerID()
-	adminA, adminB := freeAddr(t), freeAddr(t)
-	a := startFerry(t, haConfig(t, t.TempDir(), name, start, url, adminA, serverID))
-	eventually(t, 30*time.Second, "replica A leading", func() bool { st, ok := getStatus(adminA); return ok && st.Role == "leader" })
-	b := startFerry(t, haConfig(t, t.TempDir(), name, start, url, adminB, serverID))
-	eventually(t, 30*time.Second, "replica B standing by", func() bool { st, ok := getStatus(adminB); return ok && st.Role == "standby" })
+	db, r, a, b, adminA, adminB := startReplicaPair(t)
 	_, stopWriter := writeRows(t, db, time.Millisecond)
 	eventually(t, 30*time.Second, "300 events", func() bool { return r.Count() >= 300 })
 

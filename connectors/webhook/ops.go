@@ -81,7 +81,8 @@ func (s *Source) Status() ferry.SourceStatus {
 	return out
 }
 
-// codeWriter remembers the status code a handler answered with.
+// codeWriter remembers the status code a handler answered with (for the
+// request counts and the request's span).
 type codeWriter struct {
 	http.ResponseWriter
 	code int
@@ -89,7 +90,6 @@ type codeWriter struct {
 
 func (w *codeWriter) WriteHeader(code int) {
 	if w.code == 0 && code >= 200 { // 1xx answers are interim
-
 		w.code = code
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -64,32 +64,9 @@ func (s *Source) startTrace(w http.ResponseWriter, r *http.Request) (TraceContex
 		return tc, w, nil
 	}
 	tc, end := s.tracer.StartRequest(r.Context(), s.name, r, tc)
-	sw := &statusWriter{ResponseWriter: w}
-	return tc, sw, func() { end(sw.status) }
+	cw := &codeWriter{ResponseWriter: w}
+	return tc, cw, func() { end(cw.code) }
 }
-
-// statusWriter remembers the status answered, for the request's span.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // traceEvent gives a CloudEvent the request carried the request's trace
 // context, unless it has a traceparent extension of its own.

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -122,7 +124,7 @@ func notReady(v telemetry.View, maxLag time.Duration) []string {
 		return []string{"sources and sinks are not all open"}
 	}
 	var reasons []string
-	for _, name := range sortedKeys(v.Sources) {
+	for _, name := range slices.Sorted(maps.Keys(v.Sources)) {
 		st := telemetry.SourceStatus(v.Sources[name], true)
 		if !st.Connected {
 			reasons = append(reasons, fmt.Sprintf("source %s %s", name, st.State))

@@ -4,7 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/discard"
@@ -131,17 +132,8 @@ func (Registry) NewSinkConfig(typ string) (any, bool) {
 	return t.newConfig(), true
 }
 
-func (Registry) SourceTypes() []string { return sortedKeys(sourceTypes) }
-func (Registry) SinkTypes() []string   { return sortedKeys(sinkTypes) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func (Registry) SourceTypes() []string { return slices.Sorted(maps.Keys(sourceTypes)) }
+func (Registry) SinkTypes() []string   { return slices.Sorted(maps.Keys(sinkTypes)) }
 
 // PositionCodec returns the codec of the named source's type.
 func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, error) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -292,7 +294,7 @@ func logChanges(log *slog.Logger, prev, next *config.Config) {
 }
 
 func diffBlocks[V any](prev, next map[string]V, view func(V) any) (added, removed, changed []string) {
-	for _, name := range sortedKeys(next) {
+	for _, name := range slices.Sorted(maps.Keys(next)) {
 		p, ok := prev[name]
 		switch {
 		case !ok:
@@ -301,7 +303,7 @@ func diffBlocks[V any](prev, next map[string]V, view func(V) any) (added, remove
 			changed = append(changed, name)
 		}
 	}
-	for _, name := range sortedKeys(prev) {
+	for _, name := range slices.Sorted(maps.Keys(prev)) {
 		if _, ok := next[name]; !ok {
 			removed = append(removed, name)
 		}

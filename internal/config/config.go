@@ -5,7 +5,8 @@
 package config
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/ferry-cdc/ferry"
@@ -204,16 +205,7 @@ func (c *Config) Errorf(path, format string, args ...any) *Error {
 }
 
 // SourceNames returns the source names, sorted.
-func (c *Config) SourceNames() []string { return sortedNames(c.Sources) }
+func (c *Config) SourceNames() []string { return slices.Sorted(maps.Keys(c.Sources)) }
 
 // SinkNames returns the sink names, sorted.
-func (c *Config) SinkNames() []string { return sortedNames(c.Sinks) }
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func (c *Config) SinkNames() []string { return slices.Sorted(maps.Keys(c.Sinks)) }

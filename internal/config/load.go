@@ -3,11 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -364,7 +366,7 @@ func (l *loader) checkTransforms(cfg *Config, add func(string, string, ...any)) 
 func checkRefs[V any](path string, names []string, known map[string]V, what string, add func(string, string, ...any)) {
 	for i, n := range names {
 		if _, ok := known[n]; !ok {
-			add(path+"["+strconv.Itoa(i)+"]", "unknown %s %q (known: %s)", what, n, strings.Join(sortedNames(known), ", "))
+			add(path+"["+strconv.Itoa(i)+"]", "unknown %s %q (known: %s)", what, n, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 	}
 }

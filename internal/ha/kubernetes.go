@@ -298,22 +298,11 @@ func (l *KubernetesLease) do(ctx context.Context, method, url string, body []byt
 // failed for two thirds of the lease duration, or another replica holds
 // the Lease, leading must stop.
 func (l *KubernetesLease) Keep(ctx context.Context) error {
-	t := time.NewTicker(l.opts.RenewInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, l.opts.RenewInterval)
+	return checkEvery(ctx, l.opts.RenewInterval, func(rctx context.Context) error {
 		ok, holder, err := l.try(rctx)
-		cancel()
 		switch {
-		case ctx.Err() != nil:
-			return nil
-		case ok:
-			continue
+		case ok || ctx.Err() != nil:
+			return nil // renewed, or stopping: not a loss
 		case err == nil:
 			l.setHeld(false)
 			return fmt.Errorf("%w: %s: now held by %q", ErrLost, l.Name(), holder)
@@ -323,7 +312,8 @@ func (l *KubernetesLease) Keep(ctx context.Context) error {
 			return fmt.Errorf("%w: %w (last error: %w)", ErrLost, verr, err)
 		}
 		l.log.Warn("ha: lease renewal failed; retrying", "lease", l.Name(), "error", err)
-	}
+		return nil
+	})
 }
 
 // Valid reports whether this replica holds the Lease and renewed it within

@@ -12,6 +12,7 @@ package ha
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Sentinel errors.
@@ -42,4 +43,28 @@ type Lease interface {
 	Close() error
 	// Name describes the lease for logs, e.g. `mysql lock "ferry-db"`.
 	Name() string
+}
+
+// checkEvery runs check every interval, each run bounded by the interval,
+// until ctx ends (nil) or check returns an error (the lease is lost). A
+// check cut short by ctx ending is not a loss: the process is stopping.
+func checkEvery(ctx context.Context, interval time.Duration, check func(context.Context) error) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, interval)
+		err := check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

@@ -157,28 +157,17 @@ func (l *MySQLLease) session(ctx context.Context) (*sql.Conn, error) {
 // session, that the session still holds the lock; a failed or late check
 // means the lease is lost, and the session is closed.
 func (l *MySQLLease) Keep(ctx context.Context) error {
-	t := time.NewTicker(l.opts.RenewInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		cctx, cancel := context.WithTimeout(ctx, l.opts.RenewInterval)
+	return checkEvery(ctx, l.opts.RenewInterval, func(cctx context.Context) error {
 		held, err := l.Held(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return nil
+		if err == nil && held || ctx.Err() != nil {
+			return nil // held, or stopping: not a loss
 		}
-		if err != nil || !held {
-			l.drop()
-			if err == nil {
-				err = errors.New("the lock session no longer holds the lock")
-			}
-			return fmt.Errorf("%w: %s: %w", ErrLost, l.Name(), err)
+		l.drop()
+		if err == nil {
+			err = errors.New("the lock session no longer holds the lock")
 		}
-	}
+		return fmt.Errorf("%w: %s: %w", ErrLost, l.Name(), err)
+	})
 }
 
 // Held implements state.Session.

@@ -20,9 +20,11 @@ type batchState struct {
 	checkpoint ferry.Position
 	ack        ferry.AckFunc
 	weight     int64
-	count      int64        // changes, for the in-flight and released counters
-	pending    atomic.Int32 // transformer token + one per sink delivery
-	t          *tracker
+	// count is len(changes) when read: the transformer drops changes once
+	// the events are built, but the counters release them at settle.
+	count   int64
+	pending atomic.Int32 // transformer token + one per sink delivery
+	t       *tracker
 }
 
 // done releases one pending token; the last one settles the batch.

@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,7 +68,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	running := v.Stats.Running()
-	for _, name := range sortedKeys(v.Sources) {
+	for _, name := range slices.Sorted(maps.Keys(v.Sources)) {
 		collectSource(ch, name, SourceStatus(v.Sources[name], running))
 	}
 	for _, name := range v.Stats.SinkNames() {
@@ -140,13 +142,4 @@ func boolValue(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
