@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -56,4 +57,13 @@ func FuzzFormatPosition(f *testing.F) {
 			t.Fatalf("FormatPosition(%q) = empty text without an error", b)
 		}
 	})
+}
+
+func TestParsePositionRejectsUnprintableFileNames(t *testing.T) {
+	for _, s := range []string{"\x89:10", "mysql-bin\x00.000001:4", "bin\x1b.1:4"} {
+		_, err := parsePositionText(s)
+		if err == nil || !strings.Contains(err.Error(), "invalid binlog file name") {
+			t.Errorf("parsePositionText(%q) = %v, want an invalid file name error", s, err)
+		}
+	}
 }
