@@ -20,7 +20,7 @@ const binaryCollation = 63
 // charsetEncodings maps MySQL character set names to their encodings. UTF-8
 // sets are absent on purpose: their bytes are used as they are.
 var charsetEncodings = map[string]encoding.Encoding{
-	"latin1":   charmap.Windows1252, // MySQL's latin1 is cp1252
+	"latin1":   mysqlLatin1{charmap.Windows1252}, // cp1252 with its 5 holes as C1 controls
 	"latin2":   charmap.ISO8859_2,
 	"latin5":   charmap.ISO8859_9,
 	"latin7":   charmap.ISO8859_13,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -65,6 +66,33 @@ func (p *tablePlan) key(raw []any) ferry.Row {
 		}
 	}
 	return ferry.Row{Columns: p.keyColumns, Values: vals}
+}
+
+// keyChanged reports whether an UPDATE's before and after images differ
+// in a primary-key column (false for tables without a key).
+func (p *tablePlan) keyChanged(before, after []any) bool {
+	for _, i := range p.keyIdx {
+		if !sameRaw(before[i], after[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameRaw compares two raw values as go-mysql decoded them; the common key
+// types are compared without reflection.
+func sameRaw(a, b any) bool {
+	switch x := a.(type) {
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case nil, int8, int16, int32, int64, uint8, uint16, uint32, uint64, int, float32, float64:
+		return a == b
+	}
+	return reflect.DeepEqual(a, b)
 }
 
 // planner builds and caches table plans.

@@ -252,6 +252,9 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		if s.win != nil {
 			s.recordChange(p, e.Rows[i:i+step])
 		}
+		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1]) {
+			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i]))
+		}
 		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step]))
 		if len(s.tx.buf) >= s.cfg.MaxTxBuffer {
 			if err := s.flushPartial(ctx); err != nil {
@@ -282,6 +285,17 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 	case ferry.OpUpdate:
 		c.Before, c.After, c.Key = p.row(rows[0]), p.row(rows[1]), p.key(rows[1])
 	}
+	return c
+}
+
+// oldKeyDelete is the delete event an UPDATE that changes the primary key
+// gives its old key, ahead of the update itself (whose key is the new one):
+// a consumer that keeps rows by key (partitionkey) learns that the old key
+// is gone, in the old key's partition. Its id is the update's with
+// "/old-key" appended, so replays give it the same id.
+func (s *stream) oldKeyDelete(h *replication.EventHeader, p *tablePlan, before []any) ferry.Change {
+	c := s.change(h, p, ferry.OpDelete, [][]any{before})
+	c.ID += "/old-key"
 	return c
 }
 
