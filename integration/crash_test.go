@@ -33,7 +33,7 @@ type workload struct {
 	rng  *rand.Rand
 	mu   sync.Mutex
 	ops  []op
-	rows map[int]int // id -> v of live rows
+	rows map[int]int // id -> v of live rows; the writer's goroutine only
 	next int
 	// addedC is the last id created before ALTER TABLE ADD COLUMN c (whose
 	// default is 7; rows created later get c = id); 0 while t has no c.
@@ -68,17 +68,18 @@ func (w *workload) try() error {
 	if w.rng.IntN(4) == 0 {
 		n = 2 + w.rng.IntN(4)
 	}
-	rows := maps(w.rows)
 	var pending []op
 	for range n {
-		o := w.pick(rows)
+		o := w.pick(w.rows)
+		pending = append(pending, o)
 		if err := apply(tx, o); err != nil {
 			_ = tx.Rollback()
+			w.undo(pending)
 			return fmt.Errorf("%s of row %d: %w", o.kind, o.id, err)
 		}
-		pending = append(pending, o)
 	}
 	if w.rng.IntN(10) == 0 {
+		w.undo(pending)
 		return tx.Rollback() // must never appear downstream
 	}
 	if err := tx.Commit(); err != nil {
@@ -86,17 +87,24 @@ func (w *workload) try() error {
 	}
 	w.mu.Lock()
 	w.ops = append(w.ops, pending...)
-	w.rows = rows
 	w.mu.Unlock()
 	return nil
 }
 
-func maps(m map[int]int) map[int]int {
-	out := make(map[int]int, len(m))
-	for k, v := range m {
-		out[k] = v
+// undo takes a rolled-back transaction's ops out of the live rows (cheaper
+// than copying the rows for every transaction, which made long runs
+// quadratic).
+func (w *workload) undo(ops []op) {
+	for i := len(ops) - 1; i >= 0; i-- {
+		switch o := ops[i]; o.kind {
+		case "create":
+			delete(w.rows, o.id)
+		case "update":
+			w.rows[o.id]--
+		case "delete":
+			w.rows[o.id] = o.v
+		}
 	}
-	return out
 }
 
 // pick chooses the next change against the transaction's view of the rows.
