@@ -5,7 +5,7 @@
 # times, then every sink is checked against what was committed; and 100k
 # webhook requests through 20 kills of ferry, every acknowledged one delivered.
 #
-#   scripts/soak.sh                       # the targets above (an hour or so on 2 cores)
+#   scripts/soak.sh                       # the targets above (about 11 minutes on 2 cores)
 #   CHAOS_CHANGES=200000 scripts/soak.sh  # any CHAOS_* figure can be changed
 #
 # Needs what scripts/test.sh installs (mariadb-server). Without -race, so the
