@@ -184,10 +184,12 @@ func excludeCheckpointTable(cfg *config.Config) {
 // commands: the embedded store (exclusively, so never beside a running
 // Ferry on the same state.dir) or the mysql table. With a mysql lease, a
 // write first takes the lock, waiting at most wait: while a replica streams
-// it is refused, since the leader would overwrite it.
+// it is refused, since the leader would overwrite it. Without write the
+// embedded store is opened read-only: a missing file is state.ErrNoStore,
+// and nothing is created or rewritten.
 func OpenCheckpoints(ctx context.Context, cfg *config.Config, write bool, wait time.Duration, log *slog.Logger) (state.Checkpoints, func() error, error) {
 	if cfg.State.Checkpoints.Type != "mysql" {
-		store, err := state.Open(cfg.State.Dir, state.Options{})
+		store, err := state.Open(cfg.State.Dir, state.Options{ReadOnly: !write})
 		if err != nil {
 			return nil, nil, err
 		}

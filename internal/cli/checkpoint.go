@@ -48,6 +48,10 @@ func checkpointCmd(ctx context.Context, args []string, env Env) error {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, closeStore, err := app.OpenCheckpoints(ctx, cfg, action != "show", 3*time.Second, log)
+	if errors.Is(err, state.ErrNoStore) {
+		fmt.Fprintf(env.Stdout, "%s: no checkpoint (no state store yet; starts at its configured start)\n", *source)
+		return nil
+	}
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
 			return fmt.Errorf("%w: checkpoint commands need the store to themselves; stop `ferry run` first", err)

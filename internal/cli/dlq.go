@@ -36,7 +36,11 @@ func dlqCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	store, err := state.Open(cfg.State.Dir, state.Options{})
+	list := args[0] == "list"
+	store, err := state.Open(cfg.State.Dir, state.Options{ReadOnly: list})
+	if list && errors.Is(err, state.ErrNoStore) {
+		return listLetters(env.Stdout, nil, *asJSON)
+	}
 	if err != nil {
 		if errors.Is(err, state.ErrLocked) {
 			return fmt.Errorf("%w: dlq commands need the store to themselves; stop `ferry run` first", err)
@@ -54,7 +58,7 @@ func dlqCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	if args[0] == "list" {
+	if list {
 		return listLetters(env.Stdout, letters, *asJSON)
 	}
 	return replayLetters(ctx, env, cfg, store, letters)

@@ -55,7 +55,11 @@ func (s *Store) PutDeadLetters(_ context.Context, letters []DeadLetter) error {
 // returns an error.
 func (s *Store) DeadLetters(_ context.Context, fn func(DeadLetter) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDeadLetters).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketDeadLetters)
+		if b == nil { // a read-only open of a store that never had one
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
 			var d DeadLetter
 			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("decode dead letter %d: %w", binary.BigEndian.Uint64(k), err)

@@ -25,8 +25,13 @@ import (
 // FileName is the store's file inside state.dir.
 const FileName = "ferry.db"
 
-// ErrLocked means another process holds the state store open.
-var ErrLocked = errors.New("state store is in use by another ferry process")
+var (
+	// ErrLocked means another process holds the state store open.
+	ErrLocked = errors.New("state store is in use by another ferry process")
+	// ErrNoStore means a read-only open found no state file: nothing was
+	// ever saved in this state.dir (and a read-only open creates nothing).
+	ErrNoStore = errors.New("no state store yet")
+)
 
 var (
 	bucketCheckpoints = []byte("checkpoints")
@@ -43,21 +48,30 @@ type Store struct {
 type Options struct {
 	// LockTimeout bounds the wait for another process's lock; default 1s.
 	LockTimeout time.Duration
-	// ReadOnly opens without taking the write lock's exclusivity.
+	// ReadOnly opens without taking the write lock's exclusivity, and never
+	// creates or writes the file: a missing file is ErrNoStore.
 	ReadOnly bool
 }
 
-// Open opens (creating if needed) the store in dir.
+// Open opens (creating if needed, unless read-only) the store in dir. A
+// file that exists but is empty, truncated or corrupted is refused with an
+// error wrapping ErrCorrupt, never replaced. The dir is kept at 0700 and
+// the file at 0600: checkpoints and dead letters hold row data.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = time.Second
 	}
-	if !opts.ReadOnly {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create state dir %s: %w", dir, err)
-		}
-	}
 	path := filepath.Join(dir, FileName)
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", path, ErrNoStore)
+		}
+	} else if err := ownerOnly(dir); err != nil {
+		return nil, err
+	}
+	if err := checkFile(path, opts.LockTimeout); err != nil {
+		return nil, err
+	}
 	// The freelist is rebuilt on open instead of written at every commit:
 	// with the webhook journal appending and deleting constantly, writing it
 	// dominated commit time (see docs/benchmarks.md).
@@ -68,6 +82,12 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
+	}
+	if !opts.ReadOnly {
+		if err := os.Chmod(path, 0o600); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("restrict state store %s to its owner: %w", path, err)
+		}
 	}
 	// Group commit for the webhook journal: concurrent appends wait at most
 	// this long to share one fsync (bbolt's default is 10ms).
@@ -89,6 +109,17 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// ownerOnly creates dir, or narrows an existing one, to mode 0700.
+func ownerOnly(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create state dir %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("restrict state dir %s to its owner: %w", dir, err)
+	}
+	return nil
 }
 
 // Path returns the store's file path.
