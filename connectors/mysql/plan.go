@@ -154,7 +154,7 @@ func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
 		}
 	}
 	meta := columnMeta{
-		unsigned:   tm.UnsignedMap(),
+		unsigned:   unsignedColumns(tm, pl.flavor),
 		collations: tm.CollationMap(),
 		enums:      tm.EnumStrValueMap(),
 		sets:       tm.SetStrValueMap(),
@@ -222,6 +222,38 @@ func (pl *planner) columnDecoder(tm *replication.TableMapEvent, i int, m columnM
 		return binaryValue // WKB with the 4-byte SRID prefix, base64
 	}
 	return pl.stringDecoder(typ, meta, m.collations[i], isJSON)
+}
+
+// unsignedColumns reads the table map's signedness bitmap: one bit per
+// numeric column, in column order. Which columns count differs by server:
+// MariaDB gives YEAR a bit too (its YEAR is a TINYINT underneath), MySQL
+// does not. go-mysql's UnsignedMap skips YEAR always, which shifted every
+// later column's bit on MariaDB: an INT UNSIGNED after a YEAR decoded as
+// signed (-1 for 4294967295).
+func unsignedColumns(tm *replication.TableMapEvent, flavor string) map[int]bool {
+	if len(tm.SignednessBitmap) == 0 {
+		return nil
+	}
+	out := map[int]bool{}
+	bit := 0
+	for i, typ := range tm.ColumnType {
+		switch typ {
+		case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24, gomysql.MYSQL_TYPE_LONG,
+			gomysql.MYSQL_TYPE_LONGLONG, gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_FLOAT, gomysql.MYSQL_TYPE_DOUBLE:
+		case gomysql.MYSQL_TYPE_YEAR:
+			if flavor != gomysql.MariaDBFlavor {
+				continue
+			}
+		default:
+			continue
+		}
+		if bit/8 >= len(tm.SignednessBitmap) {
+			break
+		}
+		out[i] = tm.SignednessBitmap[bit/8]&(0x80>>(bit%8)) != 0
+		bit++
+	}
+	return out
 }
 
 var intBits = map[byte]uint{
