@@ -55,8 +55,27 @@ func or(v, def string) string {
 	return v
 }
 
-// owns reports whether c is a change of the outbox table.
-func (o *outbox) owns(c *ferry.Change) bool { return c.DB == o.db && c.Table == o.table }
+// owns reports whether c is a change of the outbox table. Names compare
+// case-insensitively: the rule cannot know the server's
+// lower_case_table_names, and `Shop.Outbox` written for a server that folds
+// names must not silently match nothing.
+func (o *outbox) owns(c *ferry.Change) bool {
+	return strings.EqualFold(c.DB, o.db) && strings.EqualFold(c.Table, o.table)
+}
+
+// column returns the value of the named column of row, matched as MySQL
+// matches column names: case-insensitively.
+func column(row ferry.Row, name string) (any, bool) {
+	if v, ok := row.Get(name); ok {
+		return v, true
+	}
+	for i, c := range row.Columns {
+		if strings.EqualFold(c, name) {
+			return row.Values[i], true
+		}
+	}
+	return nil, false
+}
 
 // emits reports whether a change of the outbox table is an event: inserts
 // (and snapshot rows) are; deleting processed outbox rows, the usual
@@ -68,7 +87,7 @@ func (o *outbox) emits(c *ferry.Change) bool {
 // base builds the event an outbox row describes.
 func (o *outbox) base(c *ferry.Change, b *eventBase) error {
 	col := func(name string) (any, error) {
-		v, ok := c.After.Get(name)
+		v, ok := column(c.After, name)
 		if !ok {
 			return nil, fmt.Errorf("outbox table %s.%s has no column %q", o.db, o.table, name)
 		}

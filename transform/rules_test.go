@@ -224,6 +224,19 @@ func TestOutbox(t *testing.T) {
 	}
 }
 
+// TestOutboxNamesMatchLikeMySQL: the outbox table and its columns are
+// found whatever the case the rule and the server spell them in.
+func TestOutboxNamesMatchLikeMySQL(t *testing.T) {
+	e := mustEngine(t, []string{"console"}, Rule{Name: "outbox", To: []string{"bus"},
+		Outbox: &Outbox{Table: "Shop.Outbox", ID: "ID", Payload: "PAYLOAD"}})
+	c := &ferry.Change{ID: "0-1-5#1", Op: ferry.OpCreate, Source: "db", DB: "shop", Table: "outbox", Time: time.Unix(0, 0),
+		After: ferry.Row{Columns: []string{"id", "Aggregate_ID", "type", "payload"}, Values: []any{"e1", "7", "Placed", "{}"}}}
+	out := e.NewWorker().Apply(c, nil)
+	if len(out) != 1 || out[0].Err != nil || out[0].Event.ID() != "e1" || out[0].Event.Subject() != "7" {
+		t.Fatalf("outbox with differently cased names: %+v", out)
+	}
+}
+
 func TestRuleDataIsDeterministic(t *testing.T) {
 	e := mustEngine(t, nil, Rule{Name: "r", To: []string{"s"}, Event: EventExprs{Data: `{"z": 1, "a": after, "m": {"y": 2, "b": 3}}`}})
 	w := e.NewWorker()

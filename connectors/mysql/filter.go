@@ -11,10 +11,13 @@ var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "
 
 // pattern matches dotted names part by part with path.Match syntax (* ? [..])
 // inside each part, so `shop.*` matches every table of shop but not
-// `shopping.x`.
+// `shopping.x`. Names match as MySQL compares them: column names always
+// case-insensitively, database and table names case-insensitively when
+// the server's lower_case_table_names is 1 or 2 (see filter.foldTables).
 type pattern struct {
-	text  string
-	parts []string
+	text   string
+	parts  []string
+	folded []string // parts in lower case
 }
 
 func compilePattern(text string, parts int) (pattern, error) {
@@ -34,12 +37,23 @@ func compilePattern(text string, parts int) (pattern, error) {
 			return pattern{}, fmt.Errorf("pattern %q: %w", text, err)
 		}
 	}
-	return pattern{text: text, parts: ps}, nil
+	folded := make([]string, len(ps))
+	for i, p := range ps {
+		folded[i] = strings.ToLower(p)
+	}
+	return pattern{text: text, parts: ps, folded: folded}, nil
 }
 
-func (p pattern) match(names ...string) bool {
+// columnPart is the index of the column name in a DB.TABLE.COLUMN pattern.
+const columnPart = 2
+
+func (p pattern) match(foldTables bool, names ...string) bool {
 	for i, n := range names {
-		if ok, _ := path.Match(p.parts[i], n); !ok {
+		part := p.parts[i]
+		if i == columnPart || foldTables {
+			part, n = p.folded[i], strings.ToLower(n)
+		}
+		if ok, _ := path.Match(part, n); !ok {
 			return false
 		}
 	}
@@ -52,6 +66,15 @@ func (p pattern) literal() bool { return !strings.ContainsAny(p.text, "*?[") }
 // filter decides which tables and columns are captured.
 type filter struct {
 	include, exclude, excludeColumns []pattern
+	// foldTables: database and table names compare case-insensitively, as
+	// on a server with lower_case_table_names 1 or 2 (set by preflight;
+	// false, MySQL's default on Linux, until then).
+	foldTables bool
+}
+
+// setTableNameCase applies the server's lower_case_table_names.
+func (f *filter) setTableNameCase(lowerCaseTableNames string) {
+	f.foldTables = lowerCaseTableNames != "" && lowerCaseTableNames != "0"
 }
 
 func newFilter(c *Config) (*filter, error) {
@@ -76,19 +99,19 @@ func (f *filter) table(db, table string) bool {
 	if systemSchemas[strings.ToLower(db)] {
 		return false
 	}
-	if len(f.include) > 0 && !anyMatch(f.include, db, table) {
+	if len(f.include) > 0 && !f.anyMatch(f.include, db, table) {
 		return false
 	}
-	return !anyMatch(f.exclude, db, table)
+	return !f.anyMatch(f.exclude, db, table)
 }
 
 func (f *filter) column(db, table, column string) bool {
-	return !anyMatch(f.excludeColumns, db, table, column)
+	return !f.anyMatch(f.excludeColumns, db, table, column)
 }
 
-func anyMatch(ps []pattern, names ...string) bool {
+func (f *filter) anyMatch(ps []pattern, names ...string) bool {
 	for _, p := range ps {
-		if p.match(names...) {
+		if p.match(f.foldTables, names...) {
 			return true
 		}
 	}

@@ -170,11 +170,22 @@ func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
 		}
 	}
 	for _, k := range tm.PrimaryKey {
+		if !pl.filter.column(p.db, p.table, names[k]) {
+			return errFatal(excludedKeyError(p.db, p.table, names[k]))
+		}
 		p.keyColumns = append(p.keyColumns, names[k])
 		p.keyIdx = append(p.keyIdx, int(k))
 		p.keyDecode = append(p.keyDecode, decoders[k])
 	}
 	return nil
+}
+
+// excludedKeyError refuses an exclude_columns pattern that matches a key
+// column: every event carries its key (pk, partition key, snapshot ids),
+// so the column would leave Ferry anyway.
+func excludedKeyError(db, table, column string) error {
+	return fmt.Errorf("exclude_columns matches %s.%s.%s, a column of its key: every event carries the key (pk, partitionkey), "+
+		"so it cannot be excluded; exclude the table, or narrow the pattern", db, table, column)
 }
 
 // columnMeta is the optional metadata of a table map, by column index.

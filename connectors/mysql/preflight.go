@@ -143,7 +143,7 @@ func isFatal(err error) bool {
 func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 	info := &serverInfo{}
 	vars, err := globalVariables(conn, "version", "log_bin", "binlog_format", "binlog_row_image",
-		"binlog_row_metadata", "server_id", "gtid_mode")
+		"binlog_row_metadata", "server_id", "gtid_mode", "lower_case_table_names")
 	if err != nil {
 		return nil, s.explain(err)
 	}
@@ -156,6 +156,7 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 		return nil, errFatal(fmt.Errorf("mysql %s: flavor is set to %s but the server is %s (%s)", s.cfg.Addr, s.cfg.Flavor, info.flavor, info.version))
 	}
 	info.gtidMode = info.flavor == gomysql.MariaDBFlavor || strings.EqualFold(vars["gtid_mode"], "ON")
+	s.filter.setTableNameCase(vars["lower_case_table_names"])
 	if err := s.checkSettings(vars); err != nil {
 		return nil, errFatal(err)
 	}

@@ -71,6 +71,9 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 		}
 	}
 	for _, k := range p.keyCols {
+		if !f.column(db, table, k) {
+			return nil, excludedKeyError(db, table, k)
+		}
 		p.keyIdx = append(p.keyIdx, slices.Index(p.selectCols, k))
 	}
 	return p, nil

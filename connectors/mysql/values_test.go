@@ -150,3 +150,40 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterNamesMatchLikeMySQL: column names match case-insensitively
+// always; database and table names only when the server's
+// lower_case_table_names is 1 or 2.
+func TestFilterNamesMatchLikeMySQL(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Include = []string{"Shop.Orders", "crm.*"}
+	cfg.Exclude = []string{"crm.TMP_*"}
+	cfg.ExcludeColumns = []string{"shop.orders.SSN", "*.*.Card_*"}
+	for _, lctn := range []string{"0", "1", "2"} {
+		f, err := newFilter(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.setTableNameCase(lctn)
+		fold := lctn != "0"
+		for _, tc := range []struct {
+			db, table string
+			want      bool
+		}{
+			{"Shop", "Orders", true}, {"shop", "orders", fold}, {"SHOP", "ORDERS", fold},
+			{"crm", "tmp_x", !fold}, {"crm", "TMP_x", false}, {"crm", "contacts", true},
+		} {
+			if got := f.table(tc.db, tc.table); got != tc.want {
+				t.Errorf("lower_case_table_names=%s: table(%s.%s) = %v, want %v", lctn, tc.db, tc.table, got, tc.want)
+			}
+		}
+		for _, col := range []string{"ssn", "SSN", "Ssn", "card_number", "CARD_NO"} {
+			if f.column("shop", "orders", col) {
+				t.Errorf("lower_case_table_names=%s: column %s of shop.orders kept; exclude_columns matches it", lctn, col)
+			}
+		}
+		if f.column("Shop", "Orders", "ssn") == fold {
+			t.Errorf("lower_case_table_names=%s: Shop.Orders.ssn exclusion must follow the table name rule", lctn)
+		}
+	}
+}
