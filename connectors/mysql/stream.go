@@ -130,12 +130,16 @@ func (s *stream) checkpoint(p position) ferry.Position {
 
 // txState is the transaction being assembled.
 type txState struct {
-	active   bool
-	id       string // GTID, else FILE:POS of its first event
-	time     time.Time
-	ordinal  int // row changes seen so far in the transaction, captured or not
-	buf      []ferry.Change
-	streamed int // changes already emitted because the transaction outgrew the buffer
+	active bool
+	// explicit: the transaction ends only at XID, COMMIT or ROLLBACK;
+	// otherwise at the end of its first statement (see txboundary.go).
+	explicit   bool
+	id         string // GTID, else FILE:POS of its first event
+	time       time.Time
+	ordinal    int // row changes seen so far in the transaction, captured or not
+	buf        []ferry.Change
+	streamed   int // changes already emitted because the transaction outgrew the buffer
+	savepoints []savepoint
 }
 
 func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -148,6 +152,7 @@ func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.MariadbGTIDEvent:
 		s.gtid.beginMaria(e)
 		s.begin(h, s.gtid.current(), time.Unix(int64(h.Timestamp), 0))
+		s.tx.explicit = !e.IsStandalone()
 	case *replication.GTIDEvent:
 		s.gtid.beginMySQL(e)
 		t := time.Unix(int64(h.Timestamp), 0)
@@ -182,30 +187,55 @@ func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
 
 func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent) error {
 	q := strings.TrimSpace(string(e.Query))
-	switch strings.ToUpper(firstWord(q)) {
-	case "BEGIN":
-		if !s.tx.active { // no GTID event: MySQL without GTIDs
+	kind, name := classifyQuery(q)
+	switch kind {
+	case queryBegin:
+		if !s.tx.active { // no GTID event: a server without GTIDs
 			s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 		}
+		s.tx.explicit = true
 		return nil
-	case "COMMIT": // non-transactional tables end their group with a COMMIT query
+	case queryCommit: // non-transactional tables end their group with a COMMIT query
 		return s.commit(ctx, h)
-	case "ROLLBACK":
+	case queryRollback:
 		s.rollback()
 		return nil
-	case "XA":
+	case querySavepoint:
+		s.tx.setSavepoint(name)
+		return nil
+	case queryRollbackTo:
+		s.rollbackToSavepoint(name)
+		return nil
+	case queryXA:
 		s.warnOnce("xa", "XA transactions are not supported; their changes are not captured", "statement", truncate(q, 60))
 		return nil
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD":
+	case queryDML:
 		s.warnOnce("stmt:"+string(e.Schema), "a statement-based change was written to the binlog and cannot be captured; "+
 			"set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW and in the server config)",
 			"schema", string(e.Schema), "statement", truncate(q, 120))
 	}
-	// DDL and other statements commit implicitly.
+	if s.tx.explicit {
+		return nil // logged inside a transaction (CREATE TABLE ... SELECT): it goes on
+	}
+	// Outside a transaction, DDL and other statements commit on their own.
 	if !s.tx.active {
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 	}
 	return s.commit(ctx, h)
+}
+
+// rollbackToSavepoint drops the changes a ROLLBACK TO undid; the server
+// logs it (with the undone rows before it) when non-transactional changes
+// kept them in the transaction's log.
+func (s *stream) rollbackToSavepoint(name string) {
+	found, sent := s.tx.rollbackTo(name)
+	switch {
+	case !found:
+		s.log.Warn("ROLLBACK TO a savepoint not seen in this transaction; its changes are kept", "tx", s.tx.id, "savepoint", name)
+	case sent > 0:
+		s.log.Warn("a transaction rolled back to a savepoint after part of it was streamed; those changes were already sent "+
+			"(raise max_tx_buffer above the largest transaction to avoid this)", "tx", s.tx.id, "savepoint", name, "streamed", sent)
+	}
 }
 
 func firstWord(q string) string {
@@ -239,6 +269,7 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	}
 	if !s.tx.active {
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
+		s.tx.explicit = true // row events belong to a transaction that ends at XID or COMMIT
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		s.tx.ordinal++
