@@ -276,17 +276,14 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		if !p.included {
 			continue
 		}
-		if len(e.SkippedColumns) > i && len(e.SkippedColumns[i]) > 0 {
-			s.warnOnce("image:"+p.db+"."+p.table, "row images are not FULL; missing columns are emitted as null: set binlog_row_image=FULL",
-				"table", p.db+"."+p.table)
-		}
+		miss := s.absentColumns(p, e, i, step)
 		if s.win != nil {
 			s.recordChange(p, e.Rows[i:i+step])
 		}
-		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1]) {
-			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i]))
+		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1], miss[0], miss[1]) {
+			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
 		}
-		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step]))
+		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step], miss))
 		if len(s.tx.buf) >= s.cfg.MaxTxBuffer {
 			if err := s.flushPartial(ctx); err != nil {
 				return err
@@ -296,7 +293,21 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	return nil
 }
 
-func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, rows [][]any) ferry.Change {
+// absentColumns returns, per image of the row change at i, the columns it
+// leaves out (nil masks for full images).
+func (s *stream) absentColumns(p *tablePlan, e *replication.RowsEvent, i, step int) []absent {
+	miss := make([]absent, step)
+	for img := range step {
+		if i+img < len(e.SkippedColumns) && len(e.SkippedColumns[i+img]) > 0 {
+			miss[img] = absentColumns(int(e.ColumnCount), e.SkippedColumns[i+img])
+			s.warnOnce("image:"+p.db+"."+p.table, "row images are not FULL (binlog_row_image MINIMAL or NOBLOB in some session); "+
+				"before/after carry only the columns the server logged", "table", p.db+"."+p.table)
+		}
+	}
+	return miss
+}
+
+func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, rows [][]any, miss []absent) ferry.Change {
 	c := ferry.Change{
 		ID:     s.tx.id + "#" + strconv.Itoa(s.tx.ordinal),
 		Op:     op,
@@ -310,11 +321,12 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 	}
 	switch op {
 	case ferry.OpCreate:
-		c.After, c.Key = p.row(rows[0]), p.key(rows[0])
+		c.After, c.Key = p.row(rows[0], miss[0]), p.key(rows, miss)
 	case ferry.OpDelete:
-		c.Before, c.Key = p.row(rows[0]), p.key(rows[0])
-	case ferry.OpUpdate:
-		c.Before, c.After, c.Key = p.row(rows[0]), p.row(rows[1]), p.key(rows[1])
+		c.Before, c.Key = p.row(rows[0], miss[0]), p.key(rows, miss)
+	case ferry.OpUpdate: // the new key: from the after image where it holds the column
+		c.Before, c.After = p.row(rows[0], miss[0]), p.row(rows[1], miss[1])
+		c.Key = p.key([][]any{rows[1], rows[0]}, []absent{miss[1], miss[0]})
 	}
 	return c
 }
@@ -324,8 +336,8 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 // a consumer that keeps rows by key (partitionkey) learns that the old key
 // is gone, in the old key's partition. Its id is the update's with
 // "/old-key" appended, so replays give it the same id.
-func (s *stream) oldKeyDelete(h *replication.EventHeader, p *tablePlan, before []any) ferry.Change {
-	c := s.change(h, p, ferry.OpDelete, [][]any{before})
+func (s *stream) oldKeyDelete(h *replication.EventHeader, p *tablePlan, before []any, miss absent) ferry.Change {
+	c := s.change(h, p, ferry.OpDelete, [][]any{before}, []absent{miss})
 	c.ID += "/old-key"
 	return c
 }
