@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -140,6 +139,7 @@ type txState struct {
 	buf        []ferry.Change
 	streamed   int // changes already emitted because the transaction outgrew the buffer
 	savepoints []savepoint
+	bad        *undecodableRows // the first row event that could not be decoded
 }
 
 func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -221,6 +221,9 @@ func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *repli
 	if !s.tx.active {
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 	}
+	if db, table, ok := parseTruncate(q, string(e.Schema)); ok {
+		s.truncated(h, db, table)
+	}
 	return s.commit(ctx, h)
 }
 
@@ -263,13 +266,14 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	default:
 		return nil
 	}
-	p, err := s.planner.plan(e.Table)
-	if err != nil {
-		return fmt.Errorf("decode rows at %s:%d: %w", s.file, h.LogPos-h.EventSize, err)
-	}
 	if !s.tx.active {
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 		s.tx.explicit = true // row events belong to a transaction that ends at XID or COMMIT
+	}
+	p, err := s.planner.plan(e.Table)
+	if err != nil {
+		s.tx.undecodable(s.file, h, s.committed, err)
+		return nil // read on to the transaction's end, to name where it ends
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		s.tx.ordinal++
@@ -355,6 +359,9 @@ func (s *stream) flushPartial(ctx context.Context) error {
 }
 
 func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
+	if bad := s.tx.bad; bad != nil {
+		return errFatal(bad.explain(s.source, s.tx.id, position{File: s.file, Pos: h.LogPos}))
+	}
 	s.gtid.commit()
 	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state()}
 	changes, streamed := s.tx.buf, s.tx.streamed

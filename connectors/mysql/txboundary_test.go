@@ -64,3 +64,20 @@ func TestRollbackToSavepoint(t *testing.T) {
 		t.Fatalf("rollbackTo(a) after streaming = %v %d, %d buffered", found, sent, len(tx.buf))
 	}
 }
+
+func TestParseTruncate(t *testing.T) {
+	cases := []struct{ q, db, table string }{
+		{"truncate table t", "x", "t"},
+		{"TRUNCATE `Shop`.`Order``s`", "Shop", "Order`s"},
+		{"truncate table other . t2 ;", "other", "t2"},
+	}
+	for _, c := range cases {
+		db, table, ok := parseTruncate(c.q, "x")
+		if !ok || db != c.db || table != c.table {
+			t.Errorf("parseTruncate(%q) = %q %q %v", c.q, db, table, ok)
+		}
+	}
+	if _, _, ok := parseTruncate("truncate table a, b", "x"); ok {
+		t.Error("a statement that is not TRUNCATE of one table parsed")
+	}
+}
