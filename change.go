@@ -21,14 +21,18 @@ const (
 	OpSnapshot
 	// OpRequest is a request a request-driven source (a webhook) received.
 	OpRequest
+	// OpTruncate empties a table (TRUNCATE TABLE): no key, no images.
+	OpTruncate
 )
 
-var opNames = [...]string{OpCreate: "create", OpUpdate: "update", OpDelete: "delete", OpSnapshot: "snapshot", OpRequest: "request"}
+var opNames = [...]string{OpCreate: "create", OpUpdate: "update", OpDelete: "delete", OpSnapshot: "snapshot", OpRequest: "request",
+	OpTruncate: "truncate"}
 
 // opPastTense are the CloudEvent type suffixes of the default mapping.
-var opPastTense = [...]string{OpCreate: "created", OpUpdate: "updated", OpDelete: "deleted", OpSnapshot: "snapshot", OpRequest: "request"}
+var opPastTense = [...]string{OpCreate: "created", OpUpdate: "updated", OpDelete: "deleted", OpSnapshot: "snapshot", OpRequest: "request",
+	OpTruncate: "truncated"}
 
-// String returns create, update, delete or snapshot.
+// String returns create, update, delete, snapshot, request or truncate.
 func (o Op) String() string {
 	if int(o) < len(opNames) && opNames[o] != "" {
 		return opNames[o]
@@ -37,7 +41,7 @@ func (o Op) String() string {
 }
 
 // TypeSuffix returns the suffix the default CloudEvent type carries for this
-// operation: created, updated, deleted or snapshot.
+// operation: created, updated, deleted, snapshot, request or truncated.
 func (o Op) TypeSuffix() string {
 	if int(o) < len(opPastTense) && opPastTense[o] != "" {
 		return opPastTense[o]
@@ -52,7 +56,7 @@ func ParseOp(s string) (Op, error) {
 			return Op(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown op %q (want create, update, delete, snapshot or request)", s)
+	return 0, fmt.Errorf("unknown op %q (want create, update, delete, snapshot, request or truncate)", s)
 }
 
 // Row is one image of a table row. Columns is shared by every row decoded with

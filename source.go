@@ -43,6 +43,16 @@ type Source interface {
 	Close(ctx context.Context) error
 }
 
+// StartPositioner is implemented by sources whose configured start becomes
+// a concrete position only when they open (a binlog's `latest`). After
+// Open(ctx, nil) succeeds the pipeline persists StartPosition, when non-nil,
+// before the first Read, so a stop before anything was delivered resumes
+// where this run began instead of resolving the start again and skipping
+// what was written in between. It returns nil after Open with a checkpoint.
+type StartPositioner interface {
+	StartPosition() Position
+}
+
 // PositionCodec converts positions between their stored form and the text
 // users type and read (`ferry checkpoint show|set`). Source types implement it.
 type PositionCodec interface {

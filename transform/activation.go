@@ -68,7 +68,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 var opValues = map[ferry.Op]ref.Val{}
 
 func init() {
-	for _, op := range []ferry.Op{ferry.OpCreate, ferry.OpUpdate, ferry.OpDelete, ferry.OpSnapshot} {
+	for _, op := range []ferry.Op{ferry.OpCreate, ferry.OpUpdate, ferry.OpDelete, ferry.OpSnapshot, ferry.OpTruncate} {
 		opValues[op] = types.String(op.String())
 	}
 }

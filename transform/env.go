@@ -18,7 +18,7 @@ import (
 // The variables every row-change rule can use.
 var rowVariables = []cel.EnvOption{
 	cel.Variable("id", cel.StringType),    // the change's deterministic id
-	cel.Variable("op", cel.StringType),    // create, update, delete, snapshot
+	cel.Variable("op", cel.StringType),    // create, update, delete, snapshot, truncate (request for webhooks)
 	cel.Variable("db", cel.StringType),    // database (schema) name
 	cel.Variable("table", cel.StringType), // table name
 	cel.Variable("before", cel.MapType(cel.StringType, cel.DynType)),

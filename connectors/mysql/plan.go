@@ -43,36 +43,80 @@ func (p *tablePlan) matches(tm *replication.TableMapEvent) bool {
 		slices.EqualFunc(p.names, tm.ColumnName, bytes.Equal)
 }
 
-// row decodes one raw row image.
-func (p *tablePlan) row(raw []any) ferry.Row {
-	vals := make([]any, len(p.srcIdx))
-	for i, src := range p.srcIdx {
-		if v := raw[src]; v != nil {
-			vals[i] = p.decode[i](v)
+// absent marks the columns a row image leaves out (binlog_row_image
+// MINIMAL or NOBLOB, settable per session); nil for a full image.
+type absent []bool
+
+// absentColumns turns go-mysql's skipped column indexes into a mask.
+func absentColumns(n int, skipped []int) absent {
+	if len(skipped) == 0 {
+		return nil
+	}
+	a := make(absent, n)
+	for _, i := range skipped {
+		if i >= 0 && i < n {
+			a[i] = true
 		}
 	}
-	return ferry.Row{Columns: p.columns, Values: vals}
+	return a
 }
 
-// key decodes the primary key of one raw row image; zero without a key.
-func (p *tablePlan) key(raw []any) ferry.Row {
+func (a absent) has(i int) bool { return a != nil && i < len(a) && a[i] }
+
+// row decodes one raw row image; columns the image left out are left out
+// of the row too, never made null.
+func (p *tablePlan) row(raw []any, miss absent) ferry.Row {
+	if miss == nil {
+		vals := make([]any, len(p.srcIdx))
+		for i, src := range p.srcIdx {
+			if v := raw[src]; v != nil {
+				vals[i] = p.decode[i](v)
+			}
+		}
+		return ferry.Row{Columns: p.columns, Values: vals}
+	}
+	cols := make([]string, 0, len(p.srcIdx))
+	vals := make([]any, 0, len(p.srcIdx))
+	for i, src := range p.srcIdx {
+		if miss.has(src) {
+			continue
+		}
+		var v any
+		if raw[src] != nil {
+			v = p.decode[i](raw[src])
+		}
+		cols, vals = append(cols, p.columns[i]), append(vals, v)
+	}
+	return ferry.Row{Columns: cols, Values: vals}
+}
+
+// key decodes the primary key of a row change; zero without a key. Each
+// key column comes from the first image that holds it: an UPDATE logged
+// with a MINIMAL image has the key only in its before image.
+func (p *tablePlan) key(images [][]any, miss []absent) ferry.Row {
 	if len(p.keyIdx) == 0 {
 		return ferry.Row{}
 	}
 	vals := make([]any, len(p.keyIdx))
 	for i, src := range p.keyIdx {
-		if v := raw[src]; v != nil {
-			vals[i] = p.keyDecode[i](v)
+		for img := range images {
+			if miss[img].has(src) {
+				continue
+			}
+			if v := images[img][src]; v != nil {
+				vals[i] = p.keyDecode[i](v)
+			}
+			break
 		}
 	}
 	return ferry.Row{Columns: p.keyColumns, Values: vals}
 }
 
 // keyChanged reports whether an UPDATE's before and after images differ
-// in a primary-key column (false for tables without a key).
-func (p *tablePlan) keyChanged(before, after []any) bool {
+// in a primary-key column both hold (false for tables without a key).
+func (p *tablePlan) keyChanged(before, after []any, missBefore, missAfter absent) bool {
 	for _, i := range p.keyIdx {
-		if !sameRaw(before[i], after[i]) {
+		if !missBefore.has(i) && !missAfter.has(i) && !sameRaw(before[i], after[i]) {
 			return true
 		}
 	}

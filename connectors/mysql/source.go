@@ -48,6 +48,8 @@ type Source struct {
 	state atomic.Uint32
 	live  atomic.Pointer[stream]
 
+	// start is where a run without a checkpoint began (see StartPosition).
+	start   ferry.Position
 	mode    mode
 	jobs    *jobList
 	st      *stream
@@ -104,6 +106,9 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 		s.meta.close()
 		return err
 	}
+	if from == nil {
+		s.start = st.checkpoint(st.committed)
+	}
 	syncer, streamer, first, err := s.startStream(ctx, st.committed)
 	if err != nil {
 		s.meta.close()
@@ -121,6 +126,11 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	}
 	return nil
 }
+
+// StartPosition is the resolved start of a run opened without a checkpoint,
+// with the backfills `snapshot: initial` queued; nil otherwise and for a
+// replay (which saves no checkpoint).
+func (s *Source) StartPosition() ferry.Position { return s.start }
 
 // prepareStream decides where reading starts and what backfills run.
 func (s *Source) prepareStream(ctx context.Context, conn *client.Conn, from ferry.Position) (*stream, error) {

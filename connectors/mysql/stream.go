@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -130,12 +129,17 @@ func (s *stream) checkpoint(p position) ferry.Position {
 
 // txState is the transaction being assembled.
 type txState struct {
-	active   bool
-	id       string // GTID, else FILE:POS of its first event
-	time     time.Time
-	ordinal  int // row changes seen so far in the transaction, captured or not
-	buf      []ferry.Change
-	streamed int // changes already emitted because the transaction outgrew the buffer
+	active bool
+	// explicit: the transaction ends only at XID, COMMIT or ROLLBACK;
+	// otherwise at the end of its first statement (see txboundary.go).
+	explicit   bool
+	id         string // GTID, else FILE:POS of its first event
+	time       time.Time
+	ordinal    int // row changes seen so far in the transaction, captured or not
+	buf        []ferry.Change
+	streamed   int // changes already emitted because the transaction outgrew the buffer
+	savepoints []savepoint
+	bad        *undecodableRows // the first row event that could not be decoded
 }
 
 func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -148,6 +152,7 @@ func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.MariadbGTIDEvent:
 		s.gtid.beginMaria(e)
 		s.begin(h, s.gtid.current(), time.Unix(int64(h.Timestamp), 0))
+		s.tx.explicit = !e.IsStandalone()
 	case *replication.GTIDEvent:
 		s.gtid.beginMySQL(e)
 		t := time.Unix(int64(h.Timestamp), 0)
@@ -182,30 +187,58 @@ func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
 
 func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent) error {
 	q := strings.TrimSpace(string(e.Query))
-	switch strings.ToUpper(firstWord(q)) {
-	case "BEGIN":
-		if !s.tx.active { // no GTID event: MySQL without GTIDs
+	kind, name := classifyQuery(q)
+	switch kind {
+	case queryBegin:
+		if !s.tx.active { // no GTID event: a server without GTIDs
 			s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 		}
+		s.tx.explicit = true
 		return nil
-	case "COMMIT": // non-transactional tables end their group with a COMMIT query
+	case queryCommit: // non-transactional tables end their group with a COMMIT query
 		return s.commit(ctx, h)
-	case "ROLLBACK":
+	case queryRollback:
 		s.rollback()
 		return nil
-	case "XA":
+	case querySavepoint:
+		s.tx.setSavepoint(name)
+		return nil
+	case queryRollbackTo:
+		s.rollbackToSavepoint(name)
+		return nil
+	case queryXA:
 		s.warnOnce("xa", "XA transactions are not supported; their changes are not captured", "statement", truncate(q, 60))
 		return nil
-	case "INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD":
+	case queryDML:
 		s.warnOnce("stmt:"+string(e.Schema), "a statement-based change was written to the binlog and cannot be captured; "+
 			"set binlog_format=ROW for every session (SET GLOBAL binlog_format=ROW and in the server config)",
 			"schema", string(e.Schema), "statement", truncate(q, 120))
 	}
-	// DDL and other statements commit implicitly.
+	if s.tx.explicit {
+		return nil // logged inside a transaction (CREATE TABLE ... SELECT): it goes on
+	}
+	// Outside a transaction, DDL and other statements commit on their own.
 	if !s.tx.active {
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 	}
+	if db, table, ok := parseTruncate(q, string(e.Schema)); ok {
+		s.truncated(h, db, table)
+	}
 	return s.commit(ctx, h)
+}
+
+// rollbackToSavepoint drops the changes a ROLLBACK TO undid; the server
+// logs it (with the undone rows before it) when non-transactional changes
+// kept them in the transaction's log.
+func (s *stream) rollbackToSavepoint(name string) {
+	found, sent := s.tx.rollbackTo(name)
+	switch {
+	case !found:
+		s.log.Warn("ROLLBACK TO a savepoint not seen in this transaction; its changes are kept", "tx", s.tx.id, "savepoint", name)
+	case sent > 0:
+		s.log.Warn("a transaction rolled back to a savepoint after part of it was streamed; those changes were already sent "+
+			"(raise max_tx_buffer above the largest transaction to avoid this)", "tx", s.tx.id, "savepoint", name, "streamed", sent)
+	}
 }
 
 func firstWord(q string) string {
@@ -233,29 +266,28 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	default:
 		return nil
 	}
-	p, err := s.planner.plan(e.Table)
-	if err != nil {
-		return fmt.Errorf("decode rows at %s:%d: %w", s.file, h.LogPos-h.EventSize, err)
-	}
 	if !s.tx.active {
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
+		s.tx.explicit = true // row events belong to a transaction that ends at XID or COMMIT
+	}
+	p, err := s.planner.plan(e.Table)
+	if err != nil {
+		s.tx.undecodable(s.file, h, s.committed, err)
+		return nil // read on to the transaction's end, to name where it ends
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		s.tx.ordinal++
 		if !p.included {
 			continue
 		}
-		if len(e.SkippedColumns) > i && len(e.SkippedColumns[i]) > 0 {
-			s.warnOnce("image:"+p.db+"."+p.table, "row images are not FULL; missing columns are emitted as null: set binlog_row_image=FULL",
-				"table", p.db+"."+p.table)
-		}
+		miss := s.absentColumns(p, e, i, step)
 		if s.win != nil {
 			s.recordChange(p, e.Rows[i:i+step])
 		}
-		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1]) {
-			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i]))
+		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1], miss[0], miss[1]) {
+			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
 		}
-		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step]))
+		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step], miss))
 		if len(s.tx.buf) >= s.cfg.MaxTxBuffer {
 			if err := s.flushPartial(ctx); err != nil {
 				return err
@@ -265,7 +297,21 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	return nil
 }
 
-func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, rows [][]any) ferry.Change {
+// absentColumns returns, per image of the row change at i, the columns it
+// leaves out (nil masks for full images).
+func (s *stream) absentColumns(p *tablePlan, e *replication.RowsEvent, i, step int) []absent {
+	miss := make([]absent, step)
+	for img := range step {
+		if i+img < len(e.SkippedColumns) && len(e.SkippedColumns[i+img]) > 0 {
+			miss[img] = absentColumns(int(e.ColumnCount), e.SkippedColumns[i+img])
+			s.warnOnce("image:"+p.db+"."+p.table, "row images are not FULL (binlog_row_image MINIMAL or NOBLOB in some session); "+
+				"before/after carry only the columns the server logged", "table", p.db+"."+p.table)
+		}
+	}
+	return miss
+}
+
+func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, rows [][]any, miss []absent) ferry.Change {
 	c := ferry.Change{
 		ID:     s.tx.id + "#" + strconv.Itoa(s.tx.ordinal),
 		Op:     op,
@@ -279,11 +325,12 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 	}
 	switch op {
 	case ferry.OpCreate:
-		c.After, c.Key = p.row(rows[0]), p.key(rows[0])
+		c.After, c.Key = p.row(rows[0], miss[0]), p.key(rows, miss)
 	case ferry.OpDelete:
-		c.Before, c.Key = p.row(rows[0]), p.key(rows[0])
-	case ferry.OpUpdate:
-		c.Before, c.After, c.Key = p.row(rows[0]), p.row(rows[1]), p.key(rows[1])
+		c.Before, c.Key = p.row(rows[0], miss[0]), p.key(rows, miss)
+	case ferry.OpUpdate: // the new key: from the after image where it holds the column
+		c.Before, c.After = p.row(rows[0], miss[0]), p.row(rows[1], miss[1])
+		c.Key = p.key([][]any{rows[1], rows[0]}, []absent{miss[1], miss[0]})
 	}
 	return c
 }
@@ -293,8 +340,8 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 // a consumer that keeps rows by key (partitionkey) learns that the old key
 // is gone, in the old key's partition. Its id is the update's with
 // "/old-key" appended, so replays give it the same id.
-func (s *stream) oldKeyDelete(h *replication.EventHeader, p *tablePlan, before []any) ferry.Change {
-	c := s.change(h, p, ferry.OpDelete, [][]any{before})
+func (s *stream) oldKeyDelete(h *replication.EventHeader, p *tablePlan, before []any, miss absent) ferry.Change {
+	c := s.change(h, p, ferry.OpDelete, [][]any{before}, []absent{miss})
 	c.ID += "/old-key"
 	return c
 }
@@ -312,6 +359,9 @@ func (s *stream) flushPartial(ctx context.Context) error {
 }
 
 func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
+	if bad := s.tx.bad; bad != nil {
+		return errFatal(bad.explain(s.source, s.tx.id, position{File: s.file, Pos: h.LogPos}))
+	}
 	s.gtid.commit()
 	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state()}
 	changes, streamed := s.tx.buf, s.tx.streamed

@@ -45,7 +45,7 @@ func (w *window) record(p *tablePlan, rows [][]any) {
 
 func (w *window) keyOf(p *tablePlan, raw []any) ferry.Row {
 	if w.primary {
-		return p.key(raw)
+		return p.key([][]any{raw}, []absent{nil})
 	}
 	idx, ok := w.keyIdx[p]
 	if !ok {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +54,11 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	defer signal.Stop(hup)
 	go reloadOnHangup(ctx, hup, c.files, cfg, reloads, log)
 	if err := app.Run(ctx, cfg, log, opts); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A signal during startup: nothing was read, so stopping is clean.
+			log.Info("ferry stopped before it started", "reason", "signal during startup")
+			return nil
+		}
 		// Name the source or sink that failed, as every error line does.
 		log.Error("ferry stopped", append([]any{"error", err}, pipeline.LogAttrs(err)...)...)
 		return err

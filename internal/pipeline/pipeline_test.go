@@ -452,3 +452,42 @@ func TestDeadLetterSink(t *testing.T) {
 		t.Fatalf("store holds %+v; want the letter the dead-letter sink refused", stored)
 	}
 }
+
+// startSource is a scriptSource that resolved its start when opened.
+type startSource struct {
+	scriptSource
+	store      *state.Store
+	savedFirst string // the checkpoint stored when Read was first called
+}
+
+func (s *startSource) StartPosition() ferry.Position {
+	if s.opened != nil {
+		return nil
+	}
+	return ferry.Position("start")
+}
+
+func (s *startSource) Read(ctx context.Context) (ferry.Batch, error) {
+	if s.savedFirst == "" {
+		cp, _, _ := s.store.LoadCheckpoint(ctx, "src")
+		s.savedFirst = string(cp.Position) + "|"
+	}
+	return s.scriptSource.Read(ctx)
+}
+
+// TestStartPositionSavedBeforeTheFirstRead: a source opened without a
+// checkpoint has its resolved start stored before anything is read, so a
+// stop before the first delivery resumes there; with a checkpoint nothing
+// is overwritten.
+func TestStartPositionSavedBeforeTheFirstRead(t *testing.T) {
+	src := &startSource{scriptSource: scriptSource{batches: 3, per: 1, keys: 1}}
+	sink := &recordSink{}
+	f := newFixture(t, src, map[string]ferry.Sink{"s": sink}, nil)
+	src.store = f.store
+	if err := f.runUntil(t, func() bool { return len(sink.ids()) == 3 }); err != nil {
+		t.Fatal(err)
+	}
+	if src.savedFirst != "start|" {
+		t.Fatalf("checkpoint at the first Read = %q, want the start position", src.savedFirst)
+	}
+}

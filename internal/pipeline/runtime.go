@@ -247,8 +247,32 @@ func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
 			return opened, sourceFailed(l.name, fmt.Errorf("open source %s: %w", l.name, err))
 		}
 		opened = append(opened, l)
+		if !ok {
+			if err := r.persistStart(ctx, l); err != nil {
+				return opened, err
+			}
+		}
 	}
 	return opened, nil
+}
+
+// persistStart saves where a source without a checkpoint began, before
+// anything is read: see ferry.StartPositioner.
+func (r *Runtime) persistStart(ctx context.Context, l *sourceLoop) error {
+	sp, ok := l.src.(ferry.StartPositioner)
+	if !ok {
+		return nil
+	}
+	pos := sp.StartPosition()
+	if pos == nil {
+		return nil
+	}
+	if err := r.cfg.Checkpoints.SaveCheckpoint(ctx, l.key, pos); err != nil {
+		return sourceFailed(l.name, fmt.Errorf("save the start position of source %s: %w", l.name, err))
+	}
+	l.stats.setCheckpoint(pos, time.Now())
+	l.log.Info("no checkpoint yet: saved where this first run starts")
+	return nil
 }
 
 func (r *Runtime) closeSources(opened []*sourceLoop) {
