@@ -147,7 +147,11 @@ type planner struct {
 	// jsonColumns returns the columns of a MariaDB table declared JSON (a
 	// LONGTEXT with a json_valid CHECK); the binlog does not mark them.
 	jsonColumns func(db, table string) (map[string]bool, error)
-	plans       map[uint64]*tablePlan
+	// history, when set, answers for re-read events (see jsonHistory);
+	// at is the position of the rows event being planned.
+	history *jsonHistory
+	at      position
+	plans   map[uint64]*tablePlan
 }
 
 // errNoMetadata means the server did not log full table metadata.
@@ -193,7 +197,12 @@ func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
 	var jsonCols map[string]bool
 	if pl.flavor == gomysql.MariaDBFlavor && pl.jsonColumns != nil {
 		var err error
-		if jsonCols, err = pl.jsonColumns(p.db, p.table); err != nil {
+		if pl.history != nil {
+			jsonCols, err = pl.history.columns(p.db, p.table, pl.at, tm, pl.jsonColumns)
+		} else {
+			jsonCols, err = pl.jsonColumns(p.db, p.table)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -50,6 +50,8 @@ type Source struct {
 
 	// start is where a run without a checkpoint began (see StartPosition).
 	start   ferry.Position
+	history SchemaHistory // nil: JSON columns from today's information_schema only
+
 	mode    mode
 	jobs    *jobList
 	st      *stream
@@ -162,6 +164,9 @@ func (s *Source) newStream(start position) *stream {
 		_ = g.seed(start.GTID) // validated by resolveStart
 	}
 	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter, jsonColumns: s.meta.jsonColumns}
+	if s.history != nil {
+		pl.history = &jsonHistory{store: s.history, source: s.name, records: map[string][]jsonRecord{}}
+	}
 	s.st = &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
 		file: start.File, committed: start, readPos: start, jobs: s.jobs}
 	switch s.mode {

@@ -270,6 +270,7 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 		s.tx.explicit = true // row events belong to a transaction that ends at XID or COMMIT
 	}
+	s.planner.at = position{File: s.file, Pos: h.LogPos - h.EventSize}
 	p, err := s.planner.plan(e.Table)
 	if err != nil {
 		s.tx.undecodable(s.file, h, s.committed, err)

@@ -71,8 +71,10 @@ func BuildBackfillSource(cfg *config.Config, source string, req ferry.BackfillRe
 	return t.backfill(source, sc.Spec, req, replicaID(serverID), log.With("source", source))
 }
 
-// BuildReplaySource builds the source of a replay.
-func BuildReplaySource(cfg *config.Config, source string, r ReplayRange, serverID uint32, log *slog.Logger) (ferry.Source, error) {
+// BuildReplaySource builds the source of a replay. With store (nil: none)
+// it decodes old events by what the stream recorded there when it first
+// read them (which MariaDB columns were JSON).
+func BuildReplaySource(cfg *config.Config, source string, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
 	sc, t, err := finiteSourceType(cfg, source)
 	if err != nil {
 		return nil, err
@@ -83,7 +85,7 @@ func BuildReplaySource(cfg *config.Config, source string, r ReplayRange, serverI
 	if err := checkSinks(cfg, r.To); err != nil {
 		return nil, err
 	}
-	return t.replay(source, sc.Spec, r, replicaID(serverID), log.With("source", source))
+	return t.replay(source, sc.Spec, r, replicaID(serverID), store, log.With("source", source))
 }
 
 func checkSinks(cfg *config.Config, names []string) error {

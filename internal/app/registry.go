@@ -35,7 +35,7 @@ type sourceType struct {
 	// backfill and replay build the finite sources of `ferry backfill` and
 	// `ferry replay` (nil for types that cannot), as a replica with serverID.
 	backfill func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error)
-	replay   func(name string, cfg any, r ReplayRange, serverID uint32, log *slog.Logger) (ferry.Source, error)
+	replay   func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error)
 }
 
 // sinkType is how the application builds one kind of sink.
@@ -50,7 +50,11 @@ var (
 		"mysql": {
 			newConfig: func() any { return mysql.DefaultConfig() },
 			build: func(name string, cfg any, d deps) (ferry.Source, error) {
-				return mysql.New(name, cfg.(*mysql.Config), d.log)
+				s, err := mysql.New(name, cfg.(*mysql.Config), d.log)
+				if err == nil && d.store != nil {
+					s.SetSchemaHistory(d.store)
+				}
+				return s, err
 			},
 			codec: mysql.Codec{},
 			backfill: func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error) {
@@ -58,10 +62,14 @@ var (
 				c.ServerID = serverID
 				return mysql.NewBackfill(name, &c, req, log)
 			},
-			replay: func(name string, cfg any, r ReplayRange, serverID uint32, log *slog.Logger) (ferry.Source, error) {
+			replay: func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
 				c := *cfg.(*mysql.Config)
 				c.ServerID = serverID
-				return mysql.NewReplay(name, &c, mysql.Replay(r), log)
+				s, err := mysql.NewReplay(name, &c, mysql.Replay(r), log)
+				if err == nil && store != nil {
+					s.SetSchemaHistory(store)
+				}
+				return s, err
 			},
 		},
 		"webhook": {

@@ -68,7 +68,7 @@ func replayCmd(ctx context.Context, args []string, env Env) error {
 // replayDryRun reads the range and counts its changes per table and
 // operation, sending nothing.
 func replayDryRun(ctx context.Context, env Env, cfg *config.Config, log *slog.Logger, source string, r app.ReplayRange, serverID uint32) error {
-	src, err := app.BuildReplaySource(cfg, source, r, serverID, log)
+	src, err := app.BuildReplaySource(cfg, source, r, serverID, nil, log)
 	if err != nil {
 		return inputError(err)
 	}
@@ -112,7 +112,7 @@ func replayDryRun(ctx context.Context, env Env, cfg *config.Config, log *slog.Lo
 // standaloneReplay performs the replay in this process; Ctrl-C stops it
 // after delivering what was read, and says where to continue.
 func standaloneReplay(ctx context.Context, env Env, cfg *config.Config, store *state.Store, log *slog.Logger, source string, r app.ReplayRange, serverID uint32) error {
-	src, err := app.BuildReplaySource(cfg, source, r, serverID, log)
+	src, err := app.BuildReplaySource(cfg, source, r, serverID, store, log)
 	if err != nil {
 		return inputError(err)
 	}
