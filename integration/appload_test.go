@@ -244,8 +244,8 @@ func (l *appLoad) loadData(ctx context.Context, tx *sql.Tx, table string, lo int
 	return nil
 }
 
-// large commits one transaction of a few thousand changes, more than the
-// source's max_tx_buffer, so it is streamed in parts.
+// large commits one transaction of about 800 changes, more than the
+// source's max_tx_buffer (300 in the test), so it is streamed in parts.
 func (l *appLoad) large(ctx context.Context) error {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -253,14 +253,14 @@ func (l *appLoad) large(ctx context.Context) error {
 	}
 	a := l.table()
 	base := 2000 + l.rng.IntN(5000)
-	for i := range 10 {
+	for i := range 4 {
 		q := "REPLACE INTO " + a + " (id, k, v, n) VALUES " + l.rows(base+i*100, 100, l.value(""))
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			_ = tx.Rollback()
 			return fmt.Errorf("large transaction: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE "+a+" SET n = n + 1 WHERE id BETWEEN ? AND ?", base, base+999); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE "+a+" SET n = n + 1 WHERE id BETWEEN ? AND ?", base, base+399); err != nil {
 		_ = tx.Rollback()
 		return fmt.Errorf("large transaction: %w", err)
 	}

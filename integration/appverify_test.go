@@ -40,7 +40,8 @@ func TestAppWorkloadVerified(t *testing.T) {
 		seed = n
 	}
 	seconds := envInt(t, "APPLOAD_SECONDS", 20)
-	t.Logf("seed %d (APPLOAD_SEED=%d replays it), %d s of workload", seed, seed, seconds)
+	rate := envInt(t, "APPLOAD_RATE", 40) // units of work per second; 0: as fast as it goes
+	t.Logf("seed %d (APPLOAD_SEED=%d replays it), %d s of workload at %d units/s", seed, seed, seconds, rate)
 
 	name, db := newDB(t, shared)
 	load := &appLoad{db: db, rng: rand.New(rand.NewPCG(seed, 1)), name: name, skip: map[string]bool{}}
@@ -56,7 +57,7 @@ func TestAppWorkloadVerified(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := receiver.New()
-	cfg := pipelineConfig{server: shared, db: name, start: binlogPos(t, shared), url: receiver.Start(t, r),
+	cfg := pipelineConfig{server: shared, db: name, start: binlogPos(t, shared), url: receiver.Start(t, r), mode: "batch",
 		extra: "    max_tx_buffer: 300\n"}.yaml(t, t.TempDir())
 	f := &appFaults{t: t, rng: rand.New(rand.NewPCG(seed, 2)), cfg: cfg, recv: r}
 	f.ferry = startFerry(t, cfg)
@@ -64,7 +65,16 @@ func TestAppWorkloadVerified(t *testing.T) {
 	loadDone := make(chan error, 1)
 	go func() {
 		deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+		var pace <-chan time.Time
+		if rate > 0 {
+			tick := time.NewTicker(time.Second / time.Duration(rate))
+			defer tick.Stop()
+			pace = tick.C
+		}
 		for time.Now().Before(deadline) {
+			if pace != nil {
+				<-pace
+			}
 			if err := load.step(ctx); err != nil {
 				loadDone <- err
 				return
@@ -80,13 +90,14 @@ func TestAppWorkloadVerified(t *testing.T) {
 	t.Logf("%d units of work (%v); %d faults: %v", load.txs.Load(), load.classes, len(f.done), f.done)
 
 	v := newAppVerifier(load)
-	// Compare until equal, or until no event arrived for 10 s.
+	// Compare once deliveries pause, until equal or nothing arrived for 10 s.
 	var diffs []string
 	for seen, quiet := -1, time.Now(); ; time.Sleep(time.Second) {
-		diffs = v.compare(t, r.Events())
 		if n := r.Count(); n != seen {
 			seen, quiet = n, time.Now()
+			continue
 		}
+		diffs = v.compare(t, r.Events())
 		if len(diffs) == 0 || time.Since(quiet) > 10*time.Second {
 			break
 		}
