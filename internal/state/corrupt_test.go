@@ -196,3 +196,35 @@ func TestStoreIsOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOpenChecksTheFile measures Open on a store of about 50 MB (the
+// page-by-page check runs on every Open).
+func BenchmarkOpenChecksTheFile(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	payload := []byte(`{"id":"` + strings.Repeat("x", 400) + `"}`)
+	for range 100 {
+		letters := make([]DeadLetter, 1000)
+		for i := range letters {
+			letters[i] = DeadLetter{Source: "db", Sink: "hook", EventID: fmt.Sprint(i), Event: payload, Error: "400"}
+		}
+		if err := s.PutDeadLetters(ctx, letters); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = s.Close()
+	fi, _ := os.Stat(filepath.Join(dir, FileName))
+	b.ResetTimer()
+	for range b.N {
+		s, err := Open(dir, Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = s.Close()
+	}
+	b.ReportMetric(float64(fi.Size())/(1<<20), "MB")
+}

@@ -156,15 +156,15 @@ func (w *treeWalker) page(id uint64) ([]byte, error) {
 		return nil, fmt.Errorf("page %d: out of bounds (high water mark %d)", id, w.meta.hwm)
 	}
 	ps := int64(w.meta.pageSize)
-	head := make([]byte, pageHeaderSize)
-	if _, err := w.f.ReadAt(head, int64(id)*ps); err != nil {
+	buf := make([]byte, ps)
+	if _, err := w.f.ReadAt(buf, int64(id)*ps); err != nil {
 		return nil, fmt.Errorf("page %d: %w", id, err)
 	}
 	le := binary.LittleEndian
-	if got := le.Uint64(head); got != id {
+	if got := le.Uint64(buf); got != id {
 		return nil, fmt.Errorf("page %d: header names page %d", id, got)
 	}
-	overflow := uint64(le.Uint32(head[12:]))
+	overflow := uint64(le.Uint32(buf[12:]))
 	if id+overflow >= w.meta.hwm {
 		return nil, fmt.Errorf("page %d: %d overflow pages run past the high water mark", id, overflow)
 	}
@@ -174,9 +174,11 @@ func (w *treeWalker) page(id uint64) ([]byte, error) {
 		}
 		w.seen[i] = true
 	}
-	buf := make([]byte, int64(1+overflow)*ps)
-	if _, err := w.f.ReadAt(buf, int64(id)*ps); err != nil {
-		return nil, fmt.Errorf("page %d: %w", id, err)
+	if overflow > 0 {
+		buf = append(buf, make([]byte, int64(overflow)*ps)...)
+		if _, err := w.f.ReadAt(buf[ps:], (int64(id)+1)*ps); err != nil {
+			return nil, fmt.Errorf("page %d: %w", id, err)
+		}
 	}
 	return buf, nil
 }
