@@ -50,7 +50,8 @@ const acctColumns = "id INT NOT NULL PRIMARY KEY, k INT NOT NULL, v VARCHAR(60) 
 // setup creates the tables, the trigger-fed audit table and the procedure.
 func (l *appLoad) setup(ctx context.Context) error {
 	l.renames, l.defaults, l.classes = map[string]string{}, map[string]string{}, map[string]int{}
-	stmts := []string{"CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, tbl VARCHAR(20) NOT NULL, ref INT NOT NULL, what CHAR(1) NOT NULL)"}
+	stmts := []string{"CREATE TABLE audit (id BIGINT AUTO_INCREMENT PRIMARY KEY, tbl VARCHAR(20) NOT NULL, ref INT NOT NULL, what CHAR(1) NOT NULL)",
+		"CREATE TABLE load_end (id INT PRIMARY KEY)"}
 	for i := 1; i <= 3; i++ {
 		t := fmt.Sprintf("acct%d", i)
 		l.tables = append(l.tables, t)

@@ -89,6 +89,22 @@ func TestAppWorkloadVerified(t *testing.T) {
 	}
 	t.Logf("%d units of work (%v); %d faults: %v", load.txs.Load(), load.classes, len(f.done), f.done)
 
+	// The end marker: once its event arrived, Ferry has read everything
+	// the load wrote.
+	exec1(t, db, "INSERT INTO load_end VALUES (1)")
+	ended := func() bool {
+		for _, e := range r.Events() {
+			if strings.Contains(string(e.Data()), `"table":"load_end"`) {
+				return true
+			}
+		}
+		return false
+	}
+	for wait := time.Now(); !ended(); time.Sleep(500 * time.Millisecond) {
+		if time.Since(wait) > 3*time.Minute {
+			t.Fatalf("the end marker did not arrive within 3 minutes; ferry stderr:\n%s", tailLines(f.ferry.stderr.String(), 30))
+		}
+	}
 	v := newAppVerifier(load)
 	// Compare once deliveries pause, until equal or nothing arrived for 10 s.
 	var diffs []string
@@ -292,7 +308,7 @@ func (v *appVerifier) rebuild(events []delivered) (map[string]map[string]map[str
 func (v *appVerifier) compare(t *testing.T, events []event.Event) []string {
 	built, diffs := v.rebuild(distinctEvents(t, events))
 	v.load.mu.Lock()
-	live := append([]string{"audit"}, v.load.tables...)
+	live := append([]string{"audit", "load_end"}, v.load.tables...)
 	defaults := maps.Clone(v.load.defaults)
 	v.load.mu.Unlock()
 	for _, table := range live {
