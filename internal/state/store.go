@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -111,12 +112,14 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// ownerOnly creates dir, or narrows an existing one, to mode 0700.
+// ownerOnly creates dir, or narrows an existing one, to mode 0700. A dir
+// Ferry may not chmod (a volume mount owned by another user) keeps its
+// mode: the file inside is 0600 anyway.
 func ownerOnly(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create state dir %s: %w", dir, err)
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil && !errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("restrict state dir %s to its owner: %w", dir, err)
 	}
 	return nil
