@@ -66,6 +66,8 @@ var colKinds = []colKind{
 	{ddl: "MEDIUMBLOB", values: []string{"X'FF'"}, want: "REPLACE(TO_BASE64(%s), '\\n', '')"},
 	{ddl: "ENUM('a','b','c')", values: []string{"'a'", "'c'"}, want: "%s"},
 	{ddl: "SET('x','y','z')", values: []string{"'x,z'", "''", "'x,y,z'"}, want: "%s", set: true},
+	{ddl: "INET6", values: []string{"'::1'", "'2001:db8::ff00:42:8329'", "'::ffff:192.0.2.1'"}, want: "REPLACE(TO_BASE64(CAST(%s AS BINARY(16))), '\\n', '')"},
+	{ddl: "UUID", values: []string{"'123e4567-e89b-12d3-a456-426655440000'", "'00000000-0000-0000-0000-000000000001'"}, want: "REPLACE(TO_BASE64(CAST(%s AS BINARY(16))), '\\n', '')"},
 	{ddl: "JSON", values: []string{`'{"a": [1, 2.5, "s"], "b": null}'`, "'[]'", "'\"str\"'", "'12345678901234567890'"}, want: "%s", json: true},
 }
 

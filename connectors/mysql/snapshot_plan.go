@@ -23,6 +23,7 @@ type snapshotPlan struct {
 	primary   bool     // keyCols is the primary key
 
 	selectCols []string // every column, in table order
+	selectExpr []string // how each is selected (see selectExpression)
 	decode     []snapDecoder
 	rowIdx     []int    // selected columns kept in the row (exclude_columns removed)
 	rowCols    []string // their names
@@ -64,6 +65,7 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 	}
 	for i, c := range cols {
 		p.selectCols = append(p.selectCols, c.name)
+		p.selectExpr = append(p.selectExpr, selectExpression(c))
 		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
 		if f.column(db, table, c.name) {
 			p.rowIdx = append(p.rowIdx, i)
@@ -259,6 +261,19 @@ func (p *snapshotPlan) value(vals []gomysql.FieldValue, i int) any {
 	return p.decode[i](&vals[i])
 }
 
+// storedBytes are the MariaDB types a SELECT shows as text but the binlog
+// carries as their stored bytes (a BINARY(n) there); the snapshot selects
+// those bytes, so a backfilled row equals the streamed one (base64).
+var storedBytes = map[string]int{"inet6": 16, "uuid": 16, "inet4": 4}
+
+// selectExpression is how a column is selected by the snapshot.
+func selectExpression(c columnInfo) string {
+	if n, ok := storedBytes[c.dataType]; ok {
+		return fmt.Sprintf("CAST(%s AS BINARY(%d))", quoteName(c.name), n)
+	}
+	return quoteName(c.name)
+}
+
 // quoteName quotes an identifier for MySQL.
 func quoteName(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
@@ -266,12 +281,7 @@ func quoteName(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") 
 func (p *snapshotPlan) chunkSQL(where string, after bool, limit int) string {
 	var b strings.Builder
 	b.WriteString("SELECT ")
-	for i, c := range p.selectCols {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quoteName(c))
-	}
+	b.WriteString(strings.Join(p.selectExpr, ", "))
 	b.WriteString(" FROM " + quoteName(p.db) + "." + quoteName(p.table))
 	var conds []string
 	if where != "" {
