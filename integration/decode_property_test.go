@@ -74,7 +74,8 @@ var colKinds = []colKind{
 // TestDecodingEqualsSelect is a generated property: random tables with
 // columns of every supported type, in random orders and combinations,
 // nullable or not, filled with edge values; every value Ferry emits from
-// the live stream, a backfill and a replay must equal what SELECT returns,
+// the live stream, a checkpoint set into the past, a replay and a backfill
+// must equal what SELECT returns,
 // as the README's value contract spells it. DECODE_SEED replays a run.
 func TestDecodingEqualsSelect(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
@@ -106,6 +107,14 @@ func TestDecodingEqualsSelect(t *testing.T) {
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, live)}.yaml(t, dir)
 	p := startFerry(t, cfg)
 	checkDecoded(t, "stream", waitEvents(t, live, len(want)), want, specs)
+	if code := p.stop(); code != 0 {
+		t.Fatalf("ferry run exit %d", code)
+	}
+	if code, _, errOut := runFerry(t, 30*time.Second, "checkpoint", "set", "--source", "db", "-c", cfg, start); code != 0 {
+		t.Fatalf("checkpoint set: %d %s", code, errOut)
+	}
+	p = startFerry(t, cfg)
+	checkDecoded(t, "checkpoint set into the past", waitEvents(t, live, 2*len(want))[len(want):], want, specs)
 	if code := p.stop(); code != 0 {
 		t.Fatalf("ferry run exit %d", code)
 	}
