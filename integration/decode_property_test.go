@@ -80,7 +80,11 @@ var colKinds = []colKind{
 func TestDecodingEqualsSelect(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("DECODE_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("DECODE_SEED=%q: %v", s, err)
+		}
+		seed = n
 	}
 	t.Logf("seed %d (DECODE_SEED replays it)", seed)
 	rng := rand.New(rand.NewPCG(seed, 4))
