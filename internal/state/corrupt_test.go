@@ -45,7 +45,13 @@ func healthyStore(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	// bbolt preallocates far past its last page; the tests copy the file
+	// hundreds of times, so keep only the pages in use.
+	meta, err := newestMeta(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b[:int(meta.hwm)*int(meta.pageSize)]
 }
 
 // openDamaged writes content as a state file, opens it (read-only when ro)
@@ -146,7 +152,7 @@ func TestBitFlippedStoreNeverCrashes(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(seed, 0))
 	refused := 0
-	const flips = 120
+	const flips = 200
 	for i := 0; i < flips; i++ {
 		bad := bytes.Clone(good)
 		// Aim at page headers and element tables half of the time: that is
@@ -156,7 +162,8 @@ func TestBitFlippedStoreNeverCrashes(t *testing.T) {
 			off = rng.IntN(pages)*4096 + rng.IntN(64)
 		}
 		bad[off] ^= 1 << rng.IntN(8)
-		if err := openDamaged(t, bad, i%3 == 0); err != nil {
+		// Read-write opens (fsync) one time in four keep the run short.
+		if err := openDamaged(t, bad, i%4 != 0); err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("flip at %d: Open = %v, want ErrCorrupt", off, err)
 			}
