@@ -125,13 +125,11 @@ func (s *Source) fail(ctx context.Context, err error) {
 }
 
 // Read returns the next transactions, merged up to batch_size changes. A
-// finite source's end is returned after every batch before it.
+// finite source's end, like a fatal error, is returned after every batch
+// read before it, so a stop delivers (and checkpoints) all it can.
 func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 	var b ferry.Batch
 	if s.err != nil {
-		if !errors.Is(s.err, ferry.ErrEndOfInput) {
-			return ferry.Batch{}, s.err
-		}
 		select {
 		case b = <-s.out:
 		default:

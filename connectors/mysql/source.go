@@ -222,6 +222,13 @@ func (s *Source) resolveStart(conn *client.Conn, from ferry.Position) (position,
 			return position{}, s.explain(err)
 		}
 	}
+	if p.File != "" && p.GTID == "" {
+		if err := checkBoundary(conn, p); errors.Is(err, errNotBoundary) {
+			return position{}, errFatal(fmt.Errorf("mysql source %s: %w", s.name, err))
+		} else if err != nil {
+			return position{}, s.explain(err)
+		}
+	}
 	if p.GTID != "" {
 		if f, _ := gtidFlavor(p.GTID); f != s.info.flavor {
 			return position{}, errFatal(fmt.Errorf("mysql source %s: GTID set %q is %s syntax but the server is %s", s.name, p.GTID, f, s.info.flavor))

@@ -36,6 +36,9 @@ type sourceType struct {
 	// `ferry replay` (nil for types that cannot), as a replica with serverID.
 	backfill func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error)
 	replay   func(name string, cfg any, r ReplayRange, serverID uint32, log *slog.Logger) (ferry.Source, error)
+	// checkPosition refuses a position the source could not resume from
+	// (`ferry checkpoint set`); nil for types with nothing to check.
+	checkPosition func(ctx context.Context, name string, cfg any, pos ferry.Position) error
 }
 
 // sinkType is how the application builds one kind of sink.
@@ -53,6 +56,9 @@ var (
 				return mysql.New(name, cfg.(*mysql.Config), d.log)
 			},
 			codec: mysql.Codec{},
+			checkPosition: func(ctx context.Context, name string, cfg any, pos ferry.Position) error {
+				return mysql.CheckPosition(ctx, name, cfg.(*mysql.Config), pos)
+			},
 			backfill: func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error) {
 				c := *cfg.(*mysql.Config)
 				c.ServerID = serverID
@@ -146,6 +152,19 @@ func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, erro
 		return nil, fmt.Errorf("source %q of type %s has no positions: it keeps its requests in the state store until every sink has them", source, s.Type)
 	}
 	return t.codec, nil
+}
+
+// CheckPosition asks the named source's server whether pos is a position
+// the source can resume from (a transaction boundary).
+func CheckPosition(ctx context.Context, cfg *config.Config, source string, pos ferry.Position) error {
+	s, ok := cfg.Sources[source]
+	if !ok {
+		return fmt.Errorf("no source named %q (configured: %v)", source, cfg.SourceNames())
+	}
+	if t := sourceTypes[s.Type]; t.checkPosition != nil {
+		return t.checkPosition(ctx, source, s.Spec, pos)
+	}
+	return nil
 }
 
 // BuildSink builds one configured sink by name (for `ferry dlq replay`).
