@@ -49,7 +49,9 @@ type Source struct {
 	live  atomic.Pointer[stream]
 
 	// start is where a run without a checkpoint began (see StartPosition).
-	start   ferry.Position
+	start ferry.Position
+	// instance names the Ferry process, for the replica host (SetInstance).
+	instance string
 	mode    mode
 	jobs    *jobList
 	st      *stream
@@ -103,6 +105,10 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	s.meta = &metaConn{src: s, conn: conn}
 	st, err := s.prepareStream(ctx, conn, from)
 	if err != nil {
+		s.meta.close()
+		return err
+	}
+	if err := s.checkServerIDFree(ctx, conn); err != nil {
 		s.meta.close()
 		return err
 	}
@@ -306,7 +312,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 	port, _ := strconv.ParseUint(portText, 10, 16)
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: s.info.flavor, Host: host, Port: uint16(port),
-		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: "ferry-" + s.name,
+		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: s.replicaHost(),
 		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat,
 		DisableRetrySync: true, VerifyChecksum: true, // stalls are caught by the pump's watchdog
 		// Parsed events queued inside go-mysql: each may hold hundreds of

@@ -22,9 +22,12 @@ import (
 
 // deps are what connectors may need from the application.
 type deps struct {
-	store   *state.Store
-	log     *slog.Logger
-	tracing *telemetry.Tracing // nil: not traced
+	store *state.Store
+	// instance names this Ferry process stably across restarts (host and
+	// state directory), so a source can recognize its own predecessor.
+	instance string
+	log      *slog.Logger
+	tracing  *telemetry.Tracing // nil: not traced
 }
 
 // sourceType is how the application builds one kind of source.
@@ -53,7 +56,12 @@ var (
 		"mysql": {
 			newConfig: func() any { return mysql.DefaultConfig() },
 			build: func(name string, cfg any, d deps) (ferry.Source, error) {
-				return mysql.New(name, cfg.(*mysql.Config), d.log)
+				s, err := mysql.New(name, cfg.(*mysql.Config), d.log)
+				if err != nil {
+					return nil, err
+				}
+				s.SetInstance(d.instance)
+				return s, nil
 			},
 			codec: mysql.Codec{},
 			checkPosition: func(ctx context.Context, name string, cfg any, pos ferry.Position) error {
