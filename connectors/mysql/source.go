@@ -52,11 +52,11 @@ type Source struct {
 	start ferry.Position
 	// instance names the Ferry process, for the replica host (SetInstance).
 	instance string
-	mode    mode
-	jobs    *jobList
-	st      *stream
-	request ferry.BackfillRequest // modeBackfill
-	replay  Replay                // modeReplay
+	mode     mode
+	jobs     *jobList
+	st       *stream
+	request  ferry.BackfillRequest // modeBackfill
+	replay   Replay                // modeReplay
 }
 
 // mode is what a Source does.
