@@ -144,11 +144,11 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 			return ferry.Batch{}, ctx.Err()
 		}
 	}
-	s.gate.Release(gateWeight(b, s.cfg.BatchSize))
+	s.gate.release(b)
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:
-			s.gate.Release(gateWeight(nb, s.cfg.BatchSize))
+			s.gate.release(nb)
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
 		default:

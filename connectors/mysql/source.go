@@ -15,14 +15,15 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-cdc/ferry"
 )
 
 // eventCacheCount is how many parsed binlog events go-mysql may queue
-// ahead of the stream goroutine.
-const eventCacheCount = 128
+// ahead of the stream goroutine. go-mysql bounds the queue by count only and
+// one event may hold a row of many MB (a 4 MB row is a 4 MB event), so it is
+// short: the decoded changes behind it are bounded by bytes instead.
+const eventCacheCount = 4
 
 // Source tails one server's binlog. See ferry.Source for the lifecycle.
 type Source struct {
@@ -38,7 +39,7 @@ type Source struct {
 	// gate bounds the changes in it, so a burst of big transactions cannot
 	// pile up in memory ahead of the pipeline's own in-flight limit.
 	out    chan ferry.Batch
-	gate   *semaphore.Weighted
+	gate   *gate
 	errc   chan error
 	err    error // sticky fatal error, returned by every Read after it
 	cancel context.CancelFunc
@@ -162,7 +163,7 @@ func (s *Source) prepareStream(ctx context.Context, conn *client.Conn, from ferr
 
 func (s *Source) newStream(start position) *stream {
 	s.out = make(chan ferry.Batch, 1024)
-	s.gate = semaphore.NewWeighted(int64(s.cfg.BatchSize) * 2)
+	s.gate = newGate(int64(s.cfg.BatchSize)*2, int64(s.cfg.MaxTxBufferBytes))
 	g := newGTIDTracker(s.info.flavor)
 	if start.GTID != "" {
 		_ = g.seed(start.GTID) // validated by resolveStart

@@ -208,6 +208,7 @@ func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture 
 	return &assembly{cfg: cfg, store: store, log: log, sources: map[string]ferry.Source{}, pcfg: pipeline.Config{
 		Engine: engine, Store: store, Logger: log,
 		MaxInFlight:        cfg.Pipeline.MaxInFlight,
+		MaxInFlightBytes:   int64(cfg.Pipeline.MaxInFlightBytes),
 		CheckpointInterval: cfg.State.CheckpointInterval,
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
 		Capture:            capture,
