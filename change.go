@@ -1,6 +1,7 @@
 package ferry
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -143,4 +144,38 @@ type Request struct {
 	// Extensions are CloudEvent extensions taken from the request
 	// (configured headers, traceparent).
 	Extensions map[string]string
+}
+
+// Size estimates the memory a change holds, in bytes: its values' text and
+// bytes plus a fixed overhead per value. Memory bounds (the pipeline's
+// max_in_flight_bytes, a source's transaction buffer) weigh changes by it.
+func (c *Change) Size() int {
+	const perValue, perChange = 16, 256
+	n := perChange + len(c.ID)
+	for _, r := range [...]Row{c.Before, c.After, c.Key} {
+		for _, v := range r.Values {
+			n += perValue
+			switch x := v.(type) {
+			case string:
+				n += len(x)
+			case []byte:
+				n += len(x)
+			case json.RawMessage:
+				n += len(x)
+			}
+		}
+	}
+	if c.Request != nil {
+		n += len(c.Request.Data)
+	}
+	return n
+}
+
+// BatchSize is the sum of the Size of a batch's changes.
+func BatchSize(changes []Change) int64 {
+	var n int64
+	for i := range changes {
+		n += int64(changes[i].Size())
+	}
+	return n
 }

@@ -137,27 +137,37 @@ func TestUnreachableServer(t *testing.T) {
 	}
 }
 
-// TestServerIDClash: two replicas with one server_id make the server drop
-// one of them; that one stops with an error naming the cause instead of the
-// pair kicking each other forever.
+// TestServerIDClash: a second Ferry with a server_id a running one uses
+// refuses to start, naming the clash; the running one keeps streaming. A
+// restart of the same Ferry after kill -9 (its dead connection still
+// registered) is no clash.
 func TestServerIDClash(t *testing.T) {
 	id := nextServerID()
-	first := startFerry(t, sourceConfig(t, shared.Addr, "root", "", "mysql.user", "latest", id))
-	time.Sleep(time.Second)
-	second := startFerry(t, sourceConfig(t, shared.Addr, "root", "", "mysql.user", "latest", id))
-	var loser *ferryProc
-	eventually(t, 30*time.Second, "one of the clashing replicas to stop", func() bool {
-		for _, p := range []*ferryProc{first, second} {
-			if !p.running() {
-				loser = p
-				return true
-			}
-		}
-		return false
+	name, db := newDB(t, shared)
+	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)")
+	r := receiver.New()
+	cfg := pipelineConfig{server: shared, db: name, start: "latest", serverID: id, url: receiver.Start(t, r)}.yaml(t, t.TempDir())
+	first := startFerry(t, cfg)
+	eventually(t, 30*time.Second, "the first Ferry streaming", func() bool {
+		return strings.Contains(first.stderr.String(), "streaming binlog")
 	})
-	code := loser.wait(time.Second)
-	if code != 1 || !strings.Contains(loser.stderr.String(), fmt.Sprintf("server_id %d is already used by another replica", id)) {
-		t.Fatalf("exit %d, stderr:\n%s", code, tailLines(loser.stderr.String(), 10))
+	second := startFerry(t, sourceConfig(t, shared.Addr, "root", "", "mysql.user", "latest", id))
+	if code := second.wait(30 * time.Second); code != 1 ||
+		!strings.Contains(second.stderr.String(), fmt.Sprintf("server_id %d is already used by another replica", id)) {
+		t.Fatalf("second Ferry: exit %d, stderr:\n%s", code, tailLines(second.stderr.String(), 10))
+	}
+	exec1(t, db, "INSERT INTO t VALUES (1)")
+	waitEvents(t, r, 1)
+	if !first.running() {
+		t.Fatalf("the running Ferry stopped:\n%s", tailLines(first.stderr.String(), 10))
+	}
+
+	first.kill()
+	exec1(t, db, "INSERT INTO t VALUES (2)")
+	again := startFerry(t, cfg)
+	waitEvents(t, r, 2)
+	if code := again.stop(); code != 0 {
+		t.Fatalf("restart after kill -9: exit %d", code)
 	}
 }
 

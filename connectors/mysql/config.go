@@ -57,6 +57,10 @@ type Config struct {
 	// until its COMMIT; a bigger transaction is streamed in parts of this
 	// size (and, if it is then rolled back, cannot be taken back).
 	MaxTxBuffer int `yaml:"max_tx_buffer"`
+	// MaxTxBufferBytes bounds the same buffer by the changes' size in
+	// memory (ferry.Change.Size); it also bounds, by size, the decoded
+	// changes waiting for the pipeline.
+	MaxTxBufferBytes int `yaml:"max_tx_buffer_bytes"`
 	// BatchSize bounds the changes of one batch handed to the pipeline.
 	BatchSize int `yaml:"batch_size"`
 	// TLS encrypts (and verifies) the connections to the server.
@@ -66,15 +70,16 @@ type Config struct {
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config {
 	return &Config{
-		Flavor:         "auto",
-		Start:          "latest",
-		Snapshot:       "never",
-		SnapshotChunk:  4096,
-		ConnectTimeout: 10 * time.Second,
-		StartupTimeout: time.Minute,
-		Heartbeat:      5 * time.Second,
-		MaxTxBuffer:    10000,
-		BatchSize:      2048,
+		Flavor:           "auto",
+		Start:            "latest",
+		Snapshot:         "never",
+		SnapshotChunk:    4096,
+		ConnectTimeout:   10 * time.Second,
+		StartupTimeout:   time.Minute,
+		Heartbeat:        5 * time.Second,
+		MaxTxBuffer:      10000,
+		MaxTxBufferBytes: 8 << 20,
+		BatchSize:        2048,
 	}
 }
 
@@ -121,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTxBuffer < 1 {
 		errs = append(errs, ferry.Invalid("max_tx_buffer", "must be at least 1"))
+	}
+	if c.MaxTxBufferBytes < 1<<20 {
+		errs = append(errs, ferry.Invalid("max_tx_buffer_bytes", "must be at least 1048576 (1 MiB)"))
 	}
 	if c.BatchSize < 1 {
 		errs = append(errs, ferry.Invalid("batch_size", "must be at least 1"))

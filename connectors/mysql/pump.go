@@ -125,13 +125,11 @@ func (s *Source) fail(ctx context.Context, err error) {
 }
 
 // Read returns the next transactions, merged up to batch_size changes. A
-// finite source's end is returned after every batch before it.
+// finite source's end, like a fatal error, is returned after every batch
+// read before it, so a stop delivers (and checkpoints) all it can.
 func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 	var b ferry.Batch
 	if s.err != nil {
-		if !errors.Is(s.err, ferry.ErrEndOfInput) {
-			return ferry.Batch{}, s.err
-		}
 		select {
 		case b = <-s.out:
 		default:
@@ -146,11 +144,11 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 			return ferry.Batch{}, ctx.Err()
 		}
 	}
-	s.gate.Release(gateWeight(b, s.cfg.BatchSize))
+	s.gate.release(b)
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:
-			s.gate.Release(gateWeight(nb, s.cfg.BatchSize))
+			s.gate.release(nb)
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
 		default:

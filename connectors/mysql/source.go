@@ -15,14 +15,15 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-cdc/ferry"
 )
 
 // eventCacheCount is how many parsed binlog events go-mysql may queue
-// ahead of the stream goroutine.
-const eventCacheCount = 128
+// ahead of the stream goroutine. go-mysql bounds the queue by count only and
+// one event may hold a row of many MB (a 4 MB row is a 4 MB event), so it is
+// short: the decoded changes behind it are bounded by bytes instead.
+const eventCacheCount = 4
 
 // Source tails one server's binlog. See ferry.Source for the lifecycle.
 type Source struct {
@@ -38,7 +39,7 @@ type Source struct {
 	// gate bounds the changes in it, so a burst of big transactions cannot
 	// pile up in memory ahead of the pipeline's own in-flight limit.
 	out    chan ferry.Batch
-	gate   *semaphore.Weighted
+	gate   *gate
 	errc   chan error
 	err    error // sticky fatal error, returned by every Read after it
 	cancel context.CancelFunc
@@ -49,14 +50,15 @@ type Source struct {
 	live  atomic.Pointer[stream]
 
 	// start is where a run without a checkpoint began (see StartPosition).
-	start   ferry.Position
-	history SchemaHistory // nil: JSON columns from today's information_schema only
-
-	mode    mode
-	jobs    *jobList
-	st      *stream
-	request ferry.BackfillRequest // modeBackfill
-	replay  Replay                // modeReplay
+	start ferry.Position
+	// instance names the Ferry process, for the replica host (SetInstance).
+	instance string
+	history  SchemaHistory // nil: JSON columns from today's information_schema only
+	mode     mode
+	jobs     *jobList
+	st       *stream
+	request  ferry.BackfillRequest // modeBackfill
+	replay   Replay                // modeReplay
 }
 
 // mode is what a Source does.
@@ -105,6 +107,10 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	s.meta = &metaConn{src: s, conn: conn}
 	st, err := s.prepareStream(ctx, conn, from)
 	if err != nil {
+		s.meta.close()
+		return err
+	}
+	if err := s.checkServerIDFree(ctx, conn); err != nil {
 		s.meta.close()
 		return err
 	}
@@ -158,7 +164,7 @@ func (s *Source) prepareStream(ctx context.Context, conn *client.Conn, from ferr
 
 func (s *Source) newStream(start position) *stream {
 	s.out = make(chan ferry.Batch, 1024)
-	s.gate = semaphore.NewWeighted(int64(s.cfg.BatchSize) * 2)
+	s.gate = newGate(int64(s.cfg.BatchSize)*2, int64(s.cfg.MaxTxBufferBytes))
 	g := newGTIDTracker(s.info.flavor)
 	if start.GTID != "" {
 		_ = g.seed(start.GTID) // validated by resolveStart
@@ -224,6 +230,13 @@ func (s *Source) resolveStart(conn *client.Conn, from ferry.Position) (position,
 			p = mode.at
 		}
 		if err != nil {
+			return position{}, s.explain(err)
+		}
+	}
+	if p.File != "" && p.GTID == "" {
+		if err := checkBoundary(conn, p); errors.Is(err, errNotBoundary) {
+			return position{}, errFatal(fmt.Errorf("mysql source %s: %w", s.name, err))
+		} else if err != nil {
 			return position{}, s.explain(err)
 		}
 	}
@@ -304,7 +317,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 	port, _ := strconv.ParseUint(portText, 10, 16)
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: s.cfg.ServerID, Flavor: s.info.flavor, Host: host, Port: uint16(port),
-		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: "ferry-" + s.name,
+		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: s.replicaHost(),
 		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat,
 		DisableRetrySync: true, VerifyChecksum: true, // stalls are caught by the pump's watchdog
 		// Parsed events queued inside go-mysql: each may hold hundreds of

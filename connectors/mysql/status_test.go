@@ -67,7 +67,7 @@ func TestStreamStatusLag(t *testing.T) {
 
 func TestSourceStatusStates(t *testing.T) {
 	s, err := New("db", &Config{Addr: "127.0.0.1:1", User: "u", ServerID: 1, Flavor: "auto", Start: "latest", Snapshot: "never",
-		SnapshotChunk: 1, ConnectTimeout: time.Second, StartupTimeout: time.Second, Heartbeat: time.Second, MaxTxBuffer: 1, BatchSize: 1}, nil)
+		SnapshotChunk: 1, ConnectTimeout: time.Second, StartupTimeout: time.Second, Heartbeat: time.Second, MaxTxBuffer: 1, MaxTxBufferBytes: 1 << 20, BatchSize: 1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/replication"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-cdc/ferry"
 )
@@ -33,7 +32,7 @@ type stream struct {
 	planner *planner
 	gtid    *gtidTracker
 	out     chan<- ferry.Batch
-	gate    *semaphore.Weighted // see Source.gate
+	gate    *gate
 
 	file      string   // binlog file being read
 	committed position // after the last transaction boundary read
@@ -137,6 +136,7 @@ type txState struct {
 	time       time.Time
 	ordinal    int // row changes seen so far in the transaction, captured or not
 	buf        []ferry.Change
+	bufBytes   int // the size of buf's changes (ferry.Change.Size)
 	streamed   int // changes already emitted because the transaction outgrew the buffer
 	savepoints []savepoint
 	bad        *undecodableRows // the first row event that could not be decoded
@@ -289,7 +289,8 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
 		}
 		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step], miss))
-		if len(s.tx.buf) >= s.cfg.MaxTxBuffer {
+		s.tx.bufBytes += s.tx.buf[len(s.tx.buf)-1].Size()
+		if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
 			if err := s.flushPartial(ctx); err != nil {
 				return err
 			}
@@ -355,7 +356,7 @@ func (s *stream) flushPartial(ctx context.Context) error {
 	}
 	s.tx.streamed += len(s.tx.buf)
 	b := ferry.Batch{Changes: s.tx.buf}
-	s.tx.buf = nil
+	s.tx.buf, s.tx.bufBytes = nil, 0
 	return s.emit(ctx, b)
 }
 
@@ -410,21 +411,16 @@ func (s *stream) emit(ctx context.Context, b ferry.Batch) error {
 	if len(b.Changes) == 0 && b.Checkpoint == nil {
 		return nil
 	}
-	if err := s.gate.Acquire(ctx, gateWeight(b, s.cfg.BatchSize)); err != nil {
+	if err := s.gate.acquire(ctx, b); err != nil {
 		return err
 	}
 	select {
 	case s.out <- b:
 		return nil
 	case <-ctx.Done():
+		s.gate.release(b)
 		return ctx.Err()
 	}
-}
-
-// gateWeight is what a batch holds of the gate: its changes, capped so a
-// transaction bigger than the gate still passes alone.
-func gateWeight(b ferry.Batch, batchSize int) int64 {
-	return int64(max(1, min(len(b.Changes), 2*batchSize)))
 }
 
 func (s *stream) warnOnce(key, msg string, args ...any) {

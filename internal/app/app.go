@@ -5,10 +5,14 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -204,6 +208,7 @@ func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture 
 	return &assembly{cfg: cfg, store: store, log: log, sources: map[string]ferry.Source{}, pcfg: pipeline.Config{
 		Engine: engine, Store: store, Logger: log,
 		MaxInFlight:        cfg.Pipeline.MaxInFlight,
+		MaxInFlightBytes:   int64(cfg.Pipeline.MaxInFlightBytes),
 		CheckpointInterval: cfg.State.CheckpointInterval,
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
 		Capture:            capture,
@@ -217,7 +222,8 @@ func (a *assembly) addSource(name, key string, src ferry.Source) error {
 	if src == nil {
 		sc := a.cfg.Sources[name]
 		var err error
-		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, log: a.log.With("source", name), tracing: a.tracing})
+		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, instance: instanceID(a.cfg.State.Dir),
+			log: a.log.With("source", name), tracing: a.tracing})
 		if err != nil {
 			return fmt.Errorf("source %s: %w", name, err)
 		}
@@ -241,4 +247,15 @@ func (a *assembly) addSinks(names []string) error {
 			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts}})
 	}
 	return nil
+}
+
+// instanceID names this Ferry process stably across its restarts: the host
+// and the state directory (which one process at a time holds).
+func instanceID(stateDir string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(stateDir); err == nil {
+		stateDir = abs
+	}
+	sum := sha256.Sum256([]byte(host + "\x00" + stateDir))
+	return hex.EncodeToString(sum[:4])
 }

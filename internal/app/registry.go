@@ -22,9 +22,12 @@ import (
 
 // deps are what connectors may need from the application.
 type deps struct {
-	store   *state.Store
-	log     *slog.Logger
-	tracing *telemetry.Tracing // nil: not traced
+	store *state.Store
+	// instance names this Ferry process stably across restarts (host and
+	// state directory), so a source can recognize its own predecessor.
+	instance string
+	log      *slog.Logger
+	tracing  *telemetry.Tracing // nil: not traced
 }
 
 // sourceType is how the application builds one kind of source.
@@ -36,6 +39,9 @@ type sourceType struct {
 	// `ferry replay` (nil for types that cannot), as a replica with serverID.
 	backfill func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error)
 	replay   func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error)
+	// checkPosition refuses a position the source could not resume from
+	// (`ferry checkpoint set`); nil for types with nothing to check.
+	checkPosition func(ctx context.Context, name string, cfg any, pos ferry.Position) error
 }
 
 // sinkType is how the application builds one kind of sink.
@@ -51,12 +57,19 @@ var (
 			newConfig: func() any { return mysql.DefaultConfig() },
 			build: func(name string, cfg any, d deps) (ferry.Source, error) {
 				s, err := mysql.New(name, cfg.(*mysql.Config), d.log)
-				if err == nil && d.store != nil {
+				if err != nil {
+					return nil, err
+				}
+				s.SetInstance(d.instance)
+				if d.store != nil {
 					s.SetSchemaHistory(d.store)
 				}
-				return s, err
+				return s, nil
 			},
 			codec: mysql.Codec{},
+			checkPosition: func(ctx context.Context, name string, cfg any, pos ferry.Position) error {
+				return mysql.CheckPosition(ctx, name, cfg.(*mysql.Config), pos)
+			},
 			backfill: func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error) {
 				c := *cfg.(*mysql.Config)
 				c.ServerID = serverID
@@ -154,6 +167,19 @@ func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, erro
 		return nil, fmt.Errorf("source %q of type %s has no positions: it keeps its requests in the state store until every sink has them", source, s.Type)
 	}
 	return t.codec, nil
+}
+
+// CheckPosition asks the named source's server whether pos is a position
+// the source can resume from (a transaction boundary).
+func CheckPosition(ctx context.Context, cfg *config.Config, source string, pos ferry.Position) error {
+	s, ok := cfg.Sources[source]
+	if !ok {
+		return fmt.Errorf("no source named %q (configured: %v)", source, cfg.SourceNames())
+	}
+	if t := sourceTypes[s.Type]; t.checkPosition != nil {
+		return t.checkPosition(ctx, source, s.Spec, pos)
+	}
+	return nil
 }
 
 // BuildSink builds one configured sink by name (for `ferry dlq replay`).

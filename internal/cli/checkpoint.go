@@ -23,6 +23,7 @@ func checkpointCmd(ctx context.Context, args []string, env Env) error {
 	action := args[0]
 	c := newCommand("checkpoint "+action, env)
 	source := c.fs.String("source", "", "source name")
+	unchecked := c.fs.Bool("unchecked", false, "set: do not ask the server whether POSITION begins a transaction (when it is unreachable)")
 	rest, err := c.parse(args[1:], 1)
 	if err != nil {
 		return err
@@ -79,6 +80,11 @@ func checkpointCmd(ctx context.Context, args []string, env Env) error {
 		pos, err := codec.ParsePosition(rest[0])
 		if err != nil {
 			return usagef("%v", err)
+		}
+		if !*unchecked {
+			if err := app.CheckPosition(ctx, cfg, *source, pos); err != nil {
+				return err
+			}
 		}
 		if err := store.SaveCheckpoint(ctx, *source, pos); err != nil {
 			return err

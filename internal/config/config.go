@@ -106,8 +106,10 @@ type Log struct {
 
 // Pipeline bounds memory and shutdown.
 type Pipeline struct {
-	MaxInFlight     int           `yaml:"max_in_flight"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	MaxInFlight int `yaml:"max_in_flight"`
+	// MaxInFlightBytes bounds the same changes by their size in memory.
+	MaxInFlightBytes int           `yaml:"max_in_flight_bytes"`
+	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
 	// DeadLetterSink, when set, receives dead letters as CloudEvents
 	// (anything it does not accept still goes to the state store).
 	DeadLetterSink string `yaml:"dead_letter_sink"`
@@ -183,7 +185,7 @@ func defaults() *Config {
 		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second, Checkpoints: Checkpoints{Type: "embedded", Table: "ferry_checkpoints"}},
 		Admin:    Admin{Listen: "127.0.0.1:9090"},
 		Log:      Log{Level: "info", Format: "text"},
-		Pipeline: Pipeline{MaxInFlight: 10000, ShutdownTimeout: 30 * time.Second},
+		Pipeline: Pipeline{MaxInFlight: 10000, MaxInFlightBytes: 16 << 20, ShutdownTimeout: 30 * time.Second},
 		Defaults: Defaults{TypePrefix: "ferry"},
 		Tracing:  defaultTracing(),
 		Sources:  map[string]*Source{},

@@ -307,6 +307,9 @@ func (l *loader) check(cfg *Config, first string) {
 	if cfg.Pipeline.MaxInFlight < 1 {
 		add("pipeline.max_in_flight", "must be at least 1")
 	}
+	if cfg.Pipeline.MaxInFlightBytes < 1<<20 {
+		add("pipeline.max_in_flight_bytes", "must be at least 1048576 (1 MiB)")
+	}
 	if cfg.Pipeline.ShutdownTimeout <= 0 {
 		add("pipeline.shutdown_timeout", "must be positive")
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	Checkpoints CheckpointStore
 	// MaxInFlight bounds the changes read but not yet acknowledged, per source.
 	MaxInFlight int
+	// MaxInFlightBytes bounds them by their size (ferry.Change.Size); a
+	// batch bigger than the bound still passes, alone.
+	MaxInFlightBytes int64
 	// CheckpointInterval is the most often a source checkpoint is written.
 	CheckpointInterval time.Duration
 	// ShutdownTimeout bounds the drain after the run context is cancelled.
@@ -85,6 +88,9 @@ type Config struct {
 	// trace context (see Tracer); nil traces nothing, at no cost.
 	Tracer Tracer
 }
+
+// DefaultMaxInFlightBytes is pipeline.max_in_flight_bytes by default.
+const DefaultMaxInFlightBytes = 16 << 20
 
 // closeTimeout bounds closing one source or sink.
 const closeTimeout = 10 * time.Second
@@ -118,6 +124,9 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 10000
+	}
+	if cfg.MaxInFlightBytes <= 0 {
+		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	if cfg.CheckpointInterval <= 0 {
 		cfg.CheckpointInterval = time.Second

@@ -22,6 +22,8 @@ type sourceLoop struct {
 	log         *slog.Logger
 	inFlight    *semaphore.Weighted
 	maxInFlight int64
+	inBytes     *semaphore.Weighted // the same changes, by size
+	maxInBytes  int64
 	tracker     *tracker
 	toTransform chan *batchState
 	stats       *SourceStats
@@ -39,6 +41,8 @@ func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
 		log:         rt.log.With("source", spec.Name),
 		inFlight:    semaphore.NewWeighted(int64(rt.cfg.MaxInFlight)),
 		maxInFlight: int64(rt.cfg.MaxInFlight),
+		inBytes:     semaphore.NewWeighted(rt.cfg.MaxInFlightBytes),
+		maxInBytes:  rt.cfg.MaxInFlightBytes,
 		toTransform: make(chan *batchState, 16),
 		stats:       rt.stats.source(spec.Key),
 	}
@@ -85,9 +89,14 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 		if err := l.inFlight.Acquire(hard, weight); err != nil {
 			return nil
 		}
+		size := min(ferry.BatchSize(b.Changes), l.maxInBytes)
+		if err := l.inBytes.Acquire(hard, size); err != nil {
+			l.inFlight.Release(weight)
+			return nil
+		}
 		l.stats.Read.Add(uint64(len(b.Changes)))
 		l.stats.InFlight.Add(int64(len(b.Changes)))
-		bs := l.tracker.push(b, weight)
+		bs := l.tracker.push(b, weight, size)
 		select {
 		case l.toTransform <- bs:
 		case <-hard.Done():

@@ -20,6 +20,7 @@ type batchState struct {
 	checkpoint ferry.Position
 	ack        ferry.AckFunc
 	weight     int64
+	size       int64 // of inBytes held
 	// count is len(changes) when read: the transformer drops changes once
 	// the events are built, but the counters release them at settle.
 	count   int64
@@ -53,8 +54,8 @@ func newTracker(l *sourceLoop) *tracker {
 	return &tracker{l: l, notify: make(chan struct{}, 1)}
 }
 
-func (t *tracker) push(b ferry.Batch, weight int64) *batchState {
-	bs := &batchState{changes: b.Changes, checkpoint: b.Checkpoint, ack: b.Ack, weight: weight, count: int64(len(b.Changes)), t: t}
+func (t *tracker) push(b ferry.Batch, weight, size int64) *batchState {
+	bs := &batchState{changes: b.Changes, checkpoint: b.Checkpoint, ack: b.Ack, weight: weight, size: size, count: int64(len(b.Changes)), t: t}
 	bs.pending.Store(1)
 	t.mu.Lock()
 	t.queue = append(t.queue, bs)
@@ -130,6 +131,7 @@ func (t *tracker) settle(ctx context.Context) bool {
 			}
 		}
 		t.l.inFlight.Release(head.weight)
+		t.l.inBytes.Release(head.size)
 		t.l.stats.InFlight.Add(-head.count)
 		t.l.stats.Released.Add(uint64(head.count))
 	}
