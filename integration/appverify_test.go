@@ -89,8 +89,25 @@ func TestAppWorkloadVerified(t *testing.T) {
 	}
 	t.Logf("%d units of work (%v); %d faults: %v", load.txs.Load(), load.classes, len(f.done), f.done)
 
-	// The end marker: once its event arrived, Ferry has read everything
-	// the load wrote.
+	waitForEndMarker(t, db, r, f.ferry)
+	reportDiffs(t, newAppVerifier(load).settle(t, r))
+	events := r.Events()
+	verifyDuplicatesIdentical(t, events)
+	for _, problem := range checkIDsAndOrder(t, events) {
+		t.Error(problem)
+	}
+	if code := f.ferry.stop(); code != 0 {
+		t.Errorf("final ferry exit code %d", code)
+	}
+	if t.Failed() {
+		t.Logf("replay with APPLOAD_SEED=%d", seed)
+	}
+}
+
+// waitForEndMarker writes a row to load_end and waits for its event: then
+// Ferry has read everything the load wrote before it.
+func waitForEndMarker(t *testing.T, db *sql.DB, r *receiver.Receiver, p *ferryProc) {
+	t.Helper()
 	exec1(t, db, "INSERT INTO load_end VALUES (1)")
 	ended := func() bool {
 		for _, e := range r.Events() {
@@ -102,11 +119,14 @@ func TestAppWorkloadVerified(t *testing.T) {
 	}
 	for wait := time.Now(); !ended(); time.Sleep(500 * time.Millisecond) {
 		if time.Since(wait) > 3*time.Minute {
-			t.Fatalf("the end marker did not arrive within 3 minutes; ferry stderr:\n%s", tailLines(f.ferry.stderr.String(), 30))
+			t.Fatalf("the end marker did not arrive within 3 minutes; ferry stderr:\n%s", tailLines(p.stderr.String(), 30))
 		}
 	}
-	v := newAppVerifier(load)
-	// Compare once deliveries pause, until equal or nothing arrived for 10 s.
+}
+
+// settle compares once deliveries pause, until the tables are equal or
+// nothing arrived for 10 s, and returns the last differences.
+func (v *appVerifier) settle(t *testing.T, r *receiver.Receiver) []string {
 	var diffs []string
 	for seen, quiet := -1, time.Now(); ; time.Sleep(time.Second) {
 		if n := r.Count(); n != seen {
@@ -115,20 +135,8 @@ func TestAppWorkloadVerified(t *testing.T) {
 		}
 		diffs = v.compare(t, r.Events())
 		if len(diffs) == 0 || time.Since(quiet) > 10*time.Second {
-			break
+			return diffs
 		}
-	}
-	reportDiffs(t, diffs)
-	events := r.Events()
-	verifyDuplicatesIdentical(t, events)
-	for _, problem := range checkIDsAndOrder(t, events) {
-		t.Error(problem)
-	}
-	if code := f.ferry.stop(); code != 0 {
-		t.Errorf("final ferry exit code %d", code)
-	}
-	if t.Failed() {
-		t.Logf("replay with APPLOAD_SEED=%d", seed)
 	}
 }
 
