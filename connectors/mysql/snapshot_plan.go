@@ -22,11 +22,17 @@ type snapshotPlan struct {
 	keyCols   []string // the key the chunks page by, in index order
 	primary   bool     // keyCols is the primary key
 
-	selectCols []string // every column, in table order
+	// selectCols are the columns read, in table order: those that may
+	// leave Ferry (exclude_columns removed) and the key, which the binlog
+	// path emits as the event key too. An excluded column is never read.
+	selectCols []string
 	decode     []snapDecoder
 	rowIdx     []int    // selected columns kept in the row (exclude_columns removed)
 	rowCols    []string // their names
 	keyIdx     []int    // selected index of each key column
+	// where is the backfill's condition rendered from its syntax tree
+	// (renderWhere); empty for every row.
+	where string
 }
 
 // snapDecoder turns one non-NULL result value into the contract's type.
@@ -43,8 +49,9 @@ type columnInfo struct {
 var errNoKey = errors.New("the table has no primary key: pass the columns of a unique NOT NULL key (--key, or snapshot_keys in the source config)")
 
 // loadSnapshotPlan reads the table's columns and key from information_schema.
-// key, when set, names the unique key to page by.
-func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, key []string) (*snapshotPlan, error) {
+// key, when set, names the unique key to page by; where, when set, is the
+// user's condition, checked against the table's columns and rendered.
+func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, key []string, where string) (*snapshotPlan, error) {
 	cols, err := tableColumns(conn, db, table)
 	if err != nil {
 		return nil, err
@@ -52,8 +59,8 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 	if len(cols) == 0 {
 		return nil, fmt.Errorf("%s.%s does not exist (or the user cannot see it)", db, table)
 	}
-	p := &snapshotPlan{db: db, table: table}
-	if p.keyCols, p.primary, err = chooseKey(conn, db, table, key, cols); err != nil {
+	keyCols, primary, err := chooseKey(conn, db, table, key, cols)
+	if err != nil {
 		return nil, fmt.Errorf("%s.%s: %w", db, table, err)
 	}
 	var jsonCols map[string]bool
@@ -62,18 +69,48 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 			return nil, err
 		}
 	}
-	for i, c := range cols {
-		p.selectCols = append(p.selectCols, c.name)
-		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
-		if f.column(db, table, c.name) {
-			p.rowIdx = append(p.rowIdx, i)
+	p := newSnapshotPlan(f, db, table, cols, keyCols, jsonCols)
+	p.primary = primary
+	if where != "" {
+		if p.where, err = renderWhere(where, p.whereColumns(f, cols)); err != nil {
+			return nil, ferry.Invalid("where", "%w", err)
+		}
+	}
+	return p, nil
+}
+
+// newSnapshotPlan selects the columns that may leave Ferry and the key.
+func newSnapshotPlan(f *filter, db, table string, cols []columnInfo, keyCols []string, jsonCols map[string]bool) *snapshotPlan {
+	p := &snapshotPlan{db: db, table: table, keyCols: keyCols}
+	for _, c := range cols {
+		kept := f.column(db, table, c.name)
+		if !kept && !slices.Contains(keyCols, c.name) {
+			continue
+		}
+		if kept {
+			p.rowIdx = append(p.rowIdx, len(p.selectCols))
 			p.rowCols = append(p.rowCols, c.name)
 		}
+		p.selectCols = append(p.selectCols, c.name)
+		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
 	}
 	for _, k := range p.keyCols {
 		p.keyIdx = append(p.keyIdx, slices.Index(p.selectCols, k))
 	}
-	return p, nil
+	return p
+}
+
+// whereColumns resolves the columns a condition names: any of the table's,
+// case-insensitively as MySQL does, flagging those exclude_columns removes.
+func (p *snapshotPlan) whereColumns(f *filter, cols []columnInfo) whereColumns {
+	return func(name string) (string, bool, bool) {
+		for _, c := range cols {
+			if strings.EqualFold(c.name, name) {
+				return c.name, !f.column(p.db, p.table, c.name), true
+			}
+		}
+		return "", false, false
+	}
 }
 
 func tableColumns(conn *client.Conn, db, table string) ([]columnInfo, error) {
@@ -256,11 +293,23 @@ func (p *snapshotPlan) value(vals []gomysql.FieldValue, i int) any {
 	return p.decode[i](&vals[i])
 }
 
+// tableName is the table's quoted DB.TABLE.
+func (p *snapshotPlan) tableName() string { return quoteName(p.db) + "." + quoteName(p.table) }
+
+// countSQL counts the rows the backfill reads.
+func (p *snapshotPlan) countSQL() string {
+	q := "SELECT COUNT(*) FROM " + p.tableName()
+	if p.where != "" {
+		q += " WHERE (" + p.where + ")"
+	}
+	return q
+}
+
 // quoteName quotes an identifier for MySQL.
 func quoteName(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
 // chunkSQL is the query of a chunk: after is false for the first one.
-func (p *snapshotPlan) chunkSQL(where string, after bool, limit int) string {
+func (p *snapshotPlan) chunkSQL(after bool, limit int) string {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	for i, c := range p.selectCols {
@@ -269,10 +318,10 @@ func (p *snapshotPlan) chunkSQL(where string, after bool, limit int) string {
 		}
 		b.WriteString(quoteName(c))
 	}
-	b.WriteString(" FROM " + quoteName(p.db) + "." + quoteName(p.table))
+	b.WriteString(" FROM " + p.tableName())
 	var conds []string
-	if where != "" {
-		conds = append(conds, "("+where+")")
+	if p.where != "" {
+		conds = append(conds, "("+p.where+")")
 	}
 	if after {
 		conds = append(conds, "("+p.keysetCondition()+")")
