@@ -152,8 +152,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	defer cancel()
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
-		srv, err := admin.Listen(admin.Options{Addr: cfg.Admin.Listen, Metrics: metrics, Control: &sup.live,
-			MaxLag: cfg.Admin.MaxLag, Log: log, Role: sup.role.get})
+		srv, err := listenAdmin(cfg.Admin, admin.Options{Metrics: metrics, Control: &sup.live, Log: log, Role: sup.role.get})
 		if err != nil {
 			return err
 		}
@@ -241,4 +240,22 @@ func (a *assembly) addSinks(names []string) error {
 			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts}})
 	}
 	return nil
+}
+
+// listenAdmin binds the admin listener as cfg configures it.
+func listenAdmin(cfg config.Admin, opts admin.Options) (*admin.Server, error) {
+	opts.Addr, opts.MaxLag = cfg.Listen, cfg.MaxLag
+	opts.Token, opts.MetricsPublic = cfg.Token.Reveal(), cfg.MetricsPublic
+	if cfg.TLS.Enabled() {
+		t, err := admin.ServerTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = t
+	}
+	if cfg.Exposed() {
+		opts.Log.Warn("the admin listener is reachable from other hosts without admin.token: backfills, replays and dead letters answer 403 there",
+			"listen", cfg.Listen)
+	}
+	return admin.Listen(opts)
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -146,6 +147,11 @@ func validateCmd(args []string, env Env) error {
 	}
 	if _, err := app.BuildEngine(cfg); err != nil {
 		return err
+	}
+	if cfg.Admin.Exposed() {
+		fmt.Fprintf(env.Stderr, "warning: %s: admin.listen %s is reachable from other hosts without admin.token: "+
+			"/status and /metrics answer anyone, and backfills, replays and dead letters answer 403 there; set admin.token\n",
+			cmp.Or(cfg.Position("admin.listen").String(), strings.Join(c.files, ", ")), cfg.Admin.Listen)
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d source(s), %d transform(s), %d sink(s))\n",
 		strings.Join(c.files, ", "), len(cfg.Sources), len(cfg.Transforms), len(cfg.Sinks))

@@ -298,6 +298,7 @@ func (l *loader) check(cfg *Config, first string) {
 	if cfg.Admin.MaxLag < 0 {
 		add("admin.max_lag", "must not be negative (0 leaves lag out of readiness)")
 	}
+	checkAdminTLS(cfg.Admin.TLS, add)
 	if !oneOf(cfg.Log.Level, "debug", "info", "warn", "error") {
 		add("log.level", "must be debug, info, warn or error, not %q", cfg.Log.Level)
 	}
@@ -378,4 +379,21 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
+}
+
+func checkAdminTLS(t AdminTLS, add func(string, string, ...any)) {
+	switch {
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		add("admin.tls", "needs both cert_file and key_file")
+	case t.ClientCAFile != "" && t.CertFile == "":
+		add("admin.tls.client_ca_file", "needs cert_file and key_file: client certificates are asked for over TLS")
+	}
+	for _, f := range []struct{ key, file string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"client_ca_file", t.ClientCAFile}} {
+		if f.file == "" {
+			continue
+		}
+		if _, err := os.Stat(f.file); err != nil {
+			add("admin.tls."+f.key, "cannot read %s: %v", f.file, unwrapPathError(err))
+		}
+	}
 }
