@@ -18,9 +18,9 @@ type listener struct {
 	srv    *http.Server
 	ln     net.Listener
 	limits Limits
-	mu    sync.RWMutex
-	paths map[string]http.Handler
-	done  chan struct{}
+	mu     sync.RWMutex
+	paths  map[string]http.Handler
+	done   chan struct{}
 }
 
 var hub = struct {
