@@ -126,10 +126,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, ferry.Invalid("rate_limit", "requests_per_second and burst must not be negative"))
 	}
 	errs = append(errs, c.Limits.validate()...)
-	for ext := range c.Extensions {
+	for ext, header := range c.Extensions {
 		if !validExtension(ext) {
 			errs = append(errs, ferry.Invalid("extensions."+ext, "extension names are lower-case letters and digits, at most 20"))
 		}
+		if h := c.secretHeader(header); h != "" {
+			errs = append(errs, ferry.Invalid("extensions."+ext, "must not copy %s: credential and signature headers never leave Ferry", h))
+		}
+	}
+	if h := c.secretHeader(c.IDHeader); h != "" && c.IDHeader != "" {
+		errs = append(errs, ferry.Invalid("id_header", "must not be %s: credential and signature headers never leave Ferry", h))
 	}
 	if _, err := newVerifier(c.Verify); err != nil {
 		var fe *ferry.FieldError

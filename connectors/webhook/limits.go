@@ -17,9 +17,9 @@ import (
 // listener must agree on them.
 type Limits struct {
 	// MaxConnections caps the listener's open connections. At the cap, a
-	// new connection takes the place of the slowest one (fewest bytes
-	// received per second, open at least a second): a flood of slow
-	// clients yields to clients that send their request.
+	// new connection takes the place of the slowest connection of the
+	// address holding the most (unless it comes from that address): a
+	// flood competes with itself, a client holding few connections gets in.
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConnectionsPerIP caps the open connections of one remote address;
 	// beyond it new ones are closed at once.
@@ -34,7 +34,7 @@ type Limits struct {
 }
 
 func defaultLimits() Limits {
-	return Limits{MaxConnections: 4096, MaxConnectionsPerIP: 64, MaxHeaderBytes: 64 << 10,
+	return Limits{MaxConnections: 1024, MaxConnectionsPerIP: 32, MaxHeaderBytes: 64 << 10,
 		HeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second}
 }
 
@@ -52,10 +52,6 @@ func (l Limits) validate() []error {
 	return errs
 }
 
-// evictionGrace is how long a new connection is safe from eviction: long
-// enough to send a request on any working network.
-const evictionGrace = time.Second
-
 // limitListener enforces Limits' connection caps on accepted connections.
 type limitListener struct {
 	net.Listener
@@ -63,16 +59,15 @@ type limitListener struct {
 	log    *slog.Logger
 
 	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
-	perIP map[string]int
+	total int
+	perIP map[string]map[*trackedConn]struct{}
 
 	refused, evicted atomic.Uint64
 	lastReport       atomic.Int64 // unix nanos of the last shedding log line
 }
 
 func newLimitListener(ln net.Listener, limits Limits, log *slog.Logger) *limitListener {
-	return &limitListener{Listener: ln, limits: limits, log: log,
-		conns: map[*trackedConn]struct{}{}, perIP: map[string]int{}}
+	return &limitListener{Listener: ln, limits: limits, log: log, perIP: map[string]map[*trackedConn]struct{}{}}
 }
 
 // Accept returns the next connection within the caps; the others are
@@ -90,29 +85,37 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
+// admit counts c in, or closes it. At the total cap the address holding
+// the most connections gives one up, its slowest; a new connection from
+// that address (or one as heavy) is closed instead. A flood therefore
+// competes with itself: a client holding few connections always gets in.
 func (l *limitListener) admit(c net.Conn) *trackedConn {
 	ip := remoteIP(c)
 	now := time.Now()
 	l.mu.Lock()
-	if l.perIP[ip] >= l.limits.MaxConnectionsPerIP {
+	mine := len(l.perIP[ip])
+	var victim *trackedConn
+	switch {
+	case mine >= l.limits.MaxConnectionsPerIP, l.total < l.limits.MaxConnections:
+	default:
+		if victim = l.victim(mine, now); victim == nil {
+			mine = l.limits.MaxConnectionsPerIP // refuse below
+		} else {
+			l.forget(victim)
+		}
+	}
+	if mine >= l.limits.MaxConnectionsPerIP {
 		l.mu.Unlock()
 		l.refused.Add(1)
 		_ = c.Close()
 		return nil
 	}
-	var victim *trackedConn
-	if len(l.conns) >= l.limits.MaxConnections {
-		if victim = l.slowest(now); victim == nil {
-			l.mu.Unlock()
-			l.refused.Add(1)
-			_ = c.Close()
-			return nil
-		}
-		l.forget(victim)
-	}
 	tc := &trackedConn{Conn: c, l: l, ip: ip, opened: now}
-	l.conns[tc] = struct{}{}
-	l.perIP[ip]++
+	if l.perIP[ip] == nil {
+		l.perIP[ip] = map[*trackedConn]struct{}{}
+	}
+	l.perIP[ip][tc] = struct{}{}
+	l.total++
 	l.mu.Unlock()
 	if victim != nil {
 		l.evicted.Add(1)
@@ -122,18 +125,25 @@ func (l *limitListener) admit(c net.Conn) *trackedConn {
 	return tc
 }
 
-// slowest returns the connection past its grace with the fewest bytes
-// received per second, or nil. Called with mu held; a linear scan, run
-// only at the cap.
-func (l *limitListener) slowest(now time.Time) *trackedConn {
+// victim returns the slowest connection (fewest bytes received per
+// second) of the address holding the most, if it holds more than mine.
+// The scan is over addresses, at most MaxConnections of them, and only at
+// the cap.
+// Called with mu held.
+func (l *limitListener) victim(mine int, now time.Time) *trackedConn {
+	var heaviest map[*trackedConn]struct{}
+	for _, conns := range l.perIP {
+		if len(conns) > len(heaviest) {
+			heaviest = conns
+		}
+	}
+	if len(heaviest) <= mine {
+		return nil
+	}
 	var worst *trackedConn
 	worstRate := 0.0
-	for c := range l.conns {
-		age := now.Sub(c.opened)
-		if age < evictionGrace {
-			continue
-		}
-		rate := float64(c.read.Load()) / age.Seconds()
+	for c := range heaviest {
+		rate := float64(c.read.Load()) / max(now.Sub(c.opened).Seconds(), 1e-3)
 		if worst == nil || rate < worstRate {
 			worst, worstRate = c, rate
 		}
@@ -147,8 +157,10 @@ func (l *limitListener) forget(c *trackedConn) {
 		return
 	}
 	c.forgotten = true
-	delete(l.conns, c)
-	if l.perIP[c.ip]--; l.perIP[c.ip] <= 0 {
+	l.total--
+	conns := l.perIP[c.ip]
+	delete(conns, c)
+	if len(conns) == 0 {
 		delete(l.perIP, c.ip)
 	}
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// TLS, when set, serves HTTPS; with ClientCAs set, every endpoint but
 	// the probes also needs a client certificate those CAs signed.
 	TLS *tls.Config
+	// Redact, when set, cleans /status of the configuration's secrets
+	// (which a source's or sink's last error may quote).
+	Redact func(string) string
 	// Role, when set, returns the process's ha role: "leader", "standby",
 	// or "" without ha. A standby is ready (it is healthy and waiting for
 	// the lease; failing readiness would take a sidecar's pod out of
@@ -57,6 +60,7 @@ type Server struct {
 	control Control
 	maxLag  time.Duration
 	role    func() string
+	redact  func(string) string
 	log     *slog.Logger
 	srv     *http.Server
 }
@@ -78,12 +82,15 @@ func Listen(opts Options) (*Server, error) {
 	if opts.Role == nil {
 		opts.Role = func() string { return "" }
 	}
+	if opts.Redact == nil {
+		opts.Redact = func(s string) string { return s }
+	}
 	clientCerts := false
 	if opts.TLS != nil {
 		clientCerts = opts.TLS.ClientCAs != nil
 		ln = tls.NewListener(ln, opts.TLS)
 	}
-	s := &Server{ln: ln, metrics: opts.Metrics, control: opts.Control, maxLag: opts.MaxLag, role: opts.Role, log: opts.Log}
+	s := &Server{ln: ln, metrics: opts.Metrics, control: opts.Control, maxLag: opts.MaxLag, role: opts.Role, redact: opts.Redact, log: opts.Log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -128,7 +135,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if reasons := notReady(s.metrics.View(), s.maxLag); len(reasons) > 0 {
-		http.Error(w, "not ready: "+strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+		http.Error(w, s.redact("not ready: "+strings.Join(reasons, "; ")), http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

@@ -152,7 +152,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	defer cancel()
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
-		srv, err := listenAdmin(cfg.Admin, admin.Options{Metrics: metrics, Control: &sup.live, Log: log, Role: sup.role.get})
+		srv, err := listenAdmin(cfg.Admin, admin.Options{Metrics: metrics, Control: &sup.live, Log: log, Role: sup.role.get,
+			Redact: cfg.Redactor().Redact})
 		if err != nil {
 			return err
 		}
@@ -207,6 +208,7 @@ func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture 
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
 		Capture:            capture,
 		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
+		Redact:             cfg.Redactor().Redact,
 	}}, nil
 }
 

@@ -99,7 +99,7 @@ func (f *finiteFlags) logger(env Env, cfg *config.Config) (*slog.Logger, error) 
 	if isTerminal(env.Stderr) && (level == "info" || level == "debug") {
 		level = "warn"
 	}
-	return newLogger(env.Stderr, pick(*f.logLevel, level), pick(*f.logFormat, cfg.Log.Format))
+	return newLogger(redactingWriter{env.Stderr, cfg.Redactor()}, pick(*f.logLevel, level), pick(*f.logFormat, cfg.Log.Format))
 }
 
 // inputError marks request problems (a --where not allowed, an unknown

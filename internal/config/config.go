@@ -41,6 +41,7 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 
 	positions map[string]Pos
+	redactor  Redactor
 }
 
 // State is where Ferry keeps checkpoints and dead letters.
@@ -238,7 +239,9 @@ func (c *Config) Position(path string) Pos { return c.positions[path] }
 // Errorf builds a positioned error for path, for later stages (rule
 // compilation) that find problems of their own.
 func (c *Config) Errorf(path, format string, args ...any) *Error {
-	return newError(c.positions, path, format, args...)
+	e := newError(c.positions, path, format, args...)
+	e.Msg = c.redactor.Redact(e.Msg)
+	return e
 }
 
 // SourceNames returns the source names, sorted.

@@ -65,7 +65,11 @@ func Load(paths []string, reg Registry, opts ...Option) (*Config, error) {
 		l.decodeRoot(root, cfg)
 	}
 	l.check(cfg, firstFile(paths))
+	cfg.redactor = newRedactor(l.d.expanded)
 	if len(l.d.errs) > 0 {
+		for _, e := range l.d.errs {
+			e.Msg = cfg.redactor.Redact(e.Msg)
+		}
 		sortErrors(l.d.errs, paths)
 		return nil, l.d.errs
 	}
