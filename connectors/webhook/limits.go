@@ -29,7 +29,10 @@ type Limits struct {
 	// HeaderTimeout is how long a request's headers may take to arrive.
 	HeaderTimeout time.Duration `yaml:"header_timeout"`
 	// BodyTimeout is how long a whole request, headers and body, may take
-	// to arrive; a connection still sending then is closed.
+	// to arrive; a connection still sending then is closed. A connection
+	// refused by the caps is held unread (while descriptors allow) and
+	// closed after as long, so that a refused flood does not reconnect at
+	// once.
 	BodyTimeout time.Duration `yaml:"body_timeout"`
 }
 
@@ -62,16 +65,26 @@ type limitListener struct {
 	total int
 	perIP map[string]map[*trackedConn]struct{}
 
+	park *parking // where refused connections wait out their deadline
+
 	refused, evicted atomic.Uint64
 	lastReport       atomic.Int64 // unix nanos of the last shedding log line
 }
 
 func newLimitListener(ln net.Listener, limits Limits, log *slog.Logger) *limitListener {
-	return &limitListener{Listener: ln, limits: limits, log: log, perIP: map[string]map[*trackedConn]struct{}{}}
+	return &limitListener{Listener: ln, limits: limits, log: log, perIP: map[string]map[*trackedConn]struct{}{},
+		park: newParking(parkBudget(limits.MaxConnections), limits.BodyTimeout)}
+}
+
+// Close stops accepting and closes the parked connections.
+func (l *limitListener) Close() error {
+	err := l.Listener.Close()
+	l.park.close()
+	return err
 }
 
 // Accept returns the next connection within the caps; the others are
-// closed here and never reach the HTTP server.
+// parked (or closed) here and never reach the HTTP server.
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -85,7 +98,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit counts c in, or closes it. At the total cap the address holding
+// admit counts c in, or parks it. At the total cap the address holding
 // the most connections gives one up, its slowest; a new connection from
 // that address (or one as heavy) is closed instead. A flood therefore
 // competes with itself: a client holding few connections always gets in.
@@ -107,7 +120,7 @@ func (l *limitListener) admit(c net.Conn) *trackedConn {
 	if mine >= l.limits.MaxConnectionsPerIP {
 		l.mu.Unlock()
 		l.refused.Add(1)
-		_ = c.Close()
+		l.park.park(c)
 		return nil
 	}
 	tc := &trackedConn{Conn: c, l: l, ip: ip, opened: now}
