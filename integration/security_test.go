@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +16,7 @@ import (
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
+	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
 // TestBackfillNeverSelectsExcludedColumns: with the server's general log
@@ -81,5 +87,71 @@ func TestBackfillWhereInjection(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != "where" || !strings.Contains(err.Error(), want) {
 			t.Errorf("where %q: %v, want a field error on where naming %q", where, err, want)
 		}
+	}
+}
+
+// TestLiveAdminNeedsToken: with admin.token set, a running ferry answers
+// the CLI that sends it and refuses anything else with a bare 401; the
+// probes keep working; a condition not allowed is refused by name with
+// exit 2 on one line, and an excluded column never reaches the events.
+func TestLiveAdminNeedsToken(t *testing.T) {
+	start := binlogPos(t, shared)
+	name, db := newDB(t, shared)
+	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card VARCHAR(20))",
+		"INSERT INTO orders VALUES (1, 'paid', '4111-1111'), (2, 'open', '5500-0000')")
+	dir := t.TempDir()
+	const token = "admin-T0ken-for-the-test"
+	if err := os.WriteFile(filepath.Join(dir, "admin-token"), []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := receiver.New()
+	addr := freeAddr(t)
+	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r),
+		admin: addr + "\n  token: ${file:" + filepath.Join(dir, "admin-token") + "}",
+		extra: "    exclude_columns: [\"" + name + ".orders.card\"]"}.yaml(t, dir)
+	p := startFerry(t, cfg)
+	eventually(t, 30*time.Second, "ferry ready", func() bool {
+		code, _, _ := runFerry(t, 10*time.Second, "health", "--ready", "-c", cfg)
+		return code == 0
+	})
+
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || string(body) != "unauthorized\n" {
+		t.Fatalf("/status without the token: %d %q, want a bare 401", resp.StatusCode, body)
+	}
+
+	code, _, errOut := runFerry(t, time.Minute, "backfill", "-c", cfg, "--source", "db", "--table", name+".orders",
+		"--where", "1=1 UNION SELECT card, card, card FROM "+name+".orders", "--detach")
+	if code != 2 || !strings.Contains(errOut, "UNION") || strings.Contains(errOut, "Usage:") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+		t.Fatalf("backfill with a UNION: exit %d, stderr %q; want exit 2 and one line naming UNION", code, errOut)
+	}
+
+	cmd := exec.Command(ferryBin, "backfill", "-c", cfg, "--source", "db", "--table", name+".orders", "--detach")
+	cmd.Env = append(os.Environ(), "FERRY_ADMIN_TOKEN=wrong")
+	out, _ := cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "401") || strings.Contains(string(out), token) {
+		t.Fatalf("backfill with a wrong FERRY_ADMIN_TOKEN: exit %d, %q; want exit 1 naming the 401", cmd.ProcessState.ExitCode(), out)
+	}
+
+	code, _, errOut = runFerry(t, time.Minute, "backfill", "-c", cfg, "--source", "db", "--table", name+".orders", "--where", "status = 'paid'")
+	if code != 0 {
+		t.Fatalf("backfill with the configured token: exit %d\n%s", code, tailLines(errOut, 5))
+	}
+	eventually(t, 30*time.Second, "the backfilled row", func() bool { return r.Count() >= 1 })
+	if p.stop() != 0 {
+		t.Fatalf("ferry run:\n%s", tailLines(p.stderr.String(), 10))
+	}
+	for _, e := range r.Events() {
+		if strings.Contains(string(e.Data()), "4111") || strings.Contains(string(e.Data()), "5500") {
+			t.Fatalf("an event carries the excluded column: %s", e.Data())
+		}
+	}
+	if strings.Contains(p.stderr.String(), token) {
+		t.Fatal("the log carries the admin token")
 	}
 }
