@@ -54,14 +54,15 @@ func signatureHeaders(v Verify) []string {
 	return nil
 }
 
-// secretHeaders are the credential and signature headers of c's requests.
-func (c *Config) secretHeaders() []string {
+// SecretHeaders are the credential and signature headers of c's
+// requests: removed before a request is journaled, never mapped.
+func (c *Config) SecretHeaders() []string {
 	return append(signatureHeaders(c.Verify), credentialHeaders...)
 }
 
 // secretHeader returns the secret header name equals, or "".
 func (c *Config) secretHeader(name string) string {
-	for _, h := range c.secretHeaders() {
+	for _, h := range c.SecretHeaders() {
 		if strings.EqualFold(strings.TrimSpace(name), h) {
 			return h
 		}

@@ -93,6 +93,9 @@ func buildEngine(cfg *config.Config, only string) (*transform.Engine, error) {
 				AggregateType: o.AggregateType, Type: o.Type, Payload: o.Payload, Headers: o.Headers}
 		}
 	}
+	if errs := checkRuleHeaders(cfg); len(errs) > 0 {
+		return nil, errs
+	}
 	opts := transform.Options{TypePrefix: cfg.Defaults.TypePrefix, DefaultTo: cfg.Defaults.To, Rules: rules}
 	if only != "" {
 		opts.DefaultTo = nil
