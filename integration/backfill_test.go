@@ -201,8 +201,9 @@ func TestBackfillBadInput(t *testing.T) {
 		{[]string{"--source", "db", "--table", "other.t"}, "is not captured by source db"},
 		{[]string{"--source", "db", "--table", name + ".nopk"}, "has no primary key: pass the columns of a unique NOT NULL key (--key"},
 		{[]string{"--source", "db", "--table", name + ".nopk", "--key", "a"}, "no unique index on exactly (a)"},
-		{[]string{"--source", "db", "--table", name + ".t", "--where", "v >>> 1"}, "where: the server rejects the chunk query"},
-		{[]string{"--source", "db", "--table", name + ".t", "--where", "nocolumn = 1"}, "Unknown column 'nocolumn'"},
+		{[]string{"--source", "db", "--table", name + ".t", "--where", "v >>> 1"}, "where: not one SQL condition"},
+		{[]string{"--source", "db", "--table", name + ".t", "--where", "LOWER(v, v) = 'x'"}, "where: the server rejects the chunk query"},
+		{[]string{"--source", "db", "--table", name + ".t", "--where", "nocolumn = 1"}, "where: column nocolumn is not a column of the table"},
 		{[]string{"--source", "db", "--table", name + ".t", "--to", "nosink"}, `to: no sink named "nosink"`},
 		{[]string{"--source", "db", "--table", name + ".t", "--chunk", "-1"}, "must not be negative"},
 	} {

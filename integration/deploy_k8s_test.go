@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -319,6 +320,41 @@ func mountedFile(t *testing.T, set k8sSet, pod, c any, path string) string {
 	return ""
 }
 
+var fileRef = regexp.MustCompile(`\$\{file:(/[^}]+)\}`)
+
+// secretFiles checks every ${file:/PATH} of body is a key of a Secret
+// mounted at PATH's directory, writes a placeholder for it under dir and
+// returns body reading the placeholders.
+func secretFiles(t *testing.T, set k8sSet, pod, c any, body, dir string) string {
+	t.Helper()
+	return fileRef.ReplaceAllStringFunc(body, func(ref string) string {
+		path := fileRef.FindStringSubmatch(ref)[1]
+		vol := mountVolume(c, filepath.Dir(path))
+		for _, v := range list(pod, "volumes") {
+			if str(v, "name") != vol || str(v, "secret", "secretName") == "" {
+				continue
+			}
+			key := filepath.Base(path)
+			for _, item := range list(v, "secret", "items") {
+				if str(item, "path") == key {
+					key = str(item, "key")
+				}
+			}
+			sec, ok := set.get("Secret", str(v, "secret", "secretName"))
+			if !ok || (str(sec.doc, "stringData", key) == "" && str(sec.doc, "data", key) == "") {
+				t.Errorf("%s: the Secret %s has no key %s", path, str(v, "secret", "secretName"), key)
+			}
+			local := filepath.Join(dir, "secret-"+key)
+			if err := os.WriteFile(local, []byte("dummy-"+key), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return "${file:" + local + "}"
+		}
+		t.Errorf("%s is read with ${file:} but no Secret is mounted at %s", path, filepath.Dir(path))
+		return ref
+	})
+}
+
 func configArgs(args []any) []string {
 	var out []string
 	for i := 0; i+1 < len(args); i++ {
@@ -358,6 +394,7 @@ func checkFerryConfig(t *testing.T, set k8sSet, pod any, c map[string]any) {
 				t.Errorf("%s needs ${%s}, which the ferry container's env does not set", f, k)
 			}
 		}
+		body = secretFiles(t, set, pod, c, body, dir)
 		p := filepath.Join(dir, filepath.Base(f))
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
@@ -371,6 +408,9 @@ func checkFerryConfig(t *testing.T, set k8sSet, pod any, c map[string]any) {
 	adminPort := containerPort(c, "admin")
 	if l := str(main, "admin", "listen"); l != fmt.Sprintf("0.0.0.0:%d", adminPort) {
 		t.Errorf("ferry.yaml: admin.listen %q, want 0.0.0.0:%d so probes and Prometheus reach it", l, adminPort)
+	}
+	if !strings.HasPrefix(str(main, "admin", "token"), "${file:") {
+		t.Errorf("ferry.yaml: admin.token %q, want ${file:...} from a mounted Secret (the pod network reaches the admin port)", str(main, "admin", "token"))
 	}
 	// The ha overlay's extra file holds keys still settling; the main
 	// config alone must validate in every variant.

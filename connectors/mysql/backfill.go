@@ -24,7 +24,7 @@ func (s *Source) Backfill(ctx context.Context, req ferry.BackfillRequest) error 
 	if len(req.Key) == 0 {
 		req.Key = s.cfg.SnapshotKeys[req.Table]
 	}
-	if err := s.checkRequest(req); err != nil {
+	if _, err := s.checkRequest(req); err != nil {
 		return err
 	}
 	j, resumed, err := s.jobs.add(req, s.cfg.SnapshotChunk)
@@ -61,21 +61,27 @@ func (s *Source) PauseBackfill(_ context.Context, table string) error {
 }
 
 // checkRequest fails on what would fail the backfill later: an unknown or
-// uncaptured table, no usable key, a condition the server rejects.
-func (s *Source) checkRequest(req ferry.BackfillRequest) error {
+// uncaptured table, no usable key, a condition not allowed or that the
+// server rejects. It returns the table's plan.
+func (s *Source) checkRequest(req ferry.BackfillRequest) (plan *snapshotPlan, err error) {
 	if err := s.captures(req.Table); err != nil {
-		return err
+		return nil, err
 	}
 	db, table, _ := strings.Cut(req.Table, ".")
 	if req.Chunk < 0 || req.Rate < 0 {
-		return ferry.Invalid("chunk", "chunk and rate must not be negative")
+		return nil, ferry.Invalid("chunk", "chunk and rate must not be negative")
 	}
-	return s.meta.do(func(m *metaConn) error {
-		p, err := loadSnapshotPlan(m.conn, s.filter, s.info.flavor, db, table, req.Key)
-		if err != nil {
+	err = s.meta.do(func(m *metaConn) error {
+		p, err := loadSnapshotPlan(m.conn, s.filter, s.info.flavor, db, table, req.Key, req.Where)
+		var fe *ferry.FieldError
+		switch {
+		case errors.As(err, &fe):
+			return err
+		case err != nil:
 			return ferry.Invalid("table", "%w", err)
 		}
-		stmt, err := m.conn.Prepare(p.chunkSQL(req.Where, true, 1))
+		plan = p
+		stmt, err := m.conn.Prepare(p.chunkSQL(true, 1))
 		if err != nil {
 			var me *gomysql.MyError
 			if errors.As(err, &me) {
@@ -85,6 +91,7 @@ func (s *Source) checkRequest(req ferry.BackfillRequest) error {
 		}
 		return stmt.Close()
 	})
+	return plan, err
 }
 
 // runBackfills performs queued backfills one at a time until ctx ends. A
@@ -178,14 +185,14 @@ func (s *Source) prepareJob(ctx context.Context, r *snapshotReader, j *job) (*sn
 			return nil, err
 		}
 	}
-	plan, err := loadSnapshotPlan(r.conn, s.filter, s.info.flavor, j.db(), j.table(), j.Key)
+	plan, err := loadSnapshotPlan(r.conn, s.filter, s.info.flavor, j.db(), j.table(), j.Key, j.Where)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.prepare(plan, j.Where, j.Chunk); err != nil {
+	if err := r.prepare(plan, j.Chunk); err != nil {
 		return nil, err
 	}
-	if n, err := r.estimate(plan, j.Where); err == nil {
+	if n, err := r.estimate(plan); err == nil {
 		s.jobs.setEstimate(j, n)
 	}
 	return plan, nil

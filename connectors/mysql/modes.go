@@ -210,15 +210,11 @@ func (s *Source) BackfillSize(ctx context.Context, req ferry.BackfillRequest) (u
 	if len(req.Key) == 0 {
 		req.Key = s.cfg.SnapshotKeys[req.Table]
 	}
-	if err := s.checkRequest(req); err != nil {
+	plan, err := s.checkRequest(req)
+	if err != nil {
 		return 0, err
 	}
-	db, table, _ := strings.Cut(req.Table, ".")
-	where := req.Where
-	if where == "" {
-		where = "TRUE"
-	}
-	r, err := conn.Execute("SELECT COUNT(*) FROM " + quoteName(db) + "." + quoteName(table) + " WHERE (" + where + ")")
+	r, err := conn.Execute(plan.countSQL())
 	if err != nil {
 		return 0, fmt.Errorf("count rows of %s: %w", req.Table, err)
 	}

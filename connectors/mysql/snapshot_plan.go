@@ -22,12 +22,18 @@ type snapshotPlan struct {
 	keyCols   []string // the key the chunks page by, in index order
 	primary   bool     // keyCols is the primary key
 
-	selectCols []string // every column, in table order
+	// selectCols are the columns read, in table order: those that may
+	// leave Ferry (exclude_columns removed, which never matches a key
+	// column). An excluded column is never read.
+	selectCols []string
 	selectExpr []string // how each is selected (see selectExpression)
 	decode     []snapDecoder
 	rowIdx     []int    // selected columns kept in the row (exclude_columns removed)
 	rowCols    []string // their names
 	keyIdx     []int    // selected index of each key column
+	// where is the backfill's condition rendered from its syntax tree
+	// (renderWhere); empty for every row.
+	where string
 }
 
 // snapDecoder turns one non-NULL result value into the contract's type.
@@ -44,8 +50,9 @@ type columnInfo struct {
 var errNoKey = errors.New("the table has no primary key: pass the columns of a unique NOT NULL key (--key, or snapshot_keys in the source config)")
 
 // loadSnapshotPlan reads the table's columns and key from information_schema.
-// key, when set, names the unique key to page by.
-func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, key []string) (*snapshotPlan, error) {
+// key, when set, names the unique key to page by; where, when set, is the
+// user's condition, checked against the table's columns and rendered.
+func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, key []string, where string) (*snapshotPlan, error) {
 	cols, err := tableColumns(conn, db, table)
 	if err != nil {
 		return nil, err
@@ -53,8 +60,8 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 	if len(cols) == 0 {
 		return nil, fmt.Errorf("%s.%s does not exist (or the user cannot see it)", db, table)
 	}
-	p := &snapshotPlan{db: db, table: table}
-	if p.keyCols, p.primary, err = chooseKey(conn, db, table, key, cols); err != nil {
+	keyCols, primary, err := chooseKey(conn, db, table, key, cols)
+	if err != nil {
 		return nil, fmt.Errorf("%s.%s: %w", db, table, err)
 	}
 	var jsonCols map[string]bool
@@ -63,22 +70,56 @@ func loadSnapshotPlan(conn *client.Conn, f *filter, flavor, db, table string, ke
 			return nil, err
 		}
 	}
-	for i, c := range cols {
-		p.selectCols = append(p.selectCols, c.name)
-		p.selectExpr = append(p.selectExpr, selectExpression(c))
-		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
-		if f.column(db, table, c.name) {
-			p.rowIdx = append(p.rowIdx, i)
-			p.rowCols = append(p.rowCols, c.name)
+	p, err := newSnapshotPlan(f, db, table, cols, keyCols, jsonCols)
+	if err != nil {
+		return nil, err
+	}
+	p.primary = primary
+	if where != "" {
+		if p.where, err = renderWhere(where, p.whereColumns(f, cols)); err != nil {
+			return nil, ferry.Invalid("where", "%w", err)
 		}
 	}
-	for _, k := range p.keyCols {
+	return p, nil
+}
+
+// newSnapshotPlan selects the columns that may leave Ferry and the key. A
+// key column that exclude_columns matches is refused: every event carries
+// its key, so the value would leave Ferry anyway.
+func newSnapshotPlan(f *filter, db, table string, cols []columnInfo, keyCols []string, jsonCols map[string]bool) (*snapshotPlan, error) {
+	for _, k := range keyCols {
 		if !f.column(db, table, k) {
 			return nil, excludedKeyError(db, table, k)
 		}
+	}
+	p := &snapshotPlan{db: db, table: table, keyCols: keyCols}
+	for _, c := range cols {
+		if !f.column(db, table, c.name) {
+			continue // never read: an excluded column cannot leave by this path
+		}
+		p.rowIdx = append(p.rowIdx, len(p.selectCols))
+		p.rowCols = append(p.rowCols, c.name)
+		p.selectCols = append(p.selectCols, c.name)
+		p.selectExpr = append(p.selectExpr, selectExpression(c))
+		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
+	}
+	for _, k := range p.keyCols {
 		p.keyIdx = append(p.keyIdx, slices.Index(p.selectCols, k))
 	}
 	return p, nil
+}
+
+// whereColumns resolves the columns a condition names: any of the table's,
+// case-insensitively as MySQL does, flagging those exclude_columns removes.
+func (p *snapshotPlan) whereColumns(f *filter, cols []columnInfo) whereColumns {
+	return func(name string) (string, bool, bool) {
+		for _, c := range cols {
+			if strings.EqualFold(c.name, name) {
+				return c.name, !f.column(p.db, p.table, c.name), true
+			}
+		}
+		return "", false, false
+	}
 }
 
 func tableColumns(conn *client.Conn, db, table string) ([]columnInfo, error) {
@@ -274,18 +315,30 @@ func selectExpression(c columnInfo) string {
 	return quoteName(c.name)
 }
 
+// tableName is the table's quoted DB.TABLE.
+func (p *snapshotPlan) tableName() string { return quoteName(p.db) + "." + quoteName(p.table) }
+
+// countSQL counts the rows the backfill reads.
+func (p *snapshotPlan) countSQL() string {
+	q := "SELECT COUNT(*) FROM " + p.tableName()
+	if p.where != "" {
+		q += " WHERE (" + p.where + ")"
+	}
+	return q
+}
+
 // quoteName quotes an identifier for MySQL.
 func quoteName(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
 // chunkSQL is the query of a chunk: after is false for the first one.
-func (p *snapshotPlan) chunkSQL(where string, after bool, limit int) string {
+func (p *snapshotPlan) chunkSQL(after bool, limit int) string {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	b.WriteString(strings.Join(p.selectExpr, ", "))
-	b.WriteString(" FROM " + quoteName(p.db) + "." + quoteName(p.table))
+	b.WriteString(" FROM " + p.tableName())
 	var conds []string
-	if where != "" {
-		conds = append(conds, "("+where+")")
+	if p.where != "" {
+		conds = append(conds, "("+p.where+")")
 	}
 	if after {
 		conds = append(conds, "("+p.keysetCondition()+")")

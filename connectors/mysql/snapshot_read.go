@@ -36,7 +36,6 @@ type snapshotReader struct {
 	conn *client.Conn
 	// statements of the current plan: the first chunk and the following ones
 	plan        *snapshotPlan
-	where       string
 	limit       int
 	first, next *client.Stmt
 }
@@ -60,16 +59,16 @@ func (r *snapshotReader) connect(ctx context.Context) error {
 }
 
 // prepare readies the statements of a plan.
-func (r *snapshotReader) prepare(p *snapshotPlan, where string, limit int) error {
+func (r *snapshotReader) prepare(p *snapshotPlan, limit int) error {
 	r.closeStatements()
 	var err error
-	if r.first, err = r.conn.Prepare(p.chunkSQL(where, false, limit)); err != nil {
+	if r.first, err = r.conn.Prepare(p.chunkSQL(false, limit)); err != nil {
 		return fmt.Errorf("backfill of %s.%s: %w", p.db, p.table, err)
 	}
-	if r.next, err = r.conn.Prepare(p.chunkSQL(where, true, limit)); err != nil {
+	if r.next, err = r.conn.Prepare(p.chunkSQL(true, limit)); err != nil {
 		return fmt.Errorf("backfill of %s.%s: %w", p.db, p.table, err)
 	}
-	r.plan, r.where, r.limit = p, where, limit
+	r.plan, r.limit = p, limit
 	return nil
 }
 
@@ -145,11 +144,11 @@ func (r *snapshotReader) snapshotPosition() (position, error) {
 
 // estimate returns the server's estimate of the rows a backfill reads:
 // exact (COUNT) with a condition, the table statistics without one.
-func (r *snapshotReader) estimate(p *snapshotPlan, where string) (uint64, error) {
+func (r *snapshotReader) estimate(p *snapshotPlan) (uint64, error) {
 	q := "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
 	args := []any{p.db, p.table}
-	if where != "" {
-		q, args = "SELECT COUNT(*) FROM "+quoteName(p.db)+"."+quoteName(p.table)+" WHERE ("+where+")", nil
+	if p.where != "" {
+		q, args = p.countSQL(), nil
 	}
 	res, err := r.conn.Execute(q, args...)
 	if err != nil {

@@ -34,6 +34,8 @@ type Config struct {
 	AckTimeout   time.Duration `yaml:"ack_timeout"` // ack: delivered waits at most this long
 	Buffer       Buffer        `yaml:"buffer"`
 	RateLimit    RateLimit     `yaml:"rate_limit"`
+	// Limits bound the listener's connections, headers and request time.
+	Limits Limits `yaml:"limits"`
 	// Extensions copies request headers into CloudEvent extensions:
 	// extension name -> header name. traceparent/tracestate always are.
 	Extensions map[string]string `yaml:"extensions"`
@@ -75,6 +77,7 @@ func DefaultConfig() *Config {
 		Verify:       Verify{Scheme: "none", Encoding: "hex", Tolerance: 5 * time.Minute},
 		DedupeWindow: 24 * time.Hour, Ack: "durable", AckTimeout: 30 * time.Second,
 		Buffer: Buffer{MaxEntries: 100000, RetryAfter: 5 * time.Second},
+		Limits: defaultLimits(),
 	}
 }
 
@@ -122,10 +125,17 @@ func (c *Config) Validate() error {
 	if c.RateLimit.RequestsPerSecond < 0 || c.RateLimit.Burst < 0 {
 		errs = append(errs, ferry.Invalid("rate_limit", "requests_per_second and burst must not be negative"))
 	}
-	for ext := range c.Extensions {
+	errs = append(errs, c.Limits.validate()...)
+	for ext, header := range c.Extensions {
 		if !validExtension(ext) {
 			errs = append(errs, ferry.Invalid("extensions."+ext, "extension names are lower-case letters and digits, at most 20"))
 		}
+		if h := c.secretHeader(header); h != "" {
+			errs = append(errs, ferry.Invalid("extensions."+ext, "must not copy %s: credential and signature headers never leave Ferry", h))
+		}
+	}
+	if h := c.secretHeader(c.IDHeader); h != "" && c.IDHeader != "" {
+		errs = append(errs, ferry.Invalid("id_header", "must not be %s: credential and signature headers never leave Ferry", h))
 	}
 	if _, err := newVerifier(c.Verify); err != nil {
 		var fe *ferry.FieldError

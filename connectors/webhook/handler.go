@@ -148,7 +148,7 @@ func (s *Source) deliveryID(r *http.Request, b body) string {
 func (s *Source) records(r *http.Request, b body, deliveryID string, tc TraceContext) ([][]byte, []string, error) {
 	now := time.Now().UnixNano()
 	header := r.Header.Clone()
-	for _, h := range credentialHeaders {
+	for _, h := range s.cfg.SecretHeaders() {
 		header.Del(h)
 	}
 	base := record{Received: now, Method: r.Method, Path: r.URL.Path, Remote: r.RemoteAddr, Header: header,

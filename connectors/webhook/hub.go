@@ -15,11 +15,12 @@ import (
 // same listen address is served by one HTTP server, routed by exact path.
 
 type listener struct {
-	srv   *http.Server
-	ln    net.Listener
-	mu    sync.RWMutex
-	paths map[string]http.Handler
-	done  chan struct{}
+	srv    *http.Server
+	ln     net.Listener
+	limits Limits
+	mu     sync.RWMutex
+	paths  map[string]http.Handler
+	done   chan struct{}
 }
 
 var hub = struct {
@@ -30,7 +31,7 @@ var hub = struct {
 // register serves h at path on addr, starting the listener if needed. The
 // returned function removes the route and, for the last one, shuts the
 // server down gracefully (waiting for handlers in flight).
-func register(addr, path string, h http.Handler, log *slog.Logger) (func(context.Context) error, error) {
+func register(addr, path string, limits Limits, h http.Handler, log *slog.Logger) (func(context.Context) error, error) {
 	hub.mu.Lock()
 	defer hub.mu.Unlock()
 	l := hub.listeners[addr]
@@ -39,16 +40,21 @@ func register(addr, path string, h http.Handler, log *slog.Logger) (func(context
 		if err != nil {
 			return nil, fmt.Errorf("webhook listener %s: %w", addr, err)
 		}
-		l = &listener{ln: ln, paths: map[string]http.Handler{}, done: make(chan struct{})}
-		l.srv = &http.Server{Handler: l, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+		l = &listener{ln: ln, limits: limits, paths: map[string]http.Handler{}, done: make(chan struct{})}
+		l.srv = &http.Server{Handler: l, ReadHeaderTimeout: limits.HeaderTimeout, ReadTimeout: limits.BodyTimeout,
+			MaxHeaderBytes: limits.MaxHeaderBytes, IdleTimeout: 2 * time.Minute}
+		limited := newLimitListener(ln, limits, log)
 		go func() {
 			defer close(l.done)
-			if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := l.srv.Serve(limited); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("webhook listener stopped", "addr", addr, "error", err)
 			}
 		}()
 		hub.listeners[addr] = l
 		log.Info("webhook listener ready", "addr", ln.Addr().String())
+	}
+	if err := sameLimits(addr, l.limits, limits); err != nil {
+		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -28,8 +29,46 @@ type record struct {
 	Extensions  map[string]string `json:"x,omitempty"`
 }
 
-// credentialHeaders never reach the journal, rules or dead letters.
+// credentialHeaders never reach the journal, rules or dead letters, and
+// no mapping (extensions, id_header) may name them.
 var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// signatureHeaders are the headers of v's scheme that carry the request's
+// signature: kept from the journal, rules and mappings like credentials
+// (a signature proves the request, and is no business of the event).
+func signatureHeaders(v Verify) []string {
+	switch v.Scheme {
+	case "hmac", "hmac-sha1", "hmac-sha256", "hmac-sha512":
+		if v.Header != "" {
+			return []string{v.Header}
+		}
+	case "github":
+		return []string{"X-Hub-Signature-256", "X-Hub-Signature"}
+	case "shopify":
+		return []string{"X-Shopify-Hmac-Sha256"}
+	case "stripe":
+		return []string{"Stripe-Signature"}
+	case "standard-webhooks":
+		return []string{"Webhook-Signature"}
+	}
+	return nil
+}
+
+// SecretHeaders are the credential and signature headers of c's
+// requests: removed before a request is journaled, never mapped.
+func (c *Config) SecretHeaders() []string {
+	return append(signatureHeaders(c.Verify), credentialHeaders...)
+}
+
+// secretHeader returns the secret header name equals, or "".
+func (c *Config) secretHeader(name string) string {
+	for _, h := range c.SecretHeaders() {
+		if strings.EqualFold(strings.TrimSpace(name), h) {
+			return h
+		}
+	}
+	return ""
+}
 
 func (rec *record) change(source string) (ferry.Change, error) {
 	req := &ferry.Request{Method: rec.Method, Path: rec.Path, RemoteAddr: rec.Remote, Header: rec.Header,

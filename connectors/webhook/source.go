@@ -148,7 +148,7 @@ func (s *Source) Open(ctx context.Context, _ ferry.Position) error {
 	} else {
 		s.delivered.Store(info.LastAssigned)
 	}
-	closeHTTP, err := register(s.cfg.Listen, s.cfg.Path, s.ops.counting(s), s.log)
+	closeHTTP, err := register(s.cfg.Listen, s.cfg.Path, s.cfg.Limits, s.ops.counting(s), s.log)
 	if err != nil {
 		return err
 	}

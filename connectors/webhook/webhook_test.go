@@ -3,6 +3,10 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -327,5 +331,48 @@ func TestRecordsKeepNoCredentials(t *testing.T) {
 	entries, _ := app.NewWebhookJournal(f.store).Entries(context.Background(), "hooks", 0, 10)
 	if len(entries) != 1 || bytes.Contains(entries[0].Record, []byte("tok-secret")) || bytes.Contains(entries[0].Record, []byte("s=1")) {
 		t.Fatalf("journal record = %s", entries[0].Record)
+	}
+}
+
+// TestRecordsKeepNoSignature: the signature header of the scheme is kept
+// from the journal like credentials.
+func TestRecordsKeepNoSignature(t *testing.T) {
+	f := start(t, func(c *webhook.Config) { c.Verify = webhook.Verify{Scheme: "github", Secret: "gh-secret"} })
+	mac := hmac.New(sha256.New, []byte("gh-secret"))
+	mac.Write([]byte(`{}`))
+	sig := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	if resp, _ := f.post(t, "application/json", `{}`, "X-Hub-Signature-256", sig); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed request: %d", resp.StatusCode)
+	}
+	entries, _ := app.NewWebhookJournal(f.store).Entries(context.Background(), "hooks", 0, 10)
+	if len(entries) != 1 || bytes.Contains(entries[0].Record, []byte(sig[7:])) {
+		t.Fatalf("journal record = %s", entries[0].Record)
+	}
+}
+
+// TestMappingsRefuseSecretHeaders: extensions and id_header may not copy
+// credentials or the signature header, whatever their spelling.
+func TestMappingsRefuseSecretHeaders(t *testing.T) {
+	for _, c := range []struct {
+		scheme, header string
+		ext            bool
+	}{
+		{"none", "Authorization", true}, {"none", "proxy-authorization", true}, {"none", "COOKIE", false},
+		{"github", "X-Hub-Signature-256", true}, {"stripe", "stripe-signature", false}, {"hmac-sha256", "X-My-Sig", true},
+	} {
+		cfg := webhook.DefaultConfig()
+		cfg.Path = "/x"
+		cfg.Verify = webhook.Verify{Scheme: c.scheme, Secret: "s", Header: "X-My-Sig"}
+		field := "id_header"
+		if c.ext {
+			cfg.Extensions, field = map[string]string{"leak": c.header}, "extensions.leak"
+		} else {
+			cfg.IDHeader = c.header
+		}
+		err := cfg.Validate()
+		var fe *ferry.FieldError
+		if !errors.As(err, &fe) || fe.Field != field || !strings.Contains(err.Error(), "never leave Ferry") {
+			t.Errorf("%s mapping %s with scheme %s: %v, want a refusal on %s", field, c.header, c.scheme, err, field)
+		}
 	}
 }

@@ -1,11 +1,14 @@
 // Package admin serves the operator endpoints on the admin listener:
 // /healthz (the process is alive), /readyz (every source connected, every
 // sink reachable, lag under admin.max_lag), /status (JSON counters,
-// positions and states per source and sink) and /metrics (Prometheus).
+// positions and states per source and sink), /metrics (Prometheus) and the
+// work API (backfills, replays). Who may call which is decided in one
+// place, access.go.
 package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +35,17 @@ type Options struct {
 	// MaxLag, when positive, makes /readyz fail while a source lags more.
 	MaxLag time.Duration
 	Log    *slog.Logger
+	// Token, when set, is the bearer token every endpoint but /healthz and
+	// /readyz (and /metrics with MetricsPublic) requires. Without it the
+	// work endpoints answer only on loopback.
+	Token         string
+	MetricsPublic bool
+	// TLS, when set, serves HTTPS; with ClientCAs set, every endpoint but
+	// the probes also needs a client certificate those CAs signed.
+	TLS *tls.Config
+	// Redact, when set, cleans /status of the configuration's secrets
+	// (which a source's or sink's last error may quote).
+	Redact func(string) string
 	// Role, when set, returns the process's ha role: "leader", "standby",
 	// or "" without ha. A standby is ready (it is healthy and waiting for
 	// the lease; failing readiness would take a sidecar's pod out of
@@ -46,6 +60,7 @@ type Server struct {
 	control Control
 	maxLag  time.Duration
 	role    func() string
+	redact  func(string) string
 	log     *slog.Logger
 	srv     *http.Server
 }
@@ -67,7 +82,15 @@ func Listen(opts Options) (*Server, error) {
 	if opts.Role == nil {
 		opts.Role = func() string { return "" }
 	}
-	s := &Server{ln: ln, metrics: opts.Metrics, control: opts.Control, maxLag: opts.MaxLag, role: opts.Role, log: opts.Log}
+	if opts.Redact == nil {
+		opts.Redact = func(s string) string { return s }
+	}
+	clientCerts := false
+	if opts.TLS != nil {
+		clientCerts = opts.TLS.ClientCAs != nil
+		ln = tls.NewListener(ln, opts.TLS)
+	}
+	s := &Server{ln: ln, metrics: opts.Metrics, control: opts.Control, maxLag: opts.MaxLag, role: opts.Role, redact: opts.Redact, log: opts.Log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -76,7 +99,9 @@ func Listen(opts Options) (*Server, error) {
 	if opts.Control != nil {
 		s.routeWork(mux)
 	}
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	guard := newAccess(opts.Token, opts.MetricsPublic, clientCerts, opts.Log)
+	s.srv = &http.Server{Handler: guard.wrap(mux), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	return s, nil
 }
 
@@ -110,7 +135,7 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	if reasons := notReady(s.metrics.View(), s.maxLag); len(reasons) > 0 {
-		http.Error(w, "not ready: "+strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+		http.Error(w, s.redact("not ready: "+strings.Join(reasons, "; ")), http.StatusServiceUnavailable)
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))

@@ -3,11 +3,13 @@ package admin
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ferry-cdc/ferry"
@@ -23,18 +25,74 @@ func (e *APIError) Error() string { return e.Msg }
 
 // Client calls the admin API of a running Ferry.
 type Client struct {
-	base string
-	http *http.Client
+	base  string
+	token string
+	http  *http.Client
 }
 
-// NewClient returns a client for the admin listener addr (host:port as
-// configured; a wildcard host is reached on loopback).
-func NewClient(addr string) *Client {
-	host, port, err := net.SplitHostPort(addr)
-	if err == nil && (host == "" || host == "0.0.0.0" || host == "::") {
-		addr = net.JoinHostPort("127.0.0.1", port)
+// ClientOptions say how to reach a running Ferry's admin listener.
+type ClientOptions struct {
+	// Addr is admin.listen as configured; a wildcard host is reached on
+	// loopback.
+	Addr string
+	// Token is sent as a bearer token when set.
+	Token string
+	// TLS, when set, makes the client speak HTTPS (see ClientTLS).
+	TLS *tls.Config
+}
+
+// NewClient returns a client for the admin listener of opts.
+func NewClient(opts ClientOptions) *Client {
+	scheme := "http://"
+	transport := &http.Transport{Proxy: nil, TLSClientConfig: opts.TLS}
+	if opts.TLS != nil {
+		scheme = "https://"
 	}
-	return &Client{base: "http://" + addr, http: &http.Client{Timeout: time.Minute}}
+	return &Client{base: scheme + Dialable(opts.Addr), token: opts.Token,
+		http: &http.Client{Timeout: time.Minute, Transport: transport}}
+}
+
+// Dialable turns a listen address into one to connect to: an unspecified
+// host (":9090", "0.0.0.0:9090", "[::]:9090") means this machine.
+func Dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Get fetches path and returns the body of a 200 answer; any other answer,
+// or none, is an error carrying the status and body.
+func (c *Client) Get(ctx context.Context, path string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return "", err
+	}
+	c.authorize(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body := strings.TrimSpace(string(b))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s%s answered %d: %s", c.base, path, resp.StatusCode, body)
+	}
+	return body + "\n", nil
+}
+
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // Backfill asks the running Ferry to backfill a table.
@@ -70,6 +128,12 @@ func (c *Client) CancelReplay(ctx context.Context, id string) error {
 	return c.call(ctx, http.MethodDelete, "/replays/"+id, nil, nil)
 }
 
+// refusalHint explains the access answers, which carry no detail.
+var refusalHint = map[int]string{
+	http.StatusUnauthorized: " (the running ferry wants its admin.token: configure it, or set FERRY_ADMIN_TOKEN)",
+	http.StatusForbidden:    " (without admin.token the running ferry serves this only on loopback)",
+}
+
 func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -84,6 +148,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("admin API of the running ferry at %s: %w", c.base, err)
@@ -96,7 +161,7 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	if resp.StatusCode >= 300 {
 		var e errorBody
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)
+			e.Error = fmt.Sprintf("%s %s: HTTP %d%s", method, path, resp.StatusCode, refusalHint[resp.StatusCode])
 		}
 		return &APIError{Status: resp.StatusCode, Msg: e.Error}
 	}

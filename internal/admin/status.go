@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -95,10 +96,11 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 			out.Sinks[name] = sinkCounters(v.Stats.Sink(name))
 		}
 	}
+	// Errors quoted in the document may quote the configuration's
+	// secrets: the whole text is redacted.
+	b, _ := json.MarshalIndent(out, "", "  ")
 	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(out)
+	_, _ = io.WriteString(w, s.redact(string(b))+"\n")
 }
 
 func sourceCounters(st *pipeline.SourceStats) sourceStatus {

@@ -97,6 +97,9 @@ func buildEngine(cfg *config.Config, only string) (*transform.Engine, error) {
 				AggregateType: o.AggregateType, Type: o.Type, Payload: o.Payload, Headers: o.Headers}
 		}
 	}
+	if errs := checkRuleHeaders(cfg); len(errs) > 0 {
+		return nil, errs
+	}
 	opts := transform.Options{TypePrefix: cfg.Defaults.TypePrefix, DefaultTo: cfg.Defaults.To, Rules: rules}
 	if only != "" {
 		opts.DefaultTo = nil
@@ -156,8 +159,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	defer cancel()
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
-		srv, err := admin.Listen(admin.Options{Addr: cfg.Admin.Listen, Metrics: metrics, Control: &sup.live,
-			MaxLag: cfg.Admin.MaxLag, Log: log, Role: sup.role.get})
+		srv, err := listenAdmin(cfg.Admin, admin.Options{Metrics: metrics, Control: &sup.live, Log: log, Role: sup.role.get,
+			Redact: cfg.Redactor().Redact})
 		if err != nil {
 			return err
 		}
@@ -213,6 +216,7 @@ func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture 
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
 		Capture:            capture,
 		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
+		Redact:             cfg.Redactor().Redact,
 	}}, nil
 }
 
@@ -258,4 +262,22 @@ func instanceID(stateDir string) string {
 	}
 	sum := sha256.Sum256([]byte(host + "\x00" + stateDir))
 	return hex.EncodeToString(sum[:4])
+}
+
+// listenAdmin binds the admin listener as cfg configures it.
+func listenAdmin(cfg config.Admin, opts admin.Options) (*admin.Server, error) {
+	opts.Addr, opts.MaxLag = cfg.Listen, cfg.MaxLag
+	opts.Token, opts.MetricsPublic = cfg.Token.Reveal(), cfg.MetricsPublic
+	if cfg.TLS.Enabled() {
+		t, err := admin.ServerTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = t
+	}
+	if cfg.Exposed() {
+		opts.Log.Warn("the admin listener is reachable from other hosts without admin.token: backfills, replays and dead letters answer 403 there",
+			"listen", cfg.Listen)
+	}
+	return admin.Listen(opts)
 }

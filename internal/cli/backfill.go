@@ -99,15 +99,16 @@ func (f *finiteFlags) logger(env Env, cfg *config.Config) (*slog.Logger, error) 
 	if isTerminal(env.Stderr) && (level == "info" || level == "debug") {
 		level = "warn"
 	}
-	return newLogger(env.Stderr, pick(*f.logLevel, level), pick(*f.logFormat, cfg.Log.Format))
+	return newLogger(redactingWriter{env.Stderr, cfg.Redactor()}, pick(*f.logLevel, level), pick(*f.logFormat, cfg.Log.Format))
 }
 
-// inputError turns request problems into usage errors (exit code 2).
+// inputError marks request problems (a --where not allowed, an unknown
+// table) as bad input: exit code 2, one line, no usage text.
 func inputError(err error) error {
 	var fe *ferry.FieldError
 	var ae *admin.APIError
 	if errors.As(err, &fe) || errors.As(err, &ae) && ae.Status == 400 {
-		return usagef("%v", err)
+		return &badInput{err}
 	}
 	return err
 }
@@ -245,7 +246,10 @@ func liveBackfill(ctx context.Context, env Env, cfg *config.Config, log *slog.Lo
 	if cfg.Admin.Listen == "" {
 		return fmt.Errorf("a running ferry holds %s but its admin listener is off: set admin.listen to let it backfill, or stop it", cfg.State.Dir)
 	}
-	cl := admin.NewClient(cfg.Admin.Listen)
+	cl, err := adminClient(cfg, "")
+	if err != nil {
+		return err
+	}
 	if err := cl.Backfill(ctx, source, req); err != nil {
 		return inputError(err)
 	}

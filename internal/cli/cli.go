@@ -30,6 +30,13 @@ func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
+// badInput is a well-formed command whose request was refused (exit code 2
+// like a usage error, but the usage text would only bury the reason).
+type badInput struct{ err error }
+
+func (e *badInput) Error() string { return e.err.Error() }
+func (e *badInput) Unwrap() error { return e.err }
+
 // Env is what a command may touch; tests substitute it.
 type Env struct {
 	Stdout, Stderr io.Writer
@@ -63,12 +70,16 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return ExitOK
 	}
 	var ue *usageError
+	var bi *badInput
 	var ce config.Errors
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return ExitOK
 	case errors.As(err, &ue):
 		fmt.Fprintf(env.Stderr, "ferry: %v\n\n%s", err, usage)
+		return ExitUsage
+	case errors.As(err, &bi):
+		fmt.Fprintf(env.Stderr, "ferry: %v\n", err)
 		return ExitUsage
 	case errors.As(err, &ce):
 		fmt.Fprintln(env.Stderr, strings.TrimRight(ce.Error(), "\n"))

@@ -47,3 +47,37 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateWarnsExposedAdmin: an admin listener reachable from other
+// hosts without a token is valid, with a warning naming the fix.
+func TestValidateWarnsExposedAdmin(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("t0ken-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for body, warned := range map[string]bool{
+		"admin: {listen: '0.0.0.0:9090'}":                         true,
+		"admin: {listen: '10.0.0.1:9090'}":                        true,
+		"admin: {listen: '127.0.0.1:9090'}":                       false,
+		"admin: {listen: '0.0.0.0:9090', token: '${file:token}'}": false,
+		"admin: {listen: '[::1]:9090'}":                           false,
+		"admin: {listen: 'off'}":                                  false,
+	} {
+		file := filepath.Join(dir, "ferry.yaml")
+		cfg := body + "\nsources: {w: {type: webhook, listen: '127.0.0.1:0', path: /x}}\nsinks: {o: {type: stdout}}\ndefaults: {to: [o]}\n"
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), []string{"validate", "-c", file}, Env{Stdout: &out, Stderr: &errb, Version: "test"})
+		if code != ExitOK {
+			t.Fatalf("%s: exit %d: %s", body, code, errb.String())
+		}
+		if got := strings.Contains(errb.String(), "warning:") && strings.Contains(errb.String(), "set admin.token"); got != warned {
+			t.Errorf("%s: warned %v, want %v (stderr %q)", body, got, warned, errb.String())
+		}
+		if strings.Contains(errb.String(), "t0ken-from-file") {
+			t.Errorf("%s: the token is printed: %q", body, errb.String())
+		}
+	}
+}

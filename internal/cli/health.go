@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ferry-cdc/ferry/internal/config"
 )
 
 // healthCmd asks a running ferry's admin listener whether it is alive
@@ -25,23 +25,13 @@ func healthCmd(ctx context.Context, args []string, env Env) error {
 	if *timeout <= 0 {
 		return usagef("health: --timeout must be positive")
 	}
-	target := *addr
-	if target == "" {
-		if len(c.files) == 0 {
-			return usagef("health needs -c CONFIG or --addr HOST:PORT")
-		}
-		cfg, err := c.load()
-		if err != nil {
-			return err
-		}
-		if cfg.Admin.Listen == "" {
-			return usagef("health: the admin listener is off in %s (admin.listen); pass --addr", strings.Join(c.files, ", "))
-		}
-		target = cfg.Admin.Listen
-	}
-	target, err := dialable(target)
+	cfg, err := healthConfig(c, *addr)
 	if err != nil {
-		return usagef("health: --addr %q: %v", *addr, err)
+		return err
+	}
+	cl, err := adminClient(cfg, *addr)
+	if err != nil {
+		return err
 	}
 	path := "/healthz"
 	if *ready {
@@ -49,47 +39,34 @@ func healthCmd(ctx context.Context, args []string, env Env) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	body, err := probe(ctx, "http://"+target+path)
+	body, err := cl.Get(ctx, path)
 	if err != nil {
-		return err
+		return fmt.Errorf("health: %w", err)
 	}
 	fmt.Fprint(env.Stdout, body)
 	return nil
 }
 
-// dialable turns a listen address into one to connect to: an unspecified
-// host (":9090", "0.0.0.0:9090", "[::]:9090") means this machine.
-func dialable(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
+// healthConfig is the configuration of the -c files, or with --addr alone
+// an empty one (plain HTTP, no token).
+func healthConfig(c *command, addr string) (*config.Config, error) {
+	if addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, usagef("health: --addr %q: %v", addr, err)
+		}
+		if len(c.files) == 0 {
+			return &config.Config{}, nil
+		}
+	}
+	if len(c.files) == 0 {
+		return nil, usagef("health needs -c CONFIG or --addr HOST:PORT")
+	}
+	cfg, err := c.load()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	switch host {
-	case "", "0.0.0.0":
-		host = "127.0.0.1"
-	case "::":
-		host = "::1"
+	if addr == "" && cfg.Admin.Listen == "" {
+		return nil, usagef("health: the admin listener is off in %s (admin.listen); pass --addr", strings.Join(c.files, ", "))
 	}
-	return net.JoinHostPort(host, port), nil
-}
-
-// probe GETs url and returns the body of a 200 answer; any other answer,
-// or none, is an error carrying the reason.
-func probe(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("health: %w", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	body := strings.TrimSpace(string(b))
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("health: %s answered %d: %s", url, resp.StatusCode, body)
-	}
-	return body + "\n", nil
+	return cfg, nil
 }

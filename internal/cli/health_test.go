@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"github.com/ferry-cdc/ferry/internal/admin"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -75,8 +76,8 @@ func TestHealthCommand(t *testing.T) {
 func TestDialable(t *testing.T) {
 	for in, want := range map[string]string{":9090": "127.0.0.1:9090", "0.0.0.0:9090": "127.0.0.1:9090",
 		"[::]:9090": "[::1]:9090", "10.0.0.5:9090": "10.0.0.5:9090", "localhost:1": "localhost:1"} {
-		if got, err := dialable(in); err != nil || got != want {
-			t.Errorf("dialable(%q) = %q, %v; want %q", in, got, err, want)
+		if got := admin.Dialable(in); got != want {
+			t.Errorf("Dialable(%q) = %q; want %q", in, got, want)
 		}
 	}
 }

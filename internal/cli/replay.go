@@ -155,7 +155,10 @@ func liveReplay(ctx context.Context, env Env, cfg *config.Config, log *slog.Logg
 	if cfg.Admin.Listen == "" {
 		return fmt.Errorf("a running ferry holds %s but its admin listener is off: set admin.listen to let it replay, or stop it", cfg.State.Dir)
 	}
-	cl := admin.NewClient(cfg.Admin.Listen)
+	cl, err := adminClient(cfg, "")
+	if err != nil {
+		return err
+	}
 	st, err := cl.StartReplay(ctx, req)
 	if err != nil {
 		return inputError(err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +29,7 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(env.Stderr, pick(*level, cfg.Log.Level), pick(*format, cfg.Log.Format))
+	log, err := newLogger(redactingWriter{env.Stderr, cfg.Redactor()}, pick(*level, cfg.Log.Level), pick(*format, cfg.Log.Format))
 	if err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 		}
 		// Name the source or sink that failed, as every error line does.
 		log.Error("ferry stopped", append([]any{"error", err}, pipeline.LogAttrs(err)...)...)
-		return err
+		return redactedError{err, cfg.Redactor()}
 	}
 	log.Info("ferry stopped")
 	return nil
@@ -119,6 +120,31 @@ func forceExitOnSecondSignal(ctx context.Context, log *slog.Logger) {
 	os.Exit(ExitFailure)
 }
 
+// redactingWriter removes the configuration's expanded secrets from what
+// is written through it; slog writes each record in one Write, so no
+// secret is split between two.
+type redactingWriter struct {
+	w io.Writer
+	r config.Redactor
+}
+
+func (w redactingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(w.w, w.r.Redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// redactedError is err with its text redacted; errors.Is and As still
+// see err.
+type redactedError struct {
+	err error
+	r   config.Redactor
+}
+
+func (e redactedError) Error() string { return e.r.Redact(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }
+
 func pick(flagValue, configValue string) string {
 	if flagValue != "" {
 		return flagValue
@@ -152,6 +178,11 @@ func validateCmd(args []string, env Env) error {
 	}
 	if _, err := app.BuildEngine(cfg); err != nil {
 		return err
+	}
+	if cfg.Admin.Exposed() {
+		fmt.Fprintf(env.Stderr, "warning: %s: admin.listen %s is reachable from other hosts without admin.token: "+
+			"/status and /metrics answer anyone, and backfills, replays and dead letters answer 403 there; set admin.token\n",
+			cmp.Or(cfg.Position("admin.listen").String(), strings.Join(c.files, ", ")), cfg.Admin.Listen)
 	}
 	fmt.Fprintf(env.Stdout, "%s: ok (%d source(s), %d transform(s), %d sink(s))\n",
 		strings.Join(c.files, ", "), len(cfg.Sources), len(cfg.Transforms), len(cfg.Sinks))

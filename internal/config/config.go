@@ -6,6 +6,7 @@ package config
 
 import (
 	"maps"
+	"net"
 	"slices"
 	"time"
 
@@ -40,6 +41,7 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing"`
 
 	positions map[string]Pos
+	redactor  Redactor
 }
 
 // State is where Ferry keeps checkpoints and dead letters.
@@ -96,6 +98,42 @@ type Admin struct {
 	// MaxLag, when positive, makes /readyz fail while a source lags more;
 	// 0 (the default) leaves lag out of readiness.
 	MaxLag time.Duration `yaml:"max_lag"`
+	// Token, when set, is the bearer token every endpoint but /healthz and
+	// /readyz requires (normally ${file:...} from a mounted secret).
+	// Without it the work endpoints answer only on loopback.
+	Token ferry.Secret `yaml:"token"`
+	// MetricsPublic leaves /metrics open without the token, for a
+	// Prometheus that cannot send one.
+	MetricsPublic bool `yaml:"metrics_public"`
+	// TLS serves the listener over HTTPS, optionally with client
+	// certificates (mutual TLS).
+	TLS AdminTLS `yaml:"tls"`
+}
+
+// AdminTLS is the admin listener's certificate and, for mutual TLS, the
+// CAs client certificates must chain to.
+type AdminTLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Enabled reports whether the admin listener serves HTTPS.
+func (t AdminTLS) Enabled() bool { return t.CertFile != "" }
+
+// Exposed reports whether the admin listener is reachable from other
+// hosts without a token or client certificates: its work endpoints then answer 403 there, and
+// its status and metrics answer anyone.
+func (a Admin) Exposed() bool {
+	if a.Listen == "" || a.Token.IsSet() || a.TLS.ClientCAFile != "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host != "localhost" && (ip == nil || !ip.IsLoopback())
 }
 
 // Log configures Ferry's own log lines.
@@ -203,7 +241,9 @@ func (c *Config) Position(path string) Pos { return c.positions[path] }
 // Errorf builds a positioned error for path, for later stages (rule
 // compilation) that find problems of their own.
 func (c *Config) Errorf(path, format string, args ...any) *Error {
-	return newError(c.positions, path, format, args...)
+	e := newError(c.positions, path, format, args...)
+	e.Msg = c.redactor.Redact(e.Msg)
+	return e
 }
 
 // SourceNames returns the source names, sorted.

@@ -65,7 +65,11 @@ func Load(paths []string, reg Registry, opts ...Option) (*Config, error) {
 		l.decodeRoot(root, cfg)
 	}
 	l.check(cfg, firstFile(paths))
+	cfg.redactor = newRedactor(l.d.expanded)
 	if len(l.d.errs) > 0 {
+		for _, e := range l.d.errs {
+			e.Msg = cfg.redactor.Redact(e.Msg)
+		}
 		sortErrors(l.d.errs, paths)
 		return nil, l.d.errs
 	}
@@ -298,6 +302,7 @@ func (l *loader) check(cfg *Config, first string) {
 	if cfg.Admin.MaxLag < 0 {
 		add("admin.max_lag", "must not be negative (0 leaves lag out of readiness)")
 	}
+	checkAdminTLS(cfg.Admin.TLS, add)
 	if !oneOf(cfg.Log.Level, "debug", "info", "warn", "error") {
 		add("log.level", "must be debug, info, warn or error, not %q", cfg.Log.Level)
 	}
@@ -381,4 +386,21 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
+}
+
+func checkAdminTLS(t AdminTLS, add func(string, string, ...any)) {
+	switch {
+	case (t.CertFile == "") != (t.KeyFile == ""):
+		add("admin.tls", "needs both cert_file and key_file")
+	case t.ClientCAFile != "" && t.CertFile == "":
+		add("admin.tls.client_ca_file", "needs cert_file and key_file: client certificates are asked for over TLS")
+	}
+	for _, f := range []struct{ key, file string }{{"cert_file", t.CertFile}, {"key_file", t.KeyFile}, {"client_ca_file", t.ClientCAFile}} {
+		if f.file == "" {
+			continue
+		}
+		if _, err := os.Stat(f.file); err != nil {
+			add("admin.tls."+f.key, "cannot read %s: %v", f.file, unwrapPathError(err))
+		}
+	}
 }

@@ -87,6 +87,17 @@ type Config struct {
 	// Tracer, when set, traces the delivery of every event that carries a
 	// trace context (see Tracer); nil traces nothing, at no cost.
 	Tracer Tracer
+	// Redact, when set, cleans the error text of dead letters (of the
+	// configuration's secrets, which a sink's error may quote).
+	Redact func(string) string
+}
+
+// redact applies cfg.Redact, if any.
+func (c *Config) redact(s string) string {
+	if c.Redact == nil {
+		return s
+	}
+	return c.Redact(s)
 }
 
 // DefaultMaxInFlightBytes is pipeline.max_in_flight_bytes by default.

@@ -270,7 +270,7 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 			body, _ = json.Marshal(map[string]string{"id": f.event.ID(), "marshal_error": err.Error()})
 		}
 		letters[i] = state.DeadLetter{Time: now, Source: f.source, Sink: w.name, Rule: f.rule,
-			EventID: f.event.ID(), Event: body, Error: f.err.Error(), Attempts: f.tries}
+			EventID: f.event.ID(), Event: body, Error: w.rt.cfg.redact(f.err.Error()), Attempts: f.tries}
 		w.log.Error("event dead-lettered", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
 	}
 	if err := w.rt.cfg.Store.PutDeadLetters(ctx, letters); err != nil {

@@ -173,6 +173,6 @@ func (s *Stats) Sink(name string) *SinkStats { return s.sink(name) }
 func (r *Runtime) deadLetterChange(ctx context.Context, source, rule string, c *ferry.Change, cause error) error {
 	body := transform.AppendSample(nil, c)
 	letter := state.DeadLetter{Time: time.Now().UTC(), Source: source, Rule: rule, EventID: c.ID,
-		Event: json.RawMessage(body), Error: cause.Error(), Attempts: 1}
+		Event: json.RawMessage(body), Error: r.cfg.redact(cause.Error()), Attempts: 1}
 	return r.cfg.Store.PutDeadLetters(ctx, []state.DeadLetter{letter})
 }
