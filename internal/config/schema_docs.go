@@ -23,6 +23,7 @@ var schemaDocs = map[string]string{
 	"github.com/ferry-cdc/ferry/connectors/http.Config.Mode":                    "Mode is binary, structured or batch.",
 	"github.com/ferry-cdc/ferry/connectors/http.Config.TLS":                     "TLS configures https beyond the system's trusted roots.",
 	"github.com/ferry-cdc/ferry/connectors/http.Config.Timeout":                 "Timeout bounds each request, from sending it to reading the answer.",
+	"github.com/ferry-cdc/ferry/connectors/http.Config.TransientStatuses":       "TransientStatuses and PermanentStatuses override the classification\nof answers (300-599): a transient answer is retried, a permanent one\ndead-letters the request's events.",
 	"github.com/ferry-cdc/ferry/connectors/http.Config.URL":                     "URL is the absolute http:// or https:// endpoint. Required.",
 	"github.com/ferry-cdc/ferry/connectors/kafka.Config":                        "Config is the `type: kafka` sink block.",
 	"github.com/ferry-cdc/ferry/connectors/kafka.Config.Compression":            "none | gzip | snappy | lz4 | zstd",
