@@ -85,7 +85,7 @@ func TestEntryMapping(t *testing.T) {
 func TestBatchingByCountAndSize(t *testing.T) {
 	f, url := fake(t)
 	s := newSink(t, url, func(c *Config) { c.Concurrency = 1 })
-	if err := s.Write(context.Background(), conntest.Events(25, 5)); err != nil {
+	if err := s.Write(context.Background(), conntest.Events(25, 25)); err != nil {
 		t.Fatal(err)
 	}
 	if f.Calls() != 3 || len(f.Accepted()) != 25 {
