@@ -288,13 +288,14 @@ type outcomes struct {
 	dead      []failure
 	keys      map[string]*keyOutcome // the keys that failed or were held
 	retried   int                    // events to retry
+	overtook  int                    // events delivered after their key failed
 	firstErr  error                  // the first transient error
 }
 
 func (o *outcomes) reset() {
 	o.delivered, o.dead = o.delivered[:0], o.dead[:0]
 	clear(o.keys)
-	o.retried, o.firstErr = 0, nil
+	o.retried, o.overtook, o.firstErr = 0, 0, nil
 }
 
 // key returns the outcome of key, creating it.
@@ -338,10 +339,11 @@ func (w *sinkWorker) outcomes(batch []attempt, err error) *outcomes {
 		}
 		switch {
 		case ko.failed && ferr == nil:
-			// The sink sent it after an earlier event of its key failed,
-			// breaking the Sink contract; it cannot be taken back.
-			w.log.Warn("sink delivered an event after an earlier event of its key failed", "id", a.event.ID(), "key", a.key)
+			// The sink sent it after an earlier event of its key failed
+			// (a sink that does not keep order, like Kafka with key:
+			// none); it cannot be taken back.
 			o.delivered = append(o.delivered, a)
+			o.overtook++
 		case ko.failed || ferry.IsNotAttempted(ferr):
 			ko.retry = append(ko.retry, a)
 		case ferr == nil:
@@ -365,6 +367,9 @@ func (w *sinkWorker) outcomes(batch []attempt, err error) *outcomes {
 		o.retried += len(ko.retry)
 	}
 	w.stats.Retries.Add(uint64(o.retried))
+	if o.overtook > 0 {
+		w.log.Warn("sink delivered events after an earlier event of their key failed; their key's order is not kept", "events", o.overtook)
+	}
 	return o
 }
 
