@@ -134,13 +134,32 @@ func notReady(v telemetry.View, maxLag time.Duration) []string {
 			reasons = append(reasons, fmt.Sprintf("source %s lag %s > %s", name, roundDuration(st.Lag), maxLag))
 		}
 	}
+	now := time.Now()
 	for _, name := range v.Stats.SinkNames() {
-		if r := v.Stats.Sink(name).Reachability(); !r.Reachable {
+		st := v.Stats.Sink(name)
+		r, h := st.Reachability(), st.Health()
+		switch {
+		case !r.Reachable:
 			reasons = append(reasons, fmt.Sprintf("sink %s unreachable: %s", name, r.LastError))
+		case h.FailingKeys > 0 && now.Sub(h.FailingSince) >= failingFor:
+			reasons = append(reasons, fmt.Sprintf("sink %s failing for %s: %d keys held back (%d events): %s",
+				name, roundDuration(now.Sub(h.FailingSince)), h.FailingKeys, h.Held, r.LastError))
+		}
+		if !h.DeadLetterAt.IsZero() && now.Sub(h.DeadLetterAt) < deadLetterWindow {
+			reasons = append(reasons, fmt.Sprintf("sink %s dead-lettered events %s ago: %s",
+				name, roundDuration(now.Sub(h.DeadLetterAt)), h.DeadLetterError))
 		}
 	}
 	return reasons
 }
+
+// A sink is not ready while some key has kept failing for failingFor, and
+// for deadLetterWindow after it dead-lettered an event: both need an
+// operator's look although the rest of the stream flows.
+const (
+	failingFor       = 30 * time.Second
+	deadLetterWindow = time.Minute
+)
 
 // roundDuration keeps lag readable: whole seconds, or milliseconds below one.
 func roundDuration(d time.Duration) time.Duration {

@@ -290,3 +290,15 @@ func TestNotRunning(t *testing.T) {
 		t.Error("Listen without metrics succeeded")
 	}
 }
+
+// TestReadyzShowsDeadLetters: a sink that dead-letters is not ready for a
+// while, and /status names why, although the stream goes on.
+func TestReadyzShowsDeadLetters(t *testing.T) {
+	f := start(t, 0)
+	f.sink.set(ferry.Permanent(errors.New("400 bad request: no such field")))
+	f.waitReady(t, 503, "sink bus dead-lettered events")
+	_, body := f.get(t, "/status")
+	if !strings.Contains(body, `"last_dead_letter_error": "permanent: 400 bad request: no such field"`) {
+		t.Fatalf("/status does not name the dead letter: %s", body)
+	}
+}

@@ -11,6 +11,7 @@ import (
 type keyQueue struct {
 	waiting  []attempt
 	failures int       // failed attempts of the key since its last progress
+	since    time.Time // when the key first failed after its last progress
 	due      time.Time // when the head may be sent again
 	lastErr  error     // the head's last error, for Retry-After and logs
 }
@@ -108,9 +109,27 @@ func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, delay func(f
 		q.due = now
 		return
 	}
+	if q.failures == 0 {
+		q.since = now
+	}
 	q.failures++
 	q.lastErr = o.err
 	q.due = now.Add(delay(q.failures, o.err))
+}
+
+// failing counts the keys whose head keeps failing and when the oldest
+// of them started to.
+func (h *holdBack) failing() (keys int, since time.Time) {
+	for _, q := range h.keys {
+		if q.failures == 0 {
+			continue
+		}
+		keys++
+		if since.IsZero() || q.since.Before(since) {
+			since = q.since
+		}
+	}
+	return keys, since
 }
 
 // drain removes and returns every held event (the worker is stopping).

@@ -221,6 +221,10 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 	for key, ko := range o.keys {
 		w.held.settle(key, ko, now, w.retry.delay)
 	}
+	if len(o.keys) > 0 {
+		keys, since := w.held.failing()
+		w.stats.observeHeld(keys, w.held.held, since)
+	}
 	w.noteProgress(o, batch, now)
 	return nil
 }
@@ -394,6 +398,10 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	// One line per burst: a destination that rejects thousands of events
+	// must not flood the log; each letter keeps its own reason.
+	w.log.Error("events dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
+	w.stats.observeDeadLetter(time.Now(), dead[0].err)
 	dead = w.toDeadLetterSink(ctx, dead)
 	if len(dead) == 0 {
 		return nil
@@ -409,9 +417,6 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 			EventID: f.event.ID(), Event: body, Error: f.err.Error(), Attempts: f.tries}
 		w.log.Debug("event dead-lettered", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
 	}
-	// One line per burst: a destination that rejects thousands of events
-	// must not flood the log; each letter keeps its own reason.
-	w.log.Error("events dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
 	if err := w.rt.cfg.Store.PutDeadLetters(ctx, letters); err != nil {
 		return fmt.Errorf("sink %s: %w", w.name, err)
 	}
