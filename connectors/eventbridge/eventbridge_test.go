@@ -213,3 +213,23 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryDataIsBase64InDetail: bytes that are not text reach the bus
+// base64-encoded in detail.data_base64, never altered (no U+FFFD).
+func TestBinaryDataIsBase64InDetail(t *testing.T) {
+	f, url := fake(t)
+	s := newSink(t, url, nil)
+	raw := []byte{0xff, 0x00, 'a', 0xe9, 0x80}
+	e := conntest.Events(1, 1)[0]
+	_ = e.SetData("application/octet-stream", raw)
+	if err := s.Write(context.Background(), []*event.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	var detail struct {
+		DataBase64 []byte `json:"data_base64"`
+	}
+	got := f.Accepted()[0].Detail
+	if err := json.Unmarshal([]byte(got), &detail); err != nil || string(detail.DataBase64) != string(raw) {
+		t.Fatalf("detail %s: %v; want data_base64 of %x", got, err, raw)
+	}
+}
