@@ -18,7 +18,7 @@ func TestMarkBinaryData(t *testing.T) {
 		base64      bool
 	}{
 		{"application/json", `{"a":1}`, false},
-		{"application/json", `{"a":`, true},           // not JSON
+		{"application/json", `{"a":`, true},            // not JSON
 		{"application/json", "{\"a\":\"\xff\"}", true}, // JSON syntax, not UTF-8
 		{"application/vnd.x+json", `[1]`, false},
 		{"text/plain", "héllo\x01", false},
