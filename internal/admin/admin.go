@@ -29,6 +29,9 @@ type Options struct {
 	// Control performs backfills and replays on request; nil leaves those
 	// endpoints out.
 	Control Control
+	// DeadLetters lists and replays dead letters on request; nil leaves
+	// those endpoints out.
+	DeadLetters DeadLetters
 	// MaxLag, when positive, makes /readyz fail while a source lags more.
 	MaxLag time.Duration
 	Log    *slog.Logger
@@ -75,6 +78,9 @@ func Listen(opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", opts.Metrics.Handler())
 	if opts.Control != nil {
 		s.routeWork(mux)
+	}
+	if opts.DeadLetters != nil {
+		s.routeDeadLetters(mux, opts.DeadLetters)
 	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil

@@ -153,7 +153,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
 		srv, err := admin.Listen(admin.Options{Addr: cfg.Admin.Listen, Metrics: metrics, Control: &sup.live,
-			MaxLag: cfg.Admin.MaxLag, Log: log, Role: sup.role.get})
+			DeadLetters: &deadLetterControl{cfg: cfg, store: store, log: log},
+			MaxLag:      cfg.Admin.MaxLag, Log: log, Role: sup.role.get})
 		if err != nil {
 			return err
 		}

@@ -400,7 +400,7 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	}
 	// One line per burst: a destination that rejects thousands of events
 	// must not flood the log; each letter keeps its own reason.
-	w.log.Error("events dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
+	w.log.Error("event dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
 	w.stats.observeDeadLetter(time.Now(), dead[0].err)
 	dead = w.toDeadLetterSink(ctx, dead)
 	if len(dead) == 0 {
