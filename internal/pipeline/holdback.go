@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"time"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // keyQueue holds the events of one ordering key that wait behind a
@@ -14,6 +16,7 @@ type keyQueue struct {
 	since    time.Time // when the key first failed after its last progress
 	due      time.Time // when the head may be sent again
 	lastErr  error     // the head's last error, for Retry-After and logs
+	asked    bool      // the destination named the delay (Retry-After)
 }
 
 // holdBack is the one place per sink where per-key order is kept: an event
@@ -54,14 +57,16 @@ func (h *holdBack) nextDue() (due time.Time, ok bool) {
 }
 
 // takeDue moves the queued events of keys due at now onto batch, at most
-// max events in all, in key order. A key whose events are taken stays
-// held: events of it that arrive meanwhile queue behind them.
-func (h *holdBack) takeDue(now time.Time, batch []attempt, max int) []attempt {
+// max events in all, in key order. Keys due within early of now come too,
+// unless the destination asked for their delay (Retry-After). A key whose
+// events are taken stays held: events of it that arrive meanwhile queue
+// behind them.
+func (h *holdBack) takeDue(now time.Time, early time.Duration, batch []attempt, max int) []attempt {
 	for _, q := range h.keys {
 		if len(batch) >= max {
 			break
 		}
-		if q.due.After(now) || len(q.waiting) == 0 {
+		if len(q.waiting) == 0 || q.due.After(now) && (q.asked || q.due.After(now.Add(early))) {
 			continue
 		}
 		n := min(len(q.waiting), max-len(batch))
@@ -84,8 +89,13 @@ type keyOutcome struct {
 // settle updates a key after a Write: the events to retry go back to the
 // front of its queue, before those that arrived meanwhile. A key with
 // nothing left is released; otherwise it is due after delay(failures) when
-// it failed, and at once when it only has events left to send.
-func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, delay func(failures int, err error) time.Duration) {
+// it failed, and at once when it only has events left to send. When other
+// keys made progress in the same Write (flowing is true) the destination is
+// up and the failure was the key's bad luck or its own: the key's backoff
+// then stops growing at flowingCap failures, so that a flaky destination
+// does not leave a long tail of keys backed off for seconds, while a key
+// that always fails costs a bounded retry rate.
+func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, flowing bool, delay func(failures int, err error) time.Duration) {
 	q := h.keys[key]
 	if q == nil {
 		if len(o.retry) == 0 {
@@ -114,8 +124,17 @@ func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, delay func(f
 	}
 	q.failures++
 	q.lastErr = o.err
-	q.due = now.Add(delay(q.failures, o.err))
+	_, q.asked = ferry.RetryDelay(o.err)
+	n := q.failures
+	if flowing {
+		n = min(n, flowingCap)
+	}
+	q.due = now.Add(delay(n, o.err))
 }
+
+// flowingCap bounds the backoff exponent of a key failing while others
+// flow: at most 4 times the initial backoff.
+const flowingCap = 2
 
 // failing counts the keys whose head keeps failing and when the oldest
 // of them started to.

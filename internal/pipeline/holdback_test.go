@@ -88,7 +88,7 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	now := time.Unix(0, 0)
 	a := attempt{key: "a"}
 	fail := func(key string, progress bool) {
-		h.settle(key, &keyOutcome{retry: []attempt{a}, failed: true, progress: progress, err: errors.New("x")}, now, delay)
+		h.settle(key, &keyOutcome{retry: []attempt{a}, failed: true, progress: progress, err: errors.New("x")}, now, false, delay)
 		h.held -= len(h.keys[key].waiting) // the test re-sends the same attempt
 		h.keys[key].waiting = nil
 	}
@@ -102,7 +102,7 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	if !h.admit(attempt{key: "b"}) || h.admit(attempt{key: "c"}) {
 		t.Fatal("admit: a held key must queue, a free key must not")
 	}
-	if got := h.takeDue(now.Add(time.Second), nil, 10); len(got) != 1 || got[0].key != "b" {
+	if got := h.takeDue(now.Add(time.Second), 0, nil, 10); len(got) != 1 || got[0].key != "b" {
 		t.Fatalf("takeDue = %v, want b's queued event", got)
 	}
 }

@@ -133,7 +133,7 @@ func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ 
 		return batch, open, false
 	}
 	max := w.rt.cfg.MaxSinkBatch
-	batch = w.held.takeDue(time.Now(), batch, max)
+	batch = w.held.takeDue(time.Now(), w.coalesce(), batch, max)
 	if len(batch) == 0 {
 		var timer <-chan time.Time
 		if due, held := w.held.nextDue(); held {
@@ -152,7 +152,7 @@ func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ 
 			}
 			batch = w.admit(ctx, batch, d)
 		case <-timer:
-			return w.held.takeDue(time.Now(), batch, max), open, true
+			return w.held.takeDue(time.Now(), w.coalesce(), batch, max), open, true
 		case <-ctx.Done():
 			return batch, open, false
 		}
@@ -171,6 +171,11 @@ func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ 
 	}
 	return batch, open, true
 }
+
+// coalesce is how early a held key (without a Retry-After) may be retried
+// to share a Write with keys due now: keys that failed together come due
+// spread by the jitter, and a Write per key would cost a round trip each.
+func (w *sinkWorker) coalesce() time.Duration { return w.retry.InitialBackoff / 2 }
 
 // admit turns a delivery into attempts: those of a held-back key queue
 // behind it, the others join batch.
@@ -218,8 +223,9 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 	}
 	w.stats.Buffered.Add(-int64(len(o.dead)))
 	now := time.Now()
+	flowing := len(o.delivered) > 0
 	for key, ko := range o.keys {
-		w.held.settle(key, ko, now, w.retry.delay)
+		w.held.settle(key, ko, now, flowing, w.retry.delay)
 	}
 	if len(o.keys) > 0 {
 		keys, since := w.held.failing()
@@ -243,20 +249,27 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 	return err
 }
 
-// noteProgress pauses the whole sink after a Write in which nothing made
-// progress (an outage, or a destination throttling everything), with the
-// same backoff as a key, so that the held keys do not each probe it; any
-// progress lifts the pause.
+// noteProgress pauses the whole sink after stallWrites Writes in a row in
+// which nothing made progress (an outage, or a destination throttling
+// everything), with the backoff of a key, so that the held keys do not each
+// probe it; any progress lifts the pause. A single failed Write does not
+// pause: on a flaky destination the other keys go on at full speed.
 func (w *sinkWorker) noteProgress(o *outcomes, batch []attempt, now time.Time) {
 	if len(o.delivered) > 0 || len(o.dead) > 0 || o.retried == 0 {
 		w.stalls, w.pause = 0, time.Time{}
 		return
 	}
 	w.stalls++
-	w.pause = now.Add(w.retry.delay(w.stalls, o.firstErr))
+	if w.stalls < stallWrites {
+		return
+	}
+	w.pause = now.Add(w.retry.delay(w.stalls-stallWrites+1, o.firstErr))
 	w.log.Warn("delivery failed; retrying", "failed", o.retried, "of", len(batch),
 		"stalled_writes", w.stalls, "retry_in", time.Until(w.pause).Round(time.Millisecond).String(), "error", o.firstErr)
 }
+
+// stallWrites is how many Writes in a row without progress pause the sink.
+const stallWrites = 3
 
 // acknowledged counts events the sink acknowledged and their latency.
 func (w *sinkWorker) acknowledged(as []attempt) {

@@ -133,7 +133,7 @@ func deliverAll(ctx context.Context, w *sinkWorker, batch []attempt) error {
 		}
 		due, _ := w.held.nextDue()
 		time.Sleep(time.Until(due))
-		batch = w.held.takeDue(time.Now(), nil, 1000)
+		batch = w.held.takeDue(time.Now(), 0, nil, 1000)
 	}
 	return nil
 }

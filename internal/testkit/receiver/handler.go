@@ -37,6 +37,8 @@ func (r *Receiver) plan() plan {
 	case r.failN > 0:
 		r.failN--
 		p.status, p.retryAfter = r.failCode, r.failHdr
+	case r.flaky != nil && r.flaky.IntN(r.flakyN) == 0:
+		p.status = r.flakySt
 	}
 	return p
 }
