@@ -55,6 +55,15 @@ func TestAcceptance(t *testing.T) {
 	conntest.RunSink(t, conntest.SinkHarness{
 		New:      func(t *testing.T) ferry.Sink { return newSink(t, url, func(c *Config) { c.Detail = "event" }) },
 		Received: func(t *testing.T) []event.Event { return asEvents(t, f.Accepted()) },
+		FailEvents: func(t *testing.T, match func(string) bool) {
+			f.FailEntries(func(en ebfake.Entry) string {
+				var e struct{ ID string }
+				if match != nil && json.Unmarshal([]byte(en.Detail), &e) == nil && match(e.ID) {
+					return "ThrottlingException"
+				}
+				return ""
+			})
+		},
 	})
 }
 

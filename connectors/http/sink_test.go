@@ -88,6 +88,13 @@ func TestAcceptance(t *testing.T) {
 					return s
 				},
 				Received: func(*testing.T) []event.Event { return r.Events() },
+				FailEvents: func(_ *testing.T, match func(string) bool) {
+					if match == nil {
+						r.FailMatching(nil, 0)
+						return
+					}
+					r.FailMatching(func(e event.Event) bool { return match(e.ID()) }, 503)
+				},
 			})
 		})
 	}
