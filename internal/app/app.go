@@ -239,7 +239,8 @@ func (a *assembly) addSinks(names []string) error {
 			return fmt.Errorf("sink %s: %w", name, err)
 		}
 		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: pipeline.RetryPolicy{
-			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts}})
+			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts,
+			MaxRetryAfter: sc.Retry.MaxRetryAfter}})
 	}
 	return nil
 }
