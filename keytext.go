@@ -31,6 +31,13 @@ func KeyText(key Row) string {
 	return b.String()
 }
 
+// EscapeAttributeText applies KeyText's rule to a value taken from outside
+// into a CloudEvent attribute (a webhook header mapped to an extension):
+// "%", control characters and bytes that are not UTF-8 become %XX, so the
+// attribute carries no control character and percent-decoding gives the
+// value back.
+func EscapeAttributeText(v string) string { return escapeKeyValue(v, false) }
+
 // escapeKeyValue percent-encodes what KeyText escapes in one value.
 func escapeKeyValue(t string, slash bool) string {
 	clean := 0

@@ -353,3 +353,16 @@ func TestInvalidCloudEventsAreRefused(t *testing.T) {
 		t.Errorf("binary mode with a bad extension name = %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestHeaderExtensionsCarryNoControlCharacters: a header value mapped to an
+// extension is escaped reversibly (tab, "%" and non-UTF-8 bytes as %XX).
+func TestHeaderExtensionsCarryNoControlCharacters(t *testing.T) {
+	f := start(t, func(c *webhook.Config) { c.Extensions = map[string]string{"tenant": "X-Tenant"} })
+	resp, body := f.post(t, "application/json", "{}", "X-Tenant", "a\tb 100% caf\xe9")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if got := f.read(t).Changes[0].Request.Extensions["tenant"]; got != "a%09b 100%25 caf%E9" {
+		t.Fatalf("extension tenant = %q", got)
+	}
+}
