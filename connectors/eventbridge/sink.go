@@ -237,7 +237,7 @@ func (s *Sink) put(ctx context.Context, entries []*types.PutEventsRequestEntry, 
 		for _, i := range call {
 			failed[i] = err
 		}
-		s.log.Warn("PutEvents failed", "entries", len(call), "error", err)
+		s.log.Debug("PutEvents failed", "entries", len(call), "error", err)
 		return err
 	}
 	if out.FailedEntryCount == 0 {
@@ -256,7 +256,7 @@ func (s *Sink) put(ctx context.Context, entries []*types.PutEventsRequestEntry, 
 			}
 		}
 	}
-	s.log.Warn("PutEvents partly failed", "failed", out.FailedEntryCount, "of", len(call), "first_error", first)
+	s.log.Debug("PutEvents partly failed", "failed", out.FailedEntryCount, "of", len(call), "first_error", first)
 	if first == nil {
 		first = fmt.Errorf("eventbridge sink %s: %d entries failed", s.name, out.FailedEntryCount)
 	}

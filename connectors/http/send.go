@@ -138,7 +138,7 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*htt
 		return nil
 	}
 	err = s.classify(resp)
-	s.log.Warn("request rejected", "status", resp.StatusCode, "events", n, "first_id", first.ID(), "error", err)
+	s.log.Debug("request rejected", "status", resp.StatusCode, "events", n, "first_id", first.ID(), "error", err)
 	return err
 }
 
@@ -166,7 +166,7 @@ func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err
 	} else {
 		err = fmt.Errorf("%s %s: %w", s.method, s.target, cause)
 	}
-	s.log.Warn("request failed", "events", n, "first_id", first.ID(), "error", err)
+	s.log.Debug("request failed", "events", n, "first_id", first.ID(), "error", err)
 	return err
 }
 

@@ -67,8 +67,11 @@ func TestStatusClassification(t *testing.T) {
 			if ok != (c.delay > 0) || d < c.delay-2*time.Second || d > c.delay {
 				t.Fatalf("RetryDelay = %v, %v; want %v", d, ok, c.delay)
 			}
-			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "status="+strconv.Itoa(c.status)) {
-				t.Errorf("failure not logged at warn level:\n%s", logs)
+			// Per request at debug level only: the pipeline logs failures
+			// once per burst, so a flaky endpoint does not flood the log.
+			if strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "level=DEBUG") ||
+				!strings.Contains(logs.String(), "status="+strconv.Itoa(c.status)) {
+				t.Errorf("failure not logged at debug level only:\n%s", logs)
 			}
 			// The endpoint recovers: the event goes through, once.
 			if err := s.Write(context.Background(), events); err != nil {
@@ -114,8 +117,8 @@ func TestErrorsAndLogsKeepSecrets(t *testing.T) {
 					}
 				}
 			}
-			if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "sink=audit") {
-				t.Errorf("want one warn line naming the sink:\n%s", logs)
+			if !strings.Contains(logs.String(), "level=DEBUG") || !strings.Contains(logs.String(), "sink=audit") {
+				t.Errorf("want a debug line naming the sink:\n%s", logs)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 				if strings.Count(line, "sink=") != 1 {

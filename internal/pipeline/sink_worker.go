@@ -76,6 +76,9 @@ type sinkWorker struct {
 	pause  time.Time // no Write before this, after a Write without progress
 	events []*event.Event
 	out    outcomes
+	// failedSinceLog counts events failed since lastFailLog.
+	failedSinceLog int
+	lastFailLog    time.Time
 }
 
 func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
@@ -232,8 +235,30 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 		w.stats.observeHeld(keys, w.held.held, since)
 	}
 	w.noteProgress(o, batch, now)
+	w.logFailures(o, now)
 	return nil
 }
+
+// logFailures logs transient failures once per failureLogEvery at most,
+// with what failed since the last line: a flaky destination failing one
+// request in five must not write a line per request (the sinks log each
+// one at debug level).
+func (w *sinkWorker) logFailures(o *outcomes, now time.Time) {
+	if o.firstErr == nil {
+		return
+	}
+	w.failedSinceLog += o.retried
+	if now.Sub(w.lastFailLog) < failureLogEvery {
+		return
+	}
+	keys, _ := w.held.failing()
+	w.log.Warn("delivery failed for some events; their keys are held back and retried, other keys go on",
+		"failed_events", w.failedSinceLog, "failing_keys", keys, "held", w.held.held, "error", o.firstErr)
+	w.failedSinceLog, w.lastFailLog = 0, now
+}
+
+// failureLogEvery spaces the lines logFailures writes.
+const failureLogEvery = 5 * time.Second
 
 // write makes the one sink.Write call of a round.
 func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
