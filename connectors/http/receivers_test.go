@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -43,7 +43,8 @@ func capture(t *testing.T, r *receiver.Receiver) (string, func() []nodece.Reques
 // and binary data reach two CloudEvents SDKs Ferry did not write, the Go
 // SDK and the JavaScript SDK (which validates against the spec's schema),
 // with every attribute and every data byte intact. Binary-mode headers are
-// percent-decoded as the HTTP binding says (neither SDK does it).
+// percent-decoded as the HTTP binding says (neither SDK does it: the test
+// receiver and receive.js do).
 func TestIndependentReceivers(t *testing.T) {
 	nodece.Require(t)
 	for _, mode := range []string{ModeBinary, ModeStructured, ModeBatch} {
@@ -60,7 +61,7 @@ func TestIndependentReceivers(t *testing.T) {
 				t.Fatalf("Go SDK decoded %d events, want %d", len(goEvents), len(events))
 			}
 			for i, g := range goEvents {
-				checkDecoded(t, "Go SDK", events[i], decodedOf(g, mode == ModeBinary))
+				checkDecoded(t, "Go SDK", events[i], decodedOf(g))
 			}
 			jsEvents := nodece.Decode(t, captured())
 			if len(jsEvents) != len(events) {
@@ -73,32 +74,28 @@ func TestIndependentReceivers(t *testing.T) {
 	}
 }
 
-// decodedOf turns a Go SDK event into the comparable form, percent-decoding
-// binary-mode attributes.
-func decodedOf(e event.Event, binary bool) nodece.Event {
-	dec := func(v string) string {
-		if !binary {
-			return v
-		}
-		d, err := url.PathUnescape(v)
-		if err != nil {
-			return "undecodable: " + v
-		}
-		return d
-	}
+// decodedOf turns a Go SDK event into the comparable form (the receiver
+// percent-decodes binary-mode headers before the SDK parses them).
+func decodedOf(e event.Event) nodece.Event {
 	pk, _ := e.Extensions()["partitionkey"].(string)
-	return nodece.Event{ID: e.ID(), Source: e.Source(), Type: e.Type(), Subject: dec(e.Subject()),
-		PartitionKey: dec(pk), DataContentType: e.DataContentType(), Data: e.Data()}
+	return nodece.Event{ID: e.ID(), Source: e.Source(), Type: e.Type(), Subject: e.Subject(),
+		PartitionKey: pk, DataContentType: e.DataContentType(), Data: e.Data()}
 }
 
 func checkDecoded(t *testing.T, who string, want *event.Event, got nodece.Event) {
 	t.Helper()
 	pk, _ := want.Extensions()["partitionkey"].(string)
+	wantSubject := want.Subject()
+	if who == "Go SDK" && got.Subject == strings.TrimSpace(wantSubject) {
+		// The Go SDK's SetSubject, which its binary-mode reader uses,
+		// trims white space (U+0085 included); the wire carries it.
+		wantSubject = got.Subject
+	}
 	switch {
 	case got.ID != want.ID() || got.Type != want.Type() || got.Source != want.Source():
 		t.Errorf("%s: event %q %q %q, want %q %q %q", who, got.ID, got.Type, got.Source, want.ID(), want.Type(), want.Source())
-	case got.Subject != want.Subject() || got.PartitionKey != pk:
-		t.Errorf("%s: event %s subject %q partitionkey %q, want %q %q", who, want.ID(), got.Subject, got.PartitionKey, want.Subject(), pk)
+	case got.Subject != wantSubject || got.PartitionKey != pk:
+		t.Errorf("%s: event %s subject %q partitionkey %q, want %q %q", who, want.ID(), got.Subject, got.PartitionKey, wantSubject, pk)
 	case got.DataContentType != want.DataContentType():
 		t.Errorf("%s: event %s datacontenttype %q, want %q", who, want.ID(), got.DataContentType, want.DataContentType())
 	case !sameData(want.DataContentType(), got.Data, want.Data()):
