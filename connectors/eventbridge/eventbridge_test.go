@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
 	"github.com/ferry-cdc/ferry/internal/testkit/ebfake"
+	"github.com/ferry-cdc/ferry/internal/testkit/nodece"
 )
 
 func fake(t *testing.T) (*ebfake.Server, string) {
@@ -240,5 +241,36 @@ func TestBinaryDataIsBase64InDetail(t *testing.T) {
 	got := f.Accepted()[0].Detail
 	if err := json.Unmarshal([]byte(got), &detail); err != nil || string(detail.DataBase64) != string(raw) {
 		t.Fatalf("detail %s: %v; want data_base64 of %x", got, err, raw)
+	}
+}
+
+// TestDetailEventIsAValidCloudEvent: with detail: event, every Detail,
+// awkward keys and binary data included, is a valid CloudEvent for the
+// JavaScript SDK (schema-validated), data bytes intact.
+func TestDetailEventIsAValidCloudEvent(t *testing.T) {
+	nodece.Require(t)
+	f, url := fake(t)
+	s := newSink(t, url, func(c *Config) { c.Detail = "event" })
+	events := conntest.AwkwardEvents()
+	if err := s.Write(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*event.Event{}
+	for _, e := range events {
+		byID[e.ID()] = e
+	}
+	var reqs []nodece.Request
+	for _, en := range f.Accepted() {
+		reqs = append(reqs, nodece.Request{Headers: map[string]string{"content-type": "application/cloudevents+json"}, Body: []byte(en.Detail)})
+	}
+	got := nodece.Decode(t, reqs)
+	if len(got) != len(events) {
+		t.Fatalf("JavaScript SDK decoded %d events, want %d", len(got), len(events))
+	}
+	for _, g := range got {
+		want := byID[g.ID]
+		if want == nil || g.Subject != want.Subject() || want.DataBase64 && string(g.Data) != string(want.Data()) {
+			t.Errorf("decoded %+v, want %v", g, want)
+		}
 	}
 }
