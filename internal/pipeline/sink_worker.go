@@ -453,7 +453,7 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 		}
 		letters[i] = state.DeadLetter{Time: now, Source: f.source, Sink: w.name, Rule: f.rule,
 			EventID: f.event.ID(), Event: body, Error: f.err.Error(), Attempts: f.tries}
-		w.log.Debug("event dead-lettered", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
+		w.log.Debug("dead-lettering event", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
 	}
 	if err := w.rt.cfg.Store.PutDeadLetters(ctx, letters); err != nil {
 		return fmt.Errorf("sink %s: %w", w.name, err)
