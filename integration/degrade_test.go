@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +47,30 @@ func TestPermanentRejectsDoNotHoldBackOthers(t *testing.T) {
 	}
 	if n := strings.Count(p.stderr.String(), `level=ERROR msg="event dead-lettered"`); n == 0 || n > rejected/10 {
 		t.Errorf("%d dead-letter log lines for %d dead letters; want one per burst", n, 2*rejected)
+	}
+}
+
+// TestKeyWithControlCharactersIsDelivered: a row whose key holds control
+// characters, quotes, "%" and emoji reaches the HTTP endpoint in binary
+// mode (it used to make a header net/http refuses, retried forever); the
+// subject percent-decodes to the key.
+func TestKeyWithControlCharactersIsDelivered(t *testing.T) {
+	start := binlogPos(t, shared)
+	name, db := newDB(t, shared)
+	key := "a\x01b\t\"q\" 100% 🚀"
+	exec1(t, db, "CREATE TABLE k (id VARCHAR(40) CHARACTER SET utf8mb4 PRIMARY KEY)")
+	if _, err := db.Exec("INSERT INTO k VALUES (?)", key); err != nil {
+		t.Fatal(err)
+	}
+	r := receiver.New()
+	p := startFerry(t, pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r)}.yaml(t, t.TempDir()))
+	defer p.stop()
+	events := waitEvents(t, r, 1)
+	sub := events[0].Subject()
+	if strings.ContainsFunc(sub, func(c rune) bool { return c < ' ' || c == 0x7f }) {
+		t.Fatalf("subject %q carries a control character", sub)
+	}
+	if got, err := url.PathUnescape(sub); err != nil || got != key {
+		t.Fatalf("subject %q decodes to %q (%v), want %q", sub, got, err, key)
 	}
 }
