@@ -2,6 +2,7 @@ package ferry
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -15,6 +16,10 @@ var (
 	// ErrConflict is returned for a request that conflicts with work in
 	// progress (a second backfill of one table).
 	ErrConflict = errors.New("conflicts with work in progress")
+	// ErrNotAttempted marks an event a sink did not send because an
+	// earlier event of its ordering key failed in the same Write (see
+	// NotAttempted): the pipeline retries it without counting an attempt.
+	ErrNotAttempted = errors.New("not attempted: an earlier event of the same ordering key failed")
 )
 
 // PermanentError marks a failure that retrying cannot fix (a 4xx answer, an
@@ -61,3 +66,12 @@ func RetryDelay(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// NotAttempted is the error a sink reports for an event it held back
+// because the event of the same ordering key with id earlier failed.
+func NotAttempted(earlier string) error {
+	return fmt.Errorf("%w (event %s)", ErrNotAttempted, earlier)
+}
+
+// IsNotAttempted reports whether err says the event was never sent.
+func IsNotAttempted(err error) bool { return errors.Is(err, ErrNotAttempted) }

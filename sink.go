@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
 )
 
 // Sink delivers CloudEvents to a destination.
@@ -14,20 +15,28 @@ import (
 // Lifecycle: Open is called once before the first Write; it validates what it
 // can without blocking on the destination (an unreachable destination is a
 // Write failure, retried by the pipeline, not an Open failure). Write is called
-// from one goroutine at a time and in source order; it returns only when each
-// event is either acknowledged by the destination or failed. Write returns:
+// from one goroutine at a time; it returns only when each event is either
+// acknowledged by the destination or failed. Write returns:
 //
 //   - nil: every event was acknowledged;
 //   - a *BatchError: the events it names failed, all others were acknowledged;
 //   - any other error: no event of the batch is known to be acknowledged.
 //
-// Errors are transient (the pipeline retries the failed events with backoff)
-// unless marked with Permanent, in which case the events are dead-lettered. A
-// RetryAfter error asks for a minimum delay before the next attempt. To keep
-// per-key order, a sink that fails an event must also fail every later event
-// of the batch with the same partition key. The pipeline never modifies the
-// events it passes and the sink must not keep them after Write returns.
-// Close is called once, after the last Write returned.
+// Order: the events of one ordering key (OrderingKey) come in source order,
+// and the sink must deliver them in that order. Once an event fails, the sink
+// must not send a later event of the same key in that Write: it reports it
+// failed, preferably with NotAttempted, so that the retry does not count
+// against the event. Events of other keys are not affected and should go on.
+// The pipeline does everything else: it holds back later events of a key
+// behind a transient failure (per key, so other keys keep flowing), backs off
+// per key, retries, and dead-letters.
+//
+// Each failed event carries its own classification: transient (retried with
+// backoff) unless marked with Permanent, in which case the event is
+// dead-lettered and its key goes on. A RetryAfter error asks for a minimum
+// delay before the key's next attempt. The pipeline never modifies the events
+// it passes and the sink must not keep them after Write returns. Close is
+// called once, after the last Write returned.
 type Sink interface {
 	Open(ctx context.Context) error
 	Write(ctx context.Context, events []*event.Event) error
@@ -77,4 +86,36 @@ func (e *BatchError) Error() string {
 		fmt.Fprintf(&b, "; event %d: %v", i, e.failed[i])
 	}
 	return b.String()
+}
+
+// PartitionKeyExtension is the CloudEvents extension that names an event's
+// ordering key (the Kafka binding's partitionkey).
+const PartitionKeyExtension = "partitionkey"
+
+// OrderingKey is the one key order is kept by, for every sink: the
+// partitionkey extension (of any type, in its canonical text form), else the
+// subject, else the id. Events with the same ordering key reach a sink in
+// source order, and a failing event holds back only later events of its key.
+func OrderingKey(e *event.Event) string {
+	var ext map[string]any
+	if ec, ok := e.Context.(*event.EventContextV1); ok {
+		ext = ec.Extensions // no copy: read-only
+	} else {
+		ext = e.Extensions()
+	}
+	switch v := ext[PartitionKeyExtension].(type) {
+	case nil:
+	case string:
+		if v != "" {
+			return v
+		}
+	default:
+		if s, err := types.Format(v); err == nil && s != "" {
+			return s
+		}
+	}
+	if sub := e.Subject(); sub != "" {
+		return sub
+	}
+	return e.ID()
 }

@@ -165,7 +165,14 @@ func (s *chaosSinks) kafkaEvents(t *testing.T) []event.Event {
 	defer cl.Close()
 	var out []event.Event
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		// The first fetch waits longer: on a loaded machine a fresh
+		// client's metadata and first fetch can take over a second, and an
+		// empty answer reads as "no records".
+		wait := time.Second
+		if len(out) == 0 {
+			wait = 10 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		n := 0

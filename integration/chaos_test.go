@@ -21,6 +21,7 @@ type chaosPlan struct {
 	changes       int // committed row changes to reach, at least
 	kills         int // kill -9 of ferry
 	httpOutages   int // HTTP receiver answering 503 for seconds
+	flaky         int // HTTP failing 1 request in 5 and EventBridge throttling 1 call in 4, at random, for seconds
 	kafkaRestarts int // kfake stopped, restarted on its DataDir
 	ebFaults      int // EventBridge throttling or partial failures for seconds
 	mysqlRestarts int // MariaDB killed and restarted (crash recovery)
@@ -29,12 +30,12 @@ type chaosPlan struct {
 }
 
 func chaosPlanFromEnv(t *testing.T) chaosPlan {
-	p := chaosPlan{changes: 15_000, kills: 6, httpOutages: 2, kafkaRestarts: 2, ebFaults: 2, mysqlRestarts: 1, dropConns: 2, txPerSecond: 150}
+	p := chaosPlan{changes: 15_000, kills: 6, httpOutages: 2, flaky: 2, kafkaRestarts: 2, ebFaults: 2, mysqlRestarts: 1, dropConns: 2, txPerSecond: 150}
 	if os.Getenv("CHAOS_SOAK") == "1" {
-		p = chaosPlan{changes: 1_000_000, kills: 50, httpOutages: 4, kafkaRestarts: 3, ebFaults: 3, mysqlRestarts: 3, dropConns: 5}
+		p = chaosPlan{changes: 1_000_000, kills: 50, httpOutages: 4, flaky: 4, kafkaRestarts: 3, ebFaults: 3, mysqlRestarts: 3, dropConns: 5}
 	}
 	for name, field := range map[string]*int{"CHAOS_CHANGES": &p.changes, "CHAOS_KILLS": &p.kills,
-		"CHAOS_HTTP_OUTAGES": &p.httpOutages, "CHAOS_KAFKA_RESTARTS": &p.kafkaRestarts, "CHAOS_EB_FAULTS": &p.ebFaults,
+		"CHAOS_HTTP_OUTAGES": &p.httpOutages, "CHAOS_FLAKY": &p.flaky, "CHAOS_KAFKA_RESTARTS": &p.kafkaRestarts, "CHAOS_EB_FAULTS": &p.ebFaults,
 		"CHAOS_MYSQL_RESTARTS": &p.mysqlRestarts, "CHAOS_DROP_CONNS": &p.dropConns, "CHAOS_TX_PER_SECOND": &p.txPerSecond} {
 		*field = envInt(t, name, *field)
 	}
@@ -44,7 +45,7 @@ func chaosPlanFromEnv(t *testing.T) chaosPlan {
 // faults returns the plan's faults in a random order.
 func (p chaosPlan) faults(rng *rand.Rand) []string {
 	var out []string
-	for kind, n := range map[string]int{"kill": p.kills, "http": p.httpOutages, "kafka": p.kafkaRestarts,
+	for kind, n := range map[string]int{"kill": p.kills, "http": p.httpOutages, "flaky": p.flaky, "kafka": p.kafkaRestarts,
 		"eventbridge": p.ebFaults, "mysql": p.mysqlRestarts, "dropconn": p.dropConns} {
 		for range n {
 			out = append(out, kind)
@@ -166,6 +167,15 @@ func (h *chaosHarness) inject(fault string) {
 		h.sinks.http.SetOutage(true)
 		time.Sleep(spell)
 		h.sinks.http.SetOutage(false)
+	case "flaky":
+		// Random per-request failures, not an outage window: every
+		// Write partly succeeds, so the failing keys are held back
+		// while the others flow.
+		h.sinks.http.FailRandomly(5, 503, h.rng.Uint64())
+		h.sinks.eb.ThrottleRandomly(4, h.rng.Uint64())
+		time.Sleep(2 * spell)
+		h.sinks.http.FailRandomly(0, 0, 0)
+		h.sinks.eb.ThrottleRandomly(0, 0)
 	case "kafka":
 		h.sinks.restartKafka(h.t, spell)
 	case "eventbridge":

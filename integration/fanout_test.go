@@ -148,3 +148,44 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 		t.Fatalf("letters left after replay:\n%s", out)
 	}
 }
+
+// TestDeadLettersOfARunningFerry: `ferry dlq list|replay` reach the dead
+// letters of a running ferry, which holds the store, through its admin API,
+// with the same output as when it is stopped.
+func TestDeadLettersOfARunningFerry(t *testing.T) {
+	start := binlogPos(t, shared)
+	name, db := newDB(t, shared)
+	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)", "INSERT INTO t VALUES (3)")
+	r := receiver.New()
+	r.FailMatching(func(e event.Event) bool { return e.Subject() == "2" }, 422)
+	adminAddr := freeAddr(t)
+	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r), admin: adminAddr}.yaml(t, t.TempDir())
+	p := startFerry(t, cfg)
+	defer p.stop()
+	eventually(t, 30*time.Second, "two delivered and one dead-lettered", func() bool {
+		return r.Count() == 2 && strings.Contains(p.stderr.String(), "event dead-lettered")
+	})
+	code, out, errOut := runFerry(t, 30*time.Second, "dlq", "list", "-c", cfg)
+	if code != 0 || !strings.Contains(out, "1 dead letter(s)") || !strings.Contains(out, "422 Unprocessable Entity") {
+		t.Fatalf("dlq list while running: %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runFerry(t, 30*time.Second, "dlq", "list", "--json", "-c", cfg)
+	if code != 0 || !strings.Contains(out, `"sink":"recv"`) {
+		t.Fatalf("dlq list --json while running: %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runFerry(t, 30*time.Second, "dlq", "replay", "-c", cfg)
+	if code != 1 || !strings.Contains(errOut, "not delivered") {
+		t.Fatalf("replay while still rejected: %d %s", code, errOut)
+	}
+	r.FailMatching(nil, 0)
+	code, out, errOut = runFerry(t, 30*time.Second, "dlq", "replay", "-c", cfg, "--sink", "recv")
+	if code != 0 || !strings.Contains(out, "replayed 1 dead letter(s); 0 remain") {
+		t.Fatalf("replay while running: %d %s %s", code, out, errOut)
+	}
+	if distinct(r.Events()) != 3 {
+		t.Fatalf("receiver has %d distinct events after the replay", distinct(r.Events()))
+	}
+	if _, out, _ := runFerry(t, 30*time.Second, "dlq", "list", "-c", cfg); !strings.Contains(out, "0 dead letter(s)") {
+		t.Fatalf("letters left after replay:\n%s", out)
+	}
+}

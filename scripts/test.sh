@@ -3,7 +3,8 @@
 #
 # On a fresh Debian 12 machine (as root) it installs what the tests need
 # (mariadb-server for the throwaway servers internal/mariadbtest starts, gcc
-# for -race, kcat for the Kafka cross-checks), checks gofmt and go vet, then
+# for -race, kcat for the Kafka cross-checks, node and the `cloudevents` npm
+# package for the JavaScript SDK cross-checks), checks gofmt and go vet, then
 # runs every test, integration tests included, with the race detector, and
 # then every fuzz target for a few seconds (scripts/fuzz.sh). The tests never
 # use the machine's own MariaDB on 3306.
@@ -60,6 +61,15 @@ fi
 if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat (independent Kafka client some suites cross-check with)"
   apt_install kcat || echo "WARNING: could not install kcat; tests that cross-check with it will fail or skip" >&2
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "== installing nodejs and npm (the CloudEvents JavaScript SDK is an independent receiver in the sink tests)"
+  apt_install nodejs npm || echo "WARNING: could not install nodejs/npm; the JavaScript SDK cross-checks skip (fail with CI set)" >&2
+fi
+if [ ! -d internal/testkit/nodece/node_modules/cloudevents ] && command -v npm >/dev/null 2>&1; then
+  echo "== installing the cloudevents npm package (internal/testkit/nodece, pinned by its package-lock.json)"
+  npm ci --prefix internal/testkit/nodece --no-audit --no-fund >/dev/null ||
+    echo "WARNING: npm ci failed; the JavaScript SDK cross-checks skip (fail with CI set)" >&2
 fi
 
 if ! command -v go >/dev/null 2>&1; then export PATH="/usr/local/go/bin:$PATH"; fi

@@ -5,6 +5,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // eventBase holds an event's attributes while defaults (the default mapping
@@ -63,5 +65,6 @@ func (b *eventBase) event() *event.Event {
 	}
 	a.ec.Extensions = ext
 	a.ev = event.Event{Context: &a.ec, DataEncoded: b.data}
+	ferry.MarkBinaryData(&a.ev)
 	return &a.ev
 }

@@ -15,7 +15,7 @@ import (
 // PartitionKeyExtension is the CloudEvents extension (the Partitioning
 // extension's attribute) that carries an event's ordering key; sinks use it as
 // the Kafka key and to keep per-key order.
-const PartitionKeyExtension = "partitionkey"
+const PartitionKeyExtension = ferry.PartitionKeyExtension
 
 const contentTypeJSON = "application/json"
 

@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"flag"
 	"math"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/ferry-cdc/ferry"
 )
@@ -99,11 +103,50 @@ func TestSubject(t *testing.T) {
 		{[]any{[]byte{0xff}}, "/w=="},
 		{[]any{"a/b", "c%d"}, "a%2Fb/c%25d"},
 		{[]any{int64(1), "x"}, "1/x"},
+		{[]any{"100%"}, "100%25"},
+		{[]any{"tab\tnul\x00 del\x7f c1\u0085 ok é 🚀"}, "tab%09nul%00 del%7F c1%C2%85 ok é 🚀"},
+		{[]any{"bad \xff utf8"}, "bad %FF utf8"},
+		{[]any{"a\nb", "c"}, "a%0Ab/c"},
 	}
 	for _, c := range cases {
 		cols := make([]string, len(c.vals))
 		if got := Subject(ferry.Row{Columns: cols, Values: c.vals}); got != c.want {
 			t.Errorf("Subject(%v) = %q, want %q", c.vals, got, c.want)
+		}
+	}
+}
+
+// TestSubjectIsReversible: percent-decoding each value of a subject gives
+// the key values back, for random values (seeded) full of the escaped
+// characters.
+func TestSubjectIsReversible(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	alphabet := []string{"a", "%", "/", "\x00", "\t", "\x7f", "\u0085", "é", "🚀", "\xff", " ", "\"", "%25"}
+	for range 2000 {
+		n := 1 + rng.IntN(3)
+		vals := make([]any, n)
+		for i := range vals {
+			var b strings.Builder
+			for range rng.IntN(6) {
+				b.WriteString(alphabet[rng.IntN(len(alphabet))])
+			}
+			vals[i] = b.String()
+		}
+		subject := Subject(ferry.Row{Columns: make([]string, n), Values: vals})
+		if strings.ContainsFunc(subject, unicode.IsControl) {
+			t.Fatalf("Subject(%q) = %q holds a control character", vals, subject)
+		}
+		parts := []string{subject}
+		if n > 1 {
+			parts = strings.Split(subject, "/")
+		}
+		for i, p := range parts {
+			got, err := url.PathUnescape(p)
+			if err != nil || got != vals[i] {
+				t.Fatalf("Subject(%q) = %q: value %d decodes to %q (%v)", vals, subject, i, got, err)
+			}
 		}
 	}
 }

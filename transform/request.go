@@ -68,5 +68,6 @@ func (m *DefaultMapping) requestBase(c *ferry.Change, b *eventBase) {
 // passThrough returns a copy of the CloudEvent a request carried.
 func passThrough(c *ferry.Change) *event.Event {
 	e := c.Request.Event.Clone()
+	ferry.MarkBinaryData(&e)
 	return &e
 }

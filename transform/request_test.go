@@ -101,3 +101,32 @@ func TestRequestSampleRoundTrip(t *testing.T) {
 		t.Fatalf("hand-written request sample = %+v %v", got, err)
 	}
 }
+
+// TestBinaryBodiesTravelAsDataBase64: a webhook body that is not text in
+// its declared charset (octet-stream, ISO-8859-1) becomes data_base64 in
+// the structured form, valid JSON holding the exact bytes; a UTF-8 text
+// body stays a string.
+func TestBinaryBodiesTravelAsDataBase64(t *testing.T) {
+	e := mustEngine(t, []string{"out"})
+	for _, c := range []struct {
+		contentType string
+		data        []byte
+		base64      bool
+	}{
+		{"application/octet-stream", []byte{0, 0xff, 'x'}, true},
+		{"text/plain; charset=iso-8859-1", []byte("caf\xe9"), true},
+		{"text/plain; charset=utf-8", []byte("café"), false},
+	} {
+		ch := requestChange()
+		ch.Request.ContentType, ch.Request.Data = c.contentType, c.data
+		ev := e.NewWorker().Apply(ch, nil)[0].Event
+		b, err := json.Marshal(ev)
+		if err != nil || !json.Valid(b) || bytes.Contains(b, []byte(`"data_base64"`)) != c.base64 {
+			t.Fatalf("%s: structured form %s (%v), want data_base64=%v", c.contentType, b, err, c.base64)
+		}
+		var back event.Event
+		if err := json.Unmarshal(b, &back); err != nil || !bytes.Equal(back.Data(), c.data) {
+			t.Fatalf("%s: data back %q (%v), want %q", c.contentType, back.Data(), err, c.data)
+		}
+	}
+}

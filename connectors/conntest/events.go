@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // eventTime is the time attribute of every event Events builds.
@@ -65,4 +67,34 @@ func EventIndex(id string) int {
 func PartitionKey(e *event.Event) string {
 	v, _ := e.Extensions()["partitionkey"].(string)
 	return v
+}
+
+// AwkwardValues are keys a sink must carry exactly: spaces, "%", quotes,
+// a percent-escape look-alike, emoji, tabs, NUL and other control
+// characters, C1 controls.
+var AwkwardValues = []string{"with space", `"quoted"`, "100%", "%41 is not A", "émoji 🚀", "tab\there",
+	"nul\x00bell\x07", "del\x7f", "c1\u0085", "a/b"}
+
+// AwkwardEvents builds one event per AwkwardValues entry, with that value
+// as subject and partitionkey (set as they are: the SDK's setters trim
+// white space), and data alternating between JSON, binary bytes
+// (application/octet-stream) and ISO-8859-1 text, marked for data_base64 as
+// the transform marks them (ferry.MarkBinaryData).
+func AwkwardEvents() []*event.Event {
+	out := Events(len(AwkwardValues), len(AwkwardValues))
+	for i, v := range AwkwardValues {
+		e := out[i]
+		e.Context.(*event.EventContextV1).Subject = &v
+		e.SetExtension("partitionkey", v)
+		switch i % 3 {
+		case 1:
+			e.SetDataContentType("application/octet-stream")
+			e.DataEncoded = []byte{0x00, 0xff, byte(i), 0xc3, 0x28, '"', '\n'}
+		case 2:
+			e.SetDataContentType("text/plain; charset=iso-8859-1")
+			e.DataEncoded = []byte("caf\xe9 " + strconv.Itoa(i))
+		}
+		ferry.MarkBinaryData(e)
+	}
+	return out
 }

@@ -31,6 +31,11 @@ type SinkHarness struct {
 	// server-side connections, which end on their own schedule after the
 	// sink closed. The sink's goroutines are always checked.
 	IgnoreGoroutines []string
+	// FailEvents, when set, makes the destination refuse, transiently,
+	// every event whose id match picks, until it is called with nil. The
+	// suite then checks the same-key rule: after an event fails, no later
+	// event of its ordering key is delivered in that Write.
+	FailEvents func(t *testing.T, match func(id string) bool)
 }
 
 // receiveWait bounds how long the suite waits for an asynchronous
@@ -57,6 +62,7 @@ func RunSink(t *testing.T, h SinkHarness) {
 	})
 	run("EmptyWrite", emptyWrite)
 	run("DeliversOnceInKeyOrder", deliversOnceInKeyOrder)
+	run("FailedEventHoldsBackItsKey", failedEventHoldsBackItsKey)
 	run("CancelledContext", cancelledContext)
 	run("WriteAfterClose", writeAfterClose)
 	run("CloseTwice", closeTwice)
@@ -104,6 +110,59 @@ func deliversOnceInKeyOrder(t *testing.T, h SinkHarness) {
 		if err := sameEvent(events[n], &g); err != nil {
 			t.Fatalf("event %s: %v", g.ID(), err)
 		}
+	}
+}
+
+// failedEventHoldsBackItsKey injects a failure of one event and checks that
+// the sink delivered no later event of its key, reported every event it did
+// not deliver, and delivers the rest in key order once retried.
+func failedEventHoldsBackItsKey(t *testing.T, h SinkHarness) {
+	if h.FailEvents == nil || h.Received == nil {
+		t.Skip("the harness cannot fail single events at the destination")
+	}
+	s := h.New(t)
+	mustOpen(t, s)
+	defer mustClose(t, s)
+	before := len(received(t, h))
+	events := Events(40, 4)
+	poison := events[5]
+	h.FailEvents(t, func(id string) bool { return id == poison.ID() })
+	err := s.Write(context.Background(), events)
+	h.FailEvents(t, nil)
+	var be *ferry.BatchError
+	if !errors.As(err, &be) || be.Failed(5) == nil || ferry.IsPermanent(be.Failed(5)) {
+		t.Fatalf("Write = %v, want a *ferry.BatchError failing event 5 transiently", err)
+	}
+	var retry []*event.Event
+	for i, e := range events {
+		if be.Failed(i) != nil {
+			retry = append(retry, e)
+		} else if ferry.OrderingKey(e) == ferry.OrderingKey(poison) && i > 5 {
+			t.Fatalf("event %d of the failed event's key was acknowledged: it overtook event 5", i)
+		}
+	}
+	got := waitReceived(t, h, before, len(events)-len(retry))
+	ids := checkOnce(t, events, got)
+	for i, e := range events {
+		if be.Failed(i) == nil && !ids[e.ID()] {
+			t.Fatalf("event %d was acknowledged but did not arrive", i)
+		}
+		if be.Failed(i) != nil && ids[e.ID()] {
+			t.Fatalf("event %d was reported failed but arrived", i)
+		}
+	}
+	if err := s.Write(context.Background(), retry); err != nil {
+		t.Fatalf("retry Write = %v", err)
+	}
+	got = waitReceived(t, h, before, len(events))
+	checkOnce(t, events, got)
+	last := map[string]int{}
+	for _, g := range got {
+		key, n := ferry.OrderingKey(&g), EventIndex(g.ID())
+		if prev, ok := last[key]; ok && prev > n {
+			t.Fatalf("key %s: event %d arrived after event %d", key, n, prev)
+		}
+		last[key] = n
 	}
 }
 

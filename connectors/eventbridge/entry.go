@@ -2,6 +2,7 @@ package eventbridge
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -70,25 +71,27 @@ func (s *Sink) entry(e *event.Event) (*types.PutEventsRequestEntry, error) {
 }
 
 // detail is the event's data as a JSON object, wrapping anything else as
-// {"data": ...}, or with detail: event the whole structured CloudEvent.
+// {"data": ...} (JSON or text) or {"data_base64": "..."} (binary data, as
+// the CloudEvents JSON format writes it), or with detail: event the whole
+// structured CloudEvent.
 func (s *Sink) detail(e *event.Event) (string, error) {
 	if s.cfg.Detail == "event" {
 		b, err := json.Marshal(e)
 		return string(b), err
 	}
 	data := bytes.TrimSpace(e.Data())
-	if len(data) > 0 && data[0] == '{' && json.Valid(data) {
+	if !e.DataBase64 && len(data) > 0 && data[0] == '{' && json.Valid(data) && utf8.Valid(data) {
 		return string(data), nil
 	}
 	var wrapped []byte
-	if json.Valid(data) {
+	switch {
+	case e.DataBase64 || !utf8.Valid(e.Data()):
+		wrapped = append([]byte(`{"data_base64":"`), base64.StdEncoding.EncodeToString(e.Data())...)
+		wrapped = append(wrapped, `"}`...)
+	case json.Valid(data) && utf8.Valid(data):
 		wrapped = append(append([]byte(`{"data":`), data...), '}')
-	} else {
-		text := string(e.Data())
-		if !utf8.ValidString(text) {
-			text = strings.ToValidUTF8(text, "\uFFFD")
-		}
-		v, _ := json.Marshal(text)
+	default: // text: a JSON string
+		v, _ := json.Marshal(string(e.Data()))
 		wrapped = append(append([]byte(`{"data":`), v...), '}')
 	}
 	return string(wrapped), nil

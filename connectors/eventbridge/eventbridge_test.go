@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
 	"github.com/ferry-cdc/ferry/internal/testkit/ebfake"
+	"github.com/ferry-cdc/ferry/internal/testkit/nodece"
 )
 
 func fake(t *testing.T) (*ebfake.Server, string) {
@@ -55,6 +56,15 @@ func TestAcceptance(t *testing.T) {
 	conntest.RunSink(t, conntest.SinkHarness{
 		New:      func(t *testing.T) ferry.Sink { return newSink(t, url, func(c *Config) { c.Detail = "event" }) },
 		Received: func(t *testing.T) []event.Event { return asEvents(t, f.Accepted()) },
+		FailEvents: func(t *testing.T, match func(string) bool) {
+			f.FailEntries(func(en ebfake.Entry) string {
+				var e struct{ ID string }
+				if match != nil && json.Unmarshal([]byte(en.Detail), &e) == nil && match(e.ID) {
+					return "ThrottlingException"
+				}
+				return ""
+			})
+		},
 	})
 }
 
@@ -85,7 +95,7 @@ func TestEntryMapping(t *testing.T) {
 func TestBatchingByCountAndSize(t *testing.T) {
 	f, url := fake(t)
 	s := newSink(t, url, func(c *Config) { c.Concurrency = 1 })
-	if err := s.Write(context.Background(), conntest.Events(25, 5)); err != nil {
+	if err := s.Write(context.Background(), conntest.Events(25, 25)); err != nil {
 		t.Fatal(err)
 	}
 	if f.Calls() != 3 || len(f.Accepted()) != 25 {
@@ -210,6 +220,57 @@ func TestValidate(t *testing.T) {
 		"endpoint: must be", "access_key_id and secret_access_key", "resources:"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v; missing %q", err, want)
+		}
+	}
+}
+
+// TestBinaryDataIsBase64InDetail: bytes that are not text reach the bus
+// base64-encoded in detail.data_base64, never altered (no U+FFFD).
+func TestBinaryDataIsBase64InDetail(t *testing.T) {
+	f, url := fake(t)
+	s := newSink(t, url, nil)
+	raw := []byte{0xff, 0x00, 'a', 0xe9, 0x80}
+	e := conntest.Events(1, 1)[0]
+	_ = e.SetData("application/octet-stream", raw)
+	if err := s.Write(context.Background(), []*event.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	var detail struct {
+		DataBase64 []byte `json:"data_base64"`
+	}
+	got := f.Accepted()[0].Detail
+	if err := json.Unmarshal([]byte(got), &detail); err != nil || string(detail.DataBase64) != string(raw) {
+		t.Fatalf("detail %s: %v; want data_base64 of %x", got, err, raw)
+	}
+}
+
+// TestDetailEventIsAValidCloudEvent: with detail: event, every Detail,
+// awkward keys and binary data included, is a valid CloudEvent for the
+// JavaScript SDK (schema-validated), data bytes intact.
+func TestDetailEventIsAValidCloudEvent(t *testing.T) {
+	nodece.Require(t)
+	f, url := fake(t)
+	s := newSink(t, url, func(c *Config) { c.Detail = "event" })
+	events := conntest.AwkwardEvents()
+	if err := s.Write(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*event.Event{}
+	for _, e := range events {
+		byID[e.ID()] = e
+	}
+	var reqs []nodece.Request
+	for _, en := range f.Accepted() {
+		reqs = append(reqs, nodece.Request{Headers: map[string]string{"content-type": "application/cloudevents+json"}, Body: []byte(en.Detail)})
+	}
+	got := nodece.Decode(t, reqs)
+	if len(got) != len(events) {
+		t.Fatalf("JavaScript SDK decoded %d events, want %d", len(got), len(events))
+	}
+	for _, g := range got {
+		want := byID[g.ID]
+		if want == nil || g.Subject != want.Subject() || want.DataBase64 && string(g.Data) != string(want.Data()) {
+			t.Errorf("decoded %+v, want %v", g, want)
 		}
 	}
 }

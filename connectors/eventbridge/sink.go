@@ -100,17 +100,21 @@ func (s *Sink) Close(context.Context) error {
 }
 
 // Write puts the events in calls of at most 10 entries and 256 KB, up to
-// Concurrency calls at once. Events with one partition key share a lane
-// and go in order; after a failure the rest of that lane is held back.
-// (EventBridge itself does not promise delivery order to its targets.)
+// Concurrency calls at once. Events with one ordering key (ferry.OrderingKey)
+// share a lane and go in order, one of them per call (entries of a call
+// succeed or fail independently); after a failure the later events of that
+// key are not sent (ferry.NotAttempted) and the lane goes on with its other
+// keys. (EventBridge itself does not promise delivery order to its targets.)
 func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if s.closed.Load() {
 		return fmt.Errorf("eventbridge sink %s: %w", s.name, ferry.ErrClosed)
 	}
 	failed := make([]error, len(events))
 	entries := make([]*types.PutEventsRequestEntry, len(events))
+	keys := make([]string, len(events))
 	trace := tracectx.FromContext(ctx)
 	for i, e := range events {
+		keys[i] = ferry.OrderingKey(e)
 		en, err := s.entry(e)
 		if err == nil {
 			// X-Ray's form of the W3C context: EventBridge drops a trace
@@ -129,8 +133,8 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 		entries[i] = en
 	}
 	var wg sync.WaitGroup
-	for _, lane := range s.lanes(events, entries) {
-		wg.Go(func() { s.sendLane(ctx, entries, lane, failed) })
+	for _, lane := range s.lanes(keys, entries) {
+		wg.Go(func() { s.sendLane(ctx, events, keys, entries, lane, failed) })
 	}
 	wg.Wait()
 	be := ferry.NewBatchError()
@@ -145,16 +149,12 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	return nil
 }
 
-// lanes spreads the sendable events over Concurrency lanes by partition key.
-func (s *Sink) lanes(events []*event.Event, entries []*types.PutEventsRequestEntry) [][]int {
+// lanes spreads the sendable events over Concurrency lanes by ordering key.
+func (s *Sink) lanes(keys []string, entries []*types.PutEventsRequestEntry) [][]int {
 	lanes := make([][]int, s.cfg.Concurrency)
-	for i, e := range events {
+	for i, key := range keys {
 		if entries[i] == nil {
 			continue
-		}
-		key, _ := e.Extensions()["partitionkey"].(string)
-		if key == "" {
-			key = e.ID()
 		}
 		h := fnv.New32a()
 		_, _ = h.Write([]byte(key))
@@ -170,22 +170,47 @@ func (s *Sink) lanes(events []*event.Event, entries []*types.PutEventsRequestEnt
 	return out
 }
 
-// sendLane sends a lane in calls that respect the limits.
-func (s *Sink) sendLane(ctx context.Context, entries []*types.PutEventsRequestEntry, lane []int, failed []error) {
-	for start := 0; start < len(lane); {
-		end, size := start, 0
-		for end < len(lane) && end-start < maxEntries && size+entrySize(entries[lane[end]]) <= maxRequestBytes {
-			size += entrySize(entries[lane[end]])
-			end++
-		}
-		call := lane[start:end]
-		if err := s.put(ctx, entries, call, failed); err != nil {
-			for _, i := range lane[end:] { // hold back the rest of the lane
-				failed[i] = fmt.Errorf("not sent: an earlier call of this lane failed: %w", err)
+// sendLane sends a lane in calls that respect the limits, with at most one
+// event per ordering key in a call. After a call, the later events of the
+// keys that failed in it are held back; the other keys go on.
+func (s *Sink) sendLane(ctx context.Context, events []*event.Event, keys []string, entries []*types.PutEventsRequestEntry, lane []int, failed []error) {
+	var blocked map[string]string // ordering key -> id of its failed event
+	next := map[string]bool{}     // keys whose next event is in the call or waits
+	for len(lane) > 0 {
+		clear(next)
+		var call, rest []int
+		size := 0
+		for _, i := range lane {
+			if next[keys[i]] || len(call) == maxEntries || size+entrySize(entries[i]) > maxRequestBytes {
+				rest = append(rest, i)
+				next[keys[i]] = true // its later events wait too, keeping key order
+				continue
 			}
-			return
+			next[keys[i]] = true
+			size += entrySize(entries[i])
+			call = append(call, i)
 		}
-		start = end
+		lane = rest
+		if s.put(ctx, entries, call, failed) == nil {
+			continue
+		}
+		if blocked == nil {
+			blocked = map[string]string{}
+		}
+		for _, i := range call {
+			if failed[i] != nil {
+				blocked[keys[i]] = events[i].ID()
+			}
+		}
+		rest = lane[:0:0]
+		for _, i := range lane {
+			if first, ok := blocked[keys[i]]; ok {
+				failed[i] = ferry.NotAttempted(first)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		lane = rest
 	}
 }
 
@@ -212,7 +237,7 @@ func (s *Sink) put(ctx context.Context, entries []*types.PutEventsRequestEntry, 
 		for _, i := range call {
 			failed[i] = err
 		}
-		s.log.Warn("PutEvents failed", "entries", len(call), "error", err)
+		s.log.Debug("PutEvents failed", "entries", len(call), "error", err)
 		return err
 	}
 	if out.FailedEntryCount == 0 {
@@ -231,7 +256,7 @@ func (s *Sink) put(ctx context.Context, entries []*types.PutEventsRequestEntry, 
 			}
 		}
 	}
-	s.log.Warn("PutEvents partly failed", "failed", out.FailedEntryCount, "of", len(call), "first_error", first)
+	s.log.Debug("PutEvents partly failed", "failed", out.FailedEntryCount, "of", len(call), "first_error", first)
 	if first == nil {
 		first = fmt.Errorf("eventbridge sink %s: %d entries failed", s.name, out.FailedEntryCount)
 	}

@@ -2,6 +2,7 @@ package httpsink
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/url"
@@ -45,6 +46,11 @@ type Config struct {
 	BatchMaxBytes  int `yaml:"batch_max_bytes"`
 	// TLS configures https beyond the system's trusted roots.
 	TLS TLSConfig `yaml:"tls"`
+	// TransientStatuses and PermanentStatuses override the classification
+	// of answers (300-599): a transient answer is retried, a permanent one
+	// dead-letters the request's events.
+	TransientStatuses []int `yaml:"transient_statuses"`
+	PermanentStatuses []int `yaml:"permanent_statuses"`
 }
 
 // TLSConfig is the `tls` key.
@@ -96,9 +102,33 @@ func (c *Config) Validate() error {
 	if c.BatchMaxBytes < minBatchBytes {
 		bad("batch_max_bytes", "must be at least %d, not %d", minBatchBytes, c.BatchMaxBytes)
 	}
+	errs = append(errs, validateStatuses(c.TransientStatuses, c.PermanentStatuses)...)
 	errs = append(errs, validateHeaders(c.Headers)...)
 	errs = append(errs, validateTLS(&c.TLS, https || c.URL == "")...)
 	return errors.Join(errs...)
+}
+
+// validateStatuses checks the classification overrides: answers from 300
+// to 599, each in at most one list.
+func validateStatuses(transient, permanent []int) []error {
+	var errs []error
+	in := map[int]string{}
+	for _, l := range []struct {
+		field string
+		codes []int
+	}{{"transient_statuses", transient}, {"permanent_statuses", permanent}} {
+		for i, code := range l.codes {
+			field := fmt.Sprintf("%s[%d]", l.field, i)
+			switch {
+			case code < 300 || code > 599:
+				errs = append(errs, ferry.Invalid(field, "must be an HTTP status from 300 to 599, not %d", code))
+			case in[code] != "" && in[code] != l.field:
+				errs = append(errs, ferry.Invalid(field, "%d is also in %s", code, in[code]))
+			}
+			in[code] = l.field
+		}
+	}
+	return errs
 }
 
 // reservedHeaders are managed by the sink: the protocol binding sets the

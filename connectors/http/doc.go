@@ -18,20 +18,32 @@
 // larger than batch_max_bytes goes alone).
 //
 // Order: the events of one Write are spread over `concurrency` lanes by a
-// hash of their ordering key (the partitionkey extension, else the subject,
-// else the id). Each lane sends its events one request after another, in
-// batch order, while the lanes run in parallel; so events with the same key
-// reach the endpoint in source order. When a request fails, the rest of its
-// lane is not sent and is reported failed, so that no event overtakes an
-// earlier one with the same key when the pipeline retries.
+// hash of their ordering key (ferry.OrderingKey: the partitionkey extension,
+// else the subject, else the id). Each lane sends its events one request
+// after another, in batch order, while the lanes run in parallel; so events
+// with the same key reach the endpoint in source order. When a request
+// fails, the later events of its keys are not sent (ferry.NotAttempted) and
+// the lane goes on with its other keys; the pipeline retries the failed key
+// in order, holding back only that key.
 //
-// Outcomes: 2xx acknowledges the request's events. 429 and 503 are transient
-// and carry the endpoint's Retry-After (seconds or HTTP date, at most 10
-// minutes) as ferry.RetryAfter; other 5xx, 408, timeouts and network errors
-// are transient; redirects are not followed and, like every other 4xx, are
-// permanent (ferry.Permanent), with the status and the first 512 bytes of
-// the response in the error. The sink never retries by itself: that, and
-// dead-lettering, is the pipeline's job.
+// Binary mode percent-encodes every ce-* header value as the HTTP binding
+// requires (space, '"', '%' and every byte outside printable ASCII become
+// %XX of the UTF-8 bytes), so a receiver decoding per the binding gets the
+// attribute back exactly.
+//
+// Outcomes: 2xx acknowledges the request's events. 408, 425, 429, 5xx,
+// timeouts and network errors are transient, and so are 401, 403 and 407
+// (the operator fixes credentials while the events wait); 429 and 503 carry
+// the endpoint's Retry-After (seconds or HTTP date, at most 10 minutes) as
+// ferry.RetryAfter. Redirects are not followed and, like 400, 404, 405, 409,
+// 410, 413, 415, 422 and every other 4xx, are permanent (ferry.Permanent),
+// with the status and the first 512 bytes of the response in the error;
+// transient_statuses and permanent_statuses override this per sink. A
+// request net/http cannot send (a control character in a header) fails
+// permanently without being sent. In batch mode a 413 splits the batch in
+// halves down to single events, so only an event too large alone fails. The
+// sink never retries by itself: that, and dead-lettering, is the pipeline's
+// job.
 //
 // Requests go through the sink's own http.Client, which honours the
 // HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment variables. Header values

@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/tracectx"
@@ -32,11 +34,11 @@ var (
 )
 
 // sendNext sends the next request of a lane (one event, or in batch mode as
-// many leading events of lane as fit the limits) and returns how many events
-// it carried, at least one.
-func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int) (int, error) {
+// many leading events of lane as fit the limits and at most limit) and
+// returns how many events it carried, at least one.
+func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int, limit int) (int, error) {
 	if s.cfg.Mode == ModeBatch {
-		return s.sendBatch(ctx, events, lane)
+		return s.sendBatch(ctx, events, lane, limit)
 	}
 	e := events[lane[0]]
 	mode := binaryMode
@@ -46,12 +48,16 @@ func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int) 
 	tp, ts := tracectx.FromContext(ctx).For(lane[0], e)
 	return 1, s.do(ctx, e, 1, func(req *http.Request) error {
 		setTraceHeaders(req.Header, tp, ts)
-		return cehttp.WriteRequest(mode, binding.ToMessage(e), req)
+		if err := cehttp.WriteRequest(mode, binding.ToMessage(e), req); err != nil {
+			return err
+		}
+		percentEncodeAttributes(req.Header)
+		return nil
 	})
 }
 
-func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int) (int, error) {
-	body, n, err := s.encodeBatch(events, lane)
+func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int, limit int) (int, error) {
+	body, n, err := s.encodeBatch(events, lane, limit)
 	if err != nil {
 		return 1, err
 	}
@@ -66,18 +72,18 @@ func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int)
 	})
 }
 
-// encodeBatch encodes the leading events of lane that fit batch_max_events
+// encodeBatch encodes the leading events of lane that fit limit events
 // and batch_max_bytes (at least one, however large) as a JSON array of
 // structured events. An event that cannot be encoded ends the batch before
 // it; when it is the first, encodeBatch fails permanently.
-func (s *Sink) encodeBatch(events []*event.Event, lane []int) ([]byte, int, error) {
+func (s *Sink) encodeBatch(events []*event.Event, lane []int, limit int) ([]byte, int, error) {
 	var body bytes.Buffer
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false) // keep data bytes as they are
 	body.WriteByte('[')
 	n := 0
 	for _, i := range lane {
-		if n == s.cfg.BatchMaxEvents {
+		if n == limit {
 			break
 		}
 		mark := body.Len()
@@ -115,6 +121,10 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*htt
 	if err := fill(req); err != nil {
 		return ferry.Permanent(fmt.Errorf("encode event %s: %w", first.ID(), err))
 	}
+	if err := checkHeaders(req.Header); err != nil {
+		// net/http would refuse to send it, on every attempt.
+		return ferry.Permanent(fmt.Errorf("build request for event %s: %w", first.ID(), err))
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return s.requestFailed(ctx, first, n, err)
@@ -128,7 +138,7 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*htt
 		return nil
 	}
 	err = s.classify(resp)
-	s.log.Warn("request rejected", "status", resp.StatusCode, "events", n, "first_id", first.ID(), "error", err)
+	s.log.Debug("request rejected", "status", resp.StatusCode, "events", n, "first_id", first.ID(), "error", err)
 	return err
 }
 
@@ -156,7 +166,7 @@ func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err
 	} else {
 		err = fmt.Errorf("%s %s: %w", s.method, s.target, cause)
 	}
-	s.log.Warn("request failed", "events", n, "first_id", first.ID(), "error", err)
+	s.log.Debug("request failed", "events", n, "first_id", first.ID(), "error", err)
 	return err
 }
 
@@ -190,4 +200,63 @@ func batchTrace(l tracectx.Lookup, events []*event.Event, idx []int) (traceparen
 		}
 	}
 	return traceparent, tracestate
+}
+
+// percentEncodeAttributes percent-encodes the ce-* header values as the
+// CloudEvents HTTP binding requires (3.1.3.2): every byte of the value's
+// UTF-8 form outside printable ASCII, and space, '"' and '%', becomes %XX.
+// A receiver that decodes per the binding gets the attribute back exactly.
+func percentEncodeAttributes(h http.Header) {
+	for name, values := range h {
+		if len(name) < 3 || !strings.EqualFold(name[:3], "ce-") {
+			continue
+		}
+		for i, v := range values {
+			values[i] = percentEncode(v)
+		}
+	}
+}
+
+func percentEncode(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if needsEscape(v[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(v) + 16)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if needsEscape(c) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+func needsEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
+
+// checkHeaders returns an error naming the first header whose value
+// net/http would refuse to send (a control character, in Content-Type or a
+// configured header).
+func checkHeaders(h http.Header) error {
+	for name, values := range h {
+		for _, v := range values {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				// The value is not quoted: configured headers are secrets.
+				return fmt.Errorf("header %s: value holds a character HTTP does not allow (a control character)", name)
+			}
+		}
+	}
+	return nil
 }

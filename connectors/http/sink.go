@@ -28,6 +28,8 @@ type Sink struct {
 	client  *http.Client
 	log     *slog.Logger
 	closed  atomic.Bool
+	// transient and permanent are the configured status overrides.
+	transient, permanent map[int]bool
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -63,6 +65,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		client:  newClient(tlsCfg, cfg.Concurrency),
 		log:     log.With("url", target), // the caller's log names the sink
 	}
+	s.transient, s.permanent = codeSet(cfg.TransientStatuses), codeSet(cfg.PermanentStatuses)
 	s.headers.Set("User-Agent", "ferry")
 	for k, v := range cfg.Headers {
 		s.headers.Set(k, v.Reveal())
@@ -71,6 +74,14 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		s.log.Warn("tls.insecure_skip_verify is set: the endpoint's certificate is not verified")
 	}
 	return s, nil
+}
+
+func codeSet(codes []int) map[int]bool {
+	set := make(map[int]bool, len(codes))
+	for _, c := range codes {
+		set[c] = true
+	}
+	return set
 }
 
 // newClient returns a client that keeps a connection per lane alive, never
@@ -122,14 +133,18 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("http sink %s: write: %w", s.name, err)
 	}
-	lanes := s.partition(events)
+	keys := make([]string, len(events))
+	for i, e := range events {
+		keys[i] = ferry.OrderingKey(e)
+	}
+	lanes := s.partition(keys)
 	failed := make([]error, len(events))
 	if len(lanes) == 1 {
-		s.sendLane(ctx, events, lanes[0], failed)
+		s.sendLane(ctx, events, keys, lanes[0], failed)
 	} else {
 		var wg sync.WaitGroup
 		for _, lane := range lanes {
-			wg.Go(func() { s.sendLane(ctx, events, lane, failed) })
+			wg.Go(func() { s.sendLane(ctx, events, keys, lane, failed) })
 		}
 		wg.Wait()
 	}
@@ -155,11 +170,11 @@ func (s *Sink) result(ctx context.Context, failed []error) error {
 
 // partition returns the non-empty lanes, each the indexes of its events in
 // batch order. Events with the same ordering key share a lane.
-func (s *Sink) partition(events []*event.Event) [][]int {
-	n := min(s.cfg.Concurrency, len(events))
+func (s *Sink) partition(keys []string) [][]int {
+	n := min(s.cfg.Concurrency, len(keys))
 	lanes := make([][]int, n)
-	for i, e := range events {
-		l := laneOf(orderingKey(e), n)
+	for i, k := range keys {
+		l := laneOf(k, n)
 		lanes[l] = append(lanes[l], i)
 	}
 	out := lanes[:0]
@@ -181,54 +196,48 @@ func laneOf(key string, n int) int {
 	return int(h % uint32(n))
 }
 
-// orderingKey is the partitionkey extension, else the subject, else the id.
-func orderingKey(e *event.Event) string {
-	switch v := e.Extensions()["partitionkey"].(type) {
-	case nil:
-	case string:
-		if v != "" {
-			return v
-		}
-	default: // the SDK keeps integer extensions as int32
-		return fmt.Sprint(v)
-	}
-	if sub := e.Subject(); sub != "" {
-		return sub
-	}
-	return e.ID()
-}
-
-// sendLane sends a lane's events in order. At the first failure the rest of
-// the lane is failed without being sent, so no event overtakes an earlier
-// one with the same key when the pipeline retries.
-func (s *Sink) sendLane(ctx context.Context, events []*event.Event, lane []int, failed []error) {
-	for start := 0; start < len(lane); {
-		n, err := s.sendNext(ctx, events, lane[start:])
-		if err == nil {
-			start += n
+// sendLane sends a lane's events in order. When a request fails, the later
+// events of its keys are not sent (ferry.NotAttempted), so none overtakes an
+// earlier one of its key when the pipeline retries; the lane's other keys go
+// on. A batch refused as too large (413) is split in halves down to single
+// events, so only an event too large alone fails.
+func (s *Sink) sendLane(ctx context.Context, events []*event.Event, keys []string, lane []int, failed []error) {
+	var blocked map[string]string // ordering key -> id of its failed event
+	limit := s.cfg.BatchMaxEvents
+	for len(lane) > 0 {
+		n, err := s.sendNext(ctx, events, lane, limit)
+		if err != nil && n > 1 && isTooLarge(err) {
+			limit = max(1, n/2)
 			continue
 		}
-		for _, i := range lane[start : start+n] {
+		sent := lane[:n]
+		lane = lane[n:]
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			for _, i := range append(sent, lane...) {
+				failed[i] = err
+			}
+			return
+		}
+		if blocked == nil {
+			blocked = map[string]string{}
+		}
+		for _, i := range sent {
 			failed[i] = err
+			if _, ok := blocked[keys[i]]; !ok {
+				blocked[keys[i]] = events[i].ID()
+			}
 		}
-		held := heldBack(ctx, events[lane[start]].ID(), err)
-		for _, i := range lane[start+n:] {
-			failed[i] = held
+		rest := lane[:0:0]
+		for _, i := range lane {
+			if first, ok := blocked[keys[i]]; ok {
+				failed[i] = ferry.NotAttempted(first)
+			} else {
+				rest = append(rest, i)
+			}
 		}
-		return
+		lane = rest
 	}
-}
-
-// heldBack is the error of an event not sent because an earlier event of
-// its lane failed. It is transient whatever the cause, and keeps the
-// cause's Retry-After.
-func heldBack(ctx context.Context, id string, cause error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("not attempted: %w", ctx.Err())
-	}
-	err := fmt.Errorf("not attempted: held back to keep partition-key order, because earlier event %s in its lane failed (%v)", id, cause)
-	if d, ok := ferry.RetryDelay(cause); ok {
-		return ferry.RetryAfter(err, d)
-	}
-	return err
 }

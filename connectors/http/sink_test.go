@@ -88,6 +88,13 @@ func TestAcceptance(t *testing.T) {
 					return s
 				},
 				Received: func(*testing.T) []event.Event { return r.Events() },
+				FailEvents: func(_ *testing.T, match func(string) bool) {
+					if match == nil {
+						r.FailMatching(nil, 0)
+						return
+					}
+					r.FailMatching(func(e event.Event) bool { return match(e.ID()) }, 503)
+				},
 			})
 		})
 	}
@@ -301,32 +308,4 @@ func expectedChunks(t *testing.T, events []*event.Event, maxEvents, maxBytes int
 		n, size = n+1, size+l
 	}
 	return append(chunks, n)
-}
-
-func TestOrderingKey(t *testing.T) {
-	cases := []struct {
-		name    string
-		key     any // partitionkey extension; nil: none
-		subject string
-		want    string
-	}{
-		{"partitionkey", "db.t/1", "1", "db.t/1"},
-		{"integer partitionkey", 42, "1", "42"},
-		{"empty partitionkey falls back to the subject", "", "7", "7"},
-		{"subject", nil, "7", "7"},
-		{"id", nil, "", "e-1"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := event.New()
-			e.SetID("e-1")
-			e.SetSubject(c.subject)
-			if c.key != nil {
-				e.SetExtension("partitionkey", c.key)
-			}
-			if got := orderingKey(&e); got != c.want {
-				t.Fatalf("orderingKey = %q, want %q", got, c.want)
-			}
-		})
-	}
 }

@@ -49,6 +49,39 @@ func (e *StatusError) Error() string {
 	return b.String()
 }
 
+// permanentStatuses are the answers retrying the same request cannot fix:
+// the request is malformed, refused for its content, or too large.
+var permanentStatuses = map[int]bool{400: true, 404: true, 405: true, 409: true, 410: true,
+	413: true, 415: true, 422: true}
+
+// transientStatus reports whether an answer is worth retrying by default:
+// 408, 425, 429 and 5xx; also 401, 403 and 407, which the operator fixes
+// (credentials, permissions) while the events wait. Other 3xx and 4xx,
+// like those in permanentStatuses, are permanent.
+func transientStatus(code int) bool {
+	switch {
+	case permanentStatuses[code]:
+		return false
+	case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooEarly,
+		code == http.StatusTooManyRequests, code == http.StatusUnauthorized,
+		code == http.StatusForbidden, code == http.StatusProxyAuthRequired:
+		return true
+	}
+	return false
+}
+
+// isTransient applies the sink's overrides (transient_statuses,
+// permanent_statuses) to the default classification.
+func (s *Sink) isTransient(code int) bool {
+	switch {
+	case s.transient[code]:
+		return true
+	case s.permanent[code]:
+		return false
+	}
+	return transientStatus(code)
+}
+
 // classify turns a non-2xx answer into a transient, RetryAfter or permanent
 // error, and reads what it needs of the body.
 func (s *Sink) classify(resp *http.Response) error {
@@ -58,20 +91,24 @@ func (s *Sink) classify(resp *http.Response) error {
 	}
 	se := &StatusError{Method: s.method, URL: s.target, Code: resp.StatusCode, Status: status, Body: excerpt(resp.Body)}
 	code := resp.StatusCode
-	switch {
-	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+	if code >= 300 && code < 400 {
+		se.Location = redirectTarget(resp)
+	}
+	if !s.isTransient(code) {
+		return ferry.Permanent(se)
+	}
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return ferry.RetryAfter(se, d)
 		}
-		return se
-	case code >= 500 || code == http.StatusRequestTimeout:
-		return se
-	case code >= 300 && code < 400:
-		se.Location = redirectTarget(resp)
-		return ferry.Permanent(se)
-	default:
-		return ferry.Permanent(se)
 	}
+	return se
+}
+
+// isTooLarge reports whether err is a 413 answer.
+func isTooLarge(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge
 }
 
 // excerpt returns the start of body as one printable line and drains a

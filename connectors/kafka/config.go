@@ -26,7 +26,9 @@ type Config struct {
 	// over the event, e.g. `db + "." + table`). Exactly one is set.
 	Topic           string `yaml:"topic"`
 	TopicExpression string `yaml:"topic_expression"`
-	// Key is the message key: partitionkey (default), subject, id or none.
+	// Key is the message key: partitionkey (default: the ordering key, i.e.
+	// the partitionkey extension, else the subject, else the id), subject,
+	// id or none.
 	Key             string `yaml:"key"`
 	Mode            string `yaml:"mode"`        // binary | structured
 	Compression     string `yaml:"compression"` // none | gzip | snappy | lz4 | zstd

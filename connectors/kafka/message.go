@@ -10,6 +10,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/types"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
@@ -101,12 +102,7 @@ func (s *Sink) key(e *event.Event) string {
 	case "none":
 		return ""
 	}
-	if v, ok := extensions(e)["partitionkey"]; ok {
-		if k, ok := v.(string); ok {
-			return k
-		}
-	}
-	return ""
+	return ferry.OrderingKey(e)
 }
 
 func (s *Sink) binaryHeaders(e *event.Event) []kgo.RecordHeader {

@@ -102,8 +102,9 @@ func (s *Sink) clientFor() (*kgo.Client, error) {
 // retry can duplicate them, and franz-go then bumps the producer epoch, so
 // the broker refuses a late copy of that request rather than write it
 // after the retry. Records left by an abandoned Write have another
-// context: Write first waits for them. A transient failure also fails the
-// later events of the same partition key (the ferry.Sink contract).
+// context: Write first waits for them. Events of one ordering key share a
+// record key, hence a partition, so a failed record fails the later ones of
+// its key too (the ferry.Sink contract); with key: none order is not kept.
 func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafka sink %s: %w", s.name, err) // nothing sent
@@ -146,7 +147,6 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 			return be
 		}
 	}
-	failLaterOfSameKey(be, events)
 	if be.Len() > 0 {
 		return be
 	}
@@ -186,45 +186,28 @@ func (s *Sink) produce(ctx context.Context, cl *kgo.Client, events []*event.Even
 	return sent
 }
 
-// failLaterOfSameKey fails every event that follows a transient failure
-// of its partition key: the pipeline retries them in order after it.
-func failLaterOfSameKey(be *ferry.BatchError, events []*event.Event) {
-	if be.Len() == 0 {
-		return
-	}
-	var failed map[string]string // partition key -> id of its first failed event
-	for i, e := range events {
-		k, ok := extensions(e)["partitionkey"].(string)
-		if !ok {
-			continue
-		}
-		if err := be.Failed(i); err != nil {
-			if _, seen := failed[k]; !seen && !ferry.IsPermanent(err) {
-				if failed == nil {
-					failed = map[string]string{}
-				}
-				failed[k] = e.ID()
-			}
-			continue
-		}
-		if first, ok := failed[k]; ok {
-			be.Fail(i, fmt.Errorf("event %s of the same partition key failed before it", first))
-		}
-	}
-}
+// transientAnyway are broker errors franz-go marks not retriable that the
+// operator fixes (credentials, ACLs) while the events wait: dead-lettering
+// every event during a misconfiguration would lose the stream's order.
+var transientAnyway = []error{kerr.SaslAuthenticationFailed, kerr.UnsupportedSaslMechanism, kerr.IllegalSaslState,
+	kerr.ClusterAuthorizationFailed, kerr.TopicAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed}
 
-// permanentErrors cannot succeed by retrying the same record.
-var permanentErrors = []error{kerr.MessageTooLarge, kerr.CorruptMessage, kerr.InvalidTopicException,
-	kerr.TopicAuthorizationFailed, kerr.InvalidRecord}
-
+// classify uses the client's own flags: a broker error franz-go does not
+// retry (InvalidTimestamp, PolicyViolation, RecordListTooLarge,
+// MessageTooLarge, ...) is permanent, except transientAnyway; client
+// errors (timeouts, connections) are transient.
 func (s *Sink) classify(e *event.Event, err error) error {
 	err = fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, e.ID(), err)
-	for _, p := range permanentErrors {
-		if errors.Is(err, p) {
-			return ferry.Permanent(err)
+	var ke *kerr.Error
+	if !errors.As(err, &ke) || ke.Retriable {
+		return err
+	}
+	for _, t := range transientAnyway {
+		if errors.Is(err, t) {
+			return err
 		}
 	}
-	return err
+	return ferry.Permanent(err)
 }
 
 // Close disconnects. It is bounded: franz-go fails what an abandoned Write

@@ -53,6 +53,9 @@ func (s *Source) parseBody(r *http.Request, raw []byte) (body, *httpError) {
 	}
 	switch {
 	case mt == "application/cloudevents+json":
+		if err := checkStructured(raw); err != nil {
+			return body{}, refuse(http.StatusBadRequest, "invalid CloudEvent: %v", err)
+		}
 		var e event.Event
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return body{}, refuse(http.StatusBadRequest, "invalid structured CloudEvent: %v", err)
@@ -65,6 +68,13 @@ func (s *Source) parseBody(r *http.Request, raw []byte) (body, *httpError) {
 		}
 		if len(es) == 0 {
 			return body{}, refuse(http.StatusBadRequest, "empty CloudEvents batch")
+		}
+		var raws []json.RawMessage
+		_ = json.Unmarshal(raw, &raws) // parsed above
+		for i, r := range raws {
+			if err := checkStructured(r); err != nil {
+				return body{}, refuse(http.StatusBadRequest, "invalid CloudEvent %d of the batch: %v", i, err)
+			}
 		}
 		return cloudEvents(es...)
 	case kind == "json":
@@ -109,6 +119,11 @@ func mediaKind(mt string) string {
 func (s *Source) binaryCloudEvent(r *http.Request, raw []byte) (body, *httpError) {
 	if !s.accepts["cloudevents"] {
 		return body{}, refuse(http.StatusUnsupportedMediaType, "CloudEvents are not accepted here")
+	}
+	for name := range r.Header {
+		if len(name) > 3 && strings.EqualFold(name[:3], "ce-") && !validAttributeName(strings.ToLower(name[3:])) {
+			return body{}, refuse(http.StatusBadRequest, "invalid binary-mode CloudEvent: header %s: attribute names are lowercase letters and digits", name)
+		}
 	}
 	req := r.Clone(r.Context())
 	req.Body = io.NopCloser(bytes.NewReader(raw))

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 var errStopping = errors.New("source is stopping")
@@ -194,7 +196,7 @@ func (s *Source) extensions(r *http.Request, tc TraceContext) map[string]string 
 		out[k] = v
 	}
 	for ext, header := range s.cfg.Extensions {
-		set(ext, r.Header.Get(header))
+		set(ext, ferry.EscapeAttributeText(r.Header.Get(header)))
 	}
 	// After the configured ones: a header mapped to traceparent must not
 	// replace the validated (or Ferry's own) trace context.

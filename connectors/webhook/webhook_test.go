@@ -376,3 +376,40 @@ func TestMappingsRefuseSecretHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidCloudEventsAreRefused: a passed-through CloudEvent that breaks
+// the spec gets 400 with the reason instead of being altered by the parser.
+func TestInvalidCloudEventsAreRefused(t *testing.T) {
+	f := start(t, func(c *webhook.Config) { c.Accept = []string{"cloudevents"} })
+	cases := []struct{ ct, body, reason string }{
+		{"application/cloudevents+json", `{"specversion":"1.0","id":"x","source":"/s","type":"t","data":"a","data_base64":"YQ=="}`,
+			"both data and data_base64 are present"},
+		{"application/cloudevents+json", `{"specversion":"1.0","id":"x","source":"/s","type":"t","Bad_Ext":"v"}`,
+			`attribute name \"Bad_Ext\"`},
+		{"application/cloudevents-batch+json", `[{"specversion":"1.0","id":"x","source":"/s","type":"t"},{"specversion":"1.0","id":"y","type":"t"}]`,
+			"invalid CloudEvent 1 of the batch: required attribute source is missing"},
+	}
+	for _, c := range cases {
+		resp, body := f.post(t, c.ct, c.body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, c.reason) {
+			t.Errorf("%s %s = %d %s, want 400 %q", c.ct, c.body, resp.StatusCode, body, c.reason)
+		}
+	}
+	resp, body := f.post(t, "application/json", "{}", "ce-specversion", "1.0", "ce-id", "1", "ce-source", "/s", "ce-type", "t", "ce-bad_ext", "v")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Ce-Bad_ext") {
+		t.Errorf("binary mode with a bad extension name = %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestHeaderExtensionsCarryNoControlCharacters: a header value mapped to an
+// extension is escaped reversibly (tab, "%" and non-UTF-8 bytes as %XX).
+func TestHeaderExtensionsCarryNoControlCharacters(t *testing.T) {
+	f := start(t, func(c *webhook.Config) { c.Extensions = map[string]string{"tenant": "X-Tenant"} })
+	resp, body := f.post(t, "application/json", "{}", "X-Tenant", "a\tb 100% caf\xe9")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if got := f.read(t).Changes[0].Request.Extensions["tenant"]; got != "a%09b 100%25 caf%E9" {
+		t.Fatalf("extension tenant = %q", got)
+	}
+}

@@ -32,6 +32,9 @@ type Options struct {
 	// Control performs backfills and replays on request; nil leaves those
 	// endpoints out.
 	Control Control
+	// DeadLetters lists and replays dead letters on request; nil leaves
+	// those endpoints out.
+	DeadLetters DeadLetters
 	// MaxLag, when positive, makes /readyz fail while a source lags more.
 	MaxLag time.Duration
 	Log    *slog.Logger
@@ -99,6 +102,9 @@ func Listen(opts Options) (*Server, error) {
 	if opts.Control != nil {
 		s.routeWork(mux)
 	}
+	if opts.DeadLetters != nil {
+		s.routeDeadLetters(mux, opts.DeadLetters)
+	}
 	guard := newAccess(opts.Token, opts.MetricsPublic, clientCerts, opts.Log)
 	s.srv = &http.Server{Handler: guard.wrap(mux), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
@@ -159,13 +165,32 @@ func notReady(v telemetry.View, maxLag time.Duration) []string {
 			reasons = append(reasons, fmt.Sprintf("source %s lag %s > %s", name, roundDuration(st.Lag), maxLag))
 		}
 	}
+	now := time.Now()
 	for _, name := range v.Stats.SinkNames() {
-		if r := v.Stats.Sink(name).Reachability(); !r.Reachable {
+		st := v.Stats.Sink(name)
+		r, h := st.Reachability(), st.Health()
+		switch {
+		case !r.Reachable:
 			reasons = append(reasons, fmt.Sprintf("sink %s unreachable: %s", name, r.LastError))
+		case h.FailingKeys > 0 && now.Sub(h.FailingSince) >= failingFor:
+			reasons = append(reasons, fmt.Sprintf("sink %s failing for %s: %d keys held back (%d events): %s",
+				name, roundDuration(now.Sub(h.FailingSince)), h.FailingKeys, h.Held, r.LastError))
+		}
+		if !h.DeadLetterAt.IsZero() && now.Sub(h.DeadLetterAt) < deadLetterWindow {
+			reasons = append(reasons, fmt.Sprintf("sink %s dead-lettered events %s ago: %s",
+				name, roundDuration(now.Sub(h.DeadLetterAt)), h.DeadLetterError))
 		}
 	}
 	return reasons
 }
+
+// A sink is not ready while some key has kept failing for failingFor, and
+// for deadLetterWindow after it dead-lettered an event: both need an
+// operator's look although the rest of the stream flows.
+const (
+	failingFor       = 30 * time.Second
+	deadLetterWindow = time.Minute
+)
 
 // roundDuration keeps lag readable: whole seconds, or milliseconds below one.
 func roundDuration(d time.Duration) time.Duration {

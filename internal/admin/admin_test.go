@@ -290,3 +290,33 @@ func TestNotRunning(t *testing.T) {
 		t.Error("Listen without metrics succeeded")
 	}
 }
+
+// TestReadyzShowsDeadLetters: a sink that dead-letters is not ready for a
+// while, and /status names why, although the stream goes on.
+func TestReadyzShowsDeadLetters(t *testing.T) {
+	f := start(t, 0)
+	f.sink.set(ferry.Permanent(errors.New("400 bad request: no such field")))
+	f.waitReady(t, 503, "sink bus dead-lettered events")
+	_, body := f.get(t, "/status")
+	if !strings.Contains(body, `"last_dead_letter_error": "permanent: 400 bad request: no such field"`) {
+		t.Fatalf("/status does not name the dead letter: %s", body)
+	}
+}
+
+// TestStatusShowsHeldKeys: while an event keeps failing, /status counts its
+// key as failing and the events held behind it.
+func TestStatusShowsHeldKeys(t *testing.T) {
+	f := start(t, 0)      // the sink refuses connections
+	defer f.sink.set(nil) // then recovers, so that the pipeline drains at once
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := f.get(t, "/status")
+		if strings.Contains(body, `"failing_keys": 1`) && strings.Contains(body, `"held": 1`) && strings.Contains(body, `"failing_since"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/status never showed the failing key:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

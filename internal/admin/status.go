@@ -55,12 +55,22 @@ type sinkStatus struct {
 	Writes       uint64  `json:"writes"`
 	AvgWriteMs   float64 `json:"avg_write_ms"`
 	// Failures are Writes that failed, wholly or in part.
-	Failures    uint64        `json:"failures"`
-	Buffered    int64         `json:"buffered"`
-	Reachable   bool          `json:"reachable"`
-	LastError   string        `json:"last_error,omitempty"`
-	LastErrorAt string        `json:"last_error_at,omitempty"`
-	Latency     latencyStatus `json:"latency"`
+	Failures    uint64 `json:"failures"`
+	Buffered    int64  `json:"buffered"`
+	Reachable   bool   `json:"reachable"`
+	LastError   string `json:"last_error,omitempty"`
+	LastErrorAt string `json:"last_error_at,omitempty"`
+	// FailingKeys are ordering keys held back behind a failing event,
+	// Held the events waiting behind them, FailingSince when the oldest
+	// started failing.
+	FailingKeys  int    `json:"failing_keys"`
+	Held         int    `json:"held"`
+	FailingSince string `json:"failing_since,omitempty"`
+	// LastDeadLetterAt and LastDeadLetterError describe the last event
+	// the sink dead-lettered.
+	LastDeadLetterAt    string        `json:"last_dead_letter_at,omitempty"`
+	LastDeadLetterError string        `json:"last_dead_letter_error,omitempty"`
+	Latency             latencyStatus `json:"latency"`
 }
 
 // latencyStatus summarizes ferry_sink_delivery_latency_seconds; quantiles
@@ -138,6 +148,14 @@ func sinkCounters(st *pipeline.SinkStats) sinkStatus {
 	}
 	if !r.ErrorAt.IsZero() {
 		ks.LastErrorAt = r.ErrorAt.UTC().Format(time.RFC3339Nano)
+	}
+	health := st.Health()
+	ks.FailingKeys, ks.Held, ks.LastDeadLetterError = health.FailingKeys, health.Held, health.DeadLetterError
+	if health.FailingKeys > 0 {
+		ks.FailingSince = health.FailingSince.UTC().Format(time.RFC3339Nano)
+	}
+	if !health.DeadLetterAt.IsZero() {
+		ks.LastDeadLetterAt = health.DeadLetterAt.UTC().Format(time.RFC3339Nano)
 	}
 	h := st.Latency.Snapshot()
 	ks.Latency = latencyStatus{Count: h.Count, AvgMs: ms(h.Mean()), P50Ms: ms(h.Quantile(0.5)), P99Ms: ms(h.Quantile(0.99))}

@@ -160,7 +160,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	adminErr := make(chan error, 1)
 	if cfg.Admin.Listen != "" {
 		srv, err := listenAdmin(cfg.Admin, admin.Options{Metrics: metrics, Control: &sup.live, Log: log, Role: sup.role.get,
-			Redact: cfg.Redactor().Redact})
+			DeadLetters: &deadLetterControl{cfg: cfg, store: store, log: log},
+			Redact:      cfg.Redactor().Redact})
 		if err != nil {
 			return err
 		}
@@ -248,7 +249,8 @@ func (a *assembly) addSinks(names []string) error {
 			return fmt.Errorf("sink %s: %w", name, err)
 		}
 		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: pipeline.RetryPolicy{
-			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts}})
+			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts,
+			MaxRetryAfter: sc.Retry.MaxRetryAfter}})
 	}
 	return nil
 }

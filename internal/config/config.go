@@ -179,6 +179,9 @@ type RetryPolicy struct {
 	InitialBackoff time.Duration `yaml:"initial_backoff"`
 	MaxBackoff     time.Duration `yaml:"max_backoff"`
 	MaxAttempts    int           `yaml:"max_attempts"`
+	// MaxRetryAfter caps the delay a destination asks for with
+	// Retry-After (or throttling); default 1m.
+	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
 }
 
 // Transform is one rule as written; package transform compiles it.
@@ -232,7 +235,7 @@ func defaults() *Config {
 }
 
 func defaultRetry() RetryPolicy {
-	return RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}
+	return RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
 }
 
 // Position returns where the key at path was written, or the zero Pos.

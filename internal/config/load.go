@@ -323,8 +323,8 @@ func (l *loader) check(cfg *Config, first string) {
 	}
 	for name, s := range cfg.Sinks {
 		r := s.Retry
-		if r.InitialBackoff <= 0 || r.MaxBackoff < r.InitialBackoff || r.MaxAttempts < 0 {
-			add("sinks."+name+".retry", "needs initial_backoff > 0, max_backoff >= initial_backoff and max_attempts >= 0")
+		if r.InitialBackoff <= 0 || r.MaxBackoff < r.InitialBackoff || r.MaxAttempts < 0 || r.MaxRetryAfter < 0 {
+			add("sinks."+name+".retry", "needs initial_backoff > 0, max_backoff >= initial_backoff, max_attempts >= 0 and max_retry_after >= 0")
 		}
 	}
 	if !l.declared["sources"] && !l.unreadable {

@@ -161,7 +161,7 @@ sinks:
 		f + `:22:5: transforms[1].name: duplicate rule name "r1" (also transforms[0])`,
 		f + `:28:5: sinks.web1.url: must be an http(s) URL`,
 		f + `:29:14: sinks.web1.timeout: invalid duration "10": add a unit, like 5s or 250ms`,
-		f + `:30:5: sinks.web1.retry: needs initial_backoff > 0, max_backoff >= initial_backoff and max_attempts >= 0`,
+		f + `:30:5: sinks.web1.retry: needs initial_backoff > 0, max_backoff >= initial_backoff, max_attempts >= 0 and max_retry_after >= 0`,
 	}
 	got := strings.Split(es.Error(), "\n")
 	for _, w := range want {

@@ -15,6 +15,9 @@ type RetryPolicy struct {
 	// 0 retries transient failures forever, so an outage alone never
 	// dead-letters anything.
 	MaxAttempts int
+	// MaxRetryAfter caps the delay a destination can ask for with
+	// Retry-After; default 1 minute.
+	MaxRetryAfter time.Duration
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
@@ -24,26 +27,27 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.MaxBackoff <= 0 {
 		p.MaxBackoff = 30 * time.Second
 	}
+	if p.MaxRetryAfter <= 0 {
+		p.MaxRetryAfter = time.Minute
+	}
 	if p.MaxBackoff < p.InitialBackoff {
 		p.MaxBackoff = p.InitialBackoff
 	}
 	return p
 }
 
-// delay is exponential backoff with full jitter in its upper half, never
-// shorter than what the destination asked for with Retry-After (on the
-// error, or on any retried event of a *ferry.BatchError).
-func (p RetryPolicy) delay(round int, err error, retried []error) time.Duration {
+// delay is exponential backoff over the failed attempts since the last
+// progress, with full jitter in its upper half, never shorter than what the
+// destination asked for with Retry-After (capped at MaxRetryAfter).
+func (p RetryPolicy) delay(failures int, err error) time.Duration {
 	d := p.InitialBackoff
-	for i := 1; i < round && d < p.MaxBackoff; i++ {
+	for i := 1; i < failures && d < p.MaxBackoff; i++ {
 		d *= 2
 	}
 	d = min(d, p.MaxBackoff)
 	d = d/2 + rand.N(d/2+1)
-	for _, e := range append(retried, err) {
-		if after, ok := ferry.RetryDelay(e); ok && after > d {
-			d = after
-		}
+	if after, ok := ferry.RetryDelay(err); ok && after > d {
+		d = min(after, p.MaxRetryAfter)
 	}
 	return d
 }

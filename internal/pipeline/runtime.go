@@ -3,8 +3,11 @@
 //
 //   - at least once: a source checkpoint is persisted only after every change
 //     up to it was delivered to every sink it was routed to, or dead-lettered;
-//   - per-key order: each sink receives events in source order, and a failed
-//     event is retried before anything after it reaches that sink;
+//   - per-key order: each sink receives the events of an ordering key
+//     (ferry.OrderingKey) in source order; a failed event holds back only the
+//     later events of its key (holdBack), which are retried in order after
+//     it, with a backoff of the key's own that resets on progress, while
+//     every other key keeps flowing;
 //   - bounded memory: at most MaxInFlight changes are between Read and
 //     acknowledgement, so a slow sink slows the source down.
 //

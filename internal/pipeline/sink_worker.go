@@ -45,10 +45,12 @@ func (d *delivery) resolve() {
 	}
 }
 
-// attempt is an entry inside one sink worker, with its retry count.
+// attempt is an entry inside one sink worker, with its ordering key and
+// retry count.
 type attempt struct {
 	*entry
 	d     *delivery
+	key   string // ferry.OrderingKey of the event
 	tries int
 	span  tracectx.Span // nil unless the event is traced
 }
@@ -67,6 +69,16 @@ type sinkWorker struct {
 	opened bool
 	tracer SinkTracer      // nil: no tracing
 	spans  []tracectx.Span // reused by traceContext
+
+	// Run's goroutine only:
+	held   *holdBack
+	stalls int       // consecutive Writes in which no event made progress
+	pause  time.Time // no Write before this, after a Write without progress
+	events []*event.Event
+	out    outcomes
+	// failedSinceLog counts events failed since lastFailLog.
+	failedSinceLog int
+	lastFailLog    time.Time
 }
 
 func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
@@ -79,6 +91,8 @@ func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
 		log:    rt.log.With("sink", spec.Name),
 		stats:  rt.stats.sink(spec.Name),
 		tracer: sinkTracer(rt.cfg.Tracer, spec.Name),
+		held:   newHoldBack(),
+		out:    outcomes{keys: map[string]*keyOutcome{}},
 	}
 }
 
@@ -90,113 +104,197 @@ func (w *sinkWorker) submit(ctx context.Context, d *delivery) {
 	}
 }
 
-// run delivers until in is closed, or ctx is cancelled. It coalesces queued
-// deliveries into one Write of up to MaxSinkBatch events. A non-nil error is
-// fatal: a dead letter could not be stored, so nothing can be released.
+// run delivers until in is closed and nothing is held back, or ctx is
+// cancelled. Each round writes the held-back keys that are due and the
+// deliveries queued meanwhile, up to MaxSinkBatch events, in one Write. A
+// non-nil error is fatal: a dead letter could not be stored, so nothing can
+// be released.
 func (w *sinkWorker) run(ctx context.Context) error {
-	max := w.rt.cfg.MaxSinkBatch
+	defer w.abandon(ctx)
+	open := true
 	var batch []attempt
-	for {
-		batch = batch[:0]
-		var d *delivery
+	for open || !w.held.empty() {
 		var ok bool
-		select {
-		case d, ok = <-w.in:
-		case <-ctx.Done():
-			return nil
-		}
-		if !ok {
-			return nil
-		}
-		for {
-			d.unresolved = len(d.entries)
-			for _, e := range d.entries {
-				batch = append(batch, attempt{entry: e, d: d})
-			}
-			if len(batch) >= max || !w.next(&d) {
-				break
-			}
-		}
-		delivered, err := w.deliver(ctx, batch)
-		if err != nil {
-			return err
-		}
-		if !delivered {
+		if batch, open, ok = w.gather(ctx, batch[:0], open); !ok {
 			return nil // stopping: unsettled batches are read again after a restart
 		}
+		if len(batch) == 0 {
+			continue
+		}
+		if err := w.deliver(ctx, batch); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
-// next takes another queued delivery without waiting.
-func (w *sinkWorker) next(d **delivery) bool {
-	select {
-	case nd, ok := <-w.in:
-		if !ok {
-			return false
-		}
-		*d = nd
-		return true
-	default:
-		return false
+// gather waits until there is something to write (a new delivery, or a
+// held-back key coming due) and returns it with whatever else is ready. It
+// reports whether in is still open, and ok false when ctx ended.
+func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ []attempt, stillOpen, ok bool) {
+	if !w.pause.IsZero() && !sleep(ctx, time.Until(w.pause)) {
+		return batch, open, false
 	}
+	max := w.rt.cfg.MaxSinkBatch
+	batch = w.held.takeDue(time.Now(), w.coalesce(), batch, max)
+	if len(batch) == 0 {
+		var timer <-chan time.Time
+		if due, held := w.held.nextDue(); held {
+			t := time.NewTimer(time.Until(due))
+			defer t.Stop()
+			timer = t.C
+		}
+		in := w.in
+		if !open {
+			in = nil
+		}
+		select {
+		case d, more := <-in:
+			if !more {
+				return batch, false, true
+			}
+			batch = w.admit(ctx, batch, d)
+		case <-timer:
+			return w.held.takeDue(time.Now(), w.coalesce(), batch, max), open, true
+		case <-ctx.Done():
+			return batch, open, false
+		}
+	}
+	for open && len(batch) < max {
+		select {
+		case d, more := <-w.in:
+			if !more {
+				return batch, false, true
+			}
+			batch = w.admit(ctx, batch, d)
+			continue
+		default:
+		}
+		break
+	}
+	return batch, open, true
 }
 
-// deliver writes batch until every event is acknowledged or dead-lettered.
-// It returns false when ctx ended first.
-func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error) {
-	pending := batch
-	w.startSpans(ctx, batch)
-	events := make([]*event.Event, 0, len(batch))
-	for round := 1; ; round++ {
-		events = events[:0]
-		for i := range pending {
-			pending[i].tries++
-			events = append(events, pending[i].event)
+// coalesce is how early a held key (without a Retry-After) may be retried
+// to share a Write with keys due now: keys that failed together come due
+// spread by the jitter, and a Write per key would cost a round trip each.
+func (w *sinkWorker) coalesce() time.Duration { return w.retry.InitialBackoff / 2 }
+
+// admit turns a delivery into attempts: those of a held-back key queue
+// behind it, the others join batch.
+func (w *sinkWorker) admit(ctx context.Context, batch []attempt, d *delivery) []attempt {
+	d.unresolved = len(d.entries)
+	for _, e := range d.entries {
+		a := attempt{entry: e, d: d, key: ferry.OrderingKey(e.event)}
+		if w.tracer != nil {
+			a.span = w.tracer.Start(ctx, e.event)
 		}
-		start := time.Now()
-		w.mu.Lock()
-		err := w.sink.Write(w.traceContext(ctx, pending), events)
-		w.mu.Unlock()
-		w.stats.observeWrite(time.Since(start))
-		if err == nil {
-			w.acknowledged(pending)
-			w.stats.observeOutcome(nil, true)
-			w.endSpans(pending, nil)
-			resolveAll(pending)
-			return true, nil
+		if !w.held.admit(a) {
+			batch = append(batch, a)
 		}
-		if ctx.Err() != nil {
-			w.endSpans(pending, ctx.Err())
-			return false, nil
-		}
+	}
+	return batch
+}
+
+// deliver writes batch once and settles each event: acknowledged,
+// dead-lettered, or held back for a retry of its key.
+func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
+	for i := range batch {
+		batch[i].tries++
+	}
+	err := w.write(ctx, batch)
+	if err != nil && ctx.Err() != nil {
+		w.endSpans(batch, ctx.Err())
+		return nil // stopping: the events stay unsettled and are read again
+	}
+	o := w.outcomes(batch, err)
+	if err == nil {
+		w.stats.observeOutcome(nil, true)
+	} else {
 		w.stats.Failures.Add(1)
-		retry, retryErrs, dead, delivered := w.classify(pending, err)
-		w.stats.observeOutcome(err, len(delivered) > 0 || len(dead) > 0)
-		w.acknowledged(delivered)
-		if err := w.deadLetter(ctx, dead); err != nil {
-			return false, err
-		}
-		resolveAll(delivered)
-		w.endSpans(delivered, nil)
-		for _, f := range dead {
-			w.endSpan(f.attempt, f.err)
-			f.d.resolve()
-		}
-		w.stats.Buffered.Add(-int64(len(dead)))
-		if len(retry) == 0 {
-			return true, nil
-		}
-		w.stats.Retries.Add(uint64(len(retry)))
-		delay := w.retry.delay(round, err, retryErrs)
-		w.log.Warn("delivery failed; retrying", "failed", len(retry), "of", len(pending),
-			"attempt", round, "retry_in", delay.String(), "error", err)
-		if !sleep(ctx, delay) {
-			w.endSpans(retry, ctx.Err())
-			return false, nil
-		}
-		pending = retry
+		w.stats.observeOutcome(err, len(o.delivered) > 0 || len(o.dead) > 0)
 	}
+	w.acknowledged(o.delivered)
+	resolveAll(o.delivered)
+	w.endSpans(o.delivered, nil)
+	if err := w.deadLetter(ctx, o.dead); err != nil {
+		return err
+	}
+	for _, f := range o.dead {
+		w.endSpan(f.attempt, f.err)
+		f.d.resolve()
+	}
+	w.stats.Buffered.Add(-int64(len(o.dead)))
+	now := time.Now()
+	flowing := len(o.delivered) > 0
+	for key, ko := range o.keys {
+		w.held.settle(key, ko, now, flowing, w.retry.delay)
+	}
+	if len(o.keys) > 0 {
+		keys, since := w.held.failing()
+		w.stats.observeHeld(keys, w.held.held, since)
+	}
+	w.noteProgress(o, batch, now)
+	w.logFailures(o, now)
+	return nil
 }
+
+// logFailures logs transient failures once per failureLogEvery at most,
+// with what failed since the last line: a flaky destination failing one
+// request in five must not write a line per request (the sinks log each
+// one at debug level).
+func (w *sinkWorker) logFailures(o *outcomes, now time.Time) {
+	if o.firstErr == nil {
+		return
+	}
+	w.failedSinceLog += o.retried
+	if now.Sub(w.lastFailLog) < failureLogEvery {
+		return
+	}
+	keys, _ := w.held.failing()
+	w.log.Warn("delivery failed for some events; their keys are held back and retried, other keys go on",
+		"failed_events", w.failedSinceLog, "failing_keys", keys, "held", w.held.held, "error", o.firstErr)
+	w.failedSinceLog, w.lastFailLog = 0, now
+}
+
+// failureLogEvery spaces the lines logFailures writes.
+const failureLogEvery = 5 * time.Second
+
+// write makes the one sink.Write call of a round.
+func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
+	w.events = w.events[:0]
+	for i := range batch {
+		w.events = append(w.events, batch[i].event)
+	}
+	start := time.Now()
+	w.mu.Lock()
+	err := w.sink.Write(w.traceContext(ctx, batch), w.events)
+	w.mu.Unlock()
+	w.stats.observeWrite(time.Since(start))
+	return err
+}
+
+// noteProgress pauses the whole sink after stallWrites Writes in a row in
+// which nothing made progress (an outage, or a destination throttling
+// everything), with the backoff of a key, so that the held keys do not each
+// probe it; any progress lifts the pause. A single failed Write does not
+// pause: on a flaky destination the other keys go on at full speed.
+func (w *sinkWorker) noteProgress(o *outcomes, batch []attempt, now time.Time) {
+	if len(o.delivered) > 0 || len(o.dead) > 0 || o.retried == 0 {
+		w.stalls, w.pause = 0, time.Time{}
+		return
+	}
+	w.stalls++
+	if w.stalls < stallWrites {
+		return
+	}
+	w.pause = now.Add(w.retry.delay(w.stalls-stallWrites+1, o.firstErr))
+	w.log.Warn("delivery failed; retrying", "failed", o.retried, "of", len(batch),
+		"stalled_writes", w.stalls, "retry_in", time.Until(w.pause).Round(time.Millisecond).String(), "error", o.firstErr)
+}
+
+// stallWrites is how many Writes in a row without progress pause the sink.
+const stallWrites = 3
 
 // acknowledged counts events the sink acknowledged and their latency.
 func (w *sinkWorker) acknowledged(as []attempt) {
@@ -225,31 +323,111 @@ func resolveAll(as []attempt) {
 	}
 }
 
-// classify splits the attempts of a failed Write into those acknowledged,
-// those to retry, and those to dead-letter (permanent errors, exhausted
-// retry budget).
-func (w *sinkWorker) classify(pending []attempt, err error) (retry []attempt, retryErrs []error, dead []failure, delivered []attempt) {
-	var be *ferry.BatchError
-	isBatch := errors.As(err, &be)
-	for i, a := range pending {
-		ferr := err
-		if isBatch {
-			if ferr = be.Failed(i); ferr == nil {
-				delivered = append(delivered, a)
-				continue
+// outcomes is what one Write did, event by event and key by key. The
+// worker reuses one, so a Write that fully succeeds allocates nothing.
+type outcomes struct {
+	delivered []attempt
+	dead      []failure
+	keys      map[string]*keyOutcome // the keys that failed or were held
+	retried   int                    // events to retry
+	overtook  int                    // events delivered after their key failed
+	firstErr  error                  // the first transient error
+}
+
+func (o *outcomes) reset() {
+	o.delivered, o.dead = o.delivered[:0], o.dead[:0]
+	clear(o.keys)
+	o.retried, o.overtook, o.firstErr = 0, 0, nil
+}
+
+// key returns the outcome of key, creating it.
+func (o *outcomes) key(key string) *keyOutcome {
+	ko := o.keys[key]
+	if ko == nil {
+		ko = &keyOutcome{}
+		o.keys[key] = ko
+	}
+	return ko
+}
+
+// outcomes applies the one same-key rule to a Write's result: after an
+// event fails transiently, it and every later event of its key are retried
+// in order, whatever the sink said about them; permanent failures and
+// exhausted retry budgets are dead-lettered, and their key goes on.
+func (w *sinkWorker) outcomes(batch []attempt, err error) *outcomes {
+	o := &w.out
+	o.reset()
+	if err == nil {
+		o.delivered = append(o.delivered, batch...)
+		if !w.held.empty() {
+			for _, a := range batch {
+				if w.held.keys[a.key] != nil {
+					o.key(a.key).progress = true
+				}
 			}
 		}
+		return o
+	}
+	var be *ferry.BatchError
+	isBatch := errors.As(err, &be)
+	for i, a := range batch {
+		ko := o.key(a.key)
+		ferr := err
+		if isBatch {
+			ferr = be.Failed(i)
+		}
+		if ferry.IsNotAttempted(ferr) {
+			a.tries--
+		}
 		switch {
+		case ko.failed && ferr == nil:
+			// The sink sent it after an earlier event of its key failed
+			// (a sink that does not keep order, like Kafka with key:
+			// none); it cannot be taken back.
+			o.delivered = append(o.delivered, a)
+			o.overtook++
+		case ko.failed || ferry.IsNotAttempted(ferr):
+			ko.retry = append(ko.retry, a)
+		case ferr == nil:
+			o.delivered = append(o.delivered, a)
+			ko.progress = true
 		case ferry.IsPermanent(ferr):
-			dead = append(dead, failure{a, ferr})
+			o.dead = append(o.dead, failure{a, ferr})
+			ko.progress = true
 		case w.retry.MaxAttempts > 0 && a.tries >= w.retry.MaxAttempts:
-			dead = append(dead, failure{a, fmt.Errorf("gave up after %d attempts: %w", a.tries, ferr)})
+			o.dead = append(o.dead, failure{a, fmt.Errorf("gave up after %d attempts: %w", a.tries, ferr)})
+			ko.progress = true
 		default:
-			retry = append(retry, a)
-			retryErrs = append(retryErrs, ferr)
+			ko.retry = append(ko.retry, a)
+			ko.failed, ko.err = true, ferr
+			if o.firstErr == nil {
+				o.firstErr = ferr
+			}
 		}
 	}
-	return retry, retryErrs, dead, delivered
+	for _, ko := range o.keys {
+		o.retried += len(ko.retry)
+	}
+	w.stats.Retries.Add(uint64(o.retried))
+	if o.overtook > 0 {
+		w.log.Warn("sink delivered events after an earlier event of their key failed; their key's order is not kept", "events", o.overtook)
+	}
+	return o
+}
+
+// abandon ends the spans of the events still held when the worker stops;
+// their batches stay unsettled and are read again after a restart.
+func (w *sinkWorker) abandon(ctx context.Context) {
+	held := w.held.drain()
+	if len(held) == 0 {
+		return
+	}
+	cause := ctx.Err()
+	if cause == nil {
+		cause = errStopped
+	}
+	w.endSpans(held, cause)
+	w.log.Warn("stopped with events held back for retry", "events", len(held))
 }
 
 // deadLetter stores failures durably; until it succeeds their batches cannot
@@ -258,6 +436,10 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	// One line per burst: a destination that rejects thousands of events
+	// must not flood the log; each letter keeps its own reason.
+	w.log.Error("event dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
+	w.stats.observeDeadLetter(time.Now(), dead[0].err)
 	dead = w.toDeadLetterSink(ctx, dead)
 	if len(dead) == 0 {
 		return nil
@@ -271,7 +453,7 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 		}
 		letters[i] = state.DeadLetter{Time: now, Source: f.source, Sink: w.name, Rule: f.rule,
 			EventID: f.event.ID(), Event: body, Error: w.rt.cfg.redact(f.err.Error()), Attempts: f.tries}
-		w.log.Error("event dead-lettered", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
+		w.log.Debug("dead-lettering event", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
 	}
 	if err := w.rt.cfg.Store.PutDeadLetters(ctx, letters); err != nil {
 		return fmt.Errorf("sink %s: %w", w.name, err)

@@ -51,6 +51,40 @@ type SinkStats struct {
 	reachable bool
 	lastError string
 	errorAt   time.Time
+	health    Health
+}
+
+// Health is what the sink's held-back keys and dead letters say.
+type Health struct {
+	// FailingKeys are ordering keys whose head event keeps failing
+	// transiently; Held counts the events waiting behind them (heads
+	// included). FailingSince is when the oldest of them first failed.
+	FailingKeys  int
+	Held         int
+	FailingSince time.Time
+	// DeadLetterAt is when the sink last dead-lettered an event, and
+	// DeadLetterError why.
+	DeadLetterAt    time.Time
+	DeadLetterError string
+}
+
+// Health returns the sink's current health.
+func (s *SinkStats) Health() Health {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.health
+}
+
+func (s *SinkStats) observeHeld(keys, held int, since time.Time) {
+	s.mu.Lock()
+	s.health.FailingKeys, s.health.Held, s.health.FailingSince = keys, held, since
+	s.mu.Unlock()
+}
+
+func (s *SinkStats) observeDeadLetter(at time.Time, err error) {
+	s.mu.Lock()
+	s.health.DeadLetterAt, s.health.DeadLetterError = at, err.Error()
+	s.mu.Unlock()
 }
 
 // Reachability is what the last write attempt told about a sink.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -45,7 +46,9 @@ type Server struct {
 	accepted []Entry
 	calls    int
 
-	throttle atomic.Int64                       // the next N calls fail with ThrottlingException
+	throttle atomic.Int64 // the next N calls fail with ThrottlingException
+	flaky    *rand.Rand   // non-nil: throttle one call in flakyN at random (under mu)
+	flakyN   int
 	failFn   atomic.Pointer[func(Entry) string] // per-entry error code, "" accepts
 }
 
@@ -54,6 +57,24 @@ func New() *Server { return &Server{} }
 
 // ThrottleNext makes the next n calls fail with 400 ThrottlingException.
 func (s *Server) ThrottleNext(n int) { s.throttle.Store(int64(n)) }
+
+// ThrottleRandomly makes one call in oneIn fail with ThrottlingException,
+// picked at random from seed; oneIn 0 stops it.
+func (s *Server) ThrottleRandomly(oneIn int, seed uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flaky, s.flakyN = nil, oneIn
+	if oneIn > 0 {
+		s.flaky = rand.New(rand.NewPCG(seed, 0))
+	}
+}
+
+// throttledAtRandom reports whether ThrottleRandomly picks this call.
+func (s *Server) throttledAtRandom() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.flaky != nil && s.flaky.IntN(s.flakyN) == 0
+}
 
 // FailEntries makes entries for which f returns a code fail with it (a
 // partial failure: HTTP 200 with FailedEntryCount).
@@ -98,7 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apiError(w, 400, "ValidationException", msg)
 		return
 	}
-	if s.throttle.Add(-1) >= 0 {
+	if s.throttle.Add(-1) >= 0 || s.throttledAtRandom() {
 		apiError(w, 400, "ThrottlingException", "Rate exceeded")
 		return
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -37,6 +39,8 @@ func (r *Receiver) plan() plan {
 	case r.failN > 0:
 		r.failN--
 		p.status, p.retryAfter = r.failCode, r.failHdr
+	case r.flaky != nil && r.flaky.IntN(r.flakyN) == 0:
+		p.status = r.flakySt
 	}
 	return p
 }
@@ -114,8 +118,16 @@ func (r *Receiver) accept(req *http.Request, events []event.Event) {
 }
 
 // parse decodes a request in any of the three modes and validates every
-// event it holds.
+// event it holds. Binary-mode ce-* header values are percent-decoded first,
+// as the CloudEvents HTTP binding requires of a receiver (the Go SDK leaves
+// it to the application); the recorded request keeps them as sent.
 func parse(req *http.Request) ([]event.Event, error) {
+	if h, err := decodeAttributes(req.Header); err != nil {
+		return nil, err
+	} else if h != nil {
+		req = req.Clone(req.Context())
+		req.Header = h
+	}
 	msg := cehttp.NewMessageFromHttpRequest(req)
 	defer func() { _ = msg.Finish(nil) }()
 	var events []event.Event
@@ -142,4 +154,29 @@ func parse(req *http.Request) ([]event.Event, error) {
 		}
 	}
 	return events, nil
+}
+
+// decodeAttributes returns a copy of h with the ce-* values percent-decoded
+// (HTTP binding 3.1.3.2), or nil when no value needs it.
+func decodeAttributes(h http.Header) (http.Header, error) {
+	var out http.Header
+	for name, values := range h {
+		if len(name) < 3 || !strings.EqualFold(name[:3], "ce-") {
+			continue
+		}
+		for i, v := range values {
+			if !strings.Contains(v, "%") {
+				continue
+			}
+			d, err := url.PathUnescape(v)
+			if err != nil {
+				return nil, fmt.Errorf("header %s: invalid percent-encoding %q: %w", name, v, err)
+			}
+			if out == nil {
+				out = h.Clone()
+			}
+			out[name][i] = d
+		}
+	}
+	return out, nil
 }

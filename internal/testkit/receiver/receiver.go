@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,9 @@ type Receiver struct {
 	failHdr  string // Retry-After of the FailNext answers
 	match    func(event.Event) bool
 	matchSt  int
+	flaky    *rand.Rand // non-nil: fail one request in flakyN at random
+	flakyN   int
+	flakySt  int
 }
 
 // Option configures a Receiver at construction.
@@ -141,6 +145,17 @@ func (r *Receiver) FailNext(n, status int, retryAfter string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.failN, r.failCode, r.failHdr = n, status, retryAfter
+}
+
+// FailRandomly answers status to one request in oneIn, picked at random
+// from seed (a flaky endpoint, unlike an outage window); oneIn 0 stops it.
+func (r *Receiver) FailRandomly(oneIn, status int, seed uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flaky, r.flakyN, r.flakySt = nil, oneIn, status
+	if oneIn > 0 {
+		r.flaky = rand.New(rand.NewPCG(seed, 0))
+	}
 }
 
 // FailMatching answers status to every request holding an event that match
