@@ -125,17 +125,14 @@ func (s *supervisor) lead(ctx context.Context) error {
 		s.setRole(RoleLeader)
 		s.log.Info("ha: holding the lease; streaming", "lease", lease.Name(), "waited", time.Since(waited).Round(time.Millisecond))
 		leadCtx, stop := context.WithCancelCause(ctx)
+		unwatch := s.watchTerm(lease, stop)
 		kept := make(chan error, 1)
-		go func() {
-			err := lease.Keep(leadCtx)
-			if err != nil {
-				stop(err)
-			}
-			kept <- err
-		}()
+		go func() { kept <- lease.Keep(leadCtx) }()
 		err := s.streamAfterTakeover(leadCtx)
 		stop(nil)
 		keepErr := <-kept
+		lost := ha.Lost(lease.Fence().Term())
+		unwatch()
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		relErr := lease.Release(rctx)
 		cancel()
@@ -146,14 +143,38 @@ func (s *supervisor) lead(ctx context.Context) error {
 		case ctx.Err() != nil:
 			s.setRole(RoleStandby)
 			return err
-		case keepErr != nil || errors.Is(err, state.ErrFenced) || errors.Is(err, ha.ErrLost):
-			s.log.Error("ha: lost the lease; stopped streaming and standing by", "lease", lease.Name(),
-				"error", errors.Join(keepErr, err))
+		case lost || keepErr != nil || isFenced(err):
+			s.setRole(RoleStandby)
+			s.log.Info("ha: pipeline stopped after the lease loss; standing by", "lease", lease.Name(), "error", errors.Join(keepErr, err))
 		default:
 			s.setRole(RoleStandby)
 			return err
 		}
 	}
+}
+
+// watchTerm reports the end of the lease's current term the moment it
+// happens, before anything is stopped: role, ferry_ha_leader and /readyz
+// switch to standby, one line says why and what comes next, and stop ends
+// the leading context (the fence has already cut deliveries off). A term
+// ended by Release is not reported. The returned func stops watching.
+func (s *supervisor) watchTerm(lease ha.Lease, stop context.CancelCauseFunc) func() bool {
+	term := lease.Fence().Term()
+	return context.AfterFunc(term, func() {
+		if !ha.Lost(term) {
+			return
+		}
+		s.setRole(RoleStandby)
+		s.log.Error("ha: lost the lease; stopped streaming and standing by: in-flight events are abandoned, not acknowledged, and the new leader delivers them again",
+			"lease", lease.Name(), "source", s.current().HA.Source, "error", context.Cause(term))
+		stop(context.Cause(term))
+	})
+}
+
+// isFenced reports whether err says this replica may no longer deliver or
+// write checkpoints.
+func isFenced(err error) bool {
+	return errors.Is(err, state.ErrFenced) || errors.Is(err, pipeline.ErrFenced) || errors.Is(err, ha.ErrLost)
 }
 
 // streamAfterTakeover streams while leading. Right after a takeover the
@@ -168,7 +189,7 @@ func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
 	until := time.Now().Add(cfg.Pipeline.ShutdownTimeout + 3*renew)
 	for {
 		err := s.stream(ctx)
-		if err == nil || ctx.Err() != nil || errors.Is(err, state.ErrFenced) || time.Now().After(until) {
+		if err == nil || ctx.Err() != nil || isFenced(err) || time.Now().After(until) {
 			return err
 		}
 		s.log.Warn("ha: streaming failed right after the takeover; the previous leader may still be closing its connections; retrying",
@@ -206,6 +227,9 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 	a.trace(s.opts.tracing)
 	if s.shared.checkpoints != nil {
 		a.pcfg.Checkpoints = s.shared.checkpoints
+	}
+	if s.shared.lease != nil {
+		a.pcfg.Fence = s.shared.lease.Fence()
 	}
 	for _, name := range cfg.SourceNames() {
 		if err := a.addSource(name, name, nil); err != nil {

@@ -84,6 +84,9 @@ type Config struct {
 	// Tracer, when set, traces the delivery of every event that carries a
 	// trace context (see Tracer); nil traces nothing, at no cost.
 	Tracer Tracer
+	// Fence, when set, must allow every sink Write (an HA leader's lease);
+	// nil delivers unconditionally.
+	Fence Fence
 }
 
 // closeTimeout bounds closing one source or sink.

@@ -154,10 +154,12 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) (bool, error)
 			events = append(events, pending[i].event)
 		}
 		start := time.Now()
-		w.mu.Lock()
-		err := w.sink.Write(w.traceContext(ctx, pending), events)
-		w.mu.Unlock()
+		err := w.write(w.traceContext(ctx, pending), w, events)
 		w.stats.observeWrite(time.Since(start))
+		if errors.Is(err, ErrFenced) {
+			w.endSpans(pending, err)
+			return false, err
+		}
 		if err == nil {
 			w.acknowledged(pending)
 			w.stats.observeOutcome(nil, true)
@@ -262,6 +264,9 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	if err := w.rt.checkFence(ctx); err != nil {
+		return err // a deposed leader stores none: its successor decides
+	}
 	letters := make([]state.DeadLetter, len(dead))
 	now := time.Now().UTC()
 	for i, f := range dead {
@@ -299,9 +304,7 @@ func (w *sinkWorker) toDeadLetterSink(ctx context.Context, dead []failure) []fai
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	target.mu.Lock()
-	err := target.sink.Write(wctx, events)
-	target.mu.Unlock()
+	err := w.write(wctx, target, events)
 	if err == nil {
 		w.stats.DeadLettered.Add(uint64(len(dead)))
 		return nil

@@ -171,6 +171,9 @@ func (s *Stats) Sink(name string) *SinkStats { return s.sink(name) }
 // deadLetterChange stores a change a rule failed on in its sample form,
 // which `ferry transform test` reads, so the failure can be reproduced.
 func (r *Runtime) deadLetterChange(ctx context.Context, source, rule string, c *ferry.Change, cause error) error {
+	if err := r.checkFence(ctx); err != nil {
+		return err // a deposed leader stores none: its successor decides
+	}
 	body := transform.AppendSample(nil, c)
 	letter := state.DeadLetter{Time: time.Now().UTC(), Source: source, Rule: rule, EventID: c.ID,
 		Event: json.RawMessage(body), Error: cause.Error(), Attempts: 1}
