@@ -9,12 +9,10 @@ import (
 	"reflect"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
-	"github.com/ferry-cdc/ferry/internal/ha"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
 	"github.com/ferry-cdc/ferry/internal/state"
 	"github.com/ferry-cdc/ferry/internal/telemetry"
@@ -107,108 +105,6 @@ func (s *supervisor) run(ctx context.Context) error {
 		return s.stream(ctx)
 	}
 	return s.lead(ctx)
-}
-
-// lead waits for the lease, streams while holding it, and goes back to
-// waiting when it is lost. Losing the lease is not a reason to exit: the
-// process stays a ready standby (restarting it would only add the
-// orchestrator's back-off to the next takeover).
-func (s *supervisor) lead(ctx context.Context) error {
-	lease := s.shared.lease
-	for {
-		s.setRole(RoleStandby)
-		s.log.Info("ha: waiting for the lease", "lease", lease.Name())
-		waited := time.Now()
-		if err := lease.Acquire(ctx); err != nil {
-			return nil // ctx ended
-		}
-		s.setRole(RoleLeader)
-		s.log.Info("ha: holding the lease; streaming", "lease", lease.Name(), "waited", time.Since(waited).Round(time.Millisecond))
-		leadCtx, stop := context.WithCancelCause(ctx)
-		unwatch := s.watchTerm(lease, stop)
-		kept := make(chan error, 1)
-		go func() { kept <- lease.Keep(leadCtx) }()
-		err := s.streamAfterTakeover(leadCtx)
-		stop(nil)
-		keepErr := <-kept
-		lost := ha.Lost(lease.Fence().Term())
-		unwatch()
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		relErr := lease.Release(rctx)
-		cancel()
-		if relErr != nil {
-			s.log.Warn("ha: release the lease", "error", relErr)
-		}
-		switch {
-		case ctx.Err() != nil:
-			s.setRole(RoleStandby)
-			return err
-		case lost || keepErr != nil || isFenced(err):
-			s.setRole(RoleStandby)
-			s.log.Info("ha: pipeline stopped after the lease loss; standing by", "lease", lease.Name(), "error", errors.Join(keepErr, err))
-		default:
-			s.setRole(RoleStandby)
-			return err
-		}
-	}
-}
-
-// watchTerm reports the end of the lease's current term the moment it
-// happens, before anything is stopped: role, ferry_ha_leader and /readyz
-// switch to standby, one line says why and what comes next, and stop ends
-// the leading context (the fence has already cut deliveries off). A term
-// ended by Release is not reported. The returned func stops watching.
-func (s *supervisor) watchTerm(lease ha.Lease, stop context.CancelCauseFunc) func() bool {
-	term := lease.Fence().Term()
-	return context.AfterFunc(term, func() {
-		if !ha.Lost(term) {
-			return
-		}
-		s.setRole(RoleStandby)
-		s.log.Error("ha: lost the lease; stopped streaming and standing by: in-flight events are abandoned, not acknowledged, and the new leader delivers them again",
-			"lease", lease.Name(), "source", s.current().HA.Source, "error", context.Cause(term))
-		stop(context.Cause(term))
-	})
-}
-
-// isFenced reports whether err says this replica may no longer deliver or
-// write checkpoints.
-func isFenced(err error) bool {
-	return errors.Is(err, state.ErrFenced) || errors.Is(err, pipeline.ErrFenced) || errors.Is(err, ha.ErrLost)
-}
-
-// streamAfterTakeover streams while leading. Right after a takeover the
-// previous leader may still be closing its connections (it stops within a
-// renew interval of losing the lease, after draining for at most
-// pipeline.shutdown_timeout), and a MariaDB server refuses a second replica
-// with the same server_id meanwhile; so a failure within that window is
-// retried instead of ending the process.
-func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
-	cfg := s.current()
-	renew := cfg.HA.RenewInterval
-	until := time.Now().Add(cfg.Pipeline.ShutdownTimeout + 3*renew)
-	for {
-		err := s.stream(ctx)
-		if err == nil || ctx.Err() != nil || isFenced(err) || time.Now().After(until) {
-			return err
-		}
-		s.log.Warn("ha: streaming failed right after the takeover; the previous leader may still be closing its connections; retrying",
-			"error", err, "retry_until", until.Format(time.RFC3339))
-		t := time.NewTimer(renew)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-func (s *supervisor) setRole(role string) {
-	s.role.set(role)
-	for _, name := range s.current().SourceNames() {
-		s.metrics.SetLeader(name, role == RoleLeader)
-	}
 }
 
 // running is one pipeline built from one configuration.

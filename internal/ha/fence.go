@@ -104,6 +104,14 @@ func (f *Fence) Term() context.Context {
 	return f.term
 }
 
+// Starts returns when the current term's first write may start (the end
+// of its takeover wait).
+func (f *Fence) Starts() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.notBefore
+}
+
 // Lost reports whether a term ended by losing the lease rather than by
 // Release.
 func Lost(term context.Context) bool {
