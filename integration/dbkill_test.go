@@ -83,14 +83,14 @@ func (h *killHarness) run() {
 	// chunks, each its own transaction).
 	h.startAll()
 	h.sleep(0, 800*time.Millisecond)
-	h.crash(randDur(h.rng, 1500 * time.Millisecond))
+	h.crash(randDur(h.rng, 1500*time.Millisecond))
 	h.reviveExited()
 	h.waitDelivering()
 
 	// reconnect: crash, then crash again during the reconnect back-off
-	h.crash(randDur(h.rng, 2 * time.Second))
+	h.crash(randDur(h.rng, 2*time.Second))
 	h.sleep(0, 1500*time.Millisecond)
-	h.crash(randDur(h.rng, 1500 * time.Millisecond))
+	h.crash(randDur(h.rng, 1500*time.Millisecond))
 	h.reviveExited()
 	h.waitDelivering()
 
