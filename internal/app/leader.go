@@ -97,7 +97,7 @@ func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
 	renew := cfg.HA.RenewInterval
 	until := time.Now().Add(cfg.Pipeline.ShutdownTimeout + 3*renew)
 	for {
-		err := s.stream(ctx)
+		err := s.stream(ctx, kindLeased)
 		if err == nil || ctx.Err() != nil || isFenced(err) || time.Now().After(until) {
 			return err
 		}
@@ -136,7 +136,10 @@ func (s *supervisor) setRoleWhile(term context.Context, role string) {
 		return
 	}
 	s.role.role = role
-	for _, name := range s.current().SourceNames() {
-		s.metrics.SetLeader(name, role == RoleLeader)
+	cfg := s.current()
+	for _, name := range cfg.SourceNames() {
+		if kindLeased.runs(cfg.Sources[name]) { // webhook sources run on every replica
+			s.metrics.SetLeader(name, role == RoleLeader)
+		}
 	}
 }

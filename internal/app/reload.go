@@ -45,7 +45,8 @@ func CheckReload(cur, next *config.Config) error {
 
 // supervisor runs the pipeline for the life of the process: rebuilt from
 // the new configuration on each reload, and, with ha, only while this
-// replica holds the lease.
+// replica holds the lease. With ha, webhook sources run in a second
+// pipeline on every replica, leader or standby (see kindLocal).
 type supervisor struct {
 	log     *slog.Logger
 	store   *state.Store // the embedded store: webhook journal, dead letters
@@ -54,14 +55,23 @@ type supervisor struct {
 	opts    RunOptions
 	role    roleState
 	live    liveControl
+	views   views
 
 	mu      sync.Mutex
 	cfg     *config.Config // the configuration to run
-	changed chan struct{}  // a reload replaced cfg (capacity 1)
+	changed chan struct{}  // closed and replaced when a reload replaces cfg
 }
 
 func newSupervisor(cfg *config.Config, store *state.Store, sh *shared, m *telemetry.Metrics, log *slog.Logger, opts RunOptions) *supervisor {
-	return &supervisor{log: log, store: store, shared: sh, metrics: m, opts: opts, cfg: cfg, changed: make(chan struct{}, 1)}
+	return &supervisor{log: log, store: store, shared: sh, metrics: m, opts: opts, cfg: cfg, changed: make(chan struct{}),
+		views: views{metrics: m, parts: map[kind]*running{}}}
+}
+
+// reloaded returns a channel closed at the next reload.
+func (s *supervisor) reloaded() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 func (s *supervisor) current() *config.Config {
@@ -85,14 +95,12 @@ func (s *supervisor) watchReloads(ctx context.Context) {
 			s.mu.Lock()
 			prev := s.cfg
 			s.cfg = next
+			close(s.changed)
+			s.changed = make(chan struct{})
 			s.mu.Unlock()
 			logChanges(s.log, prev, next)
 			if role := s.role.get(); role != RoleSingle {
 				s.setRole(role) // ferry_ha_leader for added sources
-			}
-			select {
-			case s.changed <- struct{}{}:
-			default:
 			}
 		}
 	}
@@ -102,20 +110,36 @@ func (s *supervisor) watchReloads(ctx context.Context) {
 func (s *supervisor) run(ctx context.Context) error {
 	go s.watchReloads(ctx)
 	if s.shared.lease == nil {
-		return s.stream(ctx)
+		return s.stream(ctx, kindAll)
 	}
-	return s.lead(ctx)
+	if !hasSources(s.current(), kindLocal) {
+		return s.lead(ctx)
+	}
+	// Both pipelines' counters add up in one view (a sink is counted once).
+	s.views.stats = pipeline.NewStats()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	local := make(chan error, 1)
+	go func() {
+		local <- s.stream(ctx, kindLocal)
+		cancel() // a local pipeline that failed ends the process
+	}()
+	err := s.lead(ctx)
+	cancel()
+	return errors.Join(err, <-local)
 }
 
 // running is one pipeline built from one configuration.
 type running struct {
-	cfg *config.Config
-	a   *assembly
-	rt  *pipeline.Runtime
+	cfg  *config.Config
+	a    *assembly
+	rt   *pipeline.Runtime
+	kind kind
 }
 
-// build assembles the pipeline of cfg without opening anything.
-func (s *supervisor) build(cfg *config.Config) (*running, error) {
+// build assembles the pipeline of cfg's sources of kind k without opening
+// anything.
+func (s *supervisor) build(cfg *config.Config, k kind) (*running, error) {
 	a, err := assemble(cfg, s.store, s.log, s.opts.Capture)
 	if err != nil {
 		return nil, err
@@ -124,10 +148,14 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 	if s.shared.checkpoints != nil {
 		a.pcfg.Checkpoints = s.shared.checkpoints
 	}
-	if s.shared.lease != nil {
+	if s.shared.lease != nil && k == kindLeased {
 		a.pcfg.Fence = s.shared.lease.Fence()
 	}
+	a.pcfg.Stats = s.views.stats
 	for _, name := range cfg.SourceNames() {
+		if !k.runs(cfg.Sources[name]) {
+			continue
+		}
 		if err := a.addSource(name, name, nil); err != nil {
 			return nil, err
 		}
@@ -139,7 +167,7 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, a: a, rt: rt}, nil
+	return &running{cfg: cfg, a: a, rt: rt, kind: k}, nil
 }
 
 // stream runs the pipeline until ctx ends or it fails; on a reload it
@@ -147,24 +175,29 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 // leaves the old one running), then stops the old one gracefully (in-flight
 // events delivered, checkpoint saved) and starts the new one, which resumes
 // from that checkpoint.
-func (s *supervisor) stream(ctx context.Context) error {
-	cur, err := s.build(s.current())
+func (s *supervisor) stream(ctx context.Context, k kind) error {
+	cur, err := s.build(s.current(), k)
 	if err != nil {
 		return err
 	}
+	defer s.views.unbind(k)
 	for {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- cur.rt.Run(runCtx) }()
-		s.live.set(&control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
-		s.metrics.Bind(telemetry.View{Stats: cur.rt.Stats(), Sources: cur.a.sources})
+		if k != kindLocal { // backfills and replays are for binlog sources
+			s.live.set(&control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
+		}
+		s.views.bind(cur)
 		next, err := s.awaitReload(ctx, cur, done)
 		cancel()
 		if next == nil {
-			s.live.set(nil)
+			if k != kindLocal {
+				s.live.set(nil)
+			}
 			return err
 		}
-		s.log.Info("reload: stopping the running pipeline (in-flight events are delivered, the checkpoint saved)")
+		s.log.Info("reload: stopping the running pipeline (in-flight events are delivered, the checkpoint saved)", "pipeline", k.String())
 		if err := <-done; err != nil {
 			s.live.set(nil)
 			return fmt.Errorf("reload: the old pipeline stopped with an error: %w", err)
@@ -178,23 +211,22 @@ func (s *supervisor) stream(ctx context.Context) error {
 // a reload whose pipeline could be built (that pipeline).
 func (s *supervisor) awaitReload(ctx context.Context, cur *running, done <-chan error) (*running, error) {
 	for {
+		changed := s.reloaded()
+		if cfg := s.current(); cfg != cur.cfg {
+			next, err := s.build(cfg, cur.kind)
+			if err == nil {
+				return next, nil
+			}
+			s.log.Error("reload: cannot build the new configuration; keeping the running one", "error", err)
+			s.mu.Lock()
+			s.cfg = cur.cfg
+			s.mu.Unlock()
+			continue
+		}
 		select {
 		case err := <-done:
 			return nil, err
-		case <-s.changed:
-			cfg := s.current()
-			if cfg == cur.cfg {
-				continue
-			}
-			next, err := s.build(cfg)
-			if err != nil {
-				s.log.Error("reload: cannot build the new configuration; keeping the running one", "error", err)
-				s.mu.Lock()
-				s.cfg = cur.cfg
-				s.mu.Unlock()
-				continue
-			}
-			return next, nil
+		case <-changed:
 		case <-ctx.Done():
 			return nil, <-done
 		}

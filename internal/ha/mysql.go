@@ -133,7 +133,6 @@ func (l *MySQLLease) Acquire(ctx context.Context) error {
 			}
 		}
 		var got sql.NullInt64
-		sent := time.Now()
 		err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", l.opts.Name, l.lockWait).Scan(&got)
 		switch {
 		case err != nil:
@@ -147,6 +146,14 @@ func (l *MySQLLease) Acquire(ctx context.Context) error {
 			l.mu.Lock()
 			l.conn = conn
 			l.mu.Unlock()
+			// GET_LOCK may have waited up to lockWait in the server, so its
+			// start says nothing; a check sent now starts the term.
+			sent := time.Now()
+			if held, err := l.Held(ctx); err != nil || !held {
+				l.drop()
+				conn = nil
+				continue
+			}
 			l.fence.begin(sent, l.fence.Validity())
 			return nil
 		case !announced:

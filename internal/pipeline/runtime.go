@@ -87,6 +87,9 @@ type Config struct {
 	// Fence, when set, must allow every sink Write (an HA leader's lease);
 	// nil delivers unconditionally.
 	Fence Fence
+	// Stats, when set, receives the counters (shared with other runtimes);
+	// nil: the runtime's own.
+	Stats *Stats
 }
 
 // closeTimeout bounds closing one source or sink.
@@ -134,7 +137,10 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger, sinks: map[string]*sinkWorker{}, stats: newStats()}
+	if cfg.Stats == nil {
+		cfg.Stats = NewStats()
+	}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, sinks: map[string]*sinkWorker{}, stats: cfg.Stats}
 	for _, s := range cfg.Sinks {
 		r.sinks[s.Name] = newSinkWorker(r, s)
 	}
@@ -179,8 +185,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		cancelSoft(err)
 	}
 
-	r.stats.running.Store(true)
-	defer r.stats.running.Store(false)
+	r.stats.running.Add(1)
+	defer r.stats.running.Add(-1)
 	r.acceptSpawns(soft, hard)
 	var sinkWG, sourceWG sync.WaitGroup
 	for _, w := range r.sinks {
