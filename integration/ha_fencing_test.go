@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry/internal/mariadbtest"
+	"github.com/ferry-cdc/ferry/internal/testkit/kubefake"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
@@ -36,6 +40,13 @@ type fencePair struct {
 // request, so a leader keeps events in flight under a steady write load.
 func startFencePair(t *testing.T, server *mariadbtest.Server, keys int, delay time.Duration) *fencePair {
 	t.Helper()
+	return startFencePairHA(t, server, keys, delay, func(string) string { return "  lease: mysql\n  renew_interval: 500ms\n" })
+}
+
+// startFencePairHA is startFencePair with the body of each replica's ha
+// block (given "a" or "b").
+func startFencePairHA(t *testing.T, server *mariadbtest.Server, keys int, delay time.Duration, ha func(replica string) string) *fencePair {
+	t.Helper()
 	start := binlogPos(t, server)
 	name, db := newDB(t, server)
 	exec1(t, db, "CREATE TABLE kv (k INT PRIMARY KEY, n INT NOT NULL)")
@@ -49,7 +60,7 @@ func startFencePair(t *testing.T, server *mariadbtest.Server, keys int, delay ti
 	cfg := func(replica, adminAddr string) string {
 		return pipelineConfig{server: server, db: name, start: start, url: url + "/" + replica, mode: "batch", serverID: serverID,
 			admin: adminAddr, state: fmt.Sprintf("  checkpoints: {type: mysql, database: %s}\n", name),
-			top: "ha:\n  lease: mysql\n  renew_interval: 500ms\n", sinks: "    batch_max_events: 5\n"}.yaml(t, t.TempDir())
+			top: "ha:\n" + ha(replica), sinks: "    batch_max_events: 5\n"}.yaml(t, t.TempDir())
 	}
 	p.a = startFerry(t, cfg("a", p.adminA))
 	eventually(t, 30*time.Second, "replica A leading", func() bool { return roleOf(p.adminA) == "leader" })
@@ -263,7 +274,28 @@ func noPanics(t *testing.T, procs map[string]*ferryProc) {
 // Its role turns standby at once, every key ends at its final row, and
 // nothing is lost.
 func TestHAFrozenLeaderIsFenced(t *testing.T) {
-	p := startFencePair(t, shared, 20, 20*time.Millisecond)
+	testFrozenLeader(t, startFencePair(t, shared, 20, 20*time.Millisecond))
+}
+
+// TestHAKubernetesFrozenLeaderIsFenced is the frozen leader with the
+// Kubernetes Lease (on a fake API server, lease_duration 3s): the standby
+// takes the Lease after 3 s without a renewal, the old holder's validity
+// (2 s) has passed by then.
+func TestHAKubernetesFrozenLeaderIsFenced(t *testing.T) {
+	api := kubefake.New("token-for-test")
+	apiSrv := httptest.NewServer(api)
+	t.Cleanup(apiSrv.Close)
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("token-for-test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testFrozenLeader(t, startFencePairHA(t, shared, 20, 20*time.Millisecond, func(replica string) string {
+		return fmt.Sprintf("  lease: kubernetes\n  renew_interval: 500ms\n  kubernetes: {namespace: apps, identity: replica-%s, lease_duration: 3s, api_server: %q, token_file: %q}\n",
+			replica, apiSrv.URL, tok)
+	}))
+}
+
+func testFrozenLeader(t *testing.T, p *fencePair) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	stop, burst := p.updateKeys(t, seed, 3*time.Millisecond)

@@ -87,11 +87,11 @@ func isFenced(err error) bool {
 }
 
 // streamAfterTakeover streams while leading. Right after a takeover the
-// previous leader may still be closing its connections (it stops within a
-// renew interval of losing the lease, after draining for at most
-// pipeline.shutdown_timeout), and a MariaDB server refuses a second replica
-// with the same server_id meanwhile; so a failure within that window is
-// retried instead of ending the process.
+// previous leader may still be closing its connections (a deposed leader
+// stops delivering at its deadline but closes its binlog connection after
+// that; a frozen one only once it runs again), and a MariaDB server
+// refuses a second replica with the same server_id meanwhile; so a failure
+// within that window is retried instead of ending the process.
 func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
 	cfg := s.current()
 	renew := cfg.HA.RenewInterval
