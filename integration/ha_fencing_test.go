@@ -442,3 +442,37 @@ func TestHAMariaDBRestart(t *testing.T) {
 	}
 	noPanics(t, map[string]*ferryProc{"A": p.a, "B": p.b})
 }
+
+// TestHACleanStopDrainsUnderTheLease: SIGTERM on a leader with a backlog
+// longer than its lease validity: it keeps renewing while it drains, so
+// the fence does not cut the drain short; it exits 0, delivers its
+// backlog, and only then does the standby take over.
+func TestHACleanStopDrainsUnderTheLease(t *testing.T) {
+	p := startFencePair(t, shared, 20, 100*time.Millisecond) // 50 events/s
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	stop, burst := p.updateKeys(t, seed, 3*time.Millisecond)
+	eventually(t, 30*time.Second, "A delivering", func() bool { return p.r.Count() >= 20 })
+	n := stop()
+	burst(150) // about 3 s of backlog; the validity is 1 s
+	before := p.r.Count()
+	if code := p.a.stop(); code != 0 {
+		t.Fatalf("leader exit %d on SIGTERM:\n%s", code, tailLines(p.a.stderr.String(), 20))
+	}
+	drained := 0
+	for _, a := range p.arrivals(t)[before:] {
+		if a.replica == "a" {
+			drained++
+		}
+	}
+	if strings.Contains(p.a.stderr.String(), "lost the lease") {
+		t.Errorf("the drain was fenced:\n%s", grepLines(p.a.stderr.String(), "ha:"))
+	}
+	eventually(t, 30*time.Second, "B leading", func() bool { return roleOf(p.adminB) == "leader" })
+	arr := p.checkConverged(t)
+	checkTakeover(t, arr, "a", "b")
+	t.Logf("%d+150 updates; A delivered %d events while draining", n, drained)
+	if drained < 100 {
+		t.Errorf("A delivered only %d events of its backlog while draining", drained)
+	}
+}

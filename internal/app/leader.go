@@ -34,10 +34,14 @@ func (s *supervisor) lead(ctx context.Context) error {
 		promote := time.AfterFunc(startIn, func() { s.setRoleWhile(term, RoleLeader) })
 		leadCtx, stop := context.WithCancelCause(ctx)
 		unwatch := s.watchTerm(lease, stop)
+		// The lease is renewed until the pipeline has stopped, through the
+		// drain of a clean shutdown: the fence would cut it short otherwise.
+		keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
 		kept := make(chan error, 1)
-		go func() { kept <- lease.Keep(leadCtx) }()
+		go func() { kept <- lease.Keep(keepCtx) }()
 		err := s.streamAfterTakeover(leadCtx)
 		stop(nil)
+		stopKeep()
 		keepErr := <-kept
 		lost := ha.Lost(term)
 		promote.Stop()
@@ -48,17 +52,11 @@ func (s *supervisor) lead(ctx context.Context) error {
 		if relErr != nil {
 			s.log.Warn("ha: release the lease", "error", relErr)
 		}
-		switch {
-		case ctx.Err() != nil:
-			s.setRole(RoleStandby)
-			return err
-		case lost || keepErr != nil || isFenced(err):
-			s.setRole(RoleStandby)
-			s.log.Info("ha: pipeline stopped after the lease loss; standing by", "lease", lease.Name(), "error", errors.Join(keepErr, err))
-		default:
-			s.setRole(RoleStandby)
+		s.setRole(RoleStandby)
+		if ctx.Err() != nil || !(lost || keepErr != nil || isFenced(err)) {
 			return err
 		}
+		s.log.Info("ha: pipeline stopped after the lease loss; standing by", "lease", lease.Name(), "error", errors.Join(keepErr, err))
 	}
 }
 
