@@ -12,7 +12,7 @@ import (
 // deadline passing without a renewal, which cancels the writes in progress
 // and counts as a loss.
 func TestFenceTerm(t *testing.T) {
-	f := newFence(200 * time.Millisecond)
+	f := newFence(time.Second)
 	if _, _, err := f.Hold(context.Background()); !errors.Is(err, ErrNotHeld) {
 		t.Fatalf("Hold before any term = %v, want ErrNotHeld", err)
 	}
@@ -25,8 +25,8 @@ func TestFenceTerm(t *testing.T) {
 	if waited := time.Since(begun); waited < 100*time.Millisecond {
 		t.Errorf("Hold allowed a write %v into the takeover wait of 100ms", waited)
 	}
-	for range 3 { // renewals keep a long write alive past the first deadline
-		time.Sleep(80 * time.Millisecond)
+	for range 4 { // renewals keep a long write alive past the first deadline
+		time.Sleep(300 * time.Millisecond)
 		f.renewed(time.Now())
 	}
 	if ctx.Err() != nil || f.Err() != nil {
