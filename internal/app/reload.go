@@ -185,25 +185,29 @@ func (s *supervisor) stream(ctx context.Context, k kind) error {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- cur.rt.Run(runCtx) }()
-		if k != kindLocal { // backfills and replays are for binlog sources
-			s.live.set(&control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
-		}
+		s.setLive(k, &control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
 		s.views.bind(cur)
 		next, err := s.awaitReload(ctx, cur, done)
 		cancel()
 		if next == nil {
-			if k != kindLocal {
-				s.live.set(nil)
-			}
+			s.setLive(k, nil)
 			return err
 		}
 		s.log.Info("reload: stopping the running pipeline (in-flight events are delivered, the checkpoint saved)", "pipeline", k.String())
 		if err := <-done; err != nil {
-			s.live.set(nil)
+			s.setLive(k, nil)
 			return fmt.Errorf("reload: the old pipeline stopped with an error: %w", err)
 		}
 		s.log.Info("reload: starting the pipeline with the new configuration")
 		cur = next
+	}
+}
+
+// setLive hands admin requests (backfills, replays: binlog sources only)
+// to c; the webhook pipeline of an ha replica takes none.
+func (s *supervisor) setLive(k kind, c *control) {
+	if k != kindLocal {
+		s.live.set(c)
 	}
 }
 
