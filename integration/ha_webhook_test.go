@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,17 +29,18 @@ func TestHAWebhooksOnEveryReplica(t *testing.T) {
 	serverID := nextServerID()
 	type replica struct {
 		cfg, admin, hooks string
+		pc                pipelineConfig
 		p                 *ferryProc
 	}
 	var reps [2]*replica
 	for i := range reps {
 		hooks, adminAddr := freeAddr(t), freeAddr(t)
-		cfg := pipelineConfig{server: shared, db: name, start: start, url: url, mode: "batch", serverID: serverID, admin: adminAddr,
+		pc := pipelineConfig{server: shared, db: name, start: start, url: url, mode: "batch", serverID: serverID, admin: adminAddr,
 			state: fmt.Sprintf("  checkpoints: {type: mysql, database: %s}\n", name),
 			top:   "ha:\n  lease: mysql\n  renew_interval: 500ms\n",
 			extra: fmt.Sprintf("  hooks:\n    type: webhook\n    listen: %s\n    path: /hooks/t\n    id_header: X-Delivery-Id\n", hooks),
-		}.yaml(t, t.TempDir())
-		reps[i] = &replica{cfg: cfg, admin: adminAddr, hooks: hooks}
+		}
+		reps[i] = &replica{cfg: pc.yaml(t, t.TempDir()), pc: pc, admin: adminAddr, hooks: hooks}
 	}
 	a, b := reps[0], reps[1]
 	a.p = startFerry(t, a.cfg)
@@ -81,6 +84,17 @@ func TestHAWebhooksOnEveryReplica(t *testing.T) {
 		t.Errorf("standby's webhook source not connected:\n%s", grepLines(metrics, "ferry_source_connected"))
 	}
 
+	// A reload reaches the standby's webhook pipeline: it is rebuilt and
+	// goes on accepting and delivering.
+	b.pc.sinks = "  spare:\n    type: discard\n"
+	b.pc.yaml(t, filepath.Dir(b.cfg))
+	signal(t, b.p, syscall.SIGHUP)
+	eventually(t, 30*time.Second, "B's webhook pipeline rebuilt", func() bool {
+		return strings.Contains(b.p.stderr.String(), "reload: starting the pipeline with the new configuration")
+	})
+	post(b, "b-20")
+	eventually(t, 30*time.Second, "b-20 after the reload", func() bool { return r.Count() >= 42 })
+
 	// Requests acknowledged right before a crash are delivered by the
 	// same replica once it is back (here, as a standby).
 	r.SetOutage(true)
@@ -99,7 +113,7 @@ func TestHAWebhooksOnEveryReplica(t *testing.T) {
 				ids[e.ID()] = true
 			}
 		}
-		return len(ids) == 50
+		return len(ids) == 51
 	})
 	for _, rep := range reps {
 		if code := rep.p.stop(); code != 0 {
