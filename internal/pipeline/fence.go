@@ -24,6 +24,11 @@ var ErrFenced = errors.New("deliveries fenced off")
 // fails, the runtime cancels everything at once: in-flight events are
 // abandoned (not acknowledged, no checkpoint past them), Run returns an
 // error wrapping ErrFenced, and the Runtime is not run again.
+//
+// A sink with fencing of its own, such as Kafka transactions (a broker
+// refuses a producer whose epoch was bumped by a successor), is stronger
+// and works beneath this one: Hold keeps a deposed leader from starting a
+// transaction at all, the broker from committing one already started.
 type Fence interface {
 	// Hold may block (a new leader waiting out its predecessor's deadline)
 	// until it allows a Write or ctx ends.

@@ -309,6 +309,9 @@ func (w *sinkWorker) toDeadLetterSink(ctx context.Context, dead []failure) []fai
 		w.stats.DeadLettered.Add(uint64(len(dead)))
 		return nil
 	}
+	if errors.Is(err, ErrFenced) {
+		return dead // nothing was sent; deadLetter stops at the fence too
+	}
 	var be *ferry.BatchError
 	var rest []failure
 	for i, f := range dead {
