@@ -135,7 +135,15 @@ func (s *Source) runBackfills(ctx context.Context) {
 func (s *Source) runJob(ctx context.Context, r *snapshotReader, j *job) error {
 	plan, err := s.prepareJob(ctx, r, j)
 	if err != nil {
-		return err
+		// The server may be restarting: a lost connection is retried like
+		// a failed chunk read; a server error fails the job.
+		var me *gomysql.MyError
+		if errors.As(err, &me) || isFatal(err) || ctx.Err() != nil {
+			return err
+		}
+		if plan, err = s.recoverRead(ctx, r, j, err); err != nil {
+			return err
+		}
 	}
 	s.log.Info("backfill running", "table", j.Table, "rows_done", j.Rows, "after_key", j.LastText)
 	var limiter *rate.Limiter

@@ -15,9 +15,16 @@ import (
 )
 
 // pump reads events until ctx ends or a fatal error, reconnecting after lost
-// connections from the last transaction boundary it read.
+// connections from the last transaction boundary it read. syncer is nil
+// while reconnecting, and stays nil when a reconnect fails (the database
+// is gone, or ctx ended during the back-off): every path out of pump must
+// cope with that.
 func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.BinlogSyncer, streamer *replication.BinlogStreamer, first *replication.BinlogEvent) {
-	defer func() { syncer.Close() }()
+	defer func() {
+		if syncer != nil {
+			syncer.Close()
+		}
+	}()
 	var events atomic.Uint64
 	var current atomic.Pointer[replication.BinlogSyncer]
 	current.Store(syncer)
@@ -53,6 +60,7 @@ func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.Binlo
 		s.setState(stateReconnecting)
 		current.Store(nil) // reconnecting: nothing for the watchdog to close
 		syncer.Close()
+		syncer = nil
 		st.restart()
 		s.log.Warn("binlog stream interrupted; reconnecting", "error", err, "resume_at", st.committed.String())
 		if syncer, streamer, ev, err = s.reconnect(ctx, st.committed); err != nil {

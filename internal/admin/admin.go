@@ -135,16 +135,29 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte("ok\n"))
 }
 
+// readyz: a standby is ready (it must not take a sidecar's pod out of
+// service) unless the pipeline it runs anyway, its webhook sources under
+// ha, is not.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if reasons := s.notReady(); len(reasons) > 0 {
+		http.Error(w, s.redact("not ready: "+strings.Join(reasons, "; ")), http.StatusServiceUnavailable)
+		return
+	}
 	if s.role() == "standby" {
 		_, _ = w.Write([]byte("standby\n"))
 		return
 	}
-	if reasons := notReady(s.metrics.View(), s.maxLag); len(reasons) > 0 {
-		http.Error(w, s.redact("not ready: "+strings.Join(reasons, "; ")), http.StatusServiceUnavailable)
-		return
-	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// notReady is notReady of the bound view; nothing for a standby that runs
+// no pipeline.
+func (s *Server) notReady() []string {
+	v := s.metrics.View()
+	if s.role() == "standby" && v.Stats == nil {
+		return nil
+	}
+	return notReady(v, s.maxLag)
 }
 
 // notReady lists what keeps the pipeline from being ready, in a stable

@@ -86,9 +86,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	v := s.metrics.View()
 	out := statusDoc{Sources: map[string]sourceStatus{}, Sinks: map[string]sinkStatus{}}
 	out.Role = s.role()
-	if out.Role != "standby" {
-		out.NotReady = notReady(v, s.maxLag)
-	}
+	out.NotReady = s.notReady()
 	out.Ready = len(out.NotReady) == 0
 	if s.control != nil {
 		out.Backfills, out.Replays = s.control.Backfills(), s.control.Replays()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	drv "github.com/go-sql-driver/mysql"
@@ -222,21 +221,3 @@ func OpenCheckpoints(ctx context.Context, cfg *config.Config, write bool, wait t
 
 // ErrLeaseBusy means a command that must not run beside a leader found one.
 var ErrLeaseBusy = errors.New("ha lease is held")
-
-// roleState is the process's HA role, read by the admin endpoints.
-type roleState struct {
-	mu   sync.Mutex
-	role string
-}
-
-func (r *roleState) set(role string) {
-	r.mu.Lock()
-	r.role = role
-	r.mu.Unlock()
-}
-
-func (r *roleState) get() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.role
-}

@@ -9,12 +9,10 @@ import (
 	"reflect"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
-	"github.com/ferry-cdc/ferry/internal/ha"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
 	"github.com/ferry-cdc/ferry/internal/state"
 	"github.com/ferry-cdc/ferry/internal/telemetry"
@@ -47,7 +45,8 @@ func CheckReload(cur, next *config.Config) error {
 
 // supervisor runs the pipeline for the life of the process: rebuilt from
 // the new configuration on each reload, and, with ha, only while this
-// replica holds the lease.
+// replica holds the lease. With ha, webhook sources run in a second
+// pipeline on every replica, leader or standby (see kindLocal).
 type supervisor struct {
 	log     *slog.Logger
 	store   *state.Store // the embedded store: webhook journal, dead letters
@@ -56,14 +55,23 @@ type supervisor struct {
 	opts    RunOptions
 	role    roleState
 	live    liveControl
+	views   views
 
 	mu      sync.Mutex
 	cfg     *config.Config // the configuration to run
-	changed chan struct{}  // a reload replaced cfg (capacity 1)
+	changed chan struct{}  // closed and replaced when a reload replaces cfg
 }
 
 func newSupervisor(cfg *config.Config, store *state.Store, sh *shared, m *telemetry.Metrics, log *slog.Logger, opts RunOptions) *supervisor {
-	return &supervisor{log: log, store: store, shared: sh, metrics: m, opts: opts, cfg: cfg, changed: make(chan struct{}, 1)}
+	return &supervisor{log: log, store: store, shared: sh, metrics: m, opts: opts, cfg: cfg, changed: make(chan struct{}),
+		views: views{metrics: m, parts: map[kind]*running{}}}
+}
+
+// reloaded returns a channel closed at the next reload.
+func (s *supervisor) reloaded() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
 }
 
 func (s *supervisor) current() *config.Config {
@@ -87,14 +95,12 @@ func (s *supervisor) watchReloads(ctx context.Context) {
 			s.mu.Lock()
 			prev := s.cfg
 			s.cfg = next
+			close(s.changed)
+			s.changed = make(chan struct{})
 			s.mu.Unlock()
 			logChanges(s.log, prev, next)
 			if role := s.role.get(); role != RoleSingle {
 				s.setRole(role) // ferry_ha_leader for added sources
-			}
-			select {
-			case s.changed <- struct{}{}:
-			default:
 			}
 		}
 	}
@@ -104,101 +110,36 @@ func (s *supervisor) watchReloads(ctx context.Context) {
 func (s *supervisor) run(ctx context.Context) error {
 	go s.watchReloads(ctx)
 	if s.shared.lease == nil {
-		return s.stream(ctx)
+		return s.stream(ctx, kindAll)
 	}
-	return s.lead(ctx)
-}
-
-// lead waits for the lease, streams while holding it, and goes back to
-// waiting when it is lost. Losing the lease is not a reason to exit: the
-// process stays a ready standby (restarting it would only add the
-// orchestrator's back-off to the next takeover).
-func (s *supervisor) lead(ctx context.Context) error {
-	lease := s.shared.lease
-	for {
-		s.setRole(RoleStandby)
-		s.log.Info("ha: waiting for the lease", "lease", lease.Name())
-		waited := time.Now()
-		if err := lease.Acquire(ctx); err != nil {
-			return nil // ctx ended
-		}
-		s.setRole(RoleLeader)
-		s.log.Info("ha: holding the lease; streaming", "lease", lease.Name(), "waited", time.Since(waited).Round(time.Millisecond))
-		leadCtx, stop := context.WithCancelCause(ctx)
-		kept := make(chan error, 1)
-		go func() {
-			err := lease.Keep(leadCtx)
-			if err != nil {
-				stop(err)
-			}
-			kept <- err
-		}()
-		err := s.streamAfterTakeover(leadCtx)
-		stop(nil)
-		keepErr := <-kept
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		relErr := lease.Release(rctx)
-		cancel()
-		if relErr != nil {
-			s.log.Warn("ha: release the lease", "error", relErr)
-		}
-		switch {
-		case ctx.Err() != nil:
-			s.setRole(RoleStandby)
-			return err
-		case keepErr != nil || errors.Is(err, state.ErrFenced) || errors.Is(err, ha.ErrLost):
-			s.log.Error("ha: lost the lease; stopped streaming and standing by", "lease", lease.Name(),
-				"error", errors.Join(keepErr, err))
-		default:
-			s.setRole(RoleStandby)
-			return err
-		}
+	if !hasSources(s.current(), kindLocal) {
+		return s.lead(ctx)
 	}
-}
-
-// streamAfterTakeover streams while leading. Right after a takeover the
-// previous leader may still be closing its connections (it stops within a
-// renew interval of losing the lease, after draining for at most
-// pipeline.shutdown_timeout), and a MariaDB server refuses a second replica
-// with the same server_id meanwhile; so a failure within that window is
-// retried instead of ending the process.
-func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
-	cfg := s.current()
-	renew := cfg.HA.RenewInterval
-	until := time.Now().Add(cfg.Pipeline.ShutdownTimeout + 3*renew)
-	for {
-		err := s.stream(ctx)
-		if err == nil || ctx.Err() != nil || errors.Is(err, state.ErrFenced) || time.Now().After(until) {
-			return err
-		}
-		s.log.Warn("ha: streaming failed right after the takeover; the previous leader may still be closing its connections; retrying",
-			"error", err, "retry_until", until.Format(time.RFC3339))
-		t := time.NewTimer(renew)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-func (s *supervisor) setRole(role string) {
-	s.role.set(role)
-	for _, name := range s.current().SourceNames() {
-		s.metrics.SetLeader(name, role == RoleLeader)
-	}
+	// Both pipelines' counters add up in one view (a sink is counted once).
+	s.views.stats = pipeline.NewStats()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	local := make(chan error, 1)
+	go func() {
+		local <- s.stream(ctx, kindLocal)
+		cancel() // a local pipeline that failed ends the process
+	}()
+	err := s.lead(ctx)
+	cancel()
+	return errors.Join(err, <-local)
 }
 
 // running is one pipeline built from one configuration.
 type running struct {
-	cfg *config.Config
-	a   *assembly
-	rt  *pipeline.Runtime
+	cfg  *config.Config
+	a    *assembly
+	rt   *pipeline.Runtime
+	kind kind
 }
 
-// build assembles the pipeline of cfg without opening anything.
-func (s *supervisor) build(cfg *config.Config) (*running, error) {
+// build assembles the pipeline of cfg's sources of kind k without opening
+// anything.
+func (s *supervisor) build(cfg *config.Config, k kind) (*running, error) {
 	a, err := assemble(cfg, s.store, s.log, s.opts.Capture)
 	if err != nil {
 		return nil, err
@@ -207,7 +148,14 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 	if s.shared.checkpoints != nil {
 		a.pcfg.Checkpoints = s.shared.checkpoints
 	}
+	if s.shared.lease != nil && k == kindLeased {
+		a.pcfg.Fence = s.shared.lease.Fence()
+	}
+	a.pcfg.Stats = s.views.stats
 	for _, name := range cfg.SourceNames() {
+		if !k.runs(cfg.Sources[name]) {
+			continue
+		}
 		if err := a.addSource(name, name, nil); err != nil {
 			return nil, err
 		}
@@ -219,7 +167,7 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &running{cfg: cfg, a: a, rt: rt}, nil
+	return &running{cfg: cfg, a: a, rt: rt, kind: k}, nil
 }
 
 // stream runs the pipeline until ctx ends or it fails; on a reload it
@@ -227,26 +175,27 @@ func (s *supervisor) build(cfg *config.Config) (*running, error) {
 // leaves the old one running), then stops the old one gracefully (in-flight
 // events delivered, checkpoint saved) and starts the new one, which resumes
 // from that checkpoint.
-func (s *supervisor) stream(ctx context.Context) error {
-	cur, err := s.build(s.current())
+func (s *supervisor) stream(ctx context.Context, k kind) error {
+	cur, err := s.build(s.current(), k)
 	if err != nil {
 		return err
 	}
+	defer s.views.unbind(k)
 	for {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- cur.rt.Run(runCtx) }()
-		s.live.set(&control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
-		s.metrics.Bind(telemetry.View{Stats: cur.rt.Stats(), Sources: cur.a.sources})
+		s.setLive(k, &control{a: cur.a, rt: cur.rt, replays: map[string]*replayRun{}})
+		s.views.bind(cur)
 		next, err := s.awaitReload(ctx, cur, done)
 		cancel()
 		if next == nil {
-			s.live.set(nil)
+			s.setLive(k, nil)
 			return err
 		}
-		s.log.Info("reload: stopping the running pipeline (in-flight events are delivered, the checkpoint saved)")
+		s.log.Info("reload: stopping the running pipeline (in-flight events are delivered, the checkpoint saved)", "pipeline", k.String())
 		if err := <-done; err != nil {
-			s.live.set(nil)
+			s.setLive(k, nil)
 			return fmt.Errorf("reload: the old pipeline stopped with an error: %w", err)
 		}
 		s.log.Info("reload: starting the pipeline with the new configuration")
@@ -254,27 +203,34 @@ func (s *supervisor) stream(ctx context.Context) error {
 	}
 }
 
+// setLive hands admin requests (backfills, replays: binlog sources only)
+// to c; the webhook pipeline of an ha replica takes none.
+func (s *supervisor) setLive(k kind, c *control) {
+	if k != kindLocal {
+		s.live.set(c)
+	}
+}
+
 // awaitReload waits for the running pipeline to end (nil, its error) or for
 // a reload whose pipeline could be built (that pipeline).
 func (s *supervisor) awaitReload(ctx context.Context, cur *running, done <-chan error) (*running, error) {
 	for {
+		changed := s.reloaded()
+		if cfg := s.current(); cfg != cur.cfg {
+			next, err := s.build(cfg, cur.kind)
+			if err == nil {
+				return next, nil
+			}
+			s.log.Error("reload: cannot build the new configuration; keeping the running one", "error", err)
+			s.mu.Lock()
+			s.cfg = cur.cfg
+			s.mu.Unlock()
+			continue
+		}
 		select {
 		case err := <-done:
 			return nil, err
-		case <-s.changed:
-			cfg := s.current()
-			if cfg == cur.cfg {
-				continue
-			}
-			next, err := s.build(cfg)
-			if err != nil {
-				s.log.Error("reload: cannot build the new configuration; keeping the running one", "error", err)
-				s.mu.Lock()
-				s.cfg = cur.cfg
-				s.mu.Unlock()
-				continue
-			}
-			return next, nil
+		case <-changed:
 		case <-ctx.Done():
 			return nil, <-done
 		}

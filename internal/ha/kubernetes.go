@@ -56,17 +56,16 @@ type KubernetesOptions struct {
 // renews every RenewInterval and gives up leading once it failed to renew for
 // two thirds of the duration, before any standby may take the Lease.
 type KubernetesLease struct {
-	opts     KubernetesOptions
-	client   *http.Client
-	url      string // the Lease object's URL
-	deadline time.Duration
-	log      *slog.Logger
+	opts   KubernetesOptions
+	client *http.Client
+	url    string // the Lease object's URL
+	log    *slog.Logger
+	fence  *Fence // validity: two thirds of the lease duration
 
-	mu        sync.Mutex
-	held      bool
-	lastRenew time.Time // last successful write as holder
-	seenRV    string    // resourceVersion last observed
-	seenAt    time.Time // when it was first observed (local clock)
+	mu     sync.Mutex
+	held   bool
+	seenRV string    // resourceVersion last observed
+	seenAt time.Time // when it was first observed (local clock)
 }
 
 var _ Lease = (*KubernetesLease)(nil)
@@ -99,7 +98,11 @@ func NewKubernetes(opts KubernetesOptions) (*KubernetesLease, error) {
 	if err := kubeDefaults(&opts); err != nil {
 		return nil, err
 	}
-	l := &KubernetesLease{opts: opts, log: opts.Logger, client: opts.Client, deadline: opts.LeaseDuration * 2 / 3}
+	// A standby takes the Lease only after its record went unchanged for
+	// the whole duration on the standby's own clock, from a renewal it saw
+	// after the holder sent it; the holder stops delivering two thirds in.
+	// So no takeover wait is needed: the margin is a third of the duration.
+	l := &KubernetesLease{opts: opts, log: opts.Logger, client: opts.Client, fence: newFence(opts.LeaseDuration * 2 / 3)}
 	l.url = strings.TrimRight(opts.APIServer, "/") + leaseAPIPrefix + opts.Namespace + "/leases/" + opts.Name
 	if l.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -237,9 +240,15 @@ func (l *KubernetesLease) write(ctx context.Context, method, url string, obj *le
 		return false, "", err
 	}
 	l.mu.Lock()
-	l.held, l.lastRenew = true, at
+	wasHeld := l.held
+	l.held = true
 	l.seenRV, l.seenAt = out.Metadata.ResourceVersion, at
 	l.mu.Unlock()
+	if wasHeld {
+		l.fence.renewed(at)
+	} else {
+		l.fence.begin(at, 0)
+	}
 	return true, l.opts.Identity, nil
 }
 
@@ -304,12 +313,10 @@ func (l *KubernetesLease) Keep(ctx context.Context) error {
 		case ok || ctx.Err() != nil:
 			return nil // renewed, or stopping: not a loss
 		case err == nil:
-			l.setHeld(false)
-			return fmt.Errorf("%w: %s: now held by %q", ErrLost, l.Name(), holder)
+			return l.lost(fmt.Errorf("%w: %s: now held by %q", ErrLost, l.Name(), holder))
 		}
 		if verr := l.Valid(); verr != nil {
-			l.setHeld(false)
-			return fmt.Errorf("%w: %w (last error: %w)", ErrLost, verr, err)
+			return l.lost(fmt.Errorf("%w: %w (last error: %w)", ErrLost, verr, err))
 		}
 		l.log.Warn("ha: lease renewal failed; retrying", "lease", l.Name(), "error", err)
 		return nil
@@ -320,26 +327,28 @@ func (l *KubernetesLease) Keep(ctx context.Context) error {
 // the renew deadline (two thirds of the duration); checkpoint writes check
 // it first.
 func (l *KubernetesLease) Valid() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.held {
-		return ErrNotHeld
-	}
-	if since := time.Since(l.lastRenew); since > l.deadline {
-		return fmt.Errorf("%w: not renewed for %v", ErrNotHeld, since.Round(time.Millisecond))
+	if err := l.fence.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotHeld, err)
 	}
 	return nil
 }
 
-func (l *KubernetesLease) setHeld(v bool) {
+// Fence implements Lease.
+func (l *KubernetesLease) Fence() *Fence { return l.fence }
+
+// lost ends the term with err and returns it.
+func (l *KubernetesLease) lost(err error) error {
 	l.mu.Lock()
-	l.held = v
+	l.held = false
 	l.mu.Unlock()
+	l.fence.end(err)
+	return err
 }
 
 // Release implements Lease: it clears holderIdentity, so a standby takes
 // over at its next look instead of after the duration.
 func (l *KubernetesLease) Release(ctx context.Context) error {
+	l.fence.end(errReleased)
 	l.mu.Lock()
 	held := l.held
 	l.held = false

@@ -35,12 +35,19 @@ var (
 // a standby takes over at once (it is lost anyway when the process dies);
 // Acquire may be called again after Keep returned. Close releases every
 // resource; no method may be called after it. Acquire, Keep and Release are
-// called from one goroutine; Name may be called from any.
+// called from one goroutine; Name and Fence may be called from any.
+//
+// Fence is the lease's delivery deadline: Acquire begins a term on it, each
+// successful check in Keep extends it, a loss (or a deadline passed without
+// a successful check) ends it before Keep returns, and Release ends it
+// before giving the lease up. Whatever delivers on the leader's behalf
+// holds it (see Fence.Hold).
 type Lease interface {
 	Acquire(ctx context.Context) error
 	Keep(ctx context.Context) error
 	Release(ctx context.Context) error
 	Close() error
+	Fence() *Fence
 	// Name describes the lease for logs, e.g. `mysql lock "ferry-db"`.
 	Name() string
 }

@@ -46,6 +46,7 @@ type MySQLLease struct {
 	lockWait int     // seconds one GET_LOCK waits
 	waitTO   int     // the lock session's wait_timeout, seconds
 	log      *slog.Logger
+	fence    *Fence
 
 	mu   sync.Mutex // serializes statements on conn
 	conn *sql.Conn  // the lock session while the lock is held
@@ -67,7 +68,7 @@ func NewMySQL(opts MySQLOptions) (*MySQLLease, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &MySQLLease{opts: opts, log: opts.Logger}
+	l := &MySQLLease{opts: opts, log: opts.Logger, fence: newFence(Validity(opts.RenewInterval))}
 	l.lockWait = max(1, int(math.Ceil(opts.RenewInterval.Seconds())))
 	l.waitTO = WaitTimeout(opts.RenewInterval)
 	c := opts.Server.Clone()
@@ -94,6 +95,19 @@ func NewMySQL(opts MySQLOptions) (*MySQLLease, error) {
 func WaitTimeout(renew time.Duration) int {
 	return max(2, int(math.Ceil(3*renew.Seconds())))
 }
+
+// Validity is how long a successful check of the lock session lets the
+// leader deliver: two renew intervals from the check's start, the longest a
+// check and the next one (each bounded by the interval) can take. A new
+// leader waits as long before its first delivery: its predecessor's last
+// successful check started before the lock was freed (a killed session
+// frees it at once), so that wait outlasts every delivery the predecessor
+// may still start. On a partition the server frees the lock only after
+// WaitTimeout, which is longer.
+func Validity(renew time.Duration) time.Duration { return 2 * renew }
+
+// Fence implements Lease.
+func (l *MySQLLease) Fence() *Fence { return l.fence }
 
 // Name implements Lease.
 func (l *MySQLLease) Name() string {
@@ -132,6 +146,15 @@ func (l *MySQLLease) Acquire(ctx context.Context) error {
 			l.mu.Lock()
 			l.conn = conn
 			l.mu.Unlock()
+			// GET_LOCK may have waited up to lockWait in the server, so its
+			// start says nothing; a check sent now starts the term.
+			sent := time.Now()
+			if held, err := l.Held(ctx); err != nil || !held {
+				l.drop()
+				conn = nil
+				continue
+			}
+			l.fence.begin(sent, l.fence.Validity())
 			return nil
 		case !announced:
 			announced = true
@@ -158,15 +181,22 @@ func (l *MySQLLease) session(ctx context.Context) (*sql.Conn, error) {
 // means the lease is lost, and the session is closed.
 func (l *MySQLLease) Keep(ctx context.Context) error {
 	return checkEvery(ctx, l.opts.RenewInterval, func(cctx context.Context) error {
+		sent := time.Now()
 		held, err := l.Held(cctx)
-		if err == nil && held || ctx.Err() != nil {
-			return nil // held, or stopping: not a loss
+		if err == nil && held {
+			l.fence.renewed(sent)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil // stopping: not a loss
 		}
 		l.drop()
 		if err == nil {
 			err = errors.New("the lock session no longer holds the lock")
 		}
-		return fmt.Errorf("%w: %s: %w", ErrLost, l.Name(), err)
+		err = fmt.Errorf("%w: %s: %w", ErrLost, l.Name(), err)
+		l.fence.end(err)
+		return err
 	})
 }
 
@@ -199,6 +229,7 @@ func (l *MySQLLease) ExecContext(ctx context.Context, query string, args ...any)
 	if err != nil {
 		discard(l.conn)
 		l.conn = nil
+		l.fence.end(fmt.Errorf("%w: %s: the lock session failed: %w", ErrLost, l.Name(), err))
 		return nil, fmt.Errorf("%w: the lock session failed: %w", state.ErrFenced, err)
 	}
 	return res, nil
@@ -206,6 +237,7 @@ func (l *MySQLLease) ExecContext(ctx context.Context, query string, args ...any)
 
 // Release implements Lease.
 func (l *MySQLLease) Release(ctx context.Context) error {
+	l.fence.end(errReleased)
 	l.mu.Lock()
 	conn := l.conn
 	l.conn = nil
@@ -243,12 +275,15 @@ func discard(conn *sql.Conn) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits d; it reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }
 

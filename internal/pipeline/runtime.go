@@ -93,6 +93,12 @@ type Config struct {
 	// Redact, when set, cleans the error text of dead letters (of the
 	// configuration's secrets, which a sink's error may quote).
 	Redact func(string) string
+	// Fence, when set, must allow every sink Write (an HA leader's lease);
+	// nil delivers unconditionally.
+	Fence Fence
+	// Stats, when set, receives the counters (shared with other runtimes);
+	// nil: the runtime's own.
+	Stats *Stats
 }
 
 // redact applies cfg.Redact, if any.
@@ -154,7 +160,10 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runtime{cfg: cfg, log: cfg.Logger, sinks: map[string]*sinkWorker{}, stats: newStats()}
+	if cfg.Stats == nil {
+		cfg.Stats = NewStats()
+	}
+	r := &Runtime{cfg: cfg, log: cfg.Logger, sinks: map[string]*sinkWorker{}, stats: cfg.Stats}
 	for _, s := range cfg.Sinks {
 		r.sinks[s.Name] = newSinkWorker(r, s)
 	}
@@ -199,8 +208,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		cancelSoft(err)
 	}
 
-	r.stats.running.Store(true)
-	defer r.stats.running.Store(false)
+	r.stats.running.Add(1)
+	defer r.stats.running.Add(-1)
 	r.acceptSpawns(soft, hard)
 	var sinkWG, sourceWG sync.WaitGroup
 	for _, w := range r.sinks {

@@ -203,6 +203,10 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 		batch[i].tries++
 	}
 	err := w.write(ctx, batch)
+	if errors.Is(err, ErrFenced) {
+		w.endSpans(batch, err)
+		return err // deposed: nothing more is settled, the successor re-delivers
+	}
 	if err != nil && ctx.Err() != nil {
 		w.endSpans(batch, ctx.Err())
 		return nil // stopping: the events stay unsettled and are read again
@@ -267,9 +271,7 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 		w.events = append(w.events, batch[i].event)
 	}
 	start := time.Now()
-	w.mu.Lock()
-	err := w.sink.Write(w.traceContext(ctx, batch), w.events)
-	w.mu.Unlock()
+	err := w.fencedWrite(w.traceContext(ctx, batch), w, w.events)
 	w.stats.observeWrite(time.Since(start))
 	return err
 }
@@ -436,6 +438,9 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	if len(dead) == 0 {
 		return nil
 	}
+	if err := w.rt.checkFence(ctx); err != nil {
+		return err // a deposed leader dead-letters nothing: its successor decides
+	}
 	// One line per burst: a destination that rejects thousands of events
 	// must not flood the log; each letter keeps its own reason.
 	w.log.Error("event dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
@@ -443,6 +448,9 @@ func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
 	dead = w.toDeadLetterSink(ctx, dead)
 	if len(dead) == 0 {
 		return nil
+	}
+	if err := w.rt.checkFence(ctx); err != nil {
+		return err // a deposed leader stores none: its successor decides
 	}
 	letters := make([]state.DeadLetter, len(dead))
 	now := time.Now().UTC()
@@ -481,12 +489,13 @@ func (w *sinkWorker) toDeadLetterSink(ctx context.Context, dead []failure) []fai
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	target.mu.Lock()
-	err := target.sink.Write(wctx, events)
-	target.mu.Unlock()
+	err := w.fencedWrite(wctx, target, events)
 	if err == nil {
 		w.stats.DeadLettered.Add(uint64(len(dead)))
 		return nil
+	}
+	if errors.Is(err, ErrFenced) {
+		return dead // nothing was sent; deadLetter stops at the fence too
 	}
 	var be *ferry.BatchError
 	var rest []failure

@@ -15,7 +15,7 @@ import (
 
 // Stats are the live counters of a Runtime, safe for concurrent reads.
 type Stats struct {
-	running atomic.Bool
+	running atomic.Int32 // runtimes running with these counters
 	sources map[string]*SourceStats
 	sinks   map[string]*SinkStats
 	mu      sync.Mutex
@@ -129,7 +129,9 @@ func (s *Stats) InFlight() int64 {
 	return n
 }
 
-func newStats() *Stats {
+// NewStats returns counters for Config.Stats: runtimes given the same
+// Stats add up into them (an HA replica's leader and webhook pipelines).
+func NewStats() *Stats {
 	return &Stats{sources: map[string]*SourceStats{}, sinks: map[string]*SinkStats{}}
 }
 
@@ -170,8 +172,8 @@ func (s *SinkStats) observeWrite(d time.Duration) {
 }
 
 // Running reports whether every source and sink is open and the pipeline
-// is moving changes.
-func (s *Stats) Running() bool { return s.running.Load() }
+// is moving changes (some pipeline, when several share these counters).
+func (s *Stats) Running() bool { return s.running.Load() > 0 }
 
 // SourceNames returns the sources with counters, sorted.
 func (s *Stats) SourceNames() []string { return s.names(true) }
@@ -205,6 +207,9 @@ func (s *Stats) Sink(name string) *SinkStats { return s.sink(name) }
 // deadLetterChange stores a change a rule failed on in its sample form,
 // which `ferry transform test` reads, so the failure can be reproduced.
 func (r *Runtime) deadLetterChange(ctx context.Context, source, rule string, c *ferry.Change, cause error) error {
+	if err := r.checkFence(ctx); err != nil {
+		return err // a deposed leader stores none: its successor decides
+	}
 	body := transform.AppendSample(nil, c)
 	letter := state.DeadLetter{Time: time.Now().UTC(), Source: source, Rule: rule, EventID: c.ID,
 		Event: json.RawMessage(body), Error: r.cfg.redact(cause.Error()), Attempts: 1}

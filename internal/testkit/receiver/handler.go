@@ -110,6 +110,9 @@ func (r *Receiver) accept(req *http.Request, events []event.Event) {
 	r.count.Add(int64(len(events)))
 	if !r.discard {
 		r.events = append(r.events, events...)
+		for range events {
+			r.paths = append(r.paths, req.URL.Path)
+		}
 		r.requests = append(r.requests, &http.Request{Method: req.Method, URL: req.URL, Proto: req.Proto,
 			Header: req.Header.Clone(), Host: req.Host, ContentLength: req.ContentLength})
 	}

@@ -44,6 +44,7 @@ type Receiver struct {
 	// or while a body is read.
 	mu       sync.Mutex
 	events   []event.Event
+	paths    []string // the request path of each event in events
 	requests []*http.Request
 	changed  chan struct{} // closed and replaced whenever count grows
 	discard  bool
@@ -180,6 +181,25 @@ func (r *Receiver) Events() []event.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]event.Event(nil), r.events...)
+}
+
+// Arrival is one accepted event with the path of the request that carried
+// it: senders told apart by path (an HA pair, each replica with its own).
+type Arrival struct {
+	Path  string
+	Event event.Event
+}
+
+// Arrivals returns the accepted events, in the order they were accepted,
+// with their request paths (none in Discard mode).
+func (r *Receiver) Arrivals() []Arrival {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Arrival, len(r.events))
+	for i, e := range r.events {
+		out[i] = Arrival{Path: r.paths[i], Event: e}
+	}
+	return out
 }
 
 // Requests returns the accepted requests in the order they were accepted,
