@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -454,7 +455,11 @@ func TestHACleanStopDrainsUnderTheLease(t *testing.T) {
 	stop, burst := p.updateKeys(t, seed, 3*time.Millisecond)
 	eventually(t, 30*time.Second, "A delivering", func() bool { return p.r.Count() >= 20 })
 	n := stop()
+	read0 := changesRead(t, p.adminA)
 	burst(150) // about 3 s of backlog; the validity is 1 s
+	// The backlog is what A has read: SIGTERM stops reading, so wait
+	// until the burst is in A before stopping it.
+	eventually(t, 30*time.Second, "A reading the burst", func() bool { return changesRead(t, p.adminA) >= read0+150 })
 	before := p.r.Count()
 	if code := p.a.stop(); code != 0 {
 		t.Fatalf("leader exit %d on SIGTERM:\n%s", code, tailLines(p.a.stderr.String(), 20))
@@ -476,4 +481,24 @@ func TestHACleanStopDrainsUnderTheLease(t *testing.T) {
 	if drained < 100 {
 		t.Errorf("A delivered only %d events of its backlog while draining", drained)
 	}
+}
+
+// changesRead is how many changes the replica at adminAddr has read, from
+// its /status.
+func changesRead(t *testing.T, adminAddr string) uint64 {
+	t.Helper()
+	_, body := getBody(adminAddr, "/status")
+	var doc struct {
+		Sources map[string]struct {
+			Read uint64 `json:"changes_read"`
+		} `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		return 0
+	}
+	var n uint64
+	for _, s := range doc.Sources {
+		n += s.Read
+	}
+	return n
 }

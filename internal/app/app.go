@@ -227,7 +227,7 @@ func (a *assembly) addSource(name, key string, src ferry.Source) error {
 	if src == nil {
 		sc := a.cfg.Sources[name]
 		var err error
-		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, instance: instanceID(a.cfg.State.Dir),
+		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, instance: instanceID(a.cfg),
 			log: a.log.With("source", name), tracing: a.tracing})
 		if err != nil {
 			return fmt.Errorf("source %s: %w", name, err)
@@ -256,8 +256,17 @@ func (a *assembly) addSinks(names []string) error {
 }
 
 // instanceID names this Ferry process stably across its restarts: the host
-// and the state directory (which one process at a time holds).
-func instanceID(stateDir string) string {
+// and the state directory (which one process at a time holds). The replicas
+// of an HA group share one name, the group's: a new leader then takes the
+// registration of its deposed predecessor over (the server drops the old
+// binlog connection, which fences it further) instead of refusing to start,
+// while a Ferry outside the group with the same server_id is still refused.
+func instanceID(cfg *config.Config) string {
+	if cfg.HA != nil {
+		sum := sha256.Sum256([]byte("ha\x00" + cfg.HA.Name))
+		return "ha-" + hex.EncodeToString(sum[:4])
+	}
+	stateDir := cfg.State.Dir
 	host, _ := os.Hostname()
 	if abs, err := filepath.Abs(stateDir); err == nil {
 		stateDir = abs
