@@ -68,6 +68,19 @@ var errWhereEmpty = errors.New("the condition is empty")
 // a column the table lacks, excluded true for one exclude_columns removes.
 type whereColumns func(name string) (canonical string, excluded, ok bool)
 
+// parseCondition parses cond inside a SELECT. The parser's literal driver
+// panics on some input (a decimal literal of over 81 digits, found by
+// FuzzRenderWhere); user input must never crash the process, so a panic
+// is a refusal.
+func parseCondition(cond string) (stmt ast.StmtNode, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stmt, err = nil, fmt.Errorf("the SQL parser cannot read it (%v)", firstLine(fmt.Sprint(r)))
+		}
+	}()
+	return parser.New().ParseOneStmt("SELECT 1 FROM t WHERE "+cond, "", "")
+}
+
 // renderWhere parses cond as one boolean expression over the columns
 // resolves, and returns it rendered from its syntax tree. The error names
 // what was not allowed.
@@ -78,7 +91,7 @@ func renderWhere(cond string, columns whereColumns) (string, error) {
 	if what := commentIn(cond); what != "" {
 		return "", fmt.Errorf("comments (%s) are not allowed", what)
 	}
-	stmt, err := parser.New().ParseOneStmt("SELECT 1 FROM t WHERE "+cond, "", "")
+	stmt, err := parseCondition(cond)
 	if err != nil {
 		return "", fmt.Errorf("not one SQL condition: %s", firstLine(err.Error()))
 	}
