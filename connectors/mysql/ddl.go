@@ -67,10 +67,14 @@ func (t *txState) undecodable(file string, h *replication.EventHeader, txStart p
 
 // explain is the one line that stops the source: what failed, where, and
 // the two ways on, neither of which needs a guessed position.
-func (u *undecodableRows) explain(source, tx string, next position) error {
+func (u *undecodableRows) explain(source, tx string, streamed int, next position) error {
+	sent := "nothing of this transaction was delivered"
+	if streamed > 0 { // it outgrew max_tx_buffer before the event
+		sent = strconv.Itoa(streamed) + " changes of this transaction were already streamed"
+	}
 	return fmt.Errorf("mysql source %s: cannot decode the row event at %s in transaction %s "+
-		"(from %s to %s): %w; nothing of this transaction was delivered and the checkpoint stays before it. "+
+		"(from %s to %s): %w; %s and the checkpoint stays before it. "+
 		"A restart reads it again; to skip exactly this transaction run "+
 		"`ferry checkpoint set --source %s %s` and restart (then `ferry backfill` its tables to resend their current rows)",
-		source, u.at, tx, u.txStart.String(), next, u.err, source, next)
+		source, u.at, tx, u.txStart.String(), next, u.err, sent, source, next)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -270,11 +271,17 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 		s.tx.explicit = true // row events belong to a transaction that ends at XID or COMMIT
 	}
+	if s.tx.bad != nil {
+		return nil // the transaction stops the source at its end
+	}
 	s.planner.at = position{File: s.file, Pos: h.LogPos - h.EventSize}
 	p, err := s.planner.plan(e.Table)
-	if err != nil {
+	if err != nil && isFatal(err) { // the event itself lacks what decoding needs
 		s.tx.undecodable(s.file, h, s.committed, err)
 		return nil // read on to the transaction's end, to name where it ends
+	}
+	if err != nil { // a failed metadata lookup: read the transaction again
+		return fmt.Errorf("decode rows at %s:%d: %w", s.file, h.LogPos-h.EventSize, err)
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		s.tx.ordinal++
@@ -362,7 +369,7 @@ func (s *stream) flushPartial(ctx context.Context) error {
 
 func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
 	if bad := s.tx.bad; bad != nil {
-		return errFatal(bad.explain(s.source, s.tx.id, position{File: s.file, Pos: h.LogPos}))
+		return errFatal(bad.explain(s.source, s.tx.id, s.tx.streamed, position{File: s.file, Pos: h.LogPos}))
 	}
 	s.gtid.commit()
 	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state()}
