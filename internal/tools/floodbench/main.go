@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ferry-cdc/ferry/internal/tools/benchkit"
 )
 
 const secret = "floodbench-secret"
@@ -91,9 +93,9 @@ func run(conns, perIP int, duration, every time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "ferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ferry").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
+	bin, err := benchkit.BuildFerry(dir)
+	if err != nil {
+		return err
 	}
 	listen, admin := freeAddr(), freeAddr()
 	cfg := filepath.Join(dir, "ferry.yaml")

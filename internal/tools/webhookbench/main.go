@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-cdc/ferry/internal/tools/benchkit"
 )
 
 func main() {
@@ -40,9 +42,9 @@ func run(duration time.Duration, concurrency int, ack string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "ferry")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/ferry").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v: %s", err, out)
+	bin, err := benchkit.BuildFerry(dir)
+	if err != nil {
+		return err
 	}
 	listen, admin := freeAddr(), freeAddr()
 	cfg := filepath.Join(dir, "ferry.yaml")
