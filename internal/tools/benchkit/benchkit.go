@@ -4,6 +4,7 @@ package benchkit
 
 import (
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 )
@@ -16,4 +17,19 @@ func BuildFerry(dir string) (string, error) {
 		return "", fmt.Errorf("build ferry: %w: %s", err, out)
 	}
 	return bin, nil
+}
+
+// FreeAddrs returns n loopback addresses free at the time of the call, for
+// the listeners of the process under test.
+func FreeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		defer ln.Close() // held until all are chosen, so they differ
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry/internal/mariadbtest"
+	"github.com/ferry-cdc/ferry/internal/tools/benchkit"
 )
 
 type options struct {
@@ -91,10 +91,11 @@ func run(o options) error {
 		defer stop()
 		sinkBlock = fmt.Sprintf("{type: kafka, brokers: [%s], topic: orders}", brokers)
 	}
-	admin, err := freeAddr()
+	addrs, err := benchkit.FreeAddrs(1)
 	if err != nil {
 		return err
 	}
+	admin := addrs[0]
 	cfg := filepath.Join(dir, "ferry.yaml")
 	body := fmt.Sprintf(`state: {dir: %s/state}
 admin: {listen: %s}
@@ -188,15 +189,6 @@ func startReceiver(bin string) (string, func(), error) {
 		return "", nil, fmt.Errorf("receiver: %w", err)
 	}
 	return "http://" + strings.TrimSpace(addr) + "/events", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
 }
 
 // drain starts ferry and waits until the sink acknowledged every row.

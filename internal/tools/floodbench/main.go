@@ -97,7 +97,11 @@ func run(conns, perIP int, duration, every time.Duration) error {
 	if err != nil {
 		return err
 	}
-	listen, admin := freeAddr(), freeAddr()
+	addrs, err := benchkit.FreeAddrs(2)
+	if err != nil {
+		return err
+	}
+	listen, admin := addrs[0], addrs[1]
 	cfg := filepath.Join(dir, "ferry.yaml")
 	body := fmt.Sprintf(`state: {dir: %s/state}
 admin: {listen: %s}
@@ -348,13 +352,4 @@ func waitUp(url string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("ferry did not start its admin listener")
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,7 +45,11 @@ func run(duration time.Duration, concurrency int, ack string) error {
 	if err != nil {
 		return err
 	}
-	listen, admin := freeAddr(), freeAddr()
+	addrs, err := benchkit.FreeAddrs(2)
+	if err != nil {
+		return err
+	}
+	listen, admin := addrs[0], addrs[1]
 	cfg := filepath.Join(dir, "ferry.yaml")
 	body := fmt.Sprintf(`state: {dir: %s/state}
 admin: {listen: %s}
@@ -153,13 +156,4 @@ func waitDrained(admin string, n uint64) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("acknowledged requests were not all delivered")
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
