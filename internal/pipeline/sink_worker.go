@@ -230,9 +230,16 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 	}
 	w.stats.Buffered.Add(-int64(len(o.dead)))
 	now := time.Now()
-	flowing := len(o.delivered) > 0
+	// While the sink as a whole makes progress (this Write, or one of the
+	// last few: a small Write of retries may fail whole on a flaky
+	// destination), a key's failure is its bad luck and retries soon; only
+	// a stalled sink backs its keys off for longer.
+	delay := w.retry.delay
+	if len(o.delivered) > 0 || w.stalls < stallWrites-1 {
+		delay = w.retry.flowingDelay
+	}
 	for key, ko := range o.keys {
-		w.held.settle(key, ko, now, flowing, w.retry.delay)
+		w.held.settle(key, ko, now, delay)
 	}
 	if len(o.keys) > 0 {
 		keys, since := w.held.failing()
