@@ -52,6 +52,15 @@ type attempt struct {
 	span  tracectx.Span // nil unless the event is traced
 }
 
+// ConcurrencyReporter is implemented by sinks whose parallelism varies
+// (the HTTP sink's adaptive concurrency). The sink worker reads it after
+// each Write, from its own goroutine, into SinkStats.Concurrency.
+type ConcurrencyReporter interface {
+	// Concurrency returns how many requests the next Write runs in
+	// parallel at most.
+	Concurrency() int
+}
+
 type sinkWorker struct {
 	rt    *Runtime
 	name  string
@@ -81,6 +90,9 @@ type sinkWorker struct {
 }
 
 func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
+	if c, ok := spec.Sink.(ConcurrencyReporter); ok {
+		rt.stats.sink(spec.Name).Concurrency.Store(int64(c.Concurrency()))
+	}
 	return &sinkWorker{
 		rt:      rt,
 		name:    spec.Name,
@@ -286,6 +298,9 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 	start := time.Now()
 	err := w.fencedWrite(w.traceContext(ctx, batch), w.events)
 	w.stats.observeWrite(time.Since(start))
+	if c, ok := w.sink.(ConcurrencyReporter); ok {
+		w.stats.Concurrency.Store(int64(c.Concurrency()))
+	}
 	return err
 }
 
