@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +34,7 @@ func TestAIMDDecreasesOnPushbackAndClimbsBack(t *testing.T) {
 	for range 4 {
 		got = append(got, c.observe(window{lanes: c.current(), answered: 5, pushback: 1, rtt: 5 * time.Millisecond}))
 	}
-	if want := []int{18, 16, 14, 12}; !equal(got, want) {
+	if want := []int{18, 16, 14, 12}; !slices.Equal(got, want) {
 		t.Fatalf("limits after push-back %v, want %v", got, want)
 	}
 	for range 40 {
@@ -46,7 +47,7 @@ func TestAIMDDecreasesOnPushbackAndClimbsBack(t *testing.T) {
 	for range 3 {
 		got = append(got, c.observe(clean(c.current(), time.Millisecond)))
 	}
-	if want := []int{2, 3, 4}; !equal(got, want) {
+	if want := []int{2, 3, 4}; !slices.Equal(got, want) {
 		t.Fatalf("limits climbing back %v, want %v", got, want)
 	}
 	for range 100 {
@@ -83,18 +84,6 @@ func TestAIMDReadsRisingResponseTimeAsPushback(t *testing.T) {
 	if got := c.observe(clean(10, 20*time.Millisecond)); got != 9 {
 		t.Fatalf("response time doubling gave limit %d, want 9", got)
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // throttler answers 429 to any request beyond its first max in flight, as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -96,7 +97,7 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	fail("a", false)
 	fail("b", false)
 	fail("a", true) // an earlier event of a went through this time
-	if want := []int{1, 2, 1, 1}; !equalInts(asked, want) {
+	if want := []int{1, 2, 1, 1}; !slices.Equal(asked, want) {
 		t.Fatalf("delay asked for failures %v, want %v", asked, want)
 	}
 	if !h.admit(attempt{key: "b"}) || h.admit(attempt{key: "c"}) {
@@ -105,18 +106,6 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	if got := h.takeDue(now.Add(time.Second), 0, nil, 10); len(got) != 1 || got[0].key != "b" {
 		t.Fatalf("takeDue = %v, want b's queued event", got)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestOutageStallsTheSinkNotEachKey: while every event fails, the worker
