@@ -84,3 +84,29 @@ func TestDeadLettersGoThroughTheDeadLetterSinkWorker(t *testing.T) {
 		t.Errorf("%d dead letters stored; the dead-letter sink took them all after a retry", n)
 	}
 }
+
+// TestDeadLettersStoredWhileTheDeadLetterSinkIsDown: while the dead-letter
+// sink fails every Write (its worker pauses), another sink's dead letters
+// are stored in the state store instead of waiting on it, none lost.
+func TestDeadLettersStoredWhileTheDeadLetterSinkIsDown(t *testing.T) {
+	const changes = 100
+	src := &scriptSource{batches: changes / 10, per: 10, keys: changes}
+	main := &recordSink{fail: func(e *event.Event, _ int) error {
+		if n, _ := strconv.Atoi(e.ID()); n%2 == 1 {
+			return ferry.Permanent(errors.New("422 unprocessable"))
+		}
+		return nil
+	}}
+	dlq := &recordSink{fail: func(*event.Event, int) error { return errors.New("dead-letter topic unavailable") }}
+	f := newFixture(t, src, map[string]ferry.Sink{"main": main, "dlq": dlq}, func(c *Config) { c.DeadLetterSink = "dlq" })
+	stats := f.rt.Stats()
+	if err := f.runUntil(t, func() bool { return stats.Sink("main").DeadLettered.Load() == changes/2 }); err != nil {
+		t.Fatal(err)
+	}
+	if n := storedDeadLetters(t, f); n != changes/2 {
+		t.Fatalf("%d dead letters stored, want all %d the dead-letter sink could not take", n, changes/2)
+	}
+	if len(dlq.got) != 0 {
+		t.Fatalf("the failing dead-letter sink accepted %d events", len(dlq.got))
+	}
+}
