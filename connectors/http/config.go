@@ -39,8 +39,14 @@ type Config struct {
 	Headers map[string]ferry.Secret `yaml:"headers"`
 	// Timeout bounds each request, from sending it to reading the answer.
 	Timeout time.Duration `yaml:"timeout"`
-	// Concurrency is how many requests one Write runs in parallel (1-256).
+	// Concurrency is how many requests one Write runs in parallel (1-256);
+	// with AdaptiveConcurrency, the most it may run.
 	Concurrency int `yaml:"concurrency"`
+	// AdaptiveConcurrency adapts the requests run in parallel to what the
+	// endpoint takes, from 1 to Concurrency: one more after a Write that
+	// used them all without push-back, a tenth fewer after 429 or 503
+	// answers, timeouts or a clear rise of the response time.
+	AdaptiveConcurrency bool `yaml:"adaptive_concurrency"`
 	// BatchMaxEvents and BatchMaxBytes bound one request in batch mode.
 	BatchMaxEvents int `yaml:"batch_max_events"`
 	BatchMaxBytes  int `yaml:"batch_max_bytes"`

@@ -26,6 +26,12 @@
 // the lane goes on with its other keys; the pipeline retries the failed key
 // in order, holding back only that key.
 //
+// With adaptive_concurrency the number of lanes adapts after each Write
+// (see aimd): a tenth fewer after push-back (429, 503, a request
+// unanswered within the timeout, a clear rise of the response time), one
+// more after a Write that used them all, from 1 to `concurrency`; the
+// pipeline exports it as ferry_sink_concurrency (Sink.Concurrency).
+//
 // Binary mode percent-encodes every ce-* header value as the HTTP binding
 // requires (space, '"', '%' and every byte outside printable ASCII become
 // %XX of the UTF-8 bytes), so a receiver decoding per the binding gets the

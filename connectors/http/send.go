@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -125,11 +126,17 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*htt
 		// net/http would refuse to send it, on every attempt.
 		return ferry.Permanent(fmt.Errorf("build request for event %s: %w", first.ID(), err))
 	}
+	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return s.requestFailed(ctx, first, n, err)
 	}
 	defer resp.Body.Close()
+	s.win.answered.Add(1)
+	s.win.rtt.Add(int64(time.Since(start)))
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		s.win.pushback.Add(1)
+	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, keepAliveDrain))
 		if s.log.Enabled(ctx, slog.LevelDebug) {
@@ -160,6 +167,7 @@ func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err
 	}
 	cause := cleanURLError(err)
 	if errors.Is(cause, context.DeadlineExceeded) {
+		s.win.pushback.Add(1) // the endpoint did not answer in time
 		// Only the request's own deadline is left: do not wrap it, so that
 		// it is not mistaken for the caller's.
 		err = fmt.Errorf("%s %s: no answer within the %v timeout", s.method, s.target, s.cfg.Timeout)

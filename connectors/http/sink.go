@@ -30,6 +30,10 @@ type Sink struct {
 	closed  atomic.Bool
 	// transient and permanent are the configured status overrides.
 	transient, permanent map[int]bool
+	// adaptive is the concurrency limit with adaptive_concurrency, nil
+	// otherwise; win gathers what the current Write saw for it.
+	adaptive *aimd
+	win      windowCounter
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -66,6 +70,9 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		log:     log.With("url", target), // the caller's log names the sink
 	}
 	s.transient, s.permanent = codeSet(cfg.TransientStatuses), codeSet(cfg.PermanentStatuses)
+	if cfg.AdaptiveConcurrency {
+		s.adaptive = newAIMD(cfg.Concurrency)
+	}
 	s.headers.Set("User-Agent", "ferry")
 	for k, v := range cfg.Headers {
 		s.headers.Set(k, v.Reveal())
@@ -137,8 +144,9 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	for i, e := range events {
 		keys[i] = ferry.OrderingKey(e)
 	}
-	lanes := s.partition(keys)
+	lanes := s.partition(keys, s.Concurrency())
 	failed := make([]error, len(events))
+	s.win.reset()
 	if len(lanes) == 1 {
 		s.sendLane(ctx, events, keys, lanes[0], failed)
 	} else {
@@ -148,7 +156,21 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 		}
 		wg.Wait()
 	}
+	if s.adaptive != nil && ctx.Err() == nil {
+		limit := s.adaptive.observe(s.win.window(len(lanes)))
+		s.log.Debug("adaptive concurrency", "limit", limit, "pushback", s.win.pushback.Load())
+	}
 	return s.result(ctx, failed)
+}
+
+// Concurrency returns how many requests the next Write runs in parallel at
+// most: the configured concurrency, or the adaptive limit. Safe from any
+// goroutine (metrics read it).
+func (s *Sink) Concurrency() int {
+	if s.adaptive != nil {
+		return s.adaptive.current()
+	}
+	return s.cfg.Concurrency
 }
 
 // result builds Write's answer from the per-event errors.
@@ -168,10 +190,10 @@ func (s *Sink) result(ctx context.Context, failed []error) error {
 	return be
 }
 
-// partition returns the non-empty lanes, each the indexes of its events in
-// batch order. Events with the same ordering key share a lane.
-func (s *Sink) partition(keys []string) [][]int {
-	n := min(s.cfg.Concurrency, len(keys))
+// partition returns the non-empty lanes, at most limit, each the indexes of
+// its events in batch order. Events with the same ordering key share a lane.
+func (s *Sink) partition(keys []string, limit int) [][]int {
+	n := min(limit, len(keys))
 	lanes := make([][]int, n)
 	for i, k := range keys {
 		l := laneOf(k, n)

@@ -92,22 +92,25 @@ func TestAcceptance(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			c := cluster(t, kfake.SeedTopics(6, "orders"))
 			brokers := c.ListenAddrs()
+			failer := failPartitions(c)
+			received := &topicLog{brokers: brokers, topic: "orders"}
 			conntest.RunSink(t, conntest.SinkHarness{
 				New: func(t *testing.T) ferry.Sink {
 					cfg := DefaultConfig()
 					cfg.Brokers, cfg.Topic, cfg.Mode = brokers, "orders", mode
+					// A refused partition's records fail on this deadline.
+					cfg.Timeout = 2 * time.Second
 					s, err := New("bus", cfg, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
 					return s
 				},
-				Received: func(t *testing.T) []event.Event {
-					var out []event.Event
-					for _, r := range consume(t, brokers, "orders") {
-						out = append(out, *toEvent(t, r))
+				Received: received.of,
+				FailEvents: func(t *testing.T, match func(string) bool) {
+					if err := failer.set(match); err != nil {
+						t.Fatalf("failing partitions: %v", err)
 					}
-					return out
 				},
 				// kfake's server side of a connection the test's
 				// consumer closed ends after the sink's check.
@@ -118,6 +121,30 @@ func TestAcceptance(t *testing.T) {
 			})
 		})
 	}
+}
+
+// topicLog is what a topic received, in the order the suite first saw each
+// record: consume reads partition by partition, so records a later Write
+// put in an earlier partition would otherwise come before older ones.
+type topicLog struct {
+	brokers []string
+	topic   string
+	seen    map[[2]int64]bool // partition, offset
+	events  []event.Event
+}
+
+func (l *topicLog) of(t *testing.T) []event.Event {
+	if l.seen == nil {
+		l.seen = map[[2]int64]bool{}
+	}
+	for _, r := range consume(t, l.brokers, l.topic) {
+		at := [2]int64{int64(r.Partition), r.Offset}
+		if !l.seen[at] {
+			l.seen[at] = true
+			l.events = append(l.events, *toEvent(t, r))
+		}
+	}
+	return l.events
 }
 
 func TestKeysPartitionsAndHeaders(t *testing.T) {

@@ -35,16 +35,14 @@ type Fence interface {
 	Hold(ctx context.Context) (context.Context, context.CancelFunc, error)
 }
 
-// fencedWrite is the one place a sink worker calls Sink.Write: on target (w
-// itself, or the dead-letter sink), serialized with target's other writes,
-// and only while the fence allows it. A Write the fence cut short fails
-// with ErrFenced whatever the sink answered, unless the sink accepted it.
-func (w *sinkWorker) fencedWrite(ctx context.Context, target *sinkWorker, events []*event.Event) error {
-	target.mu.Lock()
-	defer target.mu.Unlock()
+// fencedWrite is the one place a sink worker calls its Sink.Write (for its
+// own events and, as the dead-letter sink, for other workers' dead letters),
+// only while the fence allows it. A Write the fence cut short fails with
+// ErrFenced whatever the sink answered, unless the sink accepted it.
+func (w *sinkWorker) fencedWrite(ctx context.Context, events []*event.Event) error {
 	fence := w.rt.cfg.Fence
 	if fence == nil {
-		return target.sink.Write(ctx, events)
+		return w.sink.Write(ctx, events)
 	}
 	wctx, release, err := fence.Hold(ctx)
 	if err != nil {
@@ -54,7 +52,7 @@ func (w *sinkWorker) fencedWrite(ctx context.Context, target *sinkWorker, events
 		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	defer release()
-	err = target.sink.Write(wctx, events)
+	err = w.sink.Write(wctx, events)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 		return fmt.Errorf("%w: write cut short: %w (sink said: %w)", ErrFenced, context.Cause(wctx), err)
 	}

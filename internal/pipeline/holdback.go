@@ -89,13 +89,9 @@ type keyOutcome struct {
 // settle updates a key after a Write: the events to retry go back to the
 // front of its queue, before those that arrived meanwhile. A key with
 // nothing left is released; otherwise it is due after delay(failures) when
-// it failed, and at once when it only has events left to send. When other
-// keys made progress in the same Write (flowing is true) the destination is
-// up and the failure was the key's bad luck or its own: the key's backoff
-// then stops growing at flowingCap failures, so that a flaky destination
-// does not leave a long tail of keys backed off for seconds, while a key
-// that always fails costs a bounded retry rate.
-func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, flowing bool, delay func(failures int, err error) time.Duration) {
+// it failed (the worker picks delay: shorter when other keys got through in
+// the same Write), and at once when it only has events left to send.
+func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, delay func(failures int, err error) time.Duration) {
 	q := h.keys[key]
 	if q == nil {
 		if len(o.retry) == 0 {
@@ -125,16 +121,8 @@ func (h *holdBack) settle(key string, o *keyOutcome, now time.Time, flowing bool
 	q.failures++
 	q.lastErr = o.err
 	_, q.asked = ferry.RetryDelay(o.err)
-	n := q.failures
-	if flowing {
-		n = min(n, flowingCap)
-	}
-	q.due = now.Add(delay(n, o.err))
+	q.due = now.Add(delay(q.failures, o.err))
 }
-
-// flowingCap bounds the backoff exponent of a key failing while others
-// flow: at most 4 times the initial backoff.
-const flowingCap = 2
 
 // failing counts the keys whose head keeps failing and when the oldest
 // of them started to.

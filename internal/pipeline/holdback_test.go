@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -88,7 +89,7 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	now := time.Unix(0, 0)
 	a := attempt{key: "a"}
 	fail := func(key string, progress bool) {
-		h.settle(key, &keyOutcome{retry: []attempt{a}, failed: true, progress: progress, err: errors.New("x")}, now, false, delay)
+		h.settle(key, &keyOutcome{retry: []attempt{a}, failed: true, progress: progress, err: errors.New("x")}, now, delay)
 		h.held -= len(h.keys[key].waiting) // the test re-sends the same attempt
 		h.keys[key].waiting = nil
 	}
@@ -96,7 +97,7 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	fail("a", false)
 	fail("b", false)
 	fail("a", true) // an earlier event of a went through this time
-	if want := []int{1, 2, 1, 1}; !equalInts(asked, want) {
+	if want := []int{1, 2, 1, 1}; !slices.Equal(asked, want) {
 		t.Fatalf("delay asked for failures %v, want %v", asked, want)
 	}
 	if !h.admit(attempt{key: "b"}) || h.admit(attempt{key: "c"}) {
@@ -105,18 +106,6 @@ func TestBackoffBelongsToTheKeyAndResetsOnProgress(t *testing.T) {
 	if got := h.takeDue(now.Add(time.Second), 0, nil, 10); len(got) != 1 || got[0].key != "b" {
 		t.Fatalf("takeDue = %v, want b's queued event", got)
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestOutageStallsTheSinkNotEachKey: while every event fails, the worker
@@ -141,5 +130,30 @@ func TestOutageStallsTheSinkNotEachKey(t *testing.T) {
 	// Writes; a stalled sink makes one per pause (>= 10ms after the first).
 	if writes > 70 {
 		t.Fatalf("%d Writes in 600ms of outage", writes)
+	}
+}
+
+// TestFlowingDelayIsFineAndBounded: a key failing while the sink makes
+// progress retries after a fraction of the initial backoff and never waits
+// longer than twice it, however often it failed; a stalled sink's keys back
+// off exponentially up to MaxBackoff.
+func TestFlowingDelayIsFineAndBounded(t *testing.T) {
+	p := RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}.withDefaults()
+	for range 200 {
+		if d := p.flowingDelay(1, nil); d < 12*time.Millisecond || d > 25*time.Millisecond {
+			t.Fatalf("flowingDelay(1) = %v, want 12.5ms-25ms", d)
+		}
+		for n := 2; n < 40; n++ {
+			if d := p.flowingDelay(n, nil); d > 200*time.Millisecond {
+				t.Fatalf("flowingDelay(%d) = %v, want at most 200ms", n, d)
+			}
+		}
+		if d := p.delay(10, nil); d < 15*time.Second {
+			t.Fatalf("delay(10) = %v, want at least 15s", d)
+		}
+	}
+	asked := ferry.RetryAfter(errors.New("503"), 3*time.Second)
+	if d := p.flowingDelay(1, asked); d != 3*time.Second {
+		t.Fatalf("flowingDelay with Retry-After 3s = %v, want 3s", d)
 	}
 }

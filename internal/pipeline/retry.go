@@ -51,3 +51,18 @@ func (p RetryPolicy) delay(failures int, err error) time.Duration {
 	}
 	return d
 }
+
+// flowingDelay is the backoff of a key that failed in a Write in which other
+// keys got through: the destination is up and the failure was the key's bad
+// luck (or its own fault), not an outage. It starts at a quarter of the
+// initial backoff, so that a flaky destination's failed keys ride one of the
+// next Writes instead of leaving a tail of rounds each waiting a full
+// backoff, and stops growing at twice the initial backoff, so that a key
+// that always fails costs a bounded retry rate without being parked for
+// seconds. Retry-After is honoured as in delay.
+func (p RetryPolicy) flowingDelay(failures int, err error) time.Duration {
+	q := p
+	q.InitialBackoff = max(p.InitialBackoff/4, time.Millisecond)
+	q.MaxBackoff = min(p.MaxBackoff, 2*p.InitialBackoff)
+	return q.delay(failures, err)
+}

@@ -211,9 +211,14 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.stats.running.Add(1)
 	defer r.stats.running.Add(-1)
 	r.acceptSpawns(soft, hard)
-	var sinkWG, sourceWG sync.WaitGroup
+	var sinkWG, letterWG, sourceWG sync.WaitGroup
+	letters := r.sinks[r.cfg.DeadLetterSink] // nil without a dead-letter sink
 	for _, w := range r.sinks {
-		sinkWG.Go(func() {
+		wg := &sinkWG
+		if w == letters {
+			wg = &letterWG
+		}
+		wg.Go(func() {
 			if err := w.run(hard); err != nil {
 				fail(sinkFailed(w.name, err))
 				cancelHard()
@@ -230,9 +235,17 @@ func (r *Runtime) Run(ctx context.Context) error {
 	sourceWG.Wait()
 	r.stopSpawns()
 	for _, w := range r.sinks {
-		close(w.in)
+		if w != letters {
+			close(w.in)
+		}
 	}
 	sinkWG.Wait()
+	// The dead-letter sink drains last: the others' dead letters go
+	// through its worker until they are done.
+	if letters != nil {
+		close(letters.in)
+	}
+	letterWG.Wait()
 	if fatal == nil && ctx.Err() == nil {
 		r.log.Info("all sources reached their end")
 	}

@@ -2,17 +2,14 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/ferry-cdc/ferry"
-	"github.com/ferry-cdc/ferry/internal/state"
 	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
@@ -55,20 +52,31 @@ type attempt struct {
 	span  tracectx.Span // nil unless the event is traced
 }
 
+// ConcurrencyReporter is implemented by sinks whose parallelism varies
+// (the HTTP sink's adaptive concurrency). The sink worker reads it after
+// each Write, from its own goroutine, into SinkStats.Concurrency.
+type ConcurrencyReporter interface {
+	// Concurrency returns how many requests the next Write runs in
+	// parallel at most.
+	Concurrency() int
+}
+
 type sinkWorker struct {
-	// mu serializes Writes to the sink: its own, and dead letters other
-	// workers send it when it is the dead-letter sink.
-	mu     sync.Mutex
-	rt     *Runtime
-	name   string
-	sink   ferry.Sink
-	retry  RetryPolicy
-	in     chan *delivery
-	log    *slog.Logger
-	stats  *SinkStats
-	opened bool
-	tracer SinkTracer      // nil: no tracing
-	spans  []tracectx.Span // reused by traceContext
+	rt    *Runtime
+	name  string
+	sink  ferry.Sink
+	retry RetryPolicy
+	in    chan *delivery
+	// letters carries other workers' dead letters when this is the
+	// dead-letter sink; stopped is closed when run returns, so that they
+	// store their letters instead of waiting.
+	letters chan *letterBatch
+	stopped chan struct{}
+	log     *slog.Logger
+	stats   *SinkStats
+	opened  bool
+	tracer  SinkTracer      // nil: no tracing
+	spans   []tracectx.Span // reused by traceContext
 
 	// Run's goroutine only:
 	held   *holdBack
@@ -82,17 +90,22 @@ type sinkWorker struct {
 }
 
 func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
+	if c, ok := spec.Sink.(ConcurrencyReporter); ok {
+		rt.stats.sink(spec.Name).Concurrency.Store(int64(c.Concurrency()))
+	}
 	return &sinkWorker{
-		rt:     rt,
-		name:   spec.Name,
-		sink:   spec.Sink,
-		retry:  spec.Retry.withDefaults(),
-		in:     make(chan *delivery, 64),
-		log:    rt.log.With("sink", spec.Name),
-		stats:  rt.stats.sink(spec.Name),
-		tracer: sinkTracer(rt.cfg.Tracer, spec.Name),
-		held:   newHoldBack(),
-		out:    outcomes{keys: map[string]*keyOutcome{}},
+		rt:      rt,
+		name:    spec.Name,
+		sink:    spec.Sink,
+		retry:   spec.Retry.withDefaults(),
+		in:      make(chan *delivery, 64),
+		letters: make(chan *letterBatch),
+		stopped: make(chan struct{}),
+		log:     rt.log.With("sink", spec.Name),
+		stats:   rt.stats.sink(spec.Name),
+		tracer:  sinkTracer(rt.cfg.Tracer, spec.Name),
+		held:    newHoldBack(),
+		out:     outcomes{keys: map[string]*keyOutcome{}},
 	}
 }
 
@@ -110,6 +123,7 @@ func (w *sinkWorker) submit(ctx context.Context, d *delivery) {
 // non-nil error is fatal: a dead letter could not be stored, so nothing can
 // be released.
 func (w *sinkWorker) run(ctx context.Context) error {
+	defer close(w.stopped)
 	defer w.abandon(ctx)
 	open := true
 	var batch []attempt
@@ -132,9 +146,10 @@ func (w *sinkWorker) run(ctx context.Context) error {
 // held-back key coming due) and returns it with whatever else is ready. It
 // reports whether in is still open, and ok false when ctx ended.
 func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ []attempt, stillOpen, ok bool) {
-	if !w.pause.IsZero() && !sleep(ctx, time.Until(w.pause)) {
+	if !w.pause.IsZero() && !w.waitPause(ctx) {
 		return batch, open, false
 	}
+	w.serveLetters(ctx)
 	max := w.rt.cfg.MaxSinkBatch
 	batch = w.held.takeDue(time.Now(), w.coalesce(), batch, max)
 	if len(batch) == 0 {
@@ -156,6 +171,9 @@ func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ 
 			batch = w.admit(ctx, batch, d)
 		case <-timer:
 			return w.held.takeDue(time.Now(), w.coalesce(), batch, max), open, true
+		case lb := <-w.letters:
+			w.writeLetters(ctx, lb)
+			return batch, open, true // the caller gathers again
 		case <-ctx.Done():
 			return batch, open, false
 		}
@@ -230,9 +248,16 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 	}
 	w.stats.Buffered.Add(-int64(len(o.dead)))
 	now := time.Now()
-	flowing := len(o.delivered) > 0
+	// While the sink as a whole makes progress (this Write, or one of the
+	// last few: a small Write of retries may fail whole on a flaky
+	// destination), a key's failure is its bad luck and retries soon; only
+	// a stalled sink backs its keys off for longer.
+	delay := w.retry.delay
+	if len(o.delivered) > 0 || w.stalls < stallWrites-1 {
+		delay = w.retry.flowingDelay
+	}
 	for key, ko := range o.keys {
-		w.held.settle(key, ko, now, flowing, w.retry.delay)
+		w.held.settle(key, ko, now, delay)
 	}
 	if len(o.keys) > 0 {
 		keys, since := w.held.failing()
@@ -271,8 +296,11 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 		w.events = append(w.events, batch[i].event)
 	}
 	start := time.Now()
-	err := w.fencedWrite(w.traceContext(ctx, batch), w, w.events)
+	err := w.fencedWrite(w.traceContext(ctx, batch), w.events)
 	w.stats.observeWrite(time.Since(start))
+	if c, ok := w.sink.(ConcurrencyReporter); ok {
+		w.stats.Concurrency.Store(int64(c.Concurrency()))
+	}
 	return err
 }
 
@@ -430,83 +458,6 @@ func (w *sinkWorker) abandon(ctx context.Context) {
 	}
 	w.endSpans(held, cause)
 	w.log.Warn("stopped with events held back for retry", "events", len(held))
-}
-
-// deadLetter stores failures durably; until it succeeds their batches cannot
-// be released, so it retries storage errors until ctx ends.
-func (w *sinkWorker) deadLetter(ctx context.Context, dead []failure) error {
-	if len(dead) == 0 {
-		return nil
-	}
-	if err := w.rt.checkFence(ctx); err != nil {
-		return err // a deposed leader dead-letters nothing: its successor decides
-	}
-	// One line per burst: a destination that rejects thousands of events
-	// must not flood the log; each letter keeps its own reason.
-	w.log.Error("event dead-lettered", "count", len(dead), "first_id", dead[0].event.ID(), "error", dead[0].err)
-	w.stats.observeDeadLetter(time.Now(), dead[0].err)
-	dead = w.toDeadLetterSink(ctx, dead)
-	if len(dead) == 0 {
-		return nil
-	}
-	if err := w.rt.checkFence(ctx); err != nil {
-		return err // a deposed leader stores none: its successor decides
-	}
-	letters := make([]state.DeadLetter, len(dead))
-	now := time.Now().UTC()
-	for i, f := range dead {
-		body, err := json.Marshal(f.event)
-		if err != nil {
-			body, _ = json.Marshal(map[string]string{"id": f.event.ID(), "marshal_error": err.Error()})
-		}
-		letters[i] = state.DeadLetter{Time: now, Source: f.source, Sink: w.name, Rule: f.rule,
-			EventID: f.event.ID(), Event: body, Error: w.rt.cfg.redact(f.err.Error()), Attempts: f.tries}
-		w.log.Debug("dead-lettering event", "id", f.event.ID(), "attempts", f.tries, "error", f.err)
-	}
-	if err := w.rt.cfg.Store.PutDeadLetters(ctx, letters); err != nil {
-		return fmt.Errorf("sink %s: %w", w.name, err)
-	}
-	w.stats.DeadLettered.Add(uint64(len(dead)))
-	return nil
-}
-
-// toDeadLetterSink sends dead letters to the configured dead-letter sink
-// (the event, with why and after how many attempts as extensions) and
-// returns those it did not accept, for the store. A sink's own dead
-// letters never go back to it.
-func (w *sinkWorker) toDeadLetterSink(ctx context.Context, dead []failure) []failure {
-	target := w.rt.sinks[w.rt.cfg.DeadLetterSink]
-	if target == nil || target == w {
-		return dead
-	}
-	events := make([]*event.Event, len(dead))
-	for i, f := range dead {
-		e := f.event.Clone()
-		e.SetExtension("deadlettersink", w.name)
-		e.SetExtension("deadlettererror", f.err.Error())
-		e.SetExtension("deadletterattempts", int32(f.tries))
-		events[i] = &e
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	err := w.fencedWrite(wctx, target, events)
-	if err == nil {
-		w.stats.DeadLettered.Add(uint64(len(dead)))
-		return nil
-	}
-	if errors.Is(err, ErrFenced) {
-		return dead // nothing was sent; deadLetter stops at the fence too
-	}
-	var be *ferry.BatchError
-	var rest []failure
-	for i, f := range dead {
-		if !errors.As(err, &be) || be.Failed(i) != nil {
-			rest = append(rest, f)
-		}
-	}
-	w.stats.DeadLettered.Add(uint64(len(dead) - len(rest)))
-	w.log.Warn("dead-letter sink refused some dead letters; storing them", "dead_letter_sink", target.name, "count", len(rest), "error", err)
-	return rest
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -43,6 +43,9 @@ type SinkStats struct {
 	Writes       atomic.Uint64
 	WriteNanos   atomic.Uint64
 	Buffered     atomic.Int64 // events routed to the sink and not yet settled
+	// Concurrency is how many requests the sink runs in parallel, for
+	// sinks that say (ConcurrencyReporter); 0 otherwise.
+	Concurrency atomic.Int64
 	// Latency is the time from a change's commit (a request's receipt) to
 	// the sink's acknowledgement of its event.
 	Latency Histogram

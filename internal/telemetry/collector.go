@@ -35,13 +35,14 @@ var (
 	sinkLatency    = desc("ferry_sink_delivery_latency_seconds", "Time from a change's commit (a request's receipt) to the sink's acknowledgement.", "sink")
 	sinkReachable  = desc("ferry_sink_reachable", "1 unless the last write failed without the sink taking part.", "sink")
 	sinkBuffer     = desc("ferry_sink_buffer_events", "Events routed to the sink and not yet acknowledged or dead-lettered.", "sink")
+	sinkConc       = desc("ferry_sink_concurrency", "Requests the sink runs in parallel at most (HTTP sinks; adapts with adaptive_concurrency).", "sink")
 	inFlight       = desc("ferry_pipeline_in_flight_events", "Changes read and not yet released (delivered, dead-lettered or dropped).")
 	webhookReqs    = desc("ferry_webhook_requests_total", "Webhook requests answered, by HTTP status code.", "source", "code")
 	webhookBuffer  = desc("ferry_webhook_buffer_records", "Accepted webhook requests stored and not yet delivered.", "source")
 )
 
 var allDescs = []*prometheus.Desc{sourceRead, sourceDropped, sourceRuleFail, sourceConn, sourceLag, binlogFile, binlogPos,
-	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, inFlight, webhookReqs, webhookBuffer}
+	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, sinkConc, inFlight, webhookReqs, webhookBuffer}
 
 // collector reads the bound view on every scrape.
 type collector struct{ m *Metrics }
@@ -107,6 +108,9 @@ func collectSink(ch chan<- prometheus.Metric, name string, st *pipeline.SinkStat
 	counter(ch, sinkDead, st.DeadLettered.Load(), name)
 	gauge(ch, sinkReachable, boolValue(st.Reachability().Reachable), name)
 	gauge(ch, sinkBuffer, float64(max(st.Buffered.Load(), 0)), name)
+	if c := st.Concurrency.Load(); c > 0 {
+		gauge(ch, sinkConc, float64(c), name)
+	}
 	h := st.Latency.Snapshot()
 	bounds := pipeline.LatencyBuckets()
 	buckets := make(map[float64]uint64, len(bounds))

@@ -61,6 +61,15 @@ func (s *switchSink) Write(context.Context, []*event.Event) error {
 	return s.down
 }
 
+// parallelSink is a healthy sink that reports how many requests it runs in
+// parallel (pipeline.ConcurrencyReporter), as the HTTP sink does.
+type parallelSink struct {
+	switchSink
+	limit int
+}
+
+func (s *parallelSink) Concurrency() int { return s.limit }
+
 func changes(n int, at time.Time) []ferry.Change {
 	out := make([]ferry.Change, n)
 	for i := range out {
@@ -91,7 +100,7 @@ func TestMetricsScrape(t *testing.T) {
 	retry := pipeline.RetryPolicy{InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 	rt, err := pipeline.New(pipeline.Config{Engine: eng, Store: store, CheckpointInterval: 10 * time.Millisecond,
 		Sources: []pipeline.SourceSpec{{Name: "db", Source: db}, {Name: "hook", Source: hook}},
-		Sinks:   []pipeline.SinkSpec{{Name: "bus", Sink: &switchSink{}, Retry: retry}, {Name: "down", Sink: down, Retry: retry}}})
+		Sinks:   []pipeline.SinkSpec{{Name: "bus", Sink: &parallelSink{limit: 5}, Retry: retry}, {Name: "down", Sink: down, Retry: retry}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +147,7 @@ func TestMetricsScrape(t *testing.T) {
 		{"ferry_sink_reachable", []string{"sink", "down"}, 0},
 		{"ferry_sink_buffer_events", []string{"sink", "bus"}, 0},
 		{"ferry_sink_buffer_events", []string{"sink", "down"}, 3},
+		{"ferry_sink_concurrency", []string{"sink", "bus"}, 5},
 		{"ferry_sink_delivery_latency_seconds", []string{"sink", "bus"}, 3}, // sample count
 		{"ferry_sink_delivery_latency_seconds", []string{"sink", "down"}, 0},
 		{"ferry_pipeline_in_flight_events", nil, 3},
@@ -155,6 +165,9 @@ func TestMetricsScrape(t *testing.T) {
 		if _, ok := s[absent]; ok {
 			t.Errorf("%s is exported before it means anything", absent)
 		}
+	}
+	if _, ok := s.Value("ferry_sink_concurrency", "sink", "down"); ok {
+		t.Error("a sink that does not report its concurrency has a concurrency gauge")
 	}
 	if _, ok := s.Value("ferry_webhook_requests_total", "source", "db"); ok {
 		t.Error("a binlog source has webhook request counts")

@@ -1,0 +1,186 @@
+package httpsink
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/conntest"
+)
+
+// clean is a window of n requests in parallel, all answered in rtt.
+func clean(n int, rtt time.Duration) window {
+	return window{lanes: n, answered: n, rtt: time.Duration(n) * rtt}
+}
+
+// TestAIMDDecreasesOnPushbackAndClimbsBack: push-back multiplies the limit
+// by 0.9 (never below 1); a Write that used the whole limit without
+// push-back adds one, up to the configured concurrency.
+func TestAIMDDecreasesOnPushbackAndClimbsBack(t *testing.T) {
+	c := newAIMD(20)
+	if got := c.observe(clean(20, time.Millisecond)); got != 20 {
+		t.Fatalf("a clean window at the maximum gave %d, want 20", got)
+	}
+	var got []int
+	for range 4 {
+		got = append(got, c.observe(window{lanes: c.current(), answered: 5, pushback: 1, rtt: 5 * time.Millisecond}))
+	}
+	if want := []int{18, 16, 14, 12}; !slices.Equal(got, want) {
+		t.Fatalf("limits after push-back %v, want %v", got, want)
+	}
+	for range 40 {
+		c.observe(window{lanes: 1, pushback: 1})
+	}
+	if c.current() != 1 {
+		t.Fatalf("limit after 40 push-backs %d, want 1", c.current())
+	}
+	got = got[:0]
+	for range 3 {
+		got = append(got, c.observe(clean(c.current(), time.Millisecond)))
+	}
+	if want := []int{2, 3, 4}; !slices.Equal(got, want) {
+		t.Fatalf("limits climbing back %v, want %v", got, want)
+	}
+	for range 100 {
+		c.observe(clean(c.current(), time.Millisecond))
+	}
+	if c.current() != 20 {
+		t.Fatalf("limit after 100 clean windows %d, want the maximum 20", c.current())
+	}
+}
+
+// TestAIMDGrowsOnlyWhenTheLimitWasUsed: a Write with fewer lanes than the
+// limit says nothing about a higher one.
+func TestAIMDGrowsOnlyWhenTheLimitWasUsed(t *testing.T) {
+	c := newAIMD(10)
+	c.observe(window{lanes: 5, pushback: 1, answered: 5, rtt: 5 * time.Millisecond}) // 9
+	for range 5 {
+		c.observe(clean(3, time.Millisecond))
+	}
+	if c.current() != 9 {
+		t.Fatalf("limit after Writes of 3 lanes %d, want 9", c.current())
+	}
+}
+
+// TestAIMDReadsRisingResponseTimeAsPushback: once the moving average has
+// a few windows, a mean response time clearly above it (the endpoint
+// queues) decreases the limit; steady or slightly noisy ones do not.
+func TestAIMDReadsRisingResponseTimeAsPushback(t *testing.T) {
+	c := newAIMD(10)
+	for _, ms := range []int{10, 11, 10, 9, 10, 11} {
+		if got := c.observe(clean(10, time.Duration(ms)*time.Millisecond)); got != 10 {
+			t.Fatalf("steady response times (%dms) gave limit %d, want 10", ms, got)
+		}
+	}
+	if got := c.observe(clean(10, 20*time.Millisecond)); got != 9 {
+		t.Fatalf("response time doubling gave limit %d, want 9", got)
+	}
+}
+
+// throttler answers 429 to any request beyond its first max in flight, as
+// a rate-limiting gateway does, and records the ids it accepted.
+type throttler struct {
+	max       int64
+	inFlight  atomic.Int64
+	throttled atomic.Int64
+	mu        sync.Mutex
+	accepted  map[string]int
+}
+
+func (h *throttler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer h.inFlight.Add(-1)
+	if h.inFlight.Add(1) > h.max {
+		h.throttled.Add(1)
+		http.Error(w, "too many requests in flight", http.StatusTooManyRequests)
+		return
+	}
+	time.Sleep(time.Millisecond) // the work: keeps requests in flight together
+	h.mu.Lock()
+	h.accepted[r.Header.Get("Ce-Id")]++
+	h.mu.Unlock()
+}
+
+// TestAdaptiveConcurrencyConvergesBelowTheEndpointsLimit: against a real
+// HTTP server that throttles above 6 concurrent requests, the limit comes
+// down from 32 and settles around 6 (a Write's lanes do not all reach the
+// server at the same instant, so it may probe a little above), the endpoint
+// then rarely throttles, and every event is delivered once, none refused
+// for good (nothing would be dead-lettered).
+func TestAdaptiveConcurrencyConvergesBelowTheEndpointsLimit(t *testing.T) {
+	const n, writes, per, settled = 6, 30, 120, 10
+	h := &throttler{max: n, accepted: map[string]int{}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	s, _ := newSink(t, srv.URL, func(c *Config) { c.Concurrency, c.AdaptiveConcurrency = 32, true })
+	events := conntest.Events(writes*per, writes*per)
+	var limits []int
+	var throttledBefore int64
+	for w := range writes {
+		if w == writes-settled {
+			throttledBefore = h.throttled.Load()
+		}
+		pending := events[w*per : (w+1)*per]
+		for attempt := 0; len(pending) > 0; attempt++ {
+			if attempt == 100 {
+				t.Fatalf("write %d: %d events still failing after 100 attempts", w, len(pending))
+			}
+			err := s.Write(context.Background(), pending)
+			pending = stillFailing(t, pending, err)
+		}
+		limits = append(limits, s.Concurrency())
+	}
+	t.Logf("limit after each batch %v; %d requests throttled", limits, h.throttled.Load())
+	if h.throttled.Load() == 0 {
+		t.Fatal("the endpoint never throttled: the test tested nothing")
+	}
+	tail, sum := limits[writes-settled:], 0
+	for _, l := range tail {
+		sum += l
+		if l > n+3 {
+			t.Fatalf("limit %d in the last batches %v; the endpoint takes %d", l, tail, n)
+		}
+	}
+	if sum > (n+1)*settled {
+		t.Fatalf("limits of the last batches %v average above %d; the endpoint takes %d", tail, n+1, n)
+	}
+	if late := h.throttled.Load() - throttledBefore; late > settled*per/10 {
+		t.Fatalf("%d requests throttled in the last %d batches of %d events: the limit did not settle", late, settled, per)
+	}
+	for _, e := range events {
+		if h.accepted[e.ID()] != 1 {
+			t.Fatalf("event %s accepted %d times, want once", e.ID(), h.accepted[e.ID()])
+		}
+	}
+}
+
+// stillFailing returns the events of a Write that failed, failing the test
+// on a permanent failure (a dead letter).
+func stillFailing(t *testing.T, sent []*event.Event, err error) []*event.Event {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var be *ferry.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("Write = %v, want a *ferry.BatchError", err)
+	}
+	var next []*event.Event
+	for i, e := range sent {
+		if f := be.Failed(i); f != nil {
+			if ferry.IsPermanent(f) {
+				t.Fatalf("event %s failed permanently: %v", e.ID(), f)
+			}
+			next = append(next, e)
+		}
+	}
+	return next
+}
