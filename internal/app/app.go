@@ -86,16 +86,9 @@ func buildEngine(cfg *config.Config, only string) (*transform.Engine, error) {
 		if only != "" && t.Name != only {
 			continue
 		}
-		rules = append(rules, transform.Rule{
-			Name: t.Name, Path: fmt.Sprintf("transforms[%d]", i), From: t.From, When: t.When, To: t.To, Drop: t.Drop,
-			Event: transform.EventExprs{ID: t.Event.ID, Source: t.Event.Source, Type: t.Event.Type, Subject: t.Event.Subject,
-				Time: t.Event.Time, DataSchema: t.Event.DataSchema, DataContentType: t.Event.DataContentType,
-				Data: t.Event.Data, Extensions: t.Event.Extensions},
-		})
-		if o := t.Outbox; o != nil {
-			rules[len(rules)-1].Outbox = &transform.Outbox{Table: o.Table, ID: o.ID, AggregateID: o.AggregateID,
-				AggregateType: o.AggregateType, Type: o.Type, Payload: o.Payload, Headers: o.Headers}
-		}
+		r := *t
+		r.Path = fmt.Sprintf("transforms[%d]", i)
+		rules = append(rules, r)
 	}
 	if errs := checkRuleHeaders(cfg); len(errs) > 0 {
 		return nil, errs
@@ -248,9 +241,7 @@ func (a *assembly) addSinks(names []string) error {
 		if err != nil {
 			return fmt.Errorf("sink %s: %w", name, err)
 		}
-		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: pipeline.RetryPolicy{
-			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts,
-			MaxRetryAfter: sc.Retry.MaxRetryAfter}})
+		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: sc.Retry})
 	}
 	return nil
 }

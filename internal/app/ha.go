@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/ha"
+	"github.com/ferry-cdc/ferry/internal/retry"
 	"github.com/ferry-cdc/ferry/internal/state"
 )
 
@@ -89,20 +90,15 @@ func openShared(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sha
 // openTable opens the checkpoint table, retrying for up to wait while the
 // server cannot be reached: a sidecar may start before its database.
 func openTable(ctx context.Context, opts state.MySQLOptions, wait time.Duration, log *slog.Logger) (*state.MySQLCheckpoints, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		store, err := state.OpenMySQL(ctx, opts)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return store, err
-		}
-		log.Warn("checkpoint table not reachable yet; retrying", "error", err)
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+	var store *state.MySQLCheckpoints
+	err := retry.New(retry.Reconnect, retry.Until(time.Now().Add(wait))).Do(ctx, func(ctx context.Context) error {
+		var err error
+		store, err = state.OpenMySQL(ctx, opts)
+		return err
+	}, func(_ int, err error, wait time.Duration) {
+		log.Warn("checkpoint table not reachable yet; retrying", "retry_in", wait.String(), "error", err)
+	})
+	return store, err
 }
 
 // startupTimeout is how long the checkpoint table may stay unreachable at

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
 // In-cluster defaults: the pod's service account.
@@ -173,6 +175,9 @@ func (l *KubernetesLease) Name() string {
 // Acquire implements Lease.
 func (l *KubernetesLease) Acquire(ctx context.Context) error {
 	announced := false
+	// A standby looks every renew interval, jittered so that replicas
+	// started together do not write the Lease at the same instant.
+	b := retry.New(retry.Every(l.opts.RenewInterval))
 	for {
 		ok, holder, err := l.try(ctx)
 		switch {
@@ -186,7 +191,7 @@ func (l *KubernetesLease) Acquire(ctx context.Context) error {
 			announced = true
 			l.log.Info("ha: standing by; another replica holds the lease", "lease", l.Name(), "holder", holder)
 		}
-		sleep(ctx, l.opts.RenewInterval)
+		_ = b.Wait(ctx, err)
 	}
 }
 

@@ -86,7 +86,7 @@ func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
 		rt:     rt,
 		name:   spec.Name,
 		sink:   spec.Sink,
-		retry:  spec.Retry.withDefaults(),
+		retry:  spec.Retry.WithDefaults(),
 		in:     make(chan *delivery, 64),
 		log:    rt.log.With("sink", spec.Name),
 		stats:  rt.stats.sink(spec.Name),
@@ -232,7 +232,7 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 	now := time.Now()
 	flowing := len(o.delivered) > 0
 	for key, ko := range o.keys {
-		w.held.settle(key, ko, now, flowing, w.retry.delay)
+		w.held.settle(key, ko, now, flowing, w.retry.Delay)
 	}
 	if len(o.keys) > 0 {
 		keys, since := w.held.failing()
@@ -290,7 +290,7 @@ func (w *sinkWorker) noteProgress(o *outcomes, batch []attempt, now time.Time) {
 	if w.stalls < stallWrites {
 		return
 	}
-	w.pause = now.Add(w.retry.delay(w.stalls-stallWrites+1, o.firstErr))
+	w.pause = now.Add(w.retry.Delay(w.stalls-stallWrites+1, o.firstErr))
 	w.log.Warn("delivery failed; retrying", "failed", o.retried, "of", len(batch),
 		"stalled_writes", w.stalls, "retry_in", time.Until(w.pause).Round(time.Millisecond).String(), "error", o.firstErr)
 }
