@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry"
-	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
@@ -33,28 +32,31 @@ func Load(paths []string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if errs := checkWebhookRoutes(cfg); len(errs) > 0 {
+	if errs := checkClaims(cfg); len(errs) > 0 {
 		return nil, errs
 	}
 	excludeCheckpointTable(cfg)
 	return cfg, nil
 }
 
-// checkWebhookRoutes: two webhook sources cannot serve one path on one
-// listener (they may share the listener).
-func checkWebhookRoutes(cfg *config.Config) config.Errors {
+// checkClaims refuses two sources claiming one resource (see
+// ferry.Claimer), such as one path on one webhook listener (they may share
+// the listener).
+func checkClaims(cfg *config.Config) config.Errors {
 	var errs config.Errors
 	seen := map[string]string{}
 	for _, name := range cfg.SourceNames() {
-		w, ok := cfg.Sources[name].Spec.(*webhook.Config)
+		c, ok := cfg.Sources[name].Spec.(ferry.Claimer)
 		if !ok {
 			continue
 		}
-		route := w.Listen + w.Path
-		if other, dup := seen[route]; dup {
-			errs = append(errs, cfg.Errorf("sources."+name+".path", "source %s already serves %s on %s", other, w.Path, w.Listen))
+		for _, claim := range c.Claims() {
+			if other, dup := seen[claim.Resource]; dup {
+				errs = append(errs, cfg.Errorf("sources."+name+"."+claim.Field, "source %s already %s", other, claim.Use))
+				continue
+			}
+			seen[claim.Resource] = name
 		}
-		seen[route] = name
 	}
 	return errs
 }
