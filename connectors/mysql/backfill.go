@@ -215,7 +215,7 @@ func (s *Source) recoverRead(ctx context.Context, r *snapshotReader, j *job, rea
 	if errors.As(readErr, &me) || isFatal(readErr) {
 		return nil, fmt.Errorf("read chunk: %w", readErr)
 	}
-	b := retry.New(retry.Reconnect)
+	b := retry.New(retry.Reconnect())
 	logRetry := func(_ int, err error, wait time.Duration) {
 		s.log.Warn("backfill read failed; reconnecting", "table", j.Table, "retry_in", wait.String(), "error", err)
 	}

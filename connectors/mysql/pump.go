@@ -104,7 +104,7 @@ func (s *Source) watchdog(ctx context.Context, events *atomic.Uint64, current *a
 // occurs, or ctx ends. It waits before the first attempt too: the server
 // that just dropped the stream is rarely back at once.
 func (s *Source) reconnect(ctx context.Context, at position) (*replication.BinlogSyncer, *replication.BinlogStreamer, *replication.BinlogEvent, error) {
-	b := retry.New(retry.Reconnect)
+	b := retry.New(retry.Reconnect())
 	if err := b.Wait(ctx, nil); err != nil {
 		return nil, nil, nil, err
 	}

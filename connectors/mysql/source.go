@@ -189,7 +189,7 @@ func (s *Source) newStream(start position) *stream {
 // for up to startup_timeout (a sidecar may start before its database).
 func (s *Source) connectWithRetry(ctx context.Context) (*client.Conn, error) {
 	var conn *client.Conn
-	err := retry.New(retry.Reconnect, retry.Until(time.Now().Add(s.cfg.StartupTimeout))).Do(ctx, func(ctx context.Context) error {
+	err := retry.New(retry.Reconnect(), retry.Until(time.Now().Add(s.cfg.StartupTimeout))).Do(ctx, func(ctx context.Context) error {
 		var err error
 		if conn, err = s.connect(ctx); isFatal(err) {
 			return retry.Permanent(err)

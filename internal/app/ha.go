@@ -91,7 +91,7 @@ func openShared(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sha
 // server cannot be reached: a sidecar may start before its database.
 func openTable(ctx context.Context, opts state.MySQLOptions, wait time.Duration, log *slog.Logger) (*state.MySQLCheckpoints, error) {
 	var store *state.MySQLCheckpoints
-	err := retry.New(retry.Reconnect, retry.Until(time.Now().Add(wait))).Do(ctx, func(ctx context.Context) error {
+	err := retry.New(retry.Reconnect(), retry.Until(time.Now().Add(wait))).Do(ctx, func(ctx context.Context) error {
 		var err error
 		store, err = state.OpenMySQL(ctx, opts)
 		return err

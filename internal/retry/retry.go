@@ -41,9 +41,9 @@ func Default() Policy {
 	return Policy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
 }
 
-// Reconnect is how a source, a checkpoint table or a lease reconnects to a
+// Reconnect is how a source or the checkpoint table reconnects to a
 // server it lost: from about a second, up to half a minute.
-var Reconnect = Policy{InitialBackoff: time.Second, MaxBackoff: 30 * time.Second}
+func Reconnect() Policy { return Policy{InitialBackoff: time.Second, MaxBackoff: 30 * time.Second} }
 
 // Every is a constant cadence d, jittered: what a standby polling a lease,
 // or a loop whose period is part of its contract, waits between attempts.

@@ -64,7 +64,7 @@ func TestDelayGrowsCapsAndJitters(t *testing.T) {
 func TestDelayDeterministic(t *testing.T) {
 	_, seed := seeded(t)
 	run := func() []time.Duration {
-		b := New(Reconnect, WithRand(rand.New(rand.NewPCG(seed, 0))), WithClock(&fakeClock{}))
+		b := New(Reconnect(), WithRand(rand.New(rand.NewPCG(seed, 0))), WithClock(&fakeClock{}))
 		var out []time.Duration
 		for range 10 {
 			out = append(out, b.Next(errors.New("down")))
@@ -154,7 +154,7 @@ func TestDoPermanentStopsAtOnce(t *testing.T) {
 	clock := &fakeClock{}
 	fatal := errors.New("access denied")
 	calls := 0
-	err := New(Reconnect, WithClock(clock)).Do(context.Background(), func(context.Context) error {
+	err := New(Reconnect(), WithClock(clock)).Do(context.Background(), func(context.Context) error {
 		calls++
 		return Permanent(fmt.Errorf("connect: %w", fatal))
 	}, nil)
@@ -191,7 +191,7 @@ func TestDoDeadline(t *testing.T) {
 	clock := &fakeClock{now: start}
 	deadline := start.Add(10 * time.Second)
 	var attempts []time.Time
-	err := New(Reconnect, Until(deadline), WithRand(r), WithClock(clock)).Do(context.Background(), func(context.Context) error {
+	err := New(Reconnect(), Until(deadline), WithRand(r), WithClock(clock)).Do(context.Background(), func(context.Context) error {
 		attempts = append(attempts, clock.now)
 		return errors.New("unreachable")
 	}, nil)
@@ -209,7 +209,7 @@ func TestDoDeadline(t *testing.T) {
 func TestDoContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	opErr := errors.New("interrupted")
-	err := New(Reconnect, WithClock(&fakeClock{})).Do(ctx, func(context.Context) error {
+	err := New(Reconnect(), WithClock(&fakeClock{})).Do(ctx, func(context.Context) error {
 		cancel()
 		return opErr
 	}, nil)
@@ -218,7 +218,7 @@ func TestDoContextEnds(t *testing.T) {
 	}
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	cancel2()
-	err = New(Reconnect, WithClock(&fakeClock{})).Do(ctx2, func(context.Context) error { return nil }, nil)
+	err = New(Reconnect(), WithClock(&fakeClock{})).Do(ctx2, func(context.Context) error { return nil }, nil)
 	if err != nil {
 		t.Fatalf("Do with an attempt that succeeds = %v", err)
 	}
