@@ -133,7 +133,7 @@ func TestKubernetesLeaseRace(t *testing.T) {
 		t.Fatalf("holder = %q, winner %q", h, winners[0])
 	}
 	conflicts := f.Conflicts()
-	t.Logf("winner %s, %d conflicting PUTs refused", winners[0], conflicts)
+	t.Logf("winner %s, %d conflicting updates refused", winners[0], conflicts)
 }
 
 // TestKubernetesLeaseKeepsForeignFields: a Lease created by someone else
