@@ -79,3 +79,16 @@ type HeaderScrubber interface {
 	// SecretHeaders names the removed headers (case-insensitive).
 	SecretHeaders() []string
 }
+
+// EveryReplica is a source configuration whose source runs on every HA
+// replica, leader or standby, instead of only on the leader: it keeps what
+// it receives in the accepting replica's own state (a webhook journals each
+// request in that replica's state.dir) and delivers it from there, so it
+// needs no lease. Sources that read a stream only one replica may read
+// (a binlog) do not implement it.
+//
+// Lifecycle: RunsOnEveryReplica is called after Validate succeeded, any
+// number of times; it must not modify the configuration.
+type EveryReplica interface {
+	RunsOnEveryReplica() bool
+}
