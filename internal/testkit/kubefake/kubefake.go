@@ -89,6 +89,10 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if ct := r.Header.Get("Content-Type"); r.Method == http.MethodPatch && ct != "application/merge-patch+json" {
+		http.Error(w, `{"kind":"Status","code":415,"message":"unsupported patch type `+ct+`"}`, http.StatusUnsupportedMediaType)
+		return
+	}
 	var body map[string]any
 	if r.Body != nil {
 		data, _ := io.ReadAll(r.Body)
@@ -144,10 +148,6 @@ func (f *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // patch applies a JSON merge patch; a resourceVersion in it is a
 // precondition, as on the real server.
 func (f *Server) patch(w http.ResponseWriter, r *http.Request, body map[string]any) {
-	if ct := r.Header.Get("Content-Type"); ct != "application/merge-patch+json" {
-		http.Error(w, `{"kind":"Status","code":415,"message":"unsupported patch type `+ct+`"}`, http.StatusUnsupportedMediaType)
-		return
-	}
 	cur, ok := f.objects[r.URL.Path]
 	if !ok {
 		http.Error(w, `{"kind":"Status","code":404}`, http.StatusNotFound)
