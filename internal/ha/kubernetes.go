@@ -51,12 +51,13 @@ type KubernetesOptions struct {
 
 // KubernetesLease is a coordination.k8s.io/v1 Lease, spoken to over the
 // API server's REST interface with optimistic concurrency: every update is
-// a merge patch of the spec fields Ferry owns carrying the resourceVersion
-// it read, and a 409 Conflict means another replica wrote first. As in client-go's leader election, a standby judges
-// expiry by its own clock: a Lease whose record has not changed for
-// leaseDurationSeconds since this replica first saw it is free. The holder
-// renews every RenewInterval and gives up leading once it failed to renew for
-// two thirds of the duration, before any standby may take the Lease.
+// a merge patch of the spec fields Ferry owns, carrying the resourceVersion
+// it read, and a 409 Conflict means another replica wrote first. As in
+// client-go's leader election, a standby judges expiry by its own clock: a
+// Lease whose record has not changed for leaseDurationSeconds since this
+// replica first saw it is free. The holder renews every RenewInterval and
+// gives up leading once it failed to renew for two thirds of the duration,
+// before any standby may take the Lease.
 type KubernetesLease struct {
 	opts   KubernetesOptions
 	client *http.Client
