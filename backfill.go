@@ -72,3 +72,13 @@ type Backfiller interface {
 	Backfills() []BackfillProgress
 	PauseBackfill(ctx context.Context, table string) error
 }
+
+// BackfillSizer is implemented by sources that can count the rows a
+// backfill would read without reading them (`ferry backfill --dry-run`).
+//
+// Lifecycle: BackfillSize may be called on a built source that was never
+// opened (the dry run opens nothing else); it checks req as Backfill does
+// and connects for the duration of the call only.
+type BackfillSizer interface {
+	BackfillSize(ctx context.Context, req BackfillRequest) (uint64, error)
+}

@@ -522,7 +522,7 @@ func checkRBAC(t *testing.T, set k8sSet, pod any) {
 			}
 		}
 	}
-	for _, v := range []string{"get", "create", "update"} {
+	for _, v := range []string{"get", "create", "patch"} {
 		if !verbs[v] {
 			t.Errorf("service account %s may not %s Lease %q", sa, v, lease)
 		}

@@ -13,13 +13,13 @@ import (
 // transactional-outbox table become the events, the way Debezium's
 // EventRouter does it. Each field names a column.
 type Outbox struct {
-	Table         string            // DB.TABLE of the outbox table
-	ID            string            // event id; default "id"
-	AggregateID   string            // subject and partition key; default "aggregate_id"
-	AggregateType string            // optional: the `aggregatetype` extension
-	Type          string            // event type; default "type"
-	Payload       string            // event data; default "payload"
-	Headers       map[string]string // extension name -> column
+	Table         string            `yaml:"table"`          // DB.TABLE of the outbox table
+	ID            string            `yaml:"id"`             // event id; default "id"
+	AggregateID   string            `yaml:"aggregate_id"`   // subject and partition key; default "aggregate_id"
+	AggregateType string            `yaml:"aggregate_type"` // optional: the `aggregatetype` extension
+	Type          string            `yaml:"type"`           // event type; default "type"
+	Payload       string            `yaml:"payload"`        // event data; default "payload"
+	Headers       map[string]string `yaml:"headers"`        // CloudEvent extension name -> column
 }
 
 type outbox struct {

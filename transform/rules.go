@@ -12,25 +12,34 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 )
 
-// Rule is one transform rule as configured. Every expression is CEL; an
-// empty expression means the attribute's default (see the README).
+// Rule is one transform rule as configured, an item of `transforms:`: the
+// changes it matches and the CloudEvent it makes of them. Every expression
+// is CEL; an empty expression means the attribute's default (see the
+// README).
 type Rule struct {
-	Name string
+	Name string `yaml:"name"`
 	// Path is where the rule is configured, e.g. "transforms[2]"; compile
 	// errors are reported under it.
 	Path   string
-	From   []string // source names; empty means every source
-	When   string   // empty matches every change
-	Event  EventExprs
-	To     []string
-	Drop   bool
-	Outbox *Outbox
+	From   []string   `yaml:"from"` // source names; empty means every source
+	When   string     `yaml:"when"` // empty matches every change
+	Event  EventExprs `yaml:"event"`
+	To     []string   `yaml:"to"`
+	Drop   bool       `yaml:"drop"`
+	Outbox *Outbox    `yaml:"outbox"`
 }
 
 // EventExprs are the CEL expressions of a rule's CloudEvent attributes.
 type EventExprs struct {
-	ID, Source, Type, Subject, Time, DataSchema, DataContentType, Data string
-	Extensions                                                         map[string]string
+	ID              string            `yaml:"id"`
+	Source          string            `yaml:"source"`
+	Type            string            `yaml:"type"`
+	Subject         string            `yaml:"subject"`
+	Time            string            `yaml:"time"`
+	DataSchema      string            `yaml:"dataschema"`
+	DataContentType string            `yaml:"datacontenttype"`
+	Data            string            `yaml:"data"`
+	Extensions      map[string]string `yaml:"extensions"`
 }
 
 // CompileError is one problem in one expression of one rule.

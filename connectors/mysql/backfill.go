@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
 var _ ferry.Backfiller = (*Source)(nil)
@@ -214,22 +215,23 @@ func (s *Source) recoverRead(ctx context.Context, r *snapshotReader, j *job, rea
 	if errors.As(readErr, &me) || isFatal(readErr) {
 		return nil, fmt.Errorf("read chunk: %w", readErr)
 	}
-	delay := time.Second
-	for {
-		s.log.Warn("backfill read failed; reconnecting", "table", j.Table, "retry_in", delay.String(), "error", readErr)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		r.close()
-		plan, err := s.prepareJob(ctx, r, j)
-		if err == nil {
-			return plan, nil
-		}
-		if errors.As(err, &me) || isFatal(err) {
-			return nil, err
-		}
-		readErr, delay = err, min(delay*2, 30*time.Second)
+	b := retry.New(retry.Reconnect())
+	logRetry := func(_ int, err error, wait time.Duration) {
+		s.log.Warn("backfill read failed; reconnecting", "table", j.Table, "retry_in", wait.String(), "error", err)
 	}
+	delay := b.Next(readErr)
+	logRetry(0, readErr, delay)
+	if err := b.Sleep(ctx, delay); err != nil {
+		return nil, err
+	}
+	var plan *snapshotPlan
+	err := b.Do(ctx, func(ctx context.Context) error {
+		r.close()
+		var err error
+		if plan, err = s.prepareJob(ctx, r, j); errors.As(err, &me) || isFatal(err) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, logRetry)
+	return plan, err
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
 // pump reads events until ctx ends or a fatal error, reconnecting after lost
@@ -100,26 +101,32 @@ func (s *Source) watchdog(ctx context.Context, events *atomic.Uint64, current *a
 }
 
 // reconnect retries startStream with backoff until it works, a fatal error
-// occurs, or ctx ends.
+// occurs, or ctx ends. It waits before the first attempt too: the server
+// that just dropped the stream is rarely back at once.
 func (s *Source) reconnect(ctx context.Context, at position) (*replication.BinlogSyncer, *replication.BinlogStreamer, *replication.BinlogEvent, error) {
-	delay := time.Second
-	for attempt := 1; ; attempt++ {
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, nil, nil, ctx.Err()
-		}
-		syncer, streamer, first, err := s.startStream(ctx, at)
-		if err == nil {
-			s.log.Info("binlog connection restored", "attempt", attempt, "resume_at", at.String())
-			return syncer, streamer, first, nil
-		}
-		if isFatal(err) || ctx.Err() != nil {
-			return nil, nil, nil, err
-		}
-		s.log.Warn("reconnect failed", "attempt", attempt, "retry_in", delay.String(), "error", err)
-		delay = min(delay*2, 30*time.Second)
+	b := retry.New(retry.Reconnect())
+	if err := b.Wait(ctx, nil); err != nil {
+		return nil, nil, nil, err
 	}
+	var syncer *replication.BinlogSyncer
+	var streamer *replication.BinlogStreamer
+	var first *replication.BinlogEvent
+	err := b.Do(ctx, func(ctx context.Context) error {
+		var err error
+		syncer, streamer, first, err = s.startStream(ctx, at)
+		if isFatal(err) {
+			return retry.Permanent(err)
+		}
+		return err
+	}, func(failures int, err error, wait time.Duration) {
+		// The wait before the first attempt counted as one failure.
+		s.log.Warn("reconnect failed", "attempt", failures-1, "retry_in", wait.String(), "error", err)
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.log.Info("binlog connection restored", "attempt", b.Failures(), "resume_at", at.String())
+	return syncer, streamer, first, nil
 }
 
 func (s *Source) fail(ctx context.Context, err error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
 // eventCacheCount is how many parsed binlog events go-mysql may queue
@@ -184,27 +185,20 @@ func (s *Source) newStream(start position) *stream {
 	return s.st
 }
 
+// connectWithRetry connects, retrying an unreachable server with backoff
+// for up to startup_timeout (a sidecar may start before its database).
 func (s *Source) connectWithRetry(ctx context.Context) (*client.Conn, error) {
-	deadline := time.Now().Add(s.cfg.StartupTimeout)
-	delay := 500 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		conn, err := s.connect(ctx)
-		if err == nil {
-			return conn, nil
+	var conn *client.Conn
+	err := retry.New(retry.Reconnect(), retry.Until(time.Now().Add(s.cfg.StartupTimeout))).Do(ctx, func(ctx context.Context) error {
+		var err error
+		if conn, err = s.connect(ctx); isFatal(err) {
+			return retry.Permanent(err)
 		}
-		remaining := time.Until(deadline)
-		if isFatal(err) || remaining <= 0 {
-			return nil, err
-		}
-		delay = min(delay, remaining)
-		s.log.Warn("cannot reach the server yet; retrying", "attempt", attempt, "retry_in", delay.String(), "error", err)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		delay = min(delay*2, 10*time.Second)
-	}
+		return err
+	}, func(attempt int, err error, wait time.Duration) {
+		s.log.Warn("cannot reach the server yet; retrying", "attempt", attempt, "retry_in", wait.String(), "error", err)
+	})
+	return conn, err
 }
 
 // resolveStart decides where streaming begins and, on MariaDB, the GTID

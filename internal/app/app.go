@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry"
-	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
@@ -33,28 +32,31 @@ func Load(paths []string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if errs := checkWebhookRoutes(cfg); len(errs) > 0 {
+	if errs := checkClaims(cfg); len(errs) > 0 {
 		return nil, errs
 	}
 	excludeCheckpointTable(cfg)
 	return cfg, nil
 }
 
-// checkWebhookRoutes: two webhook sources cannot serve one path on one
-// listener (they may share the listener).
-func checkWebhookRoutes(cfg *config.Config) config.Errors {
+// checkClaims refuses two sources claiming one resource (see
+// ferry.Claimer), such as one path on one webhook listener (they may share
+// the listener).
+func checkClaims(cfg *config.Config) config.Errors {
 	var errs config.Errors
 	seen := map[string]string{}
 	for _, name := range cfg.SourceNames() {
-		w, ok := cfg.Sources[name].Spec.(*webhook.Config)
+		c, ok := cfg.Sources[name].Spec.(ferry.Claimer)
 		if !ok {
 			continue
 		}
-		route := w.Listen + w.Path
-		if other, dup := seen[route]; dup {
-			errs = append(errs, cfg.Errorf("sources."+name+".path", "source %s already serves %s on %s", other, w.Path, w.Listen))
+		for _, claim := range c.Claims() {
+			if other, dup := seen[claim.Resource]; dup {
+				errs = append(errs, cfg.Errorf("sources."+name+"."+claim.Field, "source %s already %s", other, claim.Use))
+				continue
+			}
+			seen[claim.Resource] = name
 		}
-		seen[route] = name
 	}
 	return errs
 }
@@ -86,16 +88,9 @@ func buildEngine(cfg *config.Config, only string) (*transform.Engine, error) {
 		if only != "" && t.Name != only {
 			continue
 		}
-		rules = append(rules, transform.Rule{
-			Name: t.Name, Path: fmt.Sprintf("transforms[%d]", i), From: t.From, When: t.When, To: t.To, Drop: t.Drop,
-			Event: transform.EventExprs{ID: t.Event.ID, Source: t.Event.Source, Type: t.Event.Type, Subject: t.Event.Subject,
-				Time: t.Event.Time, DataSchema: t.Event.DataSchema, DataContentType: t.Event.DataContentType,
-				Data: t.Event.Data, Extensions: t.Event.Extensions},
-		})
-		if o := t.Outbox; o != nil {
-			rules[len(rules)-1].Outbox = &transform.Outbox{Table: o.Table, ID: o.ID, AggregateID: o.AggregateID,
-				AggregateType: o.AggregateType, Type: o.Type, Payload: o.Payload, Headers: o.Headers}
-		}
+		r := *t
+		r.Path = fmt.Sprintf("transforms[%d]", i)
+		rules = append(rules, r)
 	}
 	if errs := checkRuleHeaders(cfg); len(errs) > 0 {
 		return nil, errs
@@ -248,9 +243,7 @@ func (a *assembly) addSinks(names []string) error {
 		if err != nil {
 			return fmt.Errorf("sink %s: %w", name, err)
 		}
-		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: pipeline.RetryPolicy{
-			InitialBackoff: sc.Retry.InitialBackoff, MaxBackoff: sc.Retry.MaxBackoff, MaxAttempts: sc.Retry.MaxAttempts,
-			MaxRetryAfter: sc.Retry.MaxRetryAfter}})
+		a.pcfg.Sinks = append(a.pcfg.Sinks, pipeline.SinkSpec{Name: name, Sink: sink, Retry: sc.Retry})
 	}
 	return nil
 }

@@ -10,9 +10,10 @@ import (
 
 	drv "github.com/go-sql-driver/mysql"
 
-	"github.com/ferry-cdc/ferry/connectors/mysql"
+	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/ha"
+	"github.com/ferry-cdc/ferry/internal/retry"
 	"github.com/ferry-cdc/ferry/internal/state"
 )
 
@@ -89,28 +90,25 @@ func openShared(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sha
 // openTable opens the checkpoint table, retrying for up to wait while the
 // server cannot be reached: a sidecar may start before its database.
 func openTable(ctx context.Context, opts state.MySQLOptions, wait time.Duration, log *slog.Logger) (*state.MySQLCheckpoints, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		store, err := state.OpenMySQL(ctx, opts)
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return store, err
-		}
-		log.Warn("checkpoint table not reachable yet; retrying", "error", err)
-		t := time.NewTimer(time.Second)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
+	var store *state.MySQLCheckpoints
+	err := retry.New(retry.Reconnect(), retry.Until(time.Now().Add(wait))).Do(ctx, func(ctx context.Context) error {
+		var err error
+		store, err = state.OpenMySQL(ctx, opts)
+		return err
+	}, func(_ int, err error, wait time.Duration) {
+		log.Warn("checkpoint table not reachable yet; retrying", "retry_in", wait.String(), "error", err)
+	})
+	return store, err
 }
 
 // startupTimeout is how long the checkpoint table may stay unreachable at
 // start: the startup_timeout of its source, else a minute.
 func startupTimeout(cfg *config.Config) time.Duration {
 	if src, ok := cfg.Sources[cfg.State.Checkpoints.Source]; ok {
-		if m, ok := src.Spec.(*mysql.Config); ok {
-			return m.StartupTimeout
+		if m, ok := src.Spec.(ferry.MySQLServer); ok {
+			if login, err := m.Login(); err == nil {
+				return login.StartupTimeout
+			}
 		}
 	}
 	return time.Minute
@@ -135,17 +133,20 @@ func newLease(cfg *config.Config, log *slog.Logger) (ha.Lease, error) {
 }
 
 // serverOf returns the driver settings of a mysql source's server,
-// credentials and TLS included.
+// credentials and TLS included. The loader checked that source names a
+// ferry.MySQLServer (ha.source, state.checkpoints.source).
 func serverOf(cfg *config.Config, source string) (*drv.Config, error) {
-	m := cfg.Sources[source].Spec.(*mysql.Config)
-	c := drv.NewConfig()
-	c.Net, c.Addr, c.User, c.Passwd = "tcp", m.Addr, m.User, m.Password.Reveal()
-	c.Timeout = m.ConnectTimeout
-	t, err := m.ClientTLS()
+	m, ok := cfg.Sources[source].Spec.(ferry.MySQLServer)
+	if !ok {
+		return nil, fmt.Errorf("source %s is not on a MySQL-protocol server", source)
+	}
+	login, err := m.Login()
 	if err != nil {
 		return nil, fmt.Errorf("source %s: tls: %w", source, err)
 	}
-	c.TLS = t
+	c := drv.NewConfig()
+	c.Net, c.Addr, c.User, c.Passwd = "tcp", login.Addr, login.User, login.Password.Reveal()
+	c.Timeout, c.TLS = login.ConnectTimeout, login.TLS
 	return c, nil
 }
 
@@ -161,7 +162,7 @@ func checkpointServer(cfg *config.Config) (*drv.Config, error) {
 	return c, nil
 }
 
-// excludeCheckpointTable keeps mysql sources on the checkpoint table's
+// excludeCheckpointTable keeps the sources on the checkpoint table's
 // server from capturing Ferry's own checkpoint writes.
 func excludeCheckpointTable(cfg *config.Config) {
 	cp := cfg.State.Checkpoints
@@ -170,11 +171,11 @@ func excludeCheckpointTable(cfg *config.Config) {
 	}
 	addr := cp.Addr
 	if addr == "" {
-		addr = cfg.Sources[cp.Source].Spec.(*mysql.Config).Addr
+		addr = cfg.Sources[cp.Source].Spec.(ferry.MySQLServer).ServerAddr() // checked by the loader
 	}
 	for _, name := range cfg.SourceNames() {
-		if m, ok := cfg.Sources[name].Spec.(*mysql.Config); ok && m.Addr == addr {
-			m.Exclude = append(m.Exclude, cp.Database+"."+cp.Table)
+		if m, ok := cfg.Sources[name].Spec.(ferry.MySQLServer); ok && m.ServerAddr() == addr {
+			m.ExcludeTable(cp.Database, cp.Table)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferry-cdc/ferry/internal/ha"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
+	"github.com/ferry-cdc/ferry/internal/retry"
 	"github.com/ferry-cdc/ferry/internal/state"
 )
 
@@ -94,19 +95,17 @@ func (s *supervisor) streamAfterTakeover(ctx context.Context) error {
 	cfg := s.current()
 	renew := cfg.HA.RenewInterval
 	until := time.Now().Add(cfg.Pipeline.ShutdownTimeout + 3*renew)
+	b := retry.New(retry.Every(renew), retry.Until(until))
 	for {
 		err := s.stream(ctx, kindLeased)
-		if err == nil || ctx.Err() != nil || isFenced(err) || time.Now().After(until) {
+		if err == nil || ctx.Err() != nil || isFenced(err) || b.Exhausted() {
 			return err
 		}
+		wait := b.Next(err)
 		s.log.Warn("ha: streaming failed right after the takeover; the previous leader may still be closing its connections; retrying",
-			"error", err, "retry_until", until.Format(time.RFC3339))
-		t := time.NewTimer(renew)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+			"error", err, "retry_in", wait.String(), "retry_until", until.Format(time.RFC3339))
+		if b.Sleep(ctx, wait) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 //
 // Without ha one pipeline runs them all. With ha, binlog sources run only
 // on the leader (kindLeased), fenced by the lease, while webhook sources
-// run on every replica, leader or standby (kindLocal): a webhook request
+// (any ferry.EveryReplica) run on every replica, leader or standby (kindLocal): a webhook request
 // is journaled in the state.dir of the replica that accepted it and
 // delivered by that replica, so it needs no lease, and a standby that
 // refused requests would only turn a Service's retries into errors.
@@ -34,11 +34,18 @@ func (k kind) String() string {
 func (k kind) runs(src *config.Source) bool {
 	switch k {
 	case kindLeased:
-		return src.Type != "webhook"
+		return !everyReplica(src)
 	case kindLocal:
-		return src.Type == "webhook"
+		return everyReplica(src)
 	}
 	return true
+}
+
+// everyReplica reports whether src runs on every replica (see
+// ferry.EveryReplica).
+func everyReplica(src *config.Source) bool {
+	r, ok := src.Spec.(ferry.EveryReplica)
+	return ok && r.RunsOnEveryReplica()
 }
 
 func hasSources(cfg *config.Config, k kind) bool {

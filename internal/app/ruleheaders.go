@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ferry-cdc/ferry/connectors/webhook"
+	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/config"
 )
 
@@ -33,7 +33,7 @@ func checkRuleHeaders(cfg *config.Config) config.Errors {
 	return errs
 }
 
-// ruleSecretHeaders are the secret headers of the webhook sources a rule
+// ruleSecretHeaders are the secret headers of the sources (webhooks) a rule
 // with from reads (every source when from is empty).
 func ruleSecretHeaders(cfg *config.Config, from []string) []string {
 	if len(from) == 0 {
@@ -42,7 +42,7 @@ func ruleSecretHeaders(cfg *config.Config, from []string) []string {
 	var out []string
 	for _, name := range from {
 		if s, ok := cfg.Sources[name]; ok {
-			if w, ok := s.Spec.(*webhook.Config); ok {
+			if w, ok := s.Spec.(ferry.HeaderScrubber); ok {
 				out = append(out, w.SecretHeaders()...)
 			}
 		}

@@ -118,9 +118,7 @@ func backfillDryRun(ctx context.Context, env Env, cfg *config.Config, log *slog.
 	if err != nil {
 		return inputError(err)
 	}
-	sizer, ok := src.(interface {
-		BackfillSize(ctx context.Context, req ferry.BackfillRequest) (uint64, error)
-	})
+	sizer, ok := src.(ferry.BackfillSizer)
 	if !ok {
 		return fmt.Errorf("source %s cannot size a backfill", source)
 	}

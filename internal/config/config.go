@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/pipeline"
+	"github.com/ferry-cdc/ferry/internal/retry"
+	"github.com/ferry-cdc/ferry/transform"
 )
 
 // Registry tells the loader which connector types exist and gives a fresh,
@@ -174,59 +177,29 @@ type Sink struct {
 	Spec  any
 }
 
-// RetryPolicy is the common `retry:` key of every sink.
-type RetryPolicy struct {
-	InitialBackoff time.Duration `yaml:"initial_backoff"`
-	MaxBackoff     time.Duration `yaml:"max_backoff"`
-	MaxAttempts    int           `yaml:"max_attempts"`
-	// MaxRetryAfter caps the delay a destination asks for with
-	// Retry-After (or throttling); default 1m.
-	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
-}
+// RetryPolicy is the common `retry:` key of every sink, declared once in
+// package retry (which the pipeline's sink retries use too).
+type RetryPolicy = retry.Policy
 
-// Transform is one rule as written; package transform compiles it.
-type Transform struct {
-	Name   string    `yaml:"name"`
-	From   []string  `yaml:"from"`
-	When   string    `yaml:"when"`
-	Event  EventSpec `yaml:"event"`
-	To     []string  `yaml:"to"`
-	Drop   bool      `yaml:"drop"`
-	Outbox *Outbox   `yaml:"outbox"`
-}
+// Transform is one rule as written: package transform declares its keys
+// and compiles it.
+type Transform = transform.Rule
 
-// Outbox routes the rows of a transactional-outbox table as events, like
-// Debezium's EventRouter. Each field names a column; empty fields take the
-// defaults documented in package transform.
-type Outbox struct {
-	Table         string            `yaml:"table"` // DB.TABLE
-	ID            string            `yaml:"id"`
-	AggregateID   string            `yaml:"aggregate_id"`
-	AggregateType string            `yaml:"aggregate_type"`
-	Type          string            `yaml:"type"`
-	Payload       string            `yaml:"payload"`
-	Headers       map[string]string `yaml:"headers"` // CloudEvent extension -> column
-}
+// Outbox routes the rows of a transactional-outbox table as events (see
+// transform.Outbox).
+type Outbox = transform.Outbox
 
-// EventSpec holds CEL expressions for CloudEvent attributes.
-type EventSpec struct {
-	ID              string            `yaml:"id"`
-	Source          string            `yaml:"source"`
-	Type            string            `yaml:"type"`
-	Subject         string            `yaml:"subject"`
-	Time            string            `yaml:"time"`
-	DataSchema      string            `yaml:"dataschema"`
-	DataContentType string            `yaml:"datacontenttype"`
-	Data            string            `yaml:"data"`
-	Extensions      map[string]string `yaml:"extensions"`
-}
+// EventSpec holds CEL expressions for CloudEvent attributes (see
+// transform.EventExprs).
+type EventSpec = transform.EventExprs
 
 func defaults() *Config {
 	return &Config{
-		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second, Checkpoints: Checkpoints{Type: "embedded", Table: "ferry_checkpoints"}},
-		Admin:    Admin{Listen: "127.0.0.1:9090"},
-		Log:      Log{Level: "info", Format: "text"},
-		Pipeline: Pipeline{MaxInFlight: 10000, MaxInFlightBytes: 16 << 20, ShutdownTimeout: 30 * time.Second},
+		State: State{Dir: "./.ferry", CheckpointInterval: pipeline.DefaultCheckpointInterval, Checkpoints: Checkpoints{Type: "embedded", Table: "ferry_checkpoints"}},
+		Admin: Admin{Listen: "127.0.0.1:9090"},
+		Log:   Log{Level: "info", Format: "text"},
+		Pipeline: Pipeline{MaxInFlight: pipeline.DefaultMaxInFlight, MaxInFlightBytes: pipeline.DefaultMaxInFlightBytes,
+			ShutdownTimeout: pipeline.DefaultShutdownTimeout},
 		Defaults: Defaults{TypePrefix: "ferry"},
 		Tracing:  defaultTracing(),
 		Sources:  map[string]*Source{},
@@ -234,9 +207,7 @@ func defaults() *Config {
 	}
 }
 
-func defaultRetry() RetryPolicy {
-	return RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
-}
+func defaultRetry() RetryPolicy { return retry.Default() }
 
 // Position returns where the key at path was written, or the zero Pos.
 func (c *Config) Position(path string) Pos { return c.positions[path] }

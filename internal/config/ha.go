@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // identRe is a MySQL database or table name Ferry accepts unquoted-safe.
@@ -102,18 +104,25 @@ func checkCheckpoints(cfg *Config, add func(path, format string, args ...any)) {
 	}
 }
 
+// onMySQLServer reports whether s is a source whose server can hold the
+// checkpoint table and the HA lock.
+func onMySQLServer(s *Source) bool {
+	_, ok := s.Spec.(ferry.MySQLServer)
+	return ok
+}
+
 // mysqlSource returns the named mysql source, or the only one when name is
 // empty.
 func mysqlSource(cfg *Config, name, path string, add func(path, format string, args ...any)) (string, bool) {
 	var mysqls []string
 	for _, n := range cfg.SourceNames() {
-		if cfg.Sources[n].Type == "mysql" {
+		if onMySQLServer(cfg.Sources[n]) {
 			mysqls = append(mysqls, n)
 		}
 	}
 	switch {
 	case name != "":
-		if s, ok := cfg.Sources[name]; !ok || s.Type != "mysql" {
+		if s, ok := cfg.Sources[name]; !ok || !onMySQLServer(s) {
 			add(path, "must name a mysql source (mysql sources: %s)", strings.Join(mysqls, ", "))
 			return "", false
 		}

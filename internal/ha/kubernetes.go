@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
 // In-cluster defaults: the pod's service account.
@@ -48,13 +50,14 @@ type KubernetesOptions struct {
 }
 
 // KubernetesLease is a coordination.k8s.io/v1 Lease, spoken to over the
-// API server's REST interface with optimistic concurrency: every update
-// carries the resourceVersion it read, and a 409 Conflict means another
-// replica wrote first. As in client-go's leader election, a standby judges
-// expiry by its own clock: a Lease whose record has not changed for
-// leaseDurationSeconds since this replica first saw it is free. The holder
-// renews every RenewInterval and gives up leading once it failed to renew for
-// two thirds of the duration, before any standby may take the Lease.
+// API server's REST interface with optimistic concurrency: every update is
+// a merge patch of the spec fields Ferry owns, carrying the resourceVersion
+// it read, and a 409 Conflict means another replica wrote first. As in
+// client-go's leader election, a standby judges expiry by its own clock: a
+// Lease whose record has not changed for leaseDurationSeconds since this
+// replica first saw it is free. The holder renews every RenewInterval and
+// gives up leading once it failed to renew for two thirds of the duration,
+// before any standby may take the Lease.
 type KubernetesLease struct {
 	opts   KubernetesOptions
 	client *http.Client
@@ -173,6 +176,9 @@ func (l *KubernetesLease) Name() string {
 // Acquire implements Lease.
 func (l *KubernetesLease) Acquire(ctx context.Context) error {
 	announced := false
+	// A standby looks every renew interval, jittered so that replicas
+	// started together do not write the Lease at the same instant.
+	b := retry.New(retry.Every(l.opts.RenewInterval))
 	for {
 		ok, holder, err := l.try(ctx)
 		switch {
@@ -186,7 +192,7 @@ func (l *KubernetesLease) Acquire(ctx context.Context) error {
 			announced = true
 			l.log.Info("ha: standing by; another replica holds the lease", "lease", l.Name(), "holder", holder)
 		}
-		sleep(ctx, l.opts.RenewInterval)
+		_ = b.Wait(ctx, err)
 	}
 }
 
@@ -202,7 +208,11 @@ func (l *KubernetesLease) try(ctx context.Context) (bool, string, error) {
 		obj := &leaseObject{APIVersion: "coordination.k8s.io/v1", Kind: "Lease"}
 		obj.Metadata.Name, obj.Metadata.Namespace = l.opts.Name, l.opts.Namespace
 		obj.Spec = l.spec(now, now, 0)
-		return l.write(ctx, http.MethodPost, strings.TrimSuffix(l.url, "/"+l.opts.Name), obj, now)
+		body, err := json.Marshal(obj)
+		if err != nil {
+			return false, "", err
+		}
+		return l.write(ctx, http.MethodPost, strings.TrimSuffix(l.url, "/"+l.opts.Name), body, now)
 	}
 	l.mu.Lock()
 	if cur.Metadata.ResourceVersion != l.seenRV {
@@ -211,16 +221,33 @@ func (l *KubernetesLease) try(ctx context.Context) (bool, string, error) {
 	expired := now.After(l.seenAt.Add(time.Duration(cur.Spec.LeaseDurationSeconds) * time.Second))
 	l.mu.Unlock()
 	holder := cur.Spec.HolderIdentity
+	var spec leaseSpec
 	switch {
 	case holder == l.opts.Identity:
 		acquired, _ := time.Parse(microTime, cur.Spec.AcquireTime)
-		cur.Spec = l.spec(acquired, now, cur.Spec.LeaseTransitions)
+		spec = l.spec(acquired, now, cur.Spec.LeaseTransitions)
 	case holder == "" || expired:
-		cur.Spec = l.spec(now, now, cur.Spec.LeaseTransitions+1)
+		spec = l.spec(now, now, cur.Spec.LeaseTransitions+1)
 	default:
 		return false, holder, nil
 	}
-	return l.write(ctx, http.MethodPut, l.url, cur, now)
+	body, err := specPatch(cur.Metadata.ResourceVersion, map[string]any{"holderIdentity": spec.HolderIdentity,
+		"leaseDurationSeconds": spec.LeaseDurationSeconds, "acquireTime": spec.AcquireTime,
+		"renewTime": spec.RenewTime, "leaseTransitions": spec.LeaseTransitions})
+	if err != nil {
+		return false, "", err
+	}
+	return l.write(ctx, http.MethodPatch, l.url, body, now)
+}
+
+// specPatch is a JSON merge patch of the Lease's spec fields: the rest of
+// the object (labels, annotations, ownerReferences, spec fields Ferry does
+// not know) belongs to whoever set it, and a PUT of the part Ferry reads
+// would wipe it. The resourceVersion read makes the patch conditional: the
+// server refuses it with 409 when another replica wrote in between, as it
+// would the PUT.
+func specPatch(resourceVersion string, spec map[string]any) ([]byte, error) {
+	return json.Marshal(map[string]any{"metadata": map[string]any{"resourceVersion": resourceVersion}, "spec": spec})
 }
 
 func (l *KubernetesLease) spec(acquired, renewed time.Time, transitions int) leaseSpec {
@@ -228,13 +255,9 @@ func (l *KubernetesLease) spec(acquired, renewed time.Time, transitions int) lea
 		AcquireTime: acquired.UTC().Format(microTime), RenewTime: renewed.UTC().Format(microTime), LeaseTransitions: transitions}
 }
 
-// write creates or updates the Lease as its holder; success makes this
-// replica the holder as of at.
-func (l *KubernetesLease) write(ctx context.Context, method, url string, obj *leaseObject, at time.Time) (bool, string, error) {
-	body, err := json.Marshal(obj)
-	if err != nil {
-		return false, "", err
-	}
+// write creates (POST) or patches (PATCH) the Lease as its holder; success
+// makes this replica the holder as of at.
+func (l *KubernetesLease) write(ctx context.Context, method, url string, body []byte, at time.Time) (bool, string, error) {
 	var out leaseObject
 	if err := l.do(ctx, method, url, body, &out); err != nil {
 		return false, "", err
@@ -273,7 +296,10 @@ func (l *KubernetesLease) do(ctx context.Context, method, url string, body []byt
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
+	switch {
+	case method == http.MethodPatch:
+		req.Header.Set("Content-Type", "application/merge-patch+json")
+	case body != nil:
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if l.opts.TokenFile != "" {
@@ -360,13 +386,14 @@ func (l *KubernetesLease) Release(ctx context.Context) error {
 	if err != nil || cur == nil || cur.Spec.HolderIdentity != l.opts.Identity {
 		return err
 	}
-	cur.Spec.HolderIdentity, cur.Spec.LeaseDurationSeconds = "", 1
-	body, err := json.Marshal(cur)
+	// null deletes holderIdentity; the one-second duration lets a standby
+	// that missed the change still take over almost at once.
+	body, err := specPatch(cur.Metadata.ResourceVersion, map[string]any{"holderIdentity": nil, "leaseDurationSeconds": 1})
 	if err != nil {
 		return err
 	}
 	var out leaseObject
-	if err := l.do(ctx, http.MethodPut, l.url, body, &out); err != nil {
+	if err := l.do(ctx, http.MethodPatch, l.url, body, &out); err != nil {
 		return fmt.Errorf("release %s: %w", l.Name(), err)
 	}
 	return nil

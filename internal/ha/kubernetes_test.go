@@ -133,5 +133,78 @@ func TestKubernetesLeaseRace(t *testing.T) {
 		t.Fatalf("holder = %q, winner %q", h, winners[0])
 	}
 	conflicts := f.Conflicts()
-	t.Logf("winner %s, %d conflicting PUTs refused", winners[0], conflicts)
+	t.Logf("winner %s, %d conflicting updates refused", winners[0], conflicts)
+}
+
+// TestKubernetesLeaseKeepsForeignFields: a Lease created by someone else
+// (a chart, an operator) keeps its labels, annotations, ownerReferences and
+// the spec fields Ferry does not know through Ferry's takeover, renewals
+// and release: Ferry changes only the spec fields it owns.
+func TestKubernetesLeaseKeepsForeignFields(t *testing.T) {
+	f, url, tok := startFake(t)
+	f.Create(leasePath, map[string]any{
+		"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+		"metadata": map[string]any{
+			"name": "ferry", "namespace": "apps",
+			"labels":          map[string]any{"app.kubernetes.io/part-of": "shop"},
+			"annotations":     map[string]any{"example.com/owner": "team-data"},
+			"ownerReferences": []any{map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "ferry", "uid": "1234"}},
+		},
+		"spec": map[string]any{"leaseDurationSeconds": 2, "strategy": "OldestEmulationVersion"},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := kubeLease(t, url, tok, "pod-a")
+	if err := a.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keepCtx, stopKeep := context.WithCancel(ctx)
+	kept := make(chan error, 1)
+	go func() { kept <- a.Keep(keepCtx) }()
+	renewed := f.Object(leasePath)["spec"].(map[string]any)["renewTime"]
+	for f.Object(leasePath)["spec"].(map[string]any)["renewTime"] == renewed { // wait for one renewal
+		select {
+		case <-ctx.Done():
+			t.Fatal("no renewal")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopKeep()
+	if err := <-kept; err != nil {
+		t.Fatalf("Keep: %v", err)
+	}
+	checkForeign := func(when string) {
+		t.Helper()
+		obj := f.Object(leasePath)
+		meta := obj["metadata"].(map[string]any)
+		if l, _ := meta["labels"].(map[string]any); l["app.kubernetes.io/part-of"] != "shop" {
+			t.Errorf("%s: labels = %v, want them kept", when, meta["labels"])
+		}
+		if a, _ := meta["annotations"].(map[string]any); a["example.com/owner"] != "team-data" {
+			t.Errorf("%s: annotations = %v, want them kept", when, meta["annotations"])
+		}
+		if o, _ := meta["ownerReferences"].([]any); len(o) != 1 {
+			t.Errorf("%s: ownerReferences = %v, want them kept", when, meta["ownerReferences"])
+		}
+		if s := obj["spec"].(map[string]any)["strategy"]; s != "OldestEmulationVersion" {
+			t.Errorf("%s: spec.strategy = %v, want it kept", when, s)
+		}
+	}
+	checkForeign("after takeover and renewal")
+	if h := f.Holder(leasePath); h != "pod-a" {
+		t.Fatalf("holder = %q, want pod-a", h)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkForeign("after release")
+	if h := f.Holder(leasePath); h != "" {
+		t.Fatalf("holder after release = %q, want none", h)
+	}
+	// The release lets a standby in at once, not after the duration.
+	b := kubeLease(t, url, tok, "pod-b")
+	if err := b.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkForeign("after the next takeover")
 }

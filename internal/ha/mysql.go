@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/ferry-cdc/ferry/internal/retry"
 	"github.com/ferry-cdc/ferry/internal/state"
 )
 
@@ -119,6 +120,10 @@ func (l *MySQLLease) Name() string {
 func (l *MySQLLease) Acquire(ctx context.Context) error {
 	var conn *sql.Conn
 	announced := false
+	// Failures are retried at the renew interval, jittered, not backed
+	// off further: once the server is back, a standby must take over as
+	// soon as it could have without the outage.
+	b := retry.New(retry.Every(l.opts.RenewInterval))
 	for {
 		if err := ctx.Err(); err != nil {
 			discard(conn)
@@ -128,7 +133,7 @@ func (l *MySQLLease) Acquire(ctx context.Context) error {
 			var err error
 			if conn, err = l.session(ctx); err != nil {
 				l.log.Warn("ha: cannot reach the lock's server; retrying", "lease", l.Name(), "error", err)
-				sleep(ctx, l.opts.RenewInterval)
+				_ = b.Wait(ctx, err)
 				continue
 			}
 		}
@@ -140,7 +145,7 @@ func (l *MySQLLease) Acquire(ctx context.Context) error {
 			conn = nil
 			if ctx.Err() == nil {
 				l.log.Warn("ha: GET_LOCK failed; retrying", "lease", l.Name(), "error", err)
-				sleep(ctx, l.opts.RenewInterval)
+				_ = b.Wait(ctx, err)
 			}
 		case got.Valid && got.Int64 == 1:
 			l.mu.Lock()

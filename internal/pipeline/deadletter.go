@@ -145,7 +145,7 @@ func (w *sinkWorker) writeLetters(ctx context.Context, lb *letterBatch) {
 		pending, permanent = w.letterOutcome(pending, err)
 		refused = append(refused, permanent...)
 		if len(pending) == 0 || errors.Is(err, ErrFenced) || attempt == letterAttempts ||
-			!sleep(ctx, min(w.retry.delay(attempt, err), time.Until(deadline))) {
+			!sleep(ctx, min(w.retry.Delay(attempt, err), time.Until(deadline))) {
 			break
 		}
 		w.stats.Retries.Add(uint64(len(pending)))

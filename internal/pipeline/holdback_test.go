@@ -138,22 +138,22 @@ func TestOutageStallsTheSinkNotEachKey(t *testing.T) {
 // longer than twice it, however often it failed; a stalled sink's keys back
 // off exponentially up to MaxBackoff.
 func TestFlowingDelayIsFineAndBounded(t *testing.T) {
-	p := RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}.withDefaults()
+	p := RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second}.WithDefaults()
 	for range 200 {
-		if d := p.flowingDelay(1, nil); d < 12*time.Millisecond || d > 25*time.Millisecond {
+		if d := flowingDelay(p)(1, nil); d < 12*time.Millisecond || d > 25*time.Millisecond {
 			t.Fatalf("flowingDelay(1) = %v, want 12.5ms-25ms", d)
 		}
 		for n := 2; n < 40; n++ {
-			if d := p.flowingDelay(n, nil); d > 200*time.Millisecond {
+			if d := flowingDelay(p)(n, nil); d > 200*time.Millisecond {
 				t.Fatalf("flowingDelay(%d) = %v, want at most 200ms", n, d)
 			}
 		}
-		if d := p.delay(10, nil); d < 15*time.Second {
+		if d := p.Delay(10, nil); d < 15*time.Second {
 			t.Fatalf("delay(10) = %v, want at least 15s", d)
 		}
 	}
 	asked := ferry.RetryAfter(errors.New("503"), 3*time.Second)
-	if d := p.flowingDelay(1, asked); d != 3*time.Second {
+	if d := flowingDelay(p)(1, asked); d != 3*time.Second {
 		t.Fatalf("flowingDelay with Retry-After 3s = %v, want 3s", d)
 	}
 }

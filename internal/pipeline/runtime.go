@@ -109,9 +109,6 @@ func (c *Config) redact(s string) string {
 	return c.Redact(s)
 }
 
-// DefaultMaxInFlightBytes is pipeline.max_in_flight_bytes by default.
-const DefaultMaxInFlightBytes = 16 << 20
-
 // closeTimeout bounds closing one source or sink.
 const closeTimeout = 10 * time.Second
 
@@ -143,16 +140,16 @@ func New(cfg Config) (*Runtime, error) {
 		cfg.Checkpoints = cfg.Store
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 10000
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.MaxInFlightBytes <= 0 {
 		cfg.MaxInFlightBytes = DefaultMaxInFlightBytes
 	}
 	if cfg.CheckpointInterval <= 0 {
-		cfg.CheckpointInterval = time.Second
+		cfg.CheckpointInterval = DefaultCheckpointInterval
 	}
 	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 30 * time.Second
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if cfg.MaxSinkBatch <= 0 {
 		cfg.MaxSinkBatch = 1000

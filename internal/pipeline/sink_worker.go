@@ -97,7 +97,7 @@ func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
 		rt:      rt,
 		name:    spec.Name,
 		sink:    spec.Sink,
-		retry:   spec.Retry.withDefaults(),
+		retry:   spec.Retry.WithDefaults(),
 		in:      make(chan *delivery, 64),
 		letters: make(chan *letterBatch),
 		stopped: make(chan struct{}),
@@ -252,9 +252,9 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 	// last few: a small Write of retries may fail whole on a flaky
 	// destination), a key's failure is its bad luck and retries soon; only
 	// a stalled sink backs its keys off for longer.
-	delay := w.retry.delay
+	delay := w.retry.Delay
 	if len(o.delivered) > 0 || w.stalls < stallWrites-1 {
-		delay = w.retry.flowingDelay
+		delay = flowingDelay(w.retry)
 	}
 	for key, ko := range o.keys {
 		w.held.settle(key, ko, now, delay)
@@ -318,7 +318,7 @@ func (w *sinkWorker) noteProgress(o *outcomes, batch []attempt, now time.Time) {
 	if w.stalls < stallWrites {
 		return
 	}
-	w.pause = now.Add(w.retry.delay(w.stalls-stallWrites+1, o.firstErr))
+	w.pause = now.Add(w.retry.Delay(w.stalls-stallWrites+1, o.firstErr))
 	w.log.Warn("delivery failed; retrying", "failed", o.retried, "of", len(batch),
 		"stalled_writes", w.stalls, "retry_in", time.Until(w.pause).Round(time.Millisecond).String(), "error", o.firstErr)
 }
