@@ -189,6 +189,11 @@ func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
 func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent) error {
 	q := strings.TrimSpace(string(e.Query))
 	kind, name := classifyQuery(q)
+	if kind == queryStatement {
+		if err := s.schemaDDL(ctx, h, e, q); err != nil {
+			return err
+		}
+	}
 	switch kind {
 	case queryBegin:
 		if !s.tx.active { // no GTID event: a server without GTIDs
