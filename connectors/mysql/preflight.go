@@ -32,7 +32,7 @@ type serverInfo struct {
 	// fullMetadata: binlog_row_metadata=FULL, so table maps carry column
 	// names; otherwise rows are decoded with the schema history.
 	fullMetadata bool
-	charsets charsets
+	charsets     charsets
 }
 
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {

@@ -118,7 +118,7 @@ func (c catalog) jsonChecks(in string, args []any, out map[string]*tableSchema) 
 	return nil
 }
 
-// enumLabels reads the labels of "enum('a','it''s')".
+// enumLabels reads the labels of "enum('a','it”s')".
 func enumLabels(colType string) []string {
 	open, end := strings.IndexByte(colType, '('), strings.LastIndexByte(colType, ')')
 	if open < 0 || end <= open {
