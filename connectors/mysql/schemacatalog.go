@@ -187,6 +187,11 @@ func (s *Source) snapshotSchemas(conn *client.Conn) (position, map[string]*table
 			dbs = append(dbs, db)
 		}
 	}
+	if len(dbs) == 0 && !s.info.fullMetadata { // information_schema shows only what the user may read
+		return position{}, nil, nil, errFatal(fmt.Errorf("mysql %s: the binlog carries no column metadata, so Ferry reads table schemas "+
+			"from information_schema, and it shows user %q no database with captured tables: GRANT SELECT ON the captured tables (or *.*) TO the user",
+			s.cfg.Addr, s.cfg.User))
+	}
 	tables, err := cat.tables(dbs, s.filter.table)
 	if err != nil {
 		return position{}, nil, nil, s.explainCatalog(err)

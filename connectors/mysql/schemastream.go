@@ -57,6 +57,7 @@ func collationCharset(collation string) string {
 // cross-checks, so failing to build it is a warning.
 func (s *Source) attachSchemaHistory(ctx context.Context, conn *client.Conn, st *stream) error {
 	st.planner.readTable = s.meta.readTable
+	st.quarantine = s.quarantine
 	st.planner.warn = st.warnOnce
 	h, err := s.baseSchemaHistory(ctx, conn)
 	if err != nil {

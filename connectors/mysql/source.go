@@ -52,13 +52,14 @@ type Source struct {
 	// start is where a run without a checkpoint began (see StartPosition).
 	start ferry.Position
 	// instance names the Ferry process, for the replica host (SetInstance).
-	instance string
-	history  SchemaHistory // nil: the schema history is kept in memory only
-	mode     mode
-	jobs     *jobList
-	st       *stream
-	request  ferry.BackfillRequest // modeBackfill
-	replay   Replay                // modeReplay
+	instance   string
+	history    SchemaHistory // nil: the schema history is kept in memory only
+	quarantine QuarantineStore
+	mode       mode
+	jobs       *jobList
+	st         *stream
+	request    ferry.BackfillRequest // modeBackfill
+	replay     Replay                // modeReplay
 }
 
 // mode is what a Source does.

@@ -55,6 +55,7 @@ type stream struct {
 	end           *replayEnd               // where a replay stops; nil streams forever
 	progress      atomic.Pointer[position] // a replay's readPos, for progress displays
 	status        streamStatus             // position and lag for Source.Status
+	quarantine    QuarantineStore          // rows of quarantined tables; nil: they stop the source
 }
 
 // errReplayEnd ends a replay's stream.
@@ -281,6 +282,9 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	}
 	s.planner.at = position{File: s.file, Pos: h.LogPos - h.EventSize}
 	p, err := s.planner.plan(e.Table)
+	if errors.Is(err, errQuarantined) {
+		return s.deadLetterRows(ctx, h, e, op.String(), step, err)
+	}
 	if err != nil && isFatal(err) { // the event itself lacks what decoding needs
 		s.tx.undecodable(s.file, h, s.committed, err)
 		return nil // read on to the transaction's end, to name where it ends
