@@ -2,9 +2,12 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 type memHistory map[string][]byte
@@ -127,10 +130,16 @@ func TestUnparseableDDLQuarantinesItsTable(t *testing.T) {
 	if err != nil || got != "d.t" {
 		t.Fatalf("quarantined %q, %v; want d.t", got, err)
 	}
-	if _, err := h.schemaAt(context.Background(), "d", "t", position{File: "b.000001", Pos: 1100}, 1, nil); err == nil || !strings.Contains(err.Error(), "quarantined") {
+	one := func(t *tableSchema) string {
+		if len(t.Columns) != 1 {
+			return "not one column"
+		}
+		return ""
+	}
+	if _, err := h.schemaAt(context.Background(), "d", "t", position{File: "b.000001", Pos: 1100}, one, nil); err == nil || !strings.Contains(err.Error(), "quarantined") {
 		t.Errorf("rows of t after the DDL: %v, want quarantined", err)
 	}
-	if s, err := h.schemaAt(context.Background(), "d", "u", position{File: "b.000001", Pos: 1100}, 1, nil); err != nil || s == nil {
+	if s, err := h.schemaAt(context.Background(), "d", "u", position{File: "b.000001", Pos: 1100}, one, nil); err != nil || s == nil {
 		t.Errorf("rows of u: %v", err)
 	}
 	if _, err := a.apply("GRANT MAGIC ON EVERYTHING"); err == nil {
@@ -152,5 +161,29 @@ func TestRewriteMariaDBTypes(t *testing.T) {
 	}
 	if !slices.Equal(enumLabels("enum('a','it''s','')"), []string{"a", "it's", ""}) {
 		t.Errorf("enumLabels: %q", enumLabels("enum('a','it''s','')"))
+	}
+}
+
+// TestTableMapFit: a version whose column count or types differ from the
+// table map's is refused, naming the column.
+func TestTableMapFit(t *testing.T) {
+	h := benchHistoryT(t)
+	v := h.inForce("bench.orders", position{File: "b.000001", Pos: 10})
+	if got := tableMapFit(benchTable(false))(v.Schema); got != "" {
+		t.Errorf("the matching table map: %s", got)
+	}
+	tm := benchTable(false)
+	tm.ColumnType[2] = gomysql.MYSQL_TYPE_VARCHAR
+	if got := tableMapFit(tm)(v.Schema); !strings.Contains(got, "column 3, qty int") {
+		t.Errorf("a retyped column: %q", got)
+	}
+	tm = benchTable(false)
+	tm.ColumnCount = 6
+	if got := tableMapFit(tm)(v.Schema); !strings.Contains(got, "5 columns in the history, 6 in the binlog") {
+		t.Errorf("an added column: %q", got)
+	}
+	_, err := h.schemaAt(context.Background(), "bench", "orders", position{File: "b.000001", Pos: 10}, tableMapFit(tm), nil)
+	if !errors.Is(err, errQuarantined) || !strings.Contains(err.Error(), "ferry schema resync --source db --table bench.orders") {
+		t.Errorf("rows that do not fit: %v, want a quarantine naming the resync", err)
 	}
 }

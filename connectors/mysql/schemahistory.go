@@ -211,29 +211,33 @@ func (h *schemaHistory) inForce(table string, at position) *schemaVersion {
 // nil, nil when the table does not exist.
 type catalogReader func(db, table string) (*tableSchema, error)
 
-// schemaAt returns the schema of db.table for a row event at at whose table
-// map has count columns. Where the history has no version at or before at,
-// the first later one is used if its column count matches (an event read
-// before the base snapshot, with no DDL between); a table the history
-// never saw is read from information_schema and recorded at at.
-func (h *schemaHistory) schemaAt(ctx context.Context, db, table string, at position, count int, read catalogReader) (*tableSchema, error) {
+// schemaFit reports how a schema version does not fit a row event's
+// table map ("" when it fits).
+type schemaFit func(*tableSchema) string
+
+// schemaAt returns the schema of db.table for a row event at at. Where the
+// history has no version at or before at, the first later one is used if
+// it fits the table map (an event read before the base snapshot, with no
+// DDL between); a table the history never saw is read from
+// information_schema and recorded at at. A version in force that does not
+// fit means a DDL was missed or misread: the table is quarantined.
+func (h *schemaHistory) schemaAt(ctx context.Context, db, table string, at position, fit schemaFit, read catalogReader) (*tableSchema, error) {
 	name := db + "." + table
 	v := h.inForce(name, at)
 	switch {
 	case v == nil && len(h.tables[name]) > 0:
 		first := h.tables[name][0]
-		if first.Schema != nil && len(first.Schema.Columns) == count {
+		if first.Schema != nil && fit(first.Schema) == "" {
 			return first.Schema, nil
 		}
-		return nil, errFatal(fmt.Errorf("%w for %s at %s: the history knows it from %s on (%s) and the row event has %d columns; "+
-			"start at or after %s (`ferry checkpoint set`), or exclude the table", errNoSchema, name, at, first.At, first.Origin, count, first.At))
+		return nil, errFatal(fmt.Errorf("%w for %s at %s: the history knows it from %s on (%s) and that schema does not fit the row event; "+
+			"start at or after %s (`ferry checkpoint set`), or exclude the table", errNoSchema, name, at, first.At, first.Origin, first.At))
 	case v != nil && v.Quarantined != "":
 		return nil, fmt.Errorf("%w since the DDL at %s could not be applied (%s): %s", errQuarantined, v.At, v.Quarantined, truncate(v.DDL, 200))
 	case v != nil && v.Schema != nil && !v.Unknown:
-		if len(v.Schema.Columns) != count {
-			return nil, errFatal(fmt.Errorf("the schema history of %s (%s at %s) has %d columns, the row event at %s has %d: "+
-				"a DDL was missed or misread; run `ferry schema resync --source %s --table %s` and restart",
-				name, v.Origin, v.At, len(v.Schema.Columns), at, count, h.source, name))
+		if problem := fit(v.Schema); problem != "" {
+			return nil, fmt.Errorf("%w: its schema history (%s at %s) does not fit the row event at %s (%s): a DDL was missed or misread; "+
+				"run `ferry schema resync --source %s --table %s`", errQuarantined, v.Origin, v.At, at, problem, h.source, name)
 		}
 		return v.Schema, nil
 	}
@@ -255,9 +259,9 @@ func (h *schemaHistory) schemaAt(ctx context.Context, db, table string, at posit
 	if err := h.put(ctx, nv, replace); err != nil {
 		return nil, err
 	}
-	if len(s.Columns) != count {
-		return nil, errFatal(fmt.Errorf("%s today has %d columns, the row event at %s has %d, and the history has no version of its time: "+
-			"start after that event (`ferry checkpoint set`), or exclude the table", name, len(s.Columns), at, count))
+	if problem := fit(s); problem != "" {
+		return nil, errFatal(fmt.Errorf("%s today does not fit the row event at %s (%s) and the history has no version of its time: "+
+			"start after that event (`ferry checkpoint set`), or exclude the table", name, at, problem))
 	}
 	return s, nil
 }

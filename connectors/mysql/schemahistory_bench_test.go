@@ -29,7 +29,9 @@ func benchTable(full bool) *replication.TableMapEvent {
 	return tm
 }
 
-func benchHistory(b *testing.B) *schemaHistory {
+func benchHistory(b *testing.B) *schemaHistory { return benchHistoryT(b) }
+
+func benchHistoryT(b testing.TB) *schemaHistory {
 	h, _ := loadSchemaHistory(context.Background(), nil, "db")
 	a := &ddlApplier{h: h, ctx: context.Background(), at: position{File: "b.000001", Pos: 4}, db: "bench",
 		captured: func(string, string) bool { return true }, collate: collationCharset}

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -33,7 +34,7 @@ func (pl *planner) describe(p *tablePlan, tm *replication.TableMapEvent) ([]colI
 	var hist *tableSchema
 	if pl.schemas != nil {
 		var err error
-		hist, err = pl.schemas.schemaAt(context.Background(), p.db, p.table, pl.at, int(tm.ColumnCount), pl.readTable)
+		hist, err = pl.schemas.schemaAt(context.Background(), p.db, p.table, pl.at, tableMapFit(tm), pl.readTable)
 		switch {
 		case err == nil:
 		case full && (isFatal(err) || errors.Is(err, errQuarantined)):
@@ -146,3 +147,57 @@ func (pl *planner) warnf(key, msg string, args ...any) {
 		pl.warn(key, msg, args...)
 	}
 }
+
+// tableMapFit checks a schema version against a table map: the column
+// count, and each column's declared type against its binlog type.
+func tableMapFit(tm *replication.TableMapEvent) schemaFit {
+	return func(t *tableSchema) string {
+		if len(t.Columns) != int(tm.ColumnCount) {
+			return fmt.Sprintf("%d columns in the history, %d in the binlog", len(t.Columns), tm.ColumnCount)
+		}
+		for i, c := range t.Columns {
+			typ := tm.ColumnType[i]
+			switch {
+			case tm.IsEnumColumn(i):
+				typ = gomysql.MYSQL_TYPE_ENUM
+			case tm.IsSetColumn(i):
+				typ = gomysql.MYSQL_TYPE_SET
+			}
+			word := strings.ToLower(c.Type)
+			if j := strings.IndexAny(word, "( "); j >= 0 {
+				word = word[:j]
+			}
+			if want, known := declaredTypes[word]; known && !slices.Contains(want, typ) {
+				return fmt.Sprintf("column %d, %s %s, has binlog type %d", i+1, c.Name, c.Type, typ)
+			}
+		}
+		return ""
+	}
+}
+
+// declaredTypes are the binlog types a declared type is logged as; types
+// not listed are not checked.
+var declaredTypes = func() map[string][]byte {
+	blob := []byte{gomysql.MYSQL_TYPE_BLOB, gomysql.MYSQL_TYPE_JSON, gomysql.MYSQL_TYPE_GEOMETRY}
+	fixed := []byte{gomysql.MYSQL_TYPE_STRING, gomysql.MYSQL_TYPE_VAR_STRING}
+	varying := []byte{gomysql.MYSQL_TYPE_VARCHAR, gomysql.MYSQL_TYPE_VAR_STRING}
+	m := map[string][]byte{
+		"tinyint": {gomysql.MYSQL_TYPE_TINY}, "smallint": {gomysql.MYSQL_TYPE_SHORT}, "mediumint": {gomysql.MYSQL_TYPE_INT24},
+		"int": {gomysql.MYSQL_TYPE_LONG}, "integer": {gomysql.MYSQL_TYPE_LONG}, "bigint": {gomysql.MYSQL_TYPE_LONGLONG},
+		"decimal": {gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_DECIMAL}, "numeric": {gomysql.MYSQL_TYPE_NEWDECIMAL, gomysql.MYSQL_TYPE_DECIMAL},
+		"float": {gomysql.MYSQL_TYPE_FLOAT}, "double": {gomysql.MYSQL_TYPE_DOUBLE}, "real": {gomysql.MYSQL_TYPE_DOUBLE},
+		"bit": {gomysql.MYSQL_TYPE_BIT}, "year": {gomysql.MYSQL_TYPE_YEAR},
+		"date":      {gomysql.MYSQL_TYPE_DATE, gomysql.MYSQL_TYPE_NEWDATE},
+		"datetime":  {gomysql.MYSQL_TYPE_DATETIME, gomysql.MYSQL_TYPE_DATETIME2},
+		"timestamp": {gomysql.MYSQL_TYPE_TIMESTAMP, gomysql.MYSQL_TYPE_TIMESTAMP2},
+		"time":      {gomysql.MYSQL_TYPE_TIME, gomysql.MYSQL_TYPE_TIME2},
+		"char":      fixed, "binary": fixed, "inet6": fixed, "inet4": fixed, "uuid": fixed,
+		"varchar": varying, "varbinary": varying,
+		"enum": {gomysql.MYSQL_TYPE_ENUM}, "set": {gomysql.MYSQL_TYPE_SET},
+	}
+	for _, w := range []string{"tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob", "mediumblob", "longblob", "json",
+		"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection"} {
+		m[w] = blob
+	}
+	return m
+}()

@@ -34,8 +34,9 @@ func (s *stream) schemaDDL(ctx context.Context, h *replication.EventHeader, e *r
 	case err != nil:
 		return fmt.Errorf("schema history: apply the DDL at %s: %w", at, err)
 	case quarantined != "":
-		s.log.Error("a DDL statement could not be parsed: its table is quarantined, its row events are dead-lettered, "+
-			"the other tables keep streaming; once the table is as wanted, run `ferry schema resync`",
+		s.log.Error("a DDL statement could not be parsed: its table is quarantined (its row events without column metadata "+
+			"are dead-lettered; with binlog_row_metadata=FULL they are decoded from the binlog), the other tables keep streaming; "+
+			"once the table is as wanted, run `ferry schema resync`",
 			"table", quarantined, "at", at.String(), "statement", truncate(q, 200), "source", s.source)
 	}
 	return nil
