@@ -469,6 +469,23 @@ func TestUnparseableDDLQuarantinesItsTable(t *testing.T) {
 	if want := []string{"ddl/dropped", "ddl/present", "ddl/quarantined", "resync/present"}; !slices.Equal(states, want) {
 		t.Errorf("schema show: %v, want %v:\n%s", states, want, out)
 	}
+
+	// Again while ferry runs: the resync goes through its admin API and
+	// takes effect at the stream's read position.
+	exec1(t, db, "ALTER TABLE q NOWAIT ADD COLUMN w INT", "INSERT INTO q VALUES (4, 4, 4)", "INSERT INTO ok VALUES (3)")
+	events = waitEvents(t, r, 4)
+	if d := decode(t, events[3]); d.Table != "ok" {
+		t.Errorf("after the second quarantine: %s", events[3].Data())
+	}
+	code, out, errOut = runFerry(t, 30*time.Second, "schema", "resync", "-c", cfg, "--source", "db", "--table", name+".q")
+	if code != 0 || !strings.Contains(out, "in force from mysql-bin.") {
+		t.Fatalf("live schema resync: %d %s %s", code, out, errOut)
+	}
+	exec1(t, db, "INSERT INTO q VALUES (5, 5, 5)")
+	events = waitEvents(t, r, 5)
+	if d := decode(t, events[4]); d.Table != "q" || d.After["w"] != float64(5) {
+		t.Errorf("after the live resync: %s", events[4].Data())
+	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
