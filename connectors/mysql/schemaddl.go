@@ -16,7 +16,6 @@ import (
 // binlog at a position.
 type ddlApplier struct {
 	h        *schemaHistory
-	ctx      context.Context
 	at       position
 	db       string // the statement's default database
 	ddl      string
@@ -42,7 +41,7 @@ func isSchemaDDL(q string) bool {
 // apply parses and applies q. A statement the parser cannot read that
 // names a captured table quarantines that table (returned); others are
 // returned as an error for a warning.
-func (a *ddlApplier) apply(q string) (quarantined string, err error) {
+func (a *ddlApplier) apply(ctx context.Context, q string) (quarantined string, err error) {
 	stmts, perr := parseDDL(q)
 	if perr != nil {
 		m := ddlTable.FindStringSubmatch(q)
@@ -58,10 +57,10 @@ func (a *ddlApplier) apply(q string) (quarantined string, err error) {
 			return "", nil
 		}
 		name := db + "." + table
-		return name, a.h.put(a.ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: q, Quarantined: firstLine(perr.Error())}, false)
+		return name, a.h.put(ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: q, Quarantined: firstLine(perr.Error())}, false)
 	}
 	for _, st := range stmts {
-		if err := a.stmt(st); err != nil {
+		if err := a.stmt(ctx, st); err != nil {
 			return "", err
 		}
 	}
@@ -80,15 +79,15 @@ func parseDDL(q string) (stmts []ast.StmtNode, err error) {
 	return stmts, err
 }
 
-func (a *ddlApplier) stmt(st ast.StmtNode) error {
+func (a *ddlApplier) stmt(ctx context.Context, st ast.StmtNode) error {
 	switch s := st.(type) {
 	case *ast.CreateTableStmt:
-		return a.create(s)
+		return a.create(ctx, s)
 	case *ast.AlterTableStmt:
-		return a.alter(s)
+		return a.alter(ctx, s)
 	case *ast.RenameTableStmt:
 		for _, tt := range s.TableToTables {
-			if err := a.rename(a.name(tt.OldTable), a.name(tt.NewTable)); err != nil {
+			if err := a.rename(ctx, a.name(tt.OldTable), a.name(tt.NewTable)); err != nil {
 				return err
 			}
 		}
@@ -97,26 +96,26 @@ func (a *ddlApplier) stmt(st ast.StmtNode) error {
 			return nil
 		}
 		for _, t := range s.Tables {
-			if err := a.drop(a.name(t)); err != nil {
+			if err := a.drop(ctx, a.name(t)); err != nil {
 				return err
 			}
 		}
 	case *ast.DropDatabaseStmt:
 		for name := range a.h.tables {
 			if strings.HasPrefix(name, s.Name.O+".") {
-				if err := a.drop(name); err != nil {
+				if err := a.drop(ctx, name); err != nil {
 					return err
 				}
 			}
 		}
 	case *ast.CreateDatabaseStmt:
-		return a.dbOptions(s.Name.O, s.Options)
+		return a.dbOptions(ctx, s.Name.O, s.Options)
 	case *ast.AlterDatabaseStmt:
 		db := s.Name.O
 		if db == "" {
 			db = a.db
 		}
-		return a.dbOptions(db, s.Options)
+		return a.dbOptions(ctx, db, s.Options)
 	}
 	return nil
 }
@@ -135,11 +134,11 @@ func (a *ddlApplier) isCaptured(name string) bool {
 	return a.captured(db, table) || len(a.h.tables[name]) > 0
 }
 
-func (a *ddlApplier) record(name string, s *tableSchema, unknown bool) error {
+func (a *ddlApplier) record(ctx context.Context, name string, s *tableSchema, unknown bool) error {
 	if !a.isCaptured(name) {
 		return nil
 	}
-	return a.h.put(a.ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: a.ddl, Schema: s, Unknown: unknown}, false)
+	return a.h.put(ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: a.ddl, Schema: s, Unknown: unknown}, false)
 }
 
 // prev is the schema of name just before this DDL; known is false when
@@ -152,7 +151,7 @@ func (a *ddlApplier) prev(name string) (s *tableSchema, known bool) {
 	return v.Schema, true
 }
 
-func (a *ddlApplier) create(s *ast.CreateTableStmt) error {
+func (a *ddlApplier) create(ctx context.Context, s *ast.CreateTableStmt) error {
 	if s.TemporaryKeyword != ast.TemporaryNone {
 		return nil
 	}
@@ -162,7 +161,7 @@ func (a *ddlApplier) create(s *ast.CreateTableStmt) error {
 	}
 	if s.ReferTable != nil { // CREATE ... LIKE
 		src, known := a.prev(a.name(s.ReferTable))
-		return a.record(name, src.clone(), !known || src == nil)
+		return a.record(ctx, name, src.clone(), !known || src == nil)
 	}
 	db, _, _ := strings.Cut(name, ".")
 	t := &tableSchema{Charset: a.h.dbCharset(db)}
@@ -181,7 +180,7 @@ func (a *ddlApplier) create(s *ast.CreateTableStmt) error {
 			t.Key = keyColumns(c)
 		}
 	}
-	return a.record(name, t, false)
+	return a.record(ctx, name, t, false)
 }
 
 func (a *ddlApplier) exists(name string) bool {
@@ -210,7 +209,7 @@ func (a *ddlApplier) tableOption(t *tableSchema, o *ast.TableOption) {
 	}
 }
 
-func (a *ddlApplier) dbOptions(db string, opts []*ast.DatabaseOption) error {
+func (a *ddlApplier) dbOptions(ctx context.Context, db string, opts []*ast.DatabaseOption) error {
 	if a.h.base == nil {
 		return nil
 	}
@@ -227,7 +226,7 @@ func (a *ddlApplier) dbOptions(db string, opts []*ast.DatabaseOption) error {
 				a.h.base.DBCharsets = map[string]string{}
 			}
 			a.h.base.DBCharsets[db] = cs
-			return a.h.saveBase(a.ctx)
+			return a.h.saveBase(ctx)
 		}
 	}
 	return nil
@@ -271,7 +270,7 @@ func (a *ddlApplier) column(t *tableSchema, c *ast.ColumnDef) (col schemaColumn,
 	return col, pk
 }
 
-func (a *ddlApplier) alter(s *ast.AlterTableStmt) error {
+func (a *ddlApplier) alter(ctx context.Context, s *ast.AlterTableStmt) error {
 	name := a.name(s.Table)
 	if a.h.has(name, a.at) {
 		return nil
@@ -279,7 +278,7 @@ func (a *ddlApplier) alter(s *ast.AlterTableStmt) error {
 	old, known := a.prev(name)
 	if !known || old == nil {
 		if len(a.h.tables[name]) == 0 && a.isCapturedName(name) {
-			return a.record(name, nil, true) // read at its next row event
+			return a.record(ctx, name, nil, true) // read at its next row event
 		}
 		return nil // before the base snapshot: the first version stands in
 	}
@@ -293,12 +292,12 @@ func (a *ddlApplier) alter(s *ast.AlterTableStmt) error {
 		a.spec(t, sp)
 	}
 	if renamed != "" && renamed != name {
-		if err := a.record(renamed, t, false); err != nil {
+		if err := a.record(ctx, renamed, t, false); err != nil {
 			return err
 		}
-		return a.tombstone(name)
+		return a.tombstone(ctx, name)
 	}
-	return a.record(name, t, false)
+	return a.record(ctx, name, t, false)
 }
 
 func (a *ddlApplier) isCapturedName(name string) bool {
@@ -396,29 +395,29 @@ func insertColumn(t *tableSchema, col schemaColumn, pos *ast.ColumnPosition) {
 	t.Columns = slices.Insert(t.Columns, at, col)
 }
 
-func (a *ddlApplier) rename(from, to string) error {
+func (a *ddlApplier) rename(ctx context.Context, from, to string) error {
 	if a.h.has(to, a.at) {
 		return nil
 	}
 	src, known := a.prev(from)
-	if err := a.record(to, src.clone(), !known || src == nil); err != nil {
+	if err := a.record(ctx, to, src.clone(), !known || src == nil); err != nil {
 		return err
 	}
-	return a.tombstone(from)
+	return a.tombstone(ctx, from)
 }
 
-func (a *ddlApplier) drop(name string) error {
+func (a *ddlApplier) drop(ctx context.Context, name string) error {
 	if a.h.has(name, a.at) {
 		return nil
 	}
-	return a.tombstone(name)
+	return a.tombstone(ctx, name)
 }
 
-func (a *ddlApplier) tombstone(name string) error {
+func (a *ddlApplier) tombstone(ctx context.Context, name string) error {
 	if len(a.h.tables[name]) == 0 {
 		return nil
 	}
-	return a.h.put(a.ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: a.ddl}, false)
+	return a.h.put(ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: a.ddl}, false)
 }
 
 // mariadbTypes are MariaDB column types the TiDB parser does not know,

@@ -30,9 +30,9 @@ func (m memHistory) SaveSchema(_ context.Context, source, key string, v []byte) 
 func applyAll(t *testing.T, h *schemaHistory, stmts ...string) {
 	t.Helper()
 	for i, q := range stmts {
-		a := &ddlApplier{h: h, ctx: context.Background(), at: position{File: "b.000001", Pos: uint32(100 * (i + 1))}, db: "d", ddl: q,
+		a := &ddlApplier{h: h, at: position{File: "b.000001", Pos: uint32(100 * (i + 1))}, db: "d", ddl: q,
 			captured: func(db, table string) bool { return db == "d" }, mariadb: true, collate: collationCharset}
-		if q, err := a.apply(q); err != nil || q != "" {
+		if q, err := a.apply(context.Background(), q); err != nil || q != "" {
 			t.Fatalf("%s: quarantined %q, %v", stmts[i], q, err)
 		}
 	}
@@ -123,10 +123,10 @@ func TestDDLMovesHistory(t *testing.T) {
 func TestUnparseableDDLQuarantinesItsTable(t *testing.T) {
 	h, _ := loadSchemaHistory(context.Background(), nil, "src")
 	applyAll(t, h, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE TABLE u (id INT PRIMARY KEY)")
-	a := &ddlApplier{h: h, ctx: context.Background(), at: position{File: "b.000001", Pos: 1000}, db: "d",
+	a := &ddlApplier{h: h, at: position{File: "b.000001", Pos: 1000}, db: "d",
 		captured: func(db, table string) bool { return true }, collate: collationCharset}
 	q := "ALTER TABLE t ADD COLUMN v INT, ADD SYSTEM VERSIONING WITH VENDOR MAGIC"
-	got, err := a.apply(q)
+	got, err := a.apply(context.Background(), q)
 	if err != nil || got != "d.t" {
 		t.Fatalf("quarantined %q, %v; want d.t", got, err)
 	}
@@ -142,7 +142,7 @@ func TestUnparseableDDLQuarantinesItsTable(t *testing.T) {
 	if s, err := h.schemaAt(context.Background(), "d", "u", position{File: "b.000001", Pos: 1100}, one, nil); err != nil || s == nil {
 		t.Errorf("rows of u: %v", err)
 	}
-	if _, err := a.apply("GRANT MAGIC ON EVERYTHING"); err == nil {
+	if _, err := a.apply(context.Background(), "GRANT MAGIC ON EVERYTHING"); err == nil {
 		t.Error("an unreadable statement naming no table gave no error to log")
 	}
 }

@@ -33,9 +33,9 @@ func benchHistory(b *testing.B) *schemaHistory { return benchHistoryT(b) }
 
 func benchHistoryT(b testing.TB) *schemaHistory {
 	h, _ := loadSchemaHistory(context.Background(), nil, "db")
-	a := &ddlApplier{h: h, ctx: context.Background(), at: position{File: "b.000001", Pos: 4}, db: "bench",
+	a := &ddlApplier{h: h, at: position{File: "b.000001", Pos: 4}, db: "bench",
 		captured: func(string, string) bool { return true }, collate: collationCharset}
-	if _, err := a.apply("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(64), qty INT, price DECIMAL(10,2), created DATETIME(6))"); err != nil {
+	if _, err := a.apply(context.Background(), "CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(64), qty INT, price DECIMAL(10,2), created DATETIME(6))"); err != nil {
 		b.Fatal(err)
 	}
 	return h
@@ -85,8 +85,8 @@ func BenchmarkSchemaHistory10000DDL(b *testing.B) {
 		at := position{File: "mysql-bin.000001", Pos: 4}
 		apply := func(q string) {
 			at.Pos += 200
-			a := &ddlApplier{h: h, ctx: ctx, at: at, db: "d", captured: func(string, string) bool { return true }, collate: collationCharset}
-			if _, err := a.apply(q); err != nil {
+			a := &ddlApplier{h: h, at: at, db: "d", captured: func(string, string) bool { return true }, collate: collationCharset}
+			if _, err := a.apply(context.Background(), q); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -22,9 +22,9 @@ func (s *stream) schemaDDL(ctx context.Context, h *replication.EventHeader, e *r
 		return nil
 	}
 	at := position{File: s.file, Pos: h.LogPos - h.EventSize}
-	a := &ddlApplier{h: s.planner.schemas, ctx: ctx, at: at, db: string(e.Schema), ddl: q,
+	a := &ddlApplier{h: s.planner.schemas, at: at, db: string(e.Schema), ddl: q,
 		captured: s.planner.filter.table, mariadb: s.planner.flavor == gomysql.MariaDBFlavor, collate: collationCharset}
-	quarantined, err := a.apply(q)
+	quarantined, err := a.apply(ctx, q)
 	s.planner.plans = nil // a table id may survive a DDL; plans are rebuilt from the new version
 	switch {
 	case errors.Is(err, errUnreadableDDL):
