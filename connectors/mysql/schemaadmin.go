@@ -92,7 +92,7 @@ func ResyncSchema(ctx context.Context, name string, cfg *Config, store SchemaHis
 		return "", err
 	}
 	defer conn.Close()
-	vars, err := globalVariables(conn, "version")
+	vars, err := globalVariables(conn, "version", "lower_case_table_names")
 	if err != nil {
 		return "", s.explain(err)
 	}
@@ -109,6 +109,8 @@ func ResyncSchema(ctx context.Context, name string, cfg *Config, store SchemaHis
 	if err != nil {
 		return "", err
 	}
+	s.filter.setTableNameCase(vars["lower_case_table_names"])
+	h.fold = s.filter.foldTables
 	at := position{File: file, Pos: pos}
 	if err := resyncTable(ctx, h, s.meta, table, at); err != nil {
 		return "", err
@@ -129,7 +131,7 @@ func resyncTable(ctx context.Context, h *schemaHistory, m *metaConn, table strin
 	if t == nil {
 		return fmt.Errorf("%s does not exist on the server (or the user may not see it: GRANT SELECT on it)", table)
 	}
-	return h.put(ctx, schemaVersion{Table: table, At: at, Origin: originResync, Schema: t}, true)
+	return h.put(ctx, schemaVersion{Table: h.key(db, tb), At: at, Origin: originResync, Schema: t}, true)
 }
 
 // ResyncSchema re-reads table's schema while streaming and records it at

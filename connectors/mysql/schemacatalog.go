@@ -231,6 +231,7 @@ func (s *Source) baseSchemaHistory(ctx context.Context, conn *client.Conn) (*sch
 	if err != nil {
 		return nil, fmt.Errorf("mysql source %s: %w", s.name, err)
 	}
+	h.fold = s.filter.foldTables
 	if h.base != nil {
 		return h, nil
 	}
@@ -241,6 +242,9 @@ func (s *Source) baseSchemaHistory(ctx context.Context, conn *client.Conn) (*sch
 	server, _ := globalVariables(conn, "character_set_server")
 	h.base = &historyBase{At: position{File: at.File, Pos: at.Pos}, DBCharsets: dbCharsets, Server: strings.ToLower(server["character_set_server"])}
 	for name, t := range tables {
+		if h.fold {
+			name = strings.ToLower(name)
+		}
 		if err := h.put(ctx, schemaVersion{Table: name, At: at, Origin: originSnapshot, Schema: t}, false); err != nil {
 			return nil, err
 		}

@@ -56,7 +56,7 @@ func (a *ddlApplier) apply(ctx context.Context, q string) (quarantined string, e
 		if !a.captured(db, table) {
 			return "", nil
 		}
-		name := db + "." + table
+		name := a.h.key(db, table)
 		return name, a.h.put(ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: q, Quarantined: firstLine(perr.Error())}, false)
 	}
 	for _, st := range stmts {
@@ -126,7 +126,7 @@ func (a *ddlApplier) name(t *ast.TableName) string {
 	if db == "" {
 		db = a.db
 	}
-	return db + "." + t.Name.O
+	return a.h.key(db, t.Name.O)
 }
 
 func (a *ddlApplier) isCaptured(name string) bool {

@@ -187,3 +187,14 @@ func TestTableMapFit(t *testing.T) {
 		t.Errorf("rows that do not fit: %v, want a quarantine naming the resync", err)
 	}
 }
+
+// TestDDLTableNameCase: with lower_case_table_names set, the DDL's
+// `Orders` and the table map's `orders` are one table.
+func TestDDLTableNameCase(t *testing.T) {
+	h, _ := loadSchemaHistory(context.Background(), nil, "src")
+	h.fold = true
+	applyAll(t, h, "CREATE TABLE Orders (id INT PRIMARY KEY)", "ALTER TABLE ORDERS ADD COLUMN v INT")
+	if got := columnsAt(h, "d.orders", 250); got != "id v key=id" {
+		t.Errorf("d.orders: %s", got)
+	}
+}

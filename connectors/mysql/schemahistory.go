@@ -110,6 +110,17 @@ type schemaHistory struct {
 	source string
 	base   *historyBase
 	tables map[string][]schemaVersion // db.table -> sorted by At
+	// fold: table names compare case-insensitively (lower_case_table_names
+	// 1 or 2), so a DDL's `Orders` is the table map's `orders`.
+	fold bool
+}
+
+// key is the history's name of db.table.
+func (h *schemaHistory) key(db, table string) string {
+	if h.fold {
+		return strings.ToLower(db + "." + table)
+	}
+	return db + "." + table
 }
 
 // loadSchemaHistory reads the history of source from store (nil: empty,
@@ -222,7 +233,7 @@ type schemaFit func(*tableSchema) string
 // information_schema and recorded at at. A version in force that does not
 // fit means a DDL was missed or misread: the table is quarantined.
 func (h *schemaHistory) schemaAt(ctx context.Context, db, table string, at position, fit schemaFit, read catalogReader) (*tableSchema, error) {
-	name := db + "." + table
+	name := h.key(db, table)
 	v := h.inForce(name, at)
 	switch {
 	case v == nil && len(h.tables[name]) > 0:
