@@ -144,14 +144,14 @@ type planner struct {
 	flavor   string
 	charsets charsets
 	filter   *filter
-	// jsonColumns returns the columns of a MariaDB table declared JSON (a
-	// LONGTEXT with a json_valid CHECK); the binlog does not mark them.
-	jsonColumns func(db, table string) (map[string]bool, error)
-	// history, when set, answers for re-read events (see jsonHistory);
-	// at is the position of the rows event being planned.
-	history *jsonHistory
-	at      position
-	plans   map[uint64]*tablePlan
+	// schemas is the schema history (nil: none, the binlog must carry full
+	// metadata); readTable reads today's information_schema for it. at is
+	// the position of the rows event being planned.
+	schemas   *schemaHistory
+	readTable catalogReader
+	at        position
+	warn      func(key, msg string, args ...any)
+	plans     map[uint64]*tablePlan
 }
 
 // errNoMetadata means the server did not log full table metadata.
@@ -190,44 +190,26 @@ func cloneNames(names [][]byte) [][]byte {
 }
 
 func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
-	names := tm.ColumnNameString()
-	if len(names) != int(tm.ColumnCount) {
-		return errNoMetadata
+	cols, keyIdx, err := pl.describe(p, tm)
+	if err != nil {
+		return err
 	}
-	var jsonCols map[string]bool
-	if pl.flavor == gomysql.MariaDBFlavor && pl.jsonColumns != nil {
-		var err error
-		if pl.history != nil {
-			jsonCols, err = pl.history.columns(p.db, p.table, pl.at, tm, pl.jsonColumns)
-		} else {
-			jsonCols, err = pl.jsonColumns(p.db, p.table)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	meta := columnMeta{
-		unsigned:   unsignedColumns(tm, pl.flavor),
-		collations: tm.CollationMap(),
-		enums:      tm.EnumStrValueMap(),
-		sets:       tm.SetStrValueMap(),
-	}
-	decoders := make([]decodeFunc, len(names))
+	decoders := make([]decodeFunc, len(cols))
 	p.allDecode = decoders
-	for i := range names {
-		decoders[i] = pl.columnDecoder(tm, i, meta, jsonCols[names[i]])
-		if pl.filter.column(p.db, p.table, names[i]) {
-			p.columns = append(p.columns, names[i])
+	for i, c := range cols {
+		decoders[i] = pl.columnDecoder(tm, i, c)
+		if pl.filter.column(p.db, p.table, c.name) {
+			p.columns = append(p.columns, c.name)
 			p.srcIdx = append(p.srcIdx, i)
 			p.decode = append(p.decode, decoders[i])
 		}
 	}
-	for _, k := range tm.PrimaryKey {
-		if !pl.filter.column(p.db, p.table, names[k]) {
-			return errFatal(excludedKeyError(p.db, p.table, names[k]))
+	for _, k := range keyIdx {
+		if !pl.filter.column(p.db, p.table, cols[k].name) {
+			return errFatal(excludedKeyError(p.db, p.table, cols[k].name))
 		}
-		p.keyColumns = append(p.keyColumns, names[k])
-		p.keyIdx = append(p.keyIdx, int(k))
+		p.keyColumns = append(p.keyColumns, cols[k].name)
+		p.keyIdx = append(p.keyIdx, k)
 		p.keyDecode = append(p.keyDecode, decoders[k])
 	}
 	return nil
@@ -241,26 +223,18 @@ func excludedKeyError(db, table, column string) error {
 		"so it cannot be excluded; exclude the table, or narrow the pattern", db, table, column)
 }
 
-// columnMeta is the optional metadata of a table map, by column index.
-type columnMeta struct {
-	unsigned   map[int]bool
-	collations map[int]uint64
-	enums      map[int][]string
-	sets       map[int][]string
-}
-
-func (pl *planner) columnDecoder(tm *replication.TableMapEvent, i int, m columnMeta, isJSON bool) decodeFunc {
+func (pl *planner) columnDecoder(tm *replication.TableMapEvent, i int, c colInfo) decodeFunc {
 	typ, meta := tm.ColumnType[i], tm.ColumnMeta[i]
 	switch {
 	case tm.IsEnumColumn(i):
-		return enumValue(m.enums[i])
+		return enumValue(c.labels)
 	case tm.IsSetColumn(i):
-		return setValue(m.sets[i])
+		return setValue(c.labels)
 	}
 	switch typ {
 	case gomysql.MYSQL_TYPE_TINY, gomysql.MYSQL_TYPE_SHORT, gomysql.MYSQL_TYPE_INT24,
 		gomysql.MYSQL_TYPE_LONG, gomysql.MYSQL_TYPE_LONGLONG:
-		if m.unsigned[i] {
+		if c.unsigned {
 			return unsignedInt(intBits[typ])
 		}
 		return signedInt
@@ -285,7 +259,7 @@ func (pl *planner) columnDecoder(tm *replication.TableMapEvent, i int, m columnM
 	case gomysql.MYSQL_TYPE_GEOMETRY, gomysql.MYSQL_TYPE_VECTOR:
 		return binaryValue // WKB with the 4-byte SRID prefix, base64
 	}
-	return pl.stringDecoder(typ, meta, m.collations[i], isJSON)
+	return stringDecoder(typ, meta, c)
 }
 
 // unsignedColumns reads the table map's signedness bitmap: one bit per
@@ -336,14 +310,13 @@ func fsp(typ byte, meta uint16) int {
 }
 
 // stringDecoder handles CHAR, VARCHAR, TEXT and their binary twins, which
-// differ only by collation.
-func (pl *planner) stringDecoder(typ byte, meta uint16, collation uint64, isJSON bool) decodeFunc {
-	dec, binary := pl.charsets.decoder(collation)
+// differ only by character set.
+func stringDecoder(typ byte, meta uint16, c colInfo) decodeFunc {
 	switch {
-	case isJSON && !binary:
+	case c.json && !c.binary:
 		return jsonValue
-	case !binary:
-		return textValue(dec)
+	case !c.binary:
+		return textValue(c.dec)
 	case typ == gomysql.MYSQL_TYPE_STRING:
 		return fixedBinaryValue(fixedLength(meta))
 	default:

@@ -29,7 +29,10 @@ type serverInfo struct {
 	version  string
 	serverID uint32
 	gtidMode bool // MySQL gtid_mode=ON; MariaDB always has GTIDs
-	charsets charsets
+	// fullMetadata: binlog_row_metadata=FULL, so table maps carry column
+	// names; otherwise rows are decoded with the schema history.
+	fullMetadata bool
+	charsets     charsets
 }
 
 func (s *Source) connect(ctx context.Context) (*client.Conn, error) {
@@ -156,6 +159,7 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 		return nil, errFatal(fmt.Errorf("mysql %s: flavor is set to %s but the server is %s (%s)", s.cfg.Addr, s.cfg.Flavor, info.flavor, info.version))
 	}
 	info.gtidMode = info.flavor == gomysql.MariaDBFlavor || strings.EqualFold(vars["gtid_mode"], "ON")
+	info.fullMetadata = strings.EqualFold(vars["binlog_row_metadata"], "FULL")
 	s.filter.setTableNameCase(vars["lower_case_table_names"])
 	if err := s.checkSettings(vars); err != nil {
 		return nil, errFatal(err)
@@ -184,14 +188,11 @@ func (s *Source) checkSettings(vars map[string]string) error {
 		{"log_bin", "ON", "start the server with --log-bin"},
 		{"binlog_format", "ROW", "SET GLOBAL binlog_format=ROW (and binlog_format=ROW in the server config)"},
 		{"binlog_row_image", "FULL", "SET GLOBAL binlog_row_image=FULL (and in the server config)"},
-		{"binlog_row_metadata", "FULL", "SET GLOBAL binlog_row_metadata=FULL (and in the server config)"},
 	}
 	var problems []string
 	for _, w := range want {
 		got, ok := vars[w.name]
 		switch {
-		case !ok && w.name == "binlog_row_metadata":
-			problems = append(problems, fmt.Sprintf("the server (%s) has no binlog_row_metadata: Ferry needs MySQL 8.0.1+ or MariaDB 10.5+", vars["version"]))
 		case !ok || !strings.EqualFold(got, w.value) && !(w.name == "log_bin" && got == "1"):
 			problems = append(problems, fmt.Sprintf("%s is %s, Ferry needs %s: %s", w.name, orNone(got), w.value, w.fix))
 		}

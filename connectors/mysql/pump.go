@@ -194,14 +194,6 @@ type metaConn struct {
 	conn *client.Conn
 }
 
-func (m *metaConn) jsonColumns(db, table string) (cols map[string]bool, err error) {
-	err = m.do(func(m *metaConn) error {
-		cols, err = mariadbJSONColumns(m.conn, db, table)
-		return err
-	})
-	return cols, err
-}
-
 // do runs fn on the connection, reconnecting once when it fails for a
 // reason other than a server error.
 func (m *metaConn) do(fn func(*metaConn) error) error {

@@ -53,13 +53,14 @@ type Source struct {
 	// start is where a run without a checkpoint began (see StartPosition).
 	start ferry.Position
 	// instance names the Ferry process, for the replica host (SetInstance).
-	instance string
-	history  SchemaHistory // nil: JSON columns from today's information_schema only
-	mode     mode
-	jobs     *jobList
-	st       *stream
-	request  ferry.BackfillRequest // modeBackfill
-	replay   Replay                // modeReplay
+	instance   string
+	history    SchemaHistory // nil: the schema history is kept in memory only
+	quarantine QuarantineStore
+	mode       mode
+	jobs       *jobList
+	st         *stream
+	request    ferry.BackfillRequest // modeBackfill
+	replay     Replay                // modeReplay
 }
 
 // mode is what a Source does.
@@ -108,6 +109,10 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	s.meta = &metaConn{src: s, conn: conn}
 	st, err := s.prepareStream(ctx, conn, from)
 	if err != nil {
+		s.meta.close()
+		return err
+	}
+	if err := s.attachSchemaHistory(ctx, conn, st); err != nil {
 		s.meta.close()
 		return err
 	}
@@ -170,10 +175,7 @@ func (s *Source) newStream(start position) *stream {
 	if start.GTID != "" {
 		_ = g.seed(start.GTID) // validated by resolveStart
 	}
-	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter, jsonColumns: s.meta.jsonColumns}
-	if s.history != nil {
-		pl.history = &jsonHistory{store: s.history, source: s.name, records: map[string][]jsonRecord{}}
-	}
+	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter}
 	s.st = &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
 		file: start.File, committed: start, readPos: start, jobs: s.jobs}
 	switch s.mode {

@@ -55,6 +55,7 @@ type stream struct {
 	end           *replayEnd               // where a replay stops; nil streams forever
 	progress      atomic.Pointer[position] // a replay's readPos, for progress displays
 	status        streamStatus             // position and lag for Source.Status
+	quarantine    QuarantineStore          // rows of quarantined tables; nil: they stop the source
 }
 
 // errReplayEnd ends a replay's stream.
@@ -189,6 +190,11 @@ func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
 func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent) error {
 	q := strings.TrimSpace(string(e.Query))
 	kind, name := classifyQuery(q)
+	if kind == queryStatement {
+		if err := s.schemaDDL(ctx, h, e, q); err != nil {
+			return err
+		}
+	}
 	switch kind {
 	case queryBegin:
 		if !s.tx.active { // no GTID event: a server without GTIDs
@@ -276,6 +282,9 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	}
 	s.planner.at = position{File: s.file, Pos: h.LogPos - h.EventSize}
 	p, err := s.planner.plan(e.Table)
+	if errors.Is(err, errQuarantined) {
+		return s.deadLetterRows(ctx, h, e, op.String(), step, err)
+	}
 	if err != nil && isFatal(err) { // the event itself lacks what decoding needs
 		s.tx.undecodable(s.file, h, s.committed, err)
 		return nil // read on to the transaction's end, to name where it ends

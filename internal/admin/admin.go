@@ -35,6 +35,9 @@ type Options struct {
 	// DeadLetters lists and replays dead letters on request; nil leaves
 	// those endpoints out.
 	DeadLetters DeadLetters
+	// Schemas shows and resyncs mysql schema histories; nil leaves those
+	// endpoints out.
+	Schemas Schemas
 	// MaxLag, when positive, makes /readyz fail while a source lags more.
 	MaxLag time.Duration
 	Log    *slog.Logger
@@ -104,6 +107,9 @@ func Listen(opts Options) (*Server, error) {
 	}
 	if opts.DeadLetters != nil {
 		s.routeDeadLetters(mux, opts.DeadLetters)
+	}
+	if opts.Schemas != nil {
+		s.routeSchemas(mux, opts.Schemas)
 	}
 	guard := newAccess(opts.Token, opts.MetricsPublic, clientCerts, opts.Log)
 	s.srv = &http.Server{Handler: guard.wrap(mux), ReadHeaderTimeout: 5 * time.Second,

@@ -156,6 +156,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger, opts RunOpti
 	if cfg.Admin.Listen != "" {
 		srv, err := listenAdmin(cfg.Admin, admin.Options{Metrics: metrics, Control: &sup.live, Log: log, Role: sup.role.get,
 			DeadLetters: &deadLetterControl{cfg: cfg, store: store, log: log},
+			Schemas:     &schemaControl{store: store, live: &sup.live},
 			Redact:      cfg.Redactor().Redact})
 		if err != nil {
 			return err

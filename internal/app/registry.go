@@ -63,6 +63,7 @@ var (
 				s.SetInstance(d.instance)
 				if d.store != nil {
 					s.SetSchemaHistory(d.store)
+					s.SetQuarantine(quarantineLetters{d.store})
 				}
 				return s, nil
 			},

@@ -55,6 +55,8 @@ Usage:
   ferry replay     -c ferry.yaml --source NAME --from POSITION [--until POSITION|TIME] [--table DB.TABLE ...]
                    [--to SINK ...] [--dry-run] [--server-id N]
   ferry dlq list|replay -c ferry.yaml [--sink NAME] [--json]
+  ferry schema show   -c ferry.yaml --source NAME [--table DB.TABLE] [--at FILE:POS] [--json]
+  ferry schema resync -c ferry.yaml --source NAME --table DB.TABLE
   ferry health     [-c ferry.yaml ... | --addr HOST:PORT] [--ready] [--timeout 3s]
   ferry config schema                (JSON Schema of the configuration, for editors)
   ferry version
@@ -115,6 +117,8 @@ func dispatch(ctx context.Context, args []string, env Env) error {
 		return configCmd(rest, env)
 	case "health":
 		return healthCmd(ctx, rest, env)
+	case "schema":
+		return schemaCmd(ctx, rest, env)
 	case "version", "--version", "-v":
 		fmt.Fprintln(env.Stdout, "ferry", env.Version)
 		return nil

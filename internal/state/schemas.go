@@ -1,48 +1,53 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketSchemas holds what sources recorded about their tables' schemas
-// over time (the MySQL source: which columns were JSON, from which binlog
-// position on), so that re-reading an old event decodes it as it was
-// decoded live. Key: source + NUL + table.
+// bucketSchemas holds the schema history of sources (the MySQL source:
+// every version of every captured table's schema, by the binlog position
+// it took effect at), so that re-reading an old event decodes it with the
+// schema of its time. Key: source + NUL + the source's own record key.
 var bucketSchemas = []byte("schemas")
 
-func schemaKey(source, table string) []byte { return []byte(source + "\x00" + table) }
+func schemaKey(source, key string) []byte { return []byte(source + "\x00" + key) }
 
-// LoadSchema returns the record source saved for table, or nil.
-func (s *Store) LoadSchema(_ context.Context, source, table string) ([]byte, error) {
-	var out []byte
+// SchemaRecords returns every record source saved, by its key.
+func (s *Store) SchemaRecords(_ context.Context, source string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	prefix := schemaKey(source, "")
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketSchemas); b != nil {
-			if v := b.Get(schemaKey(source, table)); v != nil {
-				out = append([]byte(nil), v...)
-			}
+		b := tx.Bucket(bucketSchemas)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			out[string(k[len(prefix):])] = bytes.Clone(v)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load schema record of %s for source %q: %w", table, source, err)
+		return nil, fmt.Errorf("load schema history of source %q: %w", source, err)
 	}
 	return out, nil
 }
 
-// SaveSchema durably replaces the record source keeps for table.
-func (s *Store) SaveSchema(_ context.Context, source, table string, v []byte) error {
+// SaveSchema durably stores (or replaces) the record key of source.
+func (s *Store) SaveSchema(_ context.Context, source, key string, v []byte) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketSchemas)
 		if err != nil {
 			return err
 		}
-		return b.Put(schemaKey(source, table), v)
+		return b.Put(schemaKey(source, key), v)
 	})
 	if err != nil {
-		return fmt.Errorf("save schema record of %s for source %q: %w", table, source, err)
+		return fmt.Errorf("save schema record %q of source %q: %w", key, source, err)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ type options struct {
 	sink     string // discard | http | kafka
 	mode     string // http mode: binary | structured | batch
 	work     string // stream | backfill
+	metadata string // binlog_row_metadata of the server: FULL, or MINIMAL (decoded from the schema history)
 	keepTemp bool
 }
 
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (kfake in this process)")
 	flag.StringVar(&o.work, "work", "stream", "stream (ferry run drains the binlog) or backfill (ferry backfill reads the table)")
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
+	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
 	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -61,7 +63,8 @@ func run(o options) error {
 	}
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
 	srv, err := mariadbtest.Start(ctx, mariadbtest.Options{BaseDir: dir, Logf: logf,
-		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0", "--innodb-buffer-pool-size=256M"}})
+		ExtraArgs: []string{"--innodb-flush-log-at-trx-commit=0", "--sync-binlog=0", "--innodb-buffer-pool-size=256M",
+			"--binlog-row-metadata=" + o.metadata}})
 	if err != nil {
 		return err
 	}

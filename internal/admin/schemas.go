@@ -1,0 +1,84 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/ferry-cdc/ferry/connectors/mysql"
+)
+
+// Schemas shows and resyncs the schema histories of a running Ferry's
+// mysql sources, whose store no other process can open meanwhile. Its
+// methods are called from HTTP handlers, concurrently.
+type Schemas interface {
+	// Show returns the versions of source's history (only table's when
+	// set; only those in force at at, a FILE:POS, when set).
+	Show(ctx context.Context, source, table, at string) ([]mysql.SchemaVersionView, error)
+	// Resync re-reads table's schema at the source's read position and
+	// returns that position.
+	Resync(ctx context.Context, source, table string) (string, error)
+}
+
+// SchemaResyncRequest is the body of POST /schemas/resync.
+type SchemaResyncRequest struct {
+	Source string `json:"source"`
+	Table  string `json:"table"`
+}
+
+// SchemaResync is the answer of POST /schemas/resync.
+type SchemaResync struct {
+	At string `json:"at"`
+}
+
+// routeSchemas registers GET /schemas?source=S[&table=T][&at=POS] and
+// POST /schemas/resync on the mux of the work API.
+func (s *Server) routeSchemas(mux *http.ServeMux, sc Schemas) {
+	mux.HandleFunc("GET /schemas", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		views, err := sc.Show(r.Context(), q.Get("source"), q.Get("table"), q.Get("at"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if views == nil {
+			views = []mysql.SchemaVersionView{}
+		}
+		writeJSON(w, http.StatusOK, views)
+	})
+	mux.HandleFunc("POST /schemas/resync", func(w http.ResponseWriter, r *http.Request) {
+		var req SchemaResyncRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		at, err := sc.Resync(r.Context(), req.Source, req.Table)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		s.log.Info("table schema resynced through the admin API", "source", req.Source, "table", req.Table, "at", at, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, SchemaResync{At: at})
+	})
+}
+
+// SchemaHistory returns a mysql source's schema history from the running
+// Ferry.
+func (c *Client) SchemaHistory(ctx context.Context, source, table, at string) ([]mysql.SchemaVersionView, error) {
+	var out []mysql.SchemaVersionView
+	q := url.Values{"source": {source}}
+	if table != "" {
+		q.Set("table", table)
+	}
+	if at != "" {
+		q.Set("at", at)
+	}
+	return out, c.call(ctx, http.MethodGet, "/schemas?"+q.Encode(), nil, &out)
+}
+
+// ResyncSchema asks the running Ferry to re-read a table's schema; it
+// returns the position the schema is in force from.
+func (c *Client) ResyncSchema(ctx context.Context, source, table string) (string, error) {
+	var out SchemaResync
+	err := c.call(ctx, http.MethodPost, "/schemas/resync", SchemaResyncRequest{Source: source, Table: table}, &out)
+	return out.At, err
+}
