@@ -16,9 +16,6 @@ func SchemaHintPaths() []string {
 	for p := range schemaRequired {
 		out = append(out, p)
 	}
-	for p := range schemaExclusive {
-		out = append(out, p)
-	}
 	return out
 }
 

@@ -228,8 +228,9 @@ func (l *loader) takeRetry(rest []pair, retry *RetryPolicy, path string) []pair 
 	return out
 }
 
-// connector decodes a connector block strictly into spec and runs its
-// Validate, placing each FieldError at its key.
+// connector decodes a connector block strictly into spec and checks it
+// (the rules of its ferry tags, then its Validate), placing each
+// FieldError at its key.
 func (l *loader) connector(spec any, rest []pair, block *yaml.Node, path string) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Line: block.Line, Column: block.Column}
 	for _, p := range rest {
@@ -242,17 +243,15 @@ func (l *loader) connector(spec any, rest []pair, block *yaml.Node, path string)
 	for _, e := range l.d.errs[before:] {
 		failed[e.Path] = true
 	}
-	if v, ok := spec.(Validator); ok {
-		for _, err := range fieldErrors(v.Validate()) {
-			var fe *ferry.FieldError
-			if errors.As(err, &fe) {
-				if failed[path+"."+fe.Field] {
-					continue
-				}
-				l.d.errs = append(l.d.errs, newError(l.d.pos, path+"."+fe.Field, "%v", fe.Err))
-			} else {
-				l.d.errs = append(l.d.errs, &Error{Pos: l.d.pos[path], Path: path, Msg: err.Error()})
+	for _, err := range fieldErrors(ferry.CheckConfig(spec)) {
+		var fe *ferry.FieldError
+		if errors.As(err, &fe) {
+			if failed[path+"."+fe.Field] {
+				continue
 			}
+			l.d.errs = append(l.d.errs, newError(l.d.pos, path+"."+fe.Field, "%v", fe.Err))
+		} else {
+			l.d.errs = append(l.d.errs, &Error{Pos: l.d.pos[path], Path: path, Msg: err.Error()})
 		}
 	}
 }
