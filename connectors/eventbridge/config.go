@@ -6,6 +6,7 @@
 package eventbridge
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strings"
@@ -45,6 +46,14 @@ type Config struct {
 
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
+
+// Connector registers the `type: eventbridge` sink. Loading the AWS
+// configuration reads the environment and files only; credentials are
+// fetched on the first call.
+var Connector = ferry.SinkSpec[Config]{Name: "eventbridge",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(context.Background(), name, cfg, env.Log))
+	}}
 
 // Validate reports every invalid key.
 func (c *Config) Validate() error {

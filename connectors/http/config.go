@@ -61,6 +61,12 @@ type TLSConfig = tlsconfig.Config
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
 
+// Connector registers the `type: http` sink.
+var Connector = ferry.SinkSpec[Config]{Name: "http",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(name, cfg, env.Log))
+	}}
+
 // Validate reports every invalid key, each as a *ferry.FieldError, joined.
 // It reads the TLS files to check they are readable but does not parse them
 // (New does).

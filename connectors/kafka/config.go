@@ -67,6 +67,12 @@ type SASL struct {
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
 
+// Connector registers the `type: kafka` sink.
+var Connector = ferry.SinkSpec[Config]{Name: "kafka",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(name, cfg, env.Log))
+	}}
+
 var compressions = map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
 	"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
 

@@ -72,6 +72,44 @@ type Config struct {
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
 
+// Connector registers the `type: mysql` source: streaming, its backfills
+// and replays (run as another replica, with their own server_id), and the
+// positions of `ferry checkpoint`. It records JSON column history in the
+// application's SchemaHistory service, when there is one.
+var Connector = ferry.SourceSpec[Config]{
+	Name: "mysql",
+	Build: func(name string, cfg *Config, env ferry.SourceEnv) (ferry.Source, error) {
+		s, err := New(name, cfg, env.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.SetInstance(env.Instance)
+		if h, ok := ferry.Service[SchemaHistory](env); ok {
+			s.SetSchemaHistory(h)
+		}
+		return s, nil
+	},
+	PositionCodec:     Codec{},
+	CheckPositionFunc: CheckPosition,
+	Backfill: func(name string, cfg *Config, req ferry.BackfillRequest, serverID uint32, env ferry.SourceEnv) (ferry.Source, error) {
+		c := *cfg
+		c.ServerID = serverID
+		return ferry.AsSource(NewBackfill(name, &c, req, env.Log))
+	},
+	Replay: func(name string, cfg *Config, r ferry.ReplayRange, serverID uint32, env ferry.SourceEnv) (ferry.Source, error) {
+		c := *cfg
+		c.ServerID = serverID
+		s, err := NewReplay(name, &c, Replay(r), env.Log)
+		if err != nil {
+			return nil, err
+		}
+		if h, ok := ferry.Service[SchemaHistory](env); ok {
+			s.SetSchemaHistory(h)
+		}
+		return s, nil
+	},
+}
+
 // Validate reports every invalid key.
 func (c *Config) Validate() error {
 	var errs []error

@@ -88,6 +88,24 @@ type Verify struct {
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
 
+// Connector registers the `type: webhook` source. It needs the
+// application's Journal service, and traces requests with its Tracer
+// service when there is one.
+var Connector = ferry.SourceSpec[Config]{
+	Name: "webhook",
+	Build: func(name string, cfg *Config, env ferry.SourceEnv) (ferry.Source, error) {
+		j, ok := ferry.Service[Journal](env)
+		if !ok {
+			return nil, fmt.Errorf("webhook source %s: the application offers no journal to keep requests in", name)
+		}
+		var opts []Option
+		if t, ok := ferry.Service[Tracer](env); ok {
+			opts = append(opts, WithTracer(t))
+		}
+		return ferry.AsSource(New(name, cfg, j, env.Log, opts...))
+	},
+}
+
 // Validate reports every invalid key.
 func (c *Config) Validate() error {
 	var errs []error
