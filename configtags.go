@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// tagOptions are the option names of a ferry tag.
+var tagOptions = []string{"default", "enum", "fold", "required", "oneof", "example", "pattern"}
+
 // A configuration struct declares each of its keys once, on the field:
 //
 //	// Mode is how events are encoded: binary (headers) or structured.
@@ -42,11 +45,8 @@ import (
 // loader in internal/config derives the schema and docs. Nested structs
 // (a `tls:` block) carry their own tags; their keys are reported with the
 // block's prefix ("tls.mode").
-
-// tagOptions are the option names of a ferry tag.
-var tagOptions = []string{"default", "enum", "fold", "required", "oneof", "example", "pattern"}
-
-// FieldRules are the parsed ferry tag of one configuration field.
+//
+// FieldRules are the parsed ferry tag of one field.
 type FieldRules struct {
 	Default  string
 	Enum     []string

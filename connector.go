@@ -8,14 +8,14 @@ import (
 	"time"
 )
 
+// SinkType is a registered kind of sink, whatever its configuration type.
+//
 // A connector package exports one registration value, a SinkSpec or a
 // SourceSpec of its configuration type, and the application lists it in
 // one line (internal/app/registry.go). Its configuration struct declares
-// its keys with ferry tags (see CheckConfig), from which the loader takes
+// its keys with ferry tags (see FieldRules), from which the loader takes
 // defaults, validation, the JSON Schema and the docs; connectors/conntest
 // is the suite it must pass.
-
-// SinkType is a registered kind of sink, whatever its configuration type.
 // A SinkSpec is one; the application may assert optional interfaces on
 // the values NewConfig returns (configuration-level checks it runs).
 type SinkType interface {

@@ -123,6 +123,9 @@ func enumOf(p map[string]any) []string {
 
 // typeName names a key's schema the way the README does.
 func typeName(p map[string]any) string {
+	if p["writeOnly"] == true {
+		return "secret"
+	}
 	if r, ok := p["$ref"].(string); ok {
 		switch name := strings.TrimPrefix(r, "#/$defs/"); name {
 		case "int32", "integer":

@@ -199,6 +199,10 @@ func (g *schemaGen) ruled(t reflect.Type, dflt reflect.Value, path string, rules
 	switch {
 	case t == durationType:
 		s = ref("duration")
+	case t == secretType:
+		// A secret: editors and docs show it is never printed back.
+		s = ref("string")
+		s["writeOnly"] = true
 	case t.Kind() == reflect.Struct:
 		return g.object(t, dflt, path)
 	case t.Kind() == reflect.Map:
@@ -356,6 +360,8 @@ func anyCase(words []string) string {
 	b.WriteString(")$")
 	return b.String()
 }
+
+var secretType = reflect.TypeFor[ferry.Secret]()
 
 var goIdent = regexp.MustCompile(`\b[A-Z][A-Za-z0-9]*\b`)
 
