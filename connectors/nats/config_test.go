@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -99,5 +100,25 @@ func TestPermanentFailures(t *testing.T) {
 	}
 	if got := d.received(t); len(got) != 2 {
 		t.Fatalf("%d events stored, want the 2 of the third key", len(got))
+	}
+}
+
+// TestUnreachableServer: Open does not wait for the server, and a Write
+// fails transiently (the pipeline retries it) within the timeout.
+func TestUnreachableServer(t *testing.T) {
+	cfg := ferrynats.DefaultConfig()
+	cfg.URL, cfg.Subject, cfg.Timeout = "nats://127.0.0.1:1", "a.b", 500*time.Millisecond
+	s, err := ferrynats.New("down", cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatalf("Open = %v, want nil: an unreachable server is a Write failure", err)
+	}
+	defer s.Close(context.Background())
+	err = s.Write(context.Background(), conntest.Events(2, 1))
+	var be *ferry.BatchError
+	if !errors.As(err, &be) || be.Failed(0) == nil || ferry.IsPermanent(be.Failed(0)) || !ferry.IsNotAttempted(be.Failed(1)) {
+		t.Fatalf("Write = %v, want event 0 failed transiently and event 1 not attempted", err)
 	}
 }
