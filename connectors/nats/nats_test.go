@@ -132,7 +132,7 @@ func (d *destination) failEvents(t *testing.T, match func(id string) bool) {
 		}
 		return
 	}
-	for i := range 1000 { // the ids conntest.Events gives
+	for i := range 10000 { // the ids conntest.Events gives
 		id := fmt.Sprintf("conntest-%d", i)
 		if !match(id) {
 			continue

@@ -157,9 +157,18 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	}
 	be := ferry.NewBatchError()
 	failed := map[string]string{} // ordering key -> id of its failed event
+	var pending []publish
+	settle := func() {
+		for _, p := range pending {
+			if err := s.await(ctx, p.ack, events[p.idx]); err != nil {
+				be.Fail(p.idx, err)
+				failed[p.key] = events[p.idx].ID()
+			}
+		}
+		pending = pending[:0]
+	}
 	queues, order := byKey(events)
 	for round := 0; ; round++ {
-		var pending []publish
 		more := false
 		for _, key := range order {
 			q := queues[key]
@@ -183,23 +192,24 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 				failed[key] = events[i].ID()
 				continue
 			}
-			pending = append(pending, publish{idx: i, key: key, ack: f})
+			if pending = append(pending, publish{idx: i, key: key, ack: f}); len(pending) == maxPending {
+				settle() // within the client's bound of unacknowledged publishes
+			}
 		}
 		if !more {
 			break
 		}
-		for _, p := range pending {
-			if err := s.await(ctx, p.ack, events[p.idx]); err != nil {
-				be.Fail(p.idx, err)
-				failed[p.key] = events[p.idx].ID()
-			}
-		}
+		settle()
 	}
 	if be.Len() > 0 {
 		return be
 	}
 	return nil
 }
+
+// maxPending bounds the publishes a Write leaves unacknowledged, below
+// the client's own bound (4000), at which it would stall.
+const maxPending = 1024
 
 // publish is one message in flight.
 type publish struct {
