@@ -94,7 +94,7 @@ func sourceTypesOf(types []ferry.SourceType) map[string]sourceType {
 		}
 		if t.CanReplay() {
 			st.replay = func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
-				return t.BuildReplay(name, cfg, ferry.ReplayRange(r), serverID, deps{store: store, log: log}.env())
+				return t.BuildReplay(name, cfg, r, serverID, deps{store: store, log: log}.env())
 			}
 		}
 		out[t.TypeName()] = st
