@@ -360,6 +360,8 @@ func checkStruct(v reflect.Value, prefix string) []error {
 		switch {
 		case fv.Kind() == reflect.Struct:
 			errs = append(errs, checkStruct(fv, key)...)
+		case fv.Kind() == reflect.Pointer && !fv.IsNil() && fv.Elem().Kind() == reflect.Struct:
+			errs = append(errs, checkStruct(fv.Elem(), key)...) // an optional block, when given
 		case r.Required && fv.IsZero():
 			errs = append(errs, &FieldError{Field: key, Err: requiredErr(r)})
 		case fv.Kind() == reflect.String && fv.String() != "" && !r.Allows(fv.String()):

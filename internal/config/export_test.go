@@ -10,9 +10,6 @@ func SchemaHintsUsed(reg Registry) (map[string]bool, error) {
 // SchemaHintPaths are every hint's path.
 func SchemaHintPaths() []string {
 	var out []string
-	for p := range schemaFieldHints {
-		out = append(out, p)
-	}
 	for p := range schemaRequired {
 		out = append(out, p)
 	}

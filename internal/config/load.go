@@ -302,11 +302,11 @@ func (l *loader) check(cfg *Config, first string) {
 		add("admin.max_lag", "must not be negative (0 leaves lag out of readiness)")
 	}
 	checkAdminTLS(cfg.Admin.TLS, add)
-	if !oneOf(cfg.Log.Level, "debug", "info", "warn", "error") {
-		add("log.level", "must be debug, info, warn or error, not %q", cfg.Log.Level)
-	}
-	if !oneOf(cfg.Log.Format, "text", "json") {
-		add("log.format", "must be text or json, not %q", cfg.Log.Format)
+	for _, err := range fieldErrors(ferry.CheckConfig(cfg)) { // the top-level keys' ferry tags
+		var fe *ferry.FieldError
+		if errors.As(err, &fe) {
+			add(fe.Field, "%v", fe.Err)
+		}
 	}
 	if cfg.Pipeline.MaxInFlight < 1 {
 		add("pipeline.max_in_flight", "must be at least 1")
@@ -376,15 +376,6 @@ func checkRefs[V any](path string, names []string, known map[string]V, what stri
 			add(path+"["+strconv.Itoa(i)+"]", "unknown %s %q (known: %s)", what, n, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 	}
-}
-
-func oneOf(s string, options ...string) bool {
-	for _, o := range options {
-		if s == o {
-			return true
-		}
-	}
-	return false
 }
 
 func checkAdminTLS(t AdminTLS, add func(string, string, ...any)) {
