@@ -127,10 +127,10 @@ func TestArchitectureDocMatchesCode(t *testing.T) {
 // folder, file and identifier, and passes what exists or is not a path.
 func TestStaleReferencesFindsWhatIsGone(t *testing.T) {
 	doc := "See `internal/pipeline/`, `sink.go`, `ferry.Sink` and `retry.New(p)`; " +
-		"not `connectors/nats/`, `internal/pipeline/gone.go`, `ferry.NoSuchThing` nor `transform.Gone`. " +
+		"not `connectors/carrierpigeon/`, `internal/pipeline/gone.go`, `ferry.NoSuchThing` nor `transform.Gone`. " +
 		"Ignored: `pipeline.max_in_flight`, `go generate ./internal/config`, `connectors/<type>/`, `yaml`."
 	stale, checked := staleReferences(t, ".", doc)
-	want := []string{"connectors/nats/", "internal/pipeline/gone.go", "ferry.NoSuchThing (not declared in .)",
+	want := []string{"connectors/carrierpigeon/", "internal/pipeline/gone.go", "ferry.NoSuchThing (not declared in .)",
 		"transform.Gone (not declared in transform)"}
 	if strings.Join(stale, "|") != strings.Join(want, "|") || checked != 8 {
 		t.Fatalf("stale = %q (%d checked), want %q (8 checked)", stale, checked, want)

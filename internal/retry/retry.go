@@ -23,23 +23,21 @@ import (
 type Policy struct {
 	// InitialBackoff is the delay after the first failure; each further
 	// failure doubles it. Default 100ms.
-	InitialBackoff time.Duration `yaml:"initial_backoff"`
+	InitialBackoff time.Duration `yaml:"initial_backoff" ferry:"default=100ms"`
 	// MaxBackoff caps the doubling. Default 30s.
-	MaxBackoff time.Duration `yaml:"max_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff" ferry:"default=30s"`
 	// MaxAttempts gives up after that many failed attempts (a sink
 	// dead-letters the event); 0 retries transient failures forever, so an
 	// outage alone never dead-letters anything.
 	MaxAttempts int `yaml:"max_attempts"`
 	// MaxRetryAfter caps the delay a destination asks for with
 	// Retry-After (or throttling); default 1m.
-	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	MaxRetryAfter time.Duration `yaml:"max_retry_after" ferry:"default=1m"`
 }
 
 // Default is the policy whose values fill a Policy's zero fields: a sink's
 // `retry:` defaults.
-func Default() Policy {
-	return Policy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
-}
+func Default() Policy { return *ferry.Defaults[Policy]() }
 
 // Reconnect is how a source or the checkpoint table reconnects to a
 // server it lost: from about a second, up to half a minute.
