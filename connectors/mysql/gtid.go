@@ -90,15 +90,23 @@ func (g *gtidTracker) beginMaria(e *replication.MariadbGTIDEvent) {
 	g.hasCur = true
 }
 
-func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) {
+// beginMySQL starts a MySQL transaction; seen reports that the state
+// already holds its GTID: a server that sends a transaction the GTID dump
+// said was seen (MySQL never should) must not make Ferry deliver it twice.
+// MariaDB needs no such check: its sequence numbers are not a set.
+func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) (seen bool) {
 	sid, err := uuid.FromBytes(e.SID)
 	if err != nil || e.GNO == 0 { // anonymous transaction: no GTIDs on this server
 		g.cur, g.hasCur = "", false
-		return
+		return false
 	}
 	g.curSID, g.curGNO = sid, e.GNO
 	g.cur = sid.String() + ":" + strconv.FormatInt(e.GNO, 10)
 	g.hasCur = true
+	one := &gomysql.MysqlGTIDSet{Sets: map[string]*gomysql.UUIDSet{
+		sid.String(): gomysql.NewUUIDSet(sid, gomysql.Interval{Start: e.GNO, Stop: e.GNO + 1}),
+	}}
+	return g.known && g.my.Contain(one)
 }
 
 // current returns the GTID of the transaction being read, "" if none.

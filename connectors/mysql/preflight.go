@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -156,6 +157,10 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 		return nil, errFatal(fmt.Errorf("mysql %s: flavor is set to %s but the server is %s (%s)", s.cfg.Addr, s.cfg.Flavor, info.flavor, info.version))
 	}
 	info.gtidMode = info.flavor == gomysql.MariaDBFlavor || strings.EqualFold(vars["gtid_mode"], "ON")
+	if id, err := strconv.ParseUint(vars["server_id"], 10, 32); err == nil {
+		info.serverID = uint32(id)
+		s.serverID.Store(info.serverID)
+	}
 	s.filter.setTableNameCase(vars["lower_case_table_names"])
 	if err := s.checkSettings(vars); err != nil {
 		return nil, errFatal(err)
