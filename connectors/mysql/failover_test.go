@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"log/slog"
 	"strings"
@@ -209,4 +210,20 @@ func testMySQLStream(t *testing.T, state string) (*stream, chan ferry.Batch) {
 	out := make(chan ferry.Batch, 16)
 	return &stream{source: "db", cfg: DefaultConfig(), log: slog.New(slog.DiscardHandler), planner: &planner{filter: f},
 		gtid: g, out: out, gate: newGate(1000, 1<<20), file: "binlog.000001", serverID: new(atomic.Uint32), jobs: newJobList("db")}, out
+}
+
+// The GTID comes from the event's bytes even when go-mysql has overwritten
+// the parsed struct with a later GTID of the same domain and server_id (it
+// does for the first transaction of a server_id missing from the start
+// set, as after a failover).
+func TestMariaGTIDFromRawEvent(t *testing.T) {
+	raw := make([]byte, replication.EventHeaderSize, replication.EventHeaderSize+13)
+	raw = binary.LittleEndian.AppendUint64(raw, 101)
+	raw = binary.LittleEndian.AppendUint32(raw, 7)
+	raw = append(raw, 0)
+	overwritten := &replication.MariadbGTIDEvent{GTID: gomysql.MariadbGTID{DomainID: 7, ServerID: 2, SequenceNumber: 105}}
+	ev := &replication.BinlogEvent{RawData: raw, Header: &replication.EventHeader{ServerID: 2}, Event: overwritten}
+	if got := formatMariaGTID(mariaGTIDOf(ev)); got != "7-2-101" {
+		t.Errorf("GTID %s, want 7-2-101 from the event's bytes", got)
+	}
 }

@@ -156,7 +156,7 @@ func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.MariadbGTIDListEvent, *replication.PreviousGTIDsEvent:
 		s.gtid.seedFromList(e)
 	case *replication.MariadbGTIDEvent:
-		s.gtid.beginMaria(e)
+		s.gtid.beginMaria(ev)
 		s.begin(h, s.gtid.current(), time.Unix(int64(h.Timestamp), 0))
 		s.tx.explicit = !e.IsStandalone()
 	case *replication.GTIDEvent:
