@@ -17,7 +17,7 @@ import (
 var (
 	// errDiverged: the checkpoint holds transactions the server's binlog
 	// lacks, so Ferry delivered changes this server never had.
-	errDiverged = errors.New("the server lacks transactions the checkpoint has already seen")
+	errDiverged = errors.New("the server lacks transactions already seen")
 	// errPurged: the server purged binlogs holding transactions after the
 	// checkpoint, so they can no longer be streamed.
 	errPurged = errors.New("the server purged transactions the checkpoint still needs")
@@ -246,6 +246,13 @@ func (s *Source) checkResume(p position) error {
 				"checkpoint_server_id", p.ServerID, "server_id", st.serverID, "gtid", p.GTID)
 		}
 		return nil
+	case errors.Is(err, errDiverged) && s.live.Load() != nil:
+		// A reconnect resumes where reading stood, ahead of what the sinks
+		// acknowledged: a restart starts from the checkpoint, which the
+		// server may well hold.
+		return errFatal(fmt.Errorf("mysql source %s: the server now behind %s (server_id %d) cannot continue at %s: %w; the source stops "+
+			"rather than stream another history after what it read: restarted, it resumes from the last acknowledged transaction, "+
+			"and is refused again only if the server lacks transactions already delivered", s.name, s.cfg.Addr, st.serverID, p.GTID, err))
 	case errors.Is(err, errDiverged):
 		return errFatal(fmt.Errorf("mysql source %s: %s (server_id %d) cannot resume at %s: %w; its history diverged from the server the checkpoint "+
 			"was taken on (a replica promoted before it received them, a replica without log_slave_updates=ON, or a server restored from "+
