@@ -203,37 +203,12 @@ func testFailover(t *testing.T, viaForwarder, replicaBehind bool) {
 
 	w := &workload{rng: rand.New(rand.NewPCG(seed, 1)), rows: map[int]int{}}
 	onPrimary := &gtidWriter{w: w, conn: conn(t, pair.primary, pair.db)}
-	writerDone := make(chan error, 1)
-	go func() {
-		for {
-			if err := onPrimary.step(ctx); err != nil {
-				writerDone <- err
-				return
-			}
+	killPrimaryUnderLoad(t, pair, onPrimary, r, 150+rng.IntN(400), func() {
+		if replicaBehind {
+			readPastStoppedReplica(t, pair, onPrimary, adminAddr)
 		}
-	}()
-	killAfter := 150 + rng.IntN(400)
-	eventually(t, 60*time.Second, fmt.Sprintf("%d events delivered", killAfter), func() bool { return r.Count() >= killAfter })
-	if replicaBehind {
-		readPastStoppedReplica(t, pair, onPrimary, adminAddr)
-	}
-	if err := pair.primary.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("primary killed after %d events; the writer stopped with: %v", r.Count(), <-writerDone)
-
-	promoteCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := pair.replica.Promote(promoteCtx); err != nil {
-		t.Fatal(err)
-	}
-	survived, err := pair.replica.GTIDState(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := survivingOps(onPrimary, survived["0-1"])
-	t.Logf("the promoted replica holds the primary's transactions up to 0-1-%d: %d of %d committed transactions (uncertain one: %v)",
-		survived["0-1"], len(onPrimary.txs)-lostTxs(onPrimary, survived["0-1"]), len(onPrimary.txs), onPrimary.uncertain != nil)
+	})
+	want := promote(t, pair, onPrimary)
 
 	if viaForwarder {
 		fwd.switchTo(pair.replica.Addr)
@@ -397,6 +372,46 @@ func (f *forwarder) switchTo(target string) {
 		c.Close()
 	}
 	f.conns = nil
+}
+
+// killPrimaryUnderLoad runs w on the primary until the receiver got
+// killAfter events and beforeKill returned, then kills the primary with
+// SIGKILL; the writer stops on its first error.
+func killPrimaryUnderLoad(t *testing.T, pair *replicaPair, w *gtidWriter, r *receiver.Receiver, killAfter int, beforeKill func()) {
+	t.Helper()
+	writerDone := make(chan error, 1)
+	go func() {
+		for {
+			if err := w.step(context.Background()); err != nil {
+				writerDone <- err
+				return
+			}
+		}
+	}()
+	eventually(t, 60*time.Second, fmt.Sprintf("%d events delivered", killAfter), func() bool { return r.Count() >= killAfter })
+	beforeKill()
+	if err := pair.primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("primary killed after %d events; the writer stopped with: %v", r.Count(), <-writerDone)
+}
+
+// promote promotes the replica and returns the ops of the writer's
+// transactions it holds.
+func promote(t *testing.T, pair *replicaPair, w *gtidWriter) []op {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := pair.replica.Promote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	survived, err := pair.replica.GTIDState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the promoted replica holds the primary's transactions up to 0-1-%d: %d of %d committed transactions (uncertain one: %v)",
+		survived["0-1"], len(w.txs)-lostTxs(w, survived["0-1"]), len(w.txs), w.uncertain != nil)
+	return survivingOps(w, survived["0-1"])
 }
 
 // survivingOps are the ops of the writer's transactions the promoted
