@@ -151,6 +151,18 @@ func parseMariaGTIDs(text string) ([]gomysql.MariadbGTID, error) {
 	return out, nil
 }
 
+// parseMariaPair parses the checkpoint's GTIDs and a list the server
+// reported (named by what, for errors).
+func parseMariaPair(checkpoint, server, what string) (want, have []gomysql.MariadbGTID, err error) {
+	if want, err = parseMariaGTIDs(checkpoint); err != nil {
+		return nil, nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if have, err = parseMariaGTIDs(server); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return want, have, nil
+}
+
 // mariadbMissing returns the GTIDs of the checkpoint the server's binlog
 // does not hold: gtid_binlog_state names, per domain and originating
 // server_id, the last GTID written, so D-S-N is there when D-S-M is, M >= N.
@@ -158,13 +170,9 @@ func parseMariaGTIDs(text string) ([]gomysql.MariadbGTID, error) {
 // divergence: the old primary's 0-1-101 was delivered but never
 // replicated, and the promoted replica wrote its own 0-2-101.
 func mariadbMissing(checkpoint, binlogState string) ([]string, error) {
-	want, err := parseMariaGTIDs(checkpoint)
+	want, have, err := parseMariaPair(checkpoint, binlogState, "gtid_binlog_state")
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	have, err := parseMariaGTIDs(binlogState)
-	if err != nil {
-		return nil, fmt.Errorf("gtid_binlog_state: %w", err)
+		return nil, err
 	}
 	last := map[domainServer]uint64{}
 	for _, id := range have {
@@ -185,13 +193,9 @@ func mariadbMissing(checkpoint, binlogState string) ([]string, error) {
 // transactions between them are gone. Domains the checkpoint lacks are read
 // from the oldest binlog on (see warnMissingDomains).
 func mariadbPurged(checkpoint, oldest string) ([]string, error) {
-	want, err := parseMariaGTIDs(checkpoint)
+	want, before, err := parseMariaPair(checkpoint, oldest, "the oldest binlog's GTID list")
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	before, err := parseMariaGTIDs(oldest)
-	if err != nil {
-		return nil, fmt.Errorf("the oldest binlog's GTID list: %w", err)
+		return nil, err
 	}
 	seen := map[uint32]uint64{}
 	for _, id := range want {
