@@ -227,3 +227,26 @@ func TestMariaGTIDFromRawEvent(t *testing.T) {
 		t.Errorf("GTID %s, want 7-2-101 from the event's bytes", got)
 	}
 }
+
+// A GTID list the server reports that cannot be parsed is an error naming
+// it, never a silent pass.
+func TestCheckResumableBadServerText(t *testing.T) {
+	p := position{GTID: "0-1-10"}
+	for _, c := range []struct {
+		flavor string
+		st     serverGTIDState
+		names  string
+	}{
+		{gomysql.MariaDBFlavor, serverGTIDState{gtidMode: true, binlogState: "0-1-x"}, "gtid_binlog_state"},
+		{gomysql.MariaDBFlavor, serverGTIDState{gtidMode: true, binlogState: "0-1-10", oldest: "zz"}, "oldest binlog"},
+	} {
+		err := checkResumable(c.flavor, p, c.st)
+		if err == nil || errors.Is(err, errDiverged) || errors.Is(err, errPurged) || !strings.Contains(err.Error(), c.names) {
+			t.Errorf("%+v: %v, want a parse error naming %s", c.st, err, c.names)
+		}
+	}
+	_, err := mysqlMinus("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5", "not-a-set")
+	if err == nil || !strings.Contains(err.Error(), "not-a-set") {
+		t.Errorf("mysqlMinus with a bad set: %v", err)
+	}
+}
