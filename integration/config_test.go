@@ -11,6 +11,7 @@ import (
 // receiver from start.
 type pipelineConfig struct {
 	server   *mariadbtest.Server
+	addr     string // the source's addr; default server.Addr
 	db       string
 	start    string
 	url      string
@@ -32,6 +33,9 @@ func (c pipelineConfig) yaml(t *testing.T, dir string) string {
 	}
 	if c.admin == "" {
 		c.admin = "off"
+	}
+	if c.addr == "" {
+		c.addr = c.server.Addr
 	}
 	return writeConfig(t, dir, fmt.Sprintf(`state:
   dir: %s/state
@@ -59,5 +63,5 @@ sinks:
     url: %s
     mode: %s
     retry: {initial_backoff: 20ms, max_backoff: 200ms}
-%s`, dir, c.state, c.top, c.admin, c.server.Addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode, c.sinks))
+%s`, dir, c.state, c.top, c.admin, c.addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode, c.sinks))
 }

@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strconv"
@@ -84,21 +85,47 @@ func (g *gtidTracker) seedFromList(ev replication.Event) {
 	}
 }
 
-func (g *gtidTracker) beginMaria(e *replication.MariadbGTIDEvent) {
-	g.curMaria = e.GTID // a copy
+// beginMaria starts a MariaDB transaction. Its GTID is read from the
+// event's bytes, not from e.GTID: go-mysql's syncer keeps a pointer to the
+// GTID of the first event of each domain and server_id missing from the
+// start set (after a failover, the promoted server's first transaction)
+// and overwrites it with later GTIDs of that pair, on its own goroutine and
+// possibly before this one has read the event.
+func (g *gtidTracker) beginMaria(ev *replication.BinlogEvent) {
+	g.curMaria = mariaGTIDOf(ev)
 	g.cur = formatMariaGTID(g.curMaria)
 	g.hasCur = true
 }
 
-func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) {
+// mariaGTIDOf decodes a MariaDB GTID event's GTID from its raw bytes:
+// the header's server_id, then sequence number (8 bytes) and domain (4
+// bytes), little-endian, at the start of the body.
+func mariaGTIDOf(ev *replication.BinlogEvent) gomysql.MariadbGTID {
+	body := ev.RawData[min(len(ev.RawData), replication.EventHeaderSize):]
+	if len(body) < 12 {
+		return ev.Event.(*replication.MariadbGTIDEvent).GTID // not from a stream (tests)
+	}
+	return gomysql.MariadbGTID{ServerID: ev.Header.ServerID,
+		SequenceNumber: binary.LittleEndian.Uint64(body), DomainID: binary.LittleEndian.Uint32(body[8:])}
+}
+
+// beginMySQL starts a MySQL transaction; seen reports that the state
+// already holds its GTID: a server that sends a transaction the GTID dump
+// said was seen (MySQL never should) must not make Ferry deliver it twice.
+// MariaDB needs no such check: its sequence numbers are not a set.
+func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) (seen bool) {
 	sid, err := uuid.FromBytes(e.SID)
 	if err != nil || e.GNO == 0 { // anonymous transaction: no GTIDs on this server
 		g.cur, g.hasCur = "", false
-		return
+		return false
 	}
 	g.curSID, g.curGNO = sid, e.GNO
 	g.cur = sid.String() + ":" + strconv.FormatInt(e.GNO, 10)
 	g.hasCur = true
+	one := &gomysql.MysqlGTIDSet{Sets: map[string]*gomysql.UUIDSet{
+		sid.String(): gomysql.NewUUIDSet(sid, gomysql.Interval{Start: e.GNO, Stop: e.GNO + 1}),
+	}}
+	return g.known && g.my.Contain(one)
 }
 
 // current returns the GTID of the transaction being read, "" if none.

@@ -18,10 +18,17 @@ import (
 // and the GTID state of everything before it. GTID is empty when the state is
 // not known completely (a server without GTIDs, or a MySQL stream started at a
 // FILE:POS before its first rotation); the source then resumes by FILE:POS.
+//
+// ServerID is the server_id of the server whose binlog File and Pos refer
+// to (0: unknown, as in checkpoints older than it and positions a user
+// typed, which are taken as the configured server's). A GTID state is the
+// same on every server of a replication topology; a file position is not,
+// so a checkpoint without GTID state is refused on another server.
 type position struct {
-	File string `json:"file,omitempty"`
-	Pos  uint32 `json:"pos,omitempty"`
-	GTID string `json:"gtid,omitempty"`
+	File     string `json:"file,omitempty"`
+	Pos      uint32 `json:"pos,omitempty"`
+	GTID     string `json:"gtid,omitempty"`
+	ServerID uint32 `json:"server_id,omitempty"`
 }
 
 func (p position) encode() ferry.Position {

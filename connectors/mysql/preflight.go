@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -160,6 +161,10 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 	}
 	info.gtidMode = info.flavor == gomysql.MariaDBFlavor || strings.EqualFold(vars["gtid_mode"], "ON")
 	info.fullMetadata = strings.EqualFold(vars["binlog_row_metadata"], "FULL")
+	if id, err := strconv.ParseUint(vars["server_id"], 10, 32); err == nil {
+		info.serverID = uint32(id)
+		s.serverID.Store(info.serverID)
+	}
 	s.filter.setTableNameCase(vars["lower_case_table_names"])
 	if err := s.checkSettings(vars); err != nil {
 		return nil, errFatal(err)

@@ -52,6 +52,9 @@ type Source struct {
 
 	// start is where a run without a checkpoint began (see StartPosition).
 	start ferry.Position
+	// serverID is the server_id of the server streamed from, recorded in
+	// positions; checkResume updates it on every (re)connect.
+	serverID atomic.Uint32
 	// instance names the Ferry process, for the replica host (SetInstance).
 	instance   string
 	history    SchemaHistory // nil: the schema history is kept in memory only
@@ -177,7 +180,7 @@ func (s *Source) newStream(start position) *stream {
 	}
 	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter}
 	s.st = &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
-		file: start.File, committed: start, readPos: start, jobs: s.jobs}
+		file: start.File, committed: start, readPos: start, jobs: s.jobs, serverID: &s.serverID}
 	switch s.mode {
 	case modeBackfill:
 		s.st.forceTo = s.request.To
@@ -225,9 +228,13 @@ func (s *Source) resolveStart(conn *client.Conn, from ferry.Position) (position,
 		default:
 			p = mode.at
 		}
+		if err == nil && s.info.flavor == gomysql.MySQLFlavor && s.info.gtidMode && (mode.latest || mode.earliest) {
+			p.GTID, err = mysqlGTIDStart(conn, mode)
+		}
 		if err != nil {
 			return position{}, s.explain(err)
 		}
+		p.ServerID = s.serverID.Load()
 	}
 	if p.File != "" && p.GTID == "" {
 		if err := checkBoundary(conn, p); errors.Is(err, errNotBoundary) {
@@ -309,6 +316,9 @@ func (s *Source) warnMissingDomains(conn *client.Conn, state string) {
 // startStream starts a binlog dump at p and waits for the server's first
 // answer, so refused positions and missing privileges fail Open.
 func (s *Source) startStream(ctx context.Context, p position) (*replication.BinlogSyncer, *replication.BinlogStreamer, *replication.BinlogEvent, error) {
+	if err := s.checkResume(p); err != nil {
+		return nil, nil, nil, err
+	}
 	host, portText, _ := net.SplitHostPort(s.cfg.Addr)
 	port, _ := strconv.ParseUint(portText, 10, 16)
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
@@ -325,7 +335,8 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 	})
 	var streamer *replication.BinlogStreamer
 	var err error
-	if p.GTID != "" && (p.File == "" || s.info.gtidMode) {
+	byGTID := p.GTID != "" && (p.File == "" || s.info.gtidMode)
+	if byGTID {
 		var set gomysql.GTIDSet
 		if set, err = gomysql.ParseGTIDSet(s.info.flavor, p.GTID); err == nil {
 			streamer, err = syncer.StartSyncGTID(set)
@@ -343,5 +354,8 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 		}
 	}
 	syncer.Close()
+	if unsupported, ok := explainUnsupportedDump(err, byGTID, s.cfg.Addr, s.name); ok {
+		return nil, nil, nil, unsupported
+	}
 	return nil, nil, nil, s.explainStreamError(err)
 }

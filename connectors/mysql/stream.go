@@ -34,6 +34,8 @@ type stream struct {
 	gtid    *gtidTracker
 	out     chan<- ferry.Batch
 	gate    *gate
+	// serverID is the server_id of the server read from (Source.serverID).
+	serverID *atomic.Uint32
 
 	file      string   // binlog file being read
 	committed position // after the last transaction boundary read
@@ -142,6 +144,9 @@ type txState struct {
 	streamed   int // changes already emitted because the transaction outgrew the buffer
 	savepoints []savepoint
 	bad        *undecodableRows // the first row event that could not be decoded
+	// seen: the GTID state already holds this transaction (a MySQL server
+	// re-sent it); its changes are dropped (see gtidTracker.beginMySQL).
+	seen bool
 }
 
 func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error {
@@ -152,16 +157,17 @@ func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.MariadbGTIDListEvent, *replication.PreviousGTIDsEvent:
 		s.gtid.seedFromList(e)
 	case *replication.MariadbGTIDEvent:
-		s.gtid.beginMaria(e)
+		s.gtid.beginMaria(ev)
 		s.begin(h, s.gtid.current(), time.Unix(int64(h.Timestamp), 0))
 		s.tx.explicit = !e.IsStandalone()
 	case *replication.GTIDEvent:
-		s.gtid.beginMySQL(e)
+		seen := s.gtid.beginMySQL(e)
 		t := time.Unix(int64(h.Timestamp), 0)
 		if e.OriginalCommitTimestamp > 0 {
 			t = time.UnixMicro(int64(e.OriginalCommitTimestamp))
 		}
 		s.begin(h, s.gtid.current(), t)
+		s.tx.seen = seen
 	case *replication.QueryEvent:
 		return s.query(ctx, h, e)
 	case *replication.XIDEvent:
@@ -277,8 +283,8 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		s.begin(h, "", time.Unix(int64(h.Timestamp), 0))
 		s.tx.explicit = true // row events belong to a transaction that ends at XID or COMMIT
 	}
-	if s.tx.bad != nil {
-		return nil // the transaction stops the source at its end
+	if s.tx.bad != nil || s.tx.seen {
+		return nil // bad: the transaction stops the source at its end; seen: delivered before
 	}
 	s.planner.at = position{File: s.file, Pos: h.LogPos - h.EventSize}
 	p, err := s.planner.plan(e.Table)
@@ -380,8 +386,13 @@ func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
 	if bad := s.tx.bad; bad != nil {
 		return errFatal(bad.explain(s.source, s.tx.id, s.tx.streamed, position{File: s.file, Pos: h.LogPos}))
 	}
+	if s.tx.seen {
+		s.warnOnce("seen", "the server sent a transaction the GTID state already contains; it is skipped (further ones at debug level)", "gtid", s.tx.id)
+		s.log.Debug("skipped a transaction the GTID state already contains", "gtid", s.tx.id)
+		s.tx.buf = s.tx.buf[:0]
+	}
 	s.gtid.commit()
-	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state()}
+	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state(), ServerID: s.serverID.Load()}
 	changes, streamed := s.tx.buf, s.tx.streamed
 	s.tx = txState{}
 	if len(changes) == 0 && streamed == 0 {
