@@ -109,10 +109,10 @@ done
 [ "$has_pkg" = 1 ] || args+=("./...")
 
 step="go test"
-echo "== go test -race -count=1 -timeout 20m ${args[*]}"
+echo "== go test -race -count=1 -timeout 30m ${args[*]}"
 log=$(mktemp "${TMPDIR:-/tmp}/ferry-test.XXXXXX")
 set +e
-go test -race -count=1 -timeout 20m "${args[@]}" 2>&1 | tee "$log"
+go test -race -count=1 -timeout 30m "${args[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 summary="$(grep -c '^ok ' "$log" || true) packages ok, $(grep -cE '^FAIL\s' "$log" || true) failed"
