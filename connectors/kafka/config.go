@@ -12,10 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/kafkawire"
 	"github.com/ferry-cdc/ferry/connectors/tlsconfig"
 )
 
@@ -41,14 +40,7 @@ type Config struct {
 	// transiently; a request already sent is waited for).
 	Timeout time.Duration    `yaml:"timeout"`
 	TLS     tlsconfig.Config `yaml:"tls"`
-	SASL    SASL             `yaml:"sasl"`
-}
-
-// SASL authenticates to the brokers.
-type SASL struct {
-	Mechanism string       `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
-	Username  string       `yaml:"username"`
-	Password  ferry.Secret `yaml:"password"`
+	SASL    kafkawire.SASL   `yaml:"sasl"`
 }
 
 // DefaultConfig returns the defaults of every optional key.
@@ -96,21 +88,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
 	errs = append(errs, c.TLS.Validate("tls")...)
-	errs = append(errs, c.SASL.validate()...)
+	errs = append(errs, c.SASL.Validate()...)
 	return errors.Join(errs...)
-}
-
-func (s *SASL) validate() []error {
-	switch s.Mechanism {
-	case "":
-		return nil
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if s.Username == "" || !s.Password.IsSet() {
-			return []error{ferry.Invalid("sasl", "needs username and password")}
-		}
-		return nil
-	}
-	return []error{ferry.Invalid("sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", s.Mechanism)}
 }
 
 var versionPattern = regexp.MustCompile(`^v?([1-9][0-9]*)\.[0-9]+(\.[0-9]+)?$`)
@@ -166,15 +145,7 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 		}
 		opts = append(opts, kgo.DialTLSConfig(t))
 	}
-	user, pass := c.SASL.Username, c.SASL.Password.Reveal()
-	switch c.SASL.Mechanism {
-	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
-	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
-	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
-	}
+	opts = append(opts, c.SASL.Opts()...)
 	if err := kgo.ValidateOpts(opts...); err != nil {
 		return nil, fmt.Errorf("kafka producer configuration: %w", err)
 	}

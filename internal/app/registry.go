@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-cdc/ferry/connectors/eventbridge"
 	httpsink "github.com/ferry-cdc/ferry/connectors/http"
 	"github.com/ferry-cdc/ferry/connectors/kafka"
+	"github.com/ferry-cdc/ferry/connectors/kafkasource"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/connectors/stdout"
 	"github.com/ferry-cdc/ferry/connectors/webhook"
@@ -84,6 +85,13 @@ var (
 				}
 				return s, err
 			},
+		},
+		"kafka": {
+			newConfig: func() any { return kafkasource.DefaultConfig() },
+			build: func(name string, cfg any, d deps) (ferry.Source, error) {
+				return kafkasource.New(name, cfg.(*kafkasource.Config), d.log)
+			},
+			codec: kafkasource.Codec{},
 		},
 		"webhook": {
 			newConfig: func() any { return webhook.DefaultConfig() },

@@ -29,6 +29,7 @@ import (
 var minimalBlocks = map[string]map[string]map[string]any{
 	"sources": {
 		"mysql":   {"addr": "127.0.0.1:3306", "user": "ferry", "server_id": 4101},
+		"kafka":   {"brokers": []any{"127.0.0.1:9092"}, "topics": []any{"t"}, "group": "g"},
 		"webhook": {"path": "/hooks/x"},
 	},
 	"sinks": {

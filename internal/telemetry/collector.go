@@ -38,10 +38,14 @@ var (
 	inFlight       = desc("ferry_pipeline_in_flight_events", "Changes read and not yet released (delivered, dead-lettered or dropped).")
 	webhookReqs    = desc("ferry_webhook_requests_total", "Webhook requests answered, by HTTP status code.", "source", "code")
 	webhookBuffer  = desc("ferry_webhook_buffer_records", "Accepted webhook requests stored and not yet delivered.", "source")
+	kafkaLag       = desc("ferry_kafka_consumer_lag_records", "Records of an assigned partition not yet delivered and committed (high watermark - committed offset).",
+		"source", "topic", "partition")
+	kafkaCommitted = desc("ferry_kafka_committed_offset", "The consumer group's committed offset of an assigned partition.", "source", "topic", "partition")
 )
 
 var allDescs = []*prometheus.Desc{sourceRead, sourceDropped, sourceRuleFail, sourceConn, sourceLag, binlogFile, binlogPos,
-	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, inFlight, webhookReqs, webhookBuffer}
+	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, inFlight, webhookReqs, webhookBuffer,
+	kafkaLag, kafkaCommitted}
 
 // collector reads the bound view on every scrape.
 type collector struct{ m *Metrics }
@@ -98,6 +102,13 @@ func collectSource(ch chan<- prometheus.Metric, name string, s ferry.SourceStatu
 			counter(ch, webhookReqs, s.Requests[code], name, strconv.Itoa(code))
 		}
 		gauge(ch, webhookBuffer, float64(s.Buffered), name)
+	}
+	for _, p := range s.Partitions {
+		part := strconv.Itoa(int(p.Partition))
+		gauge(ch, kafkaLag, float64(p.Lag), name, p.Topic, part)
+		if p.Committed >= 0 {
+			gauge(ch, kafkaCommitted, float64(p.Committed), name, p.Topic, part)
+		}
 	}
 }
 
