@@ -64,7 +64,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	st, _ := parseStart(cfg.Start)
-	return &Source{name: name, cfg: cfg, start: st, log: log.With("source", name), state: ferry.StateConnecting}, nil
+	return &Source{name: name, cfg: cfg, start: st, log: log, state: ferry.StateConnecting}, nil
 }
 
 // Open joins the group. It waits, logging why, until the brokers answer
