@@ -56,11 +56,11 @@ type RateLimit struct {
 // Verify selects how requests prove where they come from.
 type Verify struct {
 	// Scheme: none, hmac (or hmac-sha1|hmac-sha256|hmac-sha512), github,
-	// stripe, standard-webhooks, shopify, basic, bearer.
+	// stripe, standard-webhooks, shopify, basic, bearer, api-key.
 	Scheme          string         `yaml:"scheme"`
 	Secret          ferry.Secret   `yaml:"secret"`
 	Secrets         []ferry.Secret `yaml:"secrets"` // more secrets accepted during a rotation
-	Header          string         `yaml:"header"`  // hmac: the signature header
+	Header          string         `yaml:"header"`  // hmac: the signature header; api-key: the key's
 	Algorithm       string         `yaml:"algorithm"`
 	Encoding        string         `yaml:"encoding"` // hmac: hex | base64
 	Prefix          string         `yaml:"prefix"`   // hmac: e.g. "sha256="

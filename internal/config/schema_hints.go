@@ -31,7 +31,7 @@ var schemaFieldHints = map[string]fieldHint{
 	"sources.webhook.form":             {Enum: []string{"structured", "raw"}},
 	"sources.webhook.xml":              {Enum: []string{"structured", "raw"}},
 	"sources.webhook.ack":              {Enum: []string{"durable", "delivered"}},
-	"sources.webhook.verify.scheme":    {Enum: []string{"none", "hmac", "hmac-sha1", "hmac-sha256", "hmac-sha512", "github", "stripe", "standard-webhooks", "shopify", "basic", "bearer"}},
+	"sources.webhook.verify.scheme":    {Enum: []string{"none", "hmac", "hmac-sha1", "hmac-sha256", "hmac-sha512", "github", "stripe", "standard-webhooks", "shopify", "basic", "bearer", "api-key"}},
 	"sources.webhook.verify.algorithm": {Enum: []string{"sha1", "sha256", "sha512"}},
 	"sources.webhook.verify.encoding":  {Enum: []string{"hex", "base64"}},
 
