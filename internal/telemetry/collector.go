@@ -23,7 +23,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	sourceRead     = desc("ferry_source_events_read_total", "Changes read from the source.", "source")
 	sourceDropped  = desc("ferry_source_changes_dropped_total", "Changes no rule matched and no default sink took.", "source")
-	sourceRuleFail = desc("ferry_source_rule_failures_total", "Changes dead-lettered because a rule failed on them.", "source")
+	sourceRuleFail = desc("ferry_source_rule_failures_total", "Changes dead-lettered because a rule failed on them or the source could not decode them.", "source")
 	sourceConn     = desc("ferry_source_connected", "1 while the source is connected (replication stream up, listener bound).", "source")
 	sourceLag      = desc("ferry_source_lag_seconds", "How far the source's reading is behind its input; grows while it hears nothing.", "source")
 	binlogFile     = desc("ferry_source_binlog_file_number", "Numeric suffix of the binlog file being read.", "source")
