@@ -16,8 +16,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ferry-cdc/ferry/internal/testkit/kafkatest"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
@@ -89,37 +89,6 @@ sinks:
     url: %s
     retry: {initial_backoff: 20ms, max_backoff: 200ms}
 `, dir, admin, brokers, recvURL))
-}
-
-// committedOffsets asks the group coordinator for ferry-it's offsets.
-func committedOffsets(t *testing.T, brokers string, partitions int) map[int32]int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = "ferry-it"
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic = "legacy"
-	for p := range partitions {
-		rt.Partitions = append(rt.Partitions, int32(p))
-	}
-	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("fetch committed offsets: %v", err)
-	}
-	out := map[int32]int64{}
-	for _, tt := range resp.Topics {
-		for _, p := range tt.Partitions {
-			out[p.Partition] = p.Offset
-		}
-	}
-	return out
 }
 
 // deliveredOffsets indexes the receiver's events by partition: the offsets seen,
@@ -222,7 +191,7 @@ func TestKafkaSourceSurvivesKillsAndBrokerRestarts(t *testing.T) {
 		default:
 		}
 	}
-	ends := partitionEnds(t, k.addr, partitions)
+	ends := kafkatest.Ends(t, []string{k.addr}, "legacy", partitions)
 	eventually(t, 120*time.Second, "every record delivered", func() bool { return allDelivered(t, k.addr, partitions, recv) })
 	seen, disorder := deliveredOffsets(t, recv)
 	if disorder != "" {
@@ -236,7 +205,7 @@ func TestKafkaSourceSurvivesKillsAndBrokerRestarts(t *testing.T) {
 		}
 	}
 	eventually(t, 30*time.Second, "offsets committed to the end", func() bool {
-		c := committedOffsets(t, k.addr, partitions)
+		c := kafkatest.Committed(t, []string{k.addr}, "ferry-it", "legacy", partitions)
 		for p, end := range ends {
 			if c[p] != end {
 				return false
@@ -253,7 +222,7 @@ func TestKafkaSourceSurvivesKillsAndBrokerRestarts(t *testing.T) {
 // allDelivered: the receiver has every record up to each partition's end.
 func allDelivered(t *testing.T, brokers string, partitions int, recv *receiver.Receiver) bool {
 	seen, _ := deliveredOffsets(t, recv)
-	for p, end := range partitionEnds(t, brokers, partitions) {
+	for p, end := range kafkatest.Ends(t, []string{brokers}, "legacy", partitions) {
 		for off := range end {
 			if !seen[p][off] {
 				return false
@@ -275,7 +244,7 @@ func sum(m map[int32]int64) int {
 // reached the receiver.
 func checkCommittedBehindDeliveries(t *testing.T, brokers string, partitions int, recv *receiver.Receiver) {
 	t.Helper()
-	committed := committedOffsets(t, brokers, partitions)
+	committed := kafkatest.Committed(t, []string{brokers}, "ferry-it", "legacy", partitions)
 	seen, _ := deliveredOffsets(t, recv)
 	for p, c := range committed {
 		for off := range c {
@@ -284,38 +253,6 @@ func checkCommittedBehindDeliveries(t *testing.T, brokers string, partitions int
 			}
 		}
 	}
-}
-
-func partitionEnds(t *testing.T, brokers string, partitions int) map[int32]int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrListOffsetsRequest()
-	req.ReplicaID = -1
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = "legacy"
-	for p := range partitions {
-		rp := kmsg.NewListOffsetsRequestTopicPartition()
-		rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = int32(p), -1, -1
-		rt.Partitions = append(rt.Partitions, rp)
-	}
-	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int32]int64{}
-	for _, tt := range resp.Topics {
-		for _, p := range tt.Partitions {
-			out[p.Partition] = p.Offset
-		}
-	}
-	return out
 }
 
 // TestKafkaSourceBadRecordIsDeadLettered: a record produced with kcat that

@@ -138,14 +138,11 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 	if vs, _ := maxVersions(c.Version); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))
 	}
-	if !c.TLS.IsZero() {
-		t, err := c.TLS.Build()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(t))
+	sec, err := kafkawire.SecurityOpts(&c.TLS, &c.SASL)
+	if err != nil {
+		return nil, err
 	}
-	opts = append(opts, c.SASL.Opts()...)
+	opts = append(opts, sec...)
 	if err := kgo.ValidateOpts(opts...); err != nil {
 		return nil, fmt.Errorf("kafka producer configuration: %w", err)
 	}

@@ -134,14 +134,11 @@ func (c *Config) clientOptions(log kgo.Logger, group []kgo.Opt) ([]kgo.Opt, erro
 		opts = append(opts, kgo.ConsumeTopics(c.Topics...))
 	}
 	opts = append(opts, group...)
-	if !c.TLS.IsZero() {
-		t, err := c.TLS.Build()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(t))
+	sec, err := kafkawire.SecurityOpts(&c.TLS, &c.SASL)
+	if err != nil {
+		return nil, err
 	}
-	opts = append(opts, c.SASL.Opts()...)
+	opts = append(opts, sec...)
 	if err := kgo.ValidateOpts(opts...); err != nil {
 		return nil, fmt.Errorf("kafka consumer configuration: %w", err)
 	}

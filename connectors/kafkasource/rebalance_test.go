@@ -8,9 +8,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/internal/testkit/kafkatest"
 )
 
 // TestRebalanceCommitsOnlyWhatWasDelivered: a first member reads both
@@ -72,7 +72,7 @@ func TestRebalanceCommitsOnlyWhatWasDelivered(t *testing.T) {
 		}
 	}
 	first.commit(context.Background(), first.client, nil)
-	committed := committedOf(t, c.ListenAddrs())
+	committed := kafkatest.Committed(t, c.ListenAddrs(), "ferry-test", "orders", 2)
 	if committed[moved[0]] >= 0 {
 		t.Fatalf("a late ack committed %d for partition %d, which moved", committed[moved[0]], moved[0])
 	}
@@ -96,30 +96,4 @@ func tryRead(s *Source) (ferry.Batch, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	return s.Read(ctx)
-}
-
-// committedOf returns ferry-test's committed offsets of orders (-1: none).
-func committedOf(t *testing.T, brokers []string) map[int32]int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	req := kmsg.NewPtrOffsetFetchRequest()
-	req.Group = "ferry-test"
-	rt := kmsg.NewOffsetFetchRequestTopic()
-	rt.Topic, rt.Partitions = "orders", []int32{0, 1}
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[int32]int64{}
-	for _, tt := range resp.Topics {
-		for _, p := range tt.Partitions {
-			out[p.Partition] = p.Offset
-		}
-	}
-	return out
 }

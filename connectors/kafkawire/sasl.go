@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/tlsconfig"
 )
 
 // SASL authenticates to the brokers.
@@ -48,6 +49,20 @@ func (s *SASL) Opts() []kgo.Opt {
 		return []kgo.Opt{kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism())}
 	}
 	return nil
+}
+
+// SecurityOpts returns the client options of a connector's tls and sasl
+// blocks (none for zero blocks).
+func SecurityOpts(t *tlsconfig.Config, s *SASL) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if !t.IsZero() {
+		c, err := t.Build()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(c))
+	}
+	return append(opts, s.Opts()...), nil
 }
 
 // Logger passes franz-go's own messages to a connector's logger. Its
