@@ -93,12 +93,45 @@ func Decode(ctx context.Context, r *kgo.Record) (*event.Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode CloudEvent: %w", err)
 	}
+	if m.version != nil {
+		m.keepExact(e)
+	}
 	if err := e.Validate(); err != nil {
 		// The SDK lists one attribute per line; a dead letter's reason
 		// and a log line are one line.
 		return nil, fmt.Errorf("invalid CloudEvent: %s", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
 	}
 	return e, nil
+}
+
+// keepExact puts back the header text of string attributes and
+// extensions the SDK's setters trimmed (white space, NEL): an event passes
+// through byte for byte, as the Kafka sink wrote it.
+func (m *Message) keepExact(e *event.Event) {
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return
+	}
+	for k, v := range m.headers {
+		name, ok := strings.CutPrefix(k, HeaderPrefix)
+		if !ok || len(v) == 0 {
+			continue
+		}
+		text := string(v)
+		switch name {
+		case "id":
+			ec.ID = text
+		case "type":
+			ec.Type = text
+		case "subject":
+			ec.Subject = &text
+		case "specversion", "source", "time", "dataschema", "datacontenttype":
+		default:
+			if s, isString := ec.Extensions[name].(string); isString && s != text {
+				ec.Extensions[name] = text
+			}
+		}
+	}
 }
 
 // ReadEncoding implements binding.MessageMetadataReader.
