@@ -45,6 +45,9 @@ type Source struct {
 	client *kgo.Client
 	state  ferry.SourceState
 	err    error // fatal: Read returns it
+	// unreachable is the last failure to reach the partitions' leaders
+	// (the committer asks them every commit_interval); nil once they answer.
+	unreachable error
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -190,9 +193,25 @@ func (s *Source) refreshEnds(ctx context.Context, cl *kgo.Client) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	ends := map[string]map[int32]kgo.EpochOffset{}
-	if err := listOffsets(ctx, cl, ps, -1, ends); err != nil {
-		s.log.Debug("cannot list the ends of the assigned partitions", "error", err)
+	err := listOffsets(ctx, cl, ps, -1, ends)
+	s.mu.Lock()
+	was := s.unreachable
+	s.unreachable = err
+	if s.state != ferry.StateStopped {
+		s.state = ferry.StateStreaming
+		if err != nil {
+			s.state = ferry.StateReconnecting
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case err != nil && was == nil:
+		s.log.Warn("kafka brokers unreachable; the client keeps retrying", "brokers", s.cfg.Brokers, "error", err)
 		return
+	case err != nil:
+		return
+	case was != nil:
+		s.log.Info("kafka brokers reachable again", "brokers", s.cfg.Brokers)
 	}
 	for t, parts := range ends {
 		for p, eo := range parts {
@@ -224,7 +243,7 @@ func (s *Source) Close(ctx context.Context) error {
 // Status implements ferry.StatusReporter.
 func (s *Source) Status() ferry.SourceStatus {
 	s.mu.Lock()
-	st := ferry.SourceStatus{State: s.state, Connected: s.client != nil}
+	st := ferry.SourceStatus{State: s.state, Connected: s.client != nil && s.unreachable == nil}
 	s.mu.Unlock()
 	if s.offs != nil {
 		st.Partitions = s.offs.status()

@@ -309,3 +309,49 @@ func TestTLSAndSASL(t *testing.T) {
 }
 
 var _ = event.New
+
+// TestStatusFollowsTheBrokers: while the broker is away the source reports
+// reconnecting and not connected (so /readyz fails), and streaming again
+// once it is back.
+func TestStatusFollowsTheBrokers(t *testing.T) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"), kfake.DataDir(t.TempDir())}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.ListenAddrs()
+	s := newSource(t, addr, nil)
+	openSource(t, s, nil)
+	waitAssigned(t, s)
+	waitStatus := func(connected bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			st := s.Status()
+			if st.Connected == connected && (st.State == ferry.StateStreaming) == connected {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("status %+v, want connected=%v", st, connected)
+			}
+			_, _ = tryRead(s)
+		}
+	}
+	waitStatus(true)
+	c.Close()
+	waitStatus(false)
+	var port int
+	if _, err := fmt.Sscanf(addr[0][strings.LastIndex(addr[0], ":")+1:], "%d", &port); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // the port may linger briefly
+		if c, err = kfake.NewCluster(append(opts, kfake.Ports(port))...); err == nil {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	waitStatus(true)
+}
