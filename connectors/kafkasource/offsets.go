@@ -53,12 +53,17 @@ type offsets struct {
 	next positions
 }
 
-func newOffsets(from positions) *offsets {
-	next := positions{}
+func newOffsets() *offsets {
+	return &offsets{parts: map[tp]*partState{}, next: positions{}}
+}
+
+// seed starts the checkpoint from the one the source was opened with.
+func (o *offsets) seed(from positions) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for t, ps := range from {
-		next[t] = maps.Clone(ps)
+		o.next[t] = maps.Clone(ps)
 	}
-	return &offsets{parts: map[tp]*partState{}, next: next}
 }
 
 // assign starts a new assignment epoch for ps.

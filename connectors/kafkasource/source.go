@@ -67,7 +67,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	st, _ := parseStart(cfg.Start)
-	return &Source{name: name, cfg: cfg, start: st, log: log, state: ferry.StateConnecting}, nil
+	return &Source{name: name, cfg: cfg, start: st, log: log, state: ferry.StateConnecting, offs: newOffsets()}, nil
 }
 
 // Open joins the group. It waits, logging why, until the brokers answer
@@ -81,8 +81,8 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 			return fmt.Errorf("kafka source %s: %w", s.name, err)
 		}
 		s.from = ps
+		s.offs.seed(ps)
 	}
-	s.offs = newOffsets(s.from)
 	opts, err := s.cfg.clientOptions(kafkawire.Logger{Slog: s.log}, s.groupOpts())
 	if err != nil {
 		return fmt.Errorf("kafka source %s: %w", s.name, err)
@@ -245,9 +245,7 @@ func (s *Source) Status() ferry.SourceStatus {
 	s.mu.Lock()
 	st := ferry.SourceStatus{State: s.state, Connected: s.client != nil && s.unreachable == nil}
 	s.mu.Unlock()
-	if s.offs != nil {
-		st.Partitions = s.offs.status()
-	}
+	st.Partitions = s.offs.status()
 	return st
 }
 
