@@ -135,9 +135,12 @@ func (s *Source) uncommitted(ctx context.Context, cl *kgo.Client, ps map[string]
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 				return nil, fmt.Errorf("fetch the offset of %s partition %d in group %s: %w", t.Topic, p.Partition, s.cfg.Group, err)
 			}
-			if p.Offset < 0 {
+			switch {
+			case s.offs.resume(t.Topic, p.Partition, max(p.Offset, -1)):
+				// Its start is where its earlier assignment read to.
+			case p.Offset < 0:
 				missing[t.Topic] = append(missing[t.Topic], p.Partition)
-			} else {
+			default:
 				s.offs.committed(t.Topic, p.Partition, p.Offset)
 			}
 		}

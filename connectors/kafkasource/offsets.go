@@ -30,6 +30,9 @@ type partState struct {
 	leaderEpoch int32 // of the last delivered record, for the commit
 	committed   int64
 	end         int64 // high watermark
+	// skipBelow: records before it are in the pipeline already, read
+	// under an earlier assignment of the partition this one resumed.
+	skipBelow int64
 }
 
 // mark is where one batch ends in one partition.
@@ -46,7 +49,10 @@ type mark struct {
 type offsets struct {
 	mu    sync.Mutex
 	parts map[tp]*partState
-	epoch uint64
+	// retired are partitions revoked or lost, as they were: given back
+	// to this member before anyone committed, they resume (see resume).
+	retired map[tp]*partState
+	epoch   uint64
 	// next is the checkpoint: per topic and partition, the offset after
 	// the last record this source handed out. It keeps partitions after a
 	// revoke (see README: they matter only where the group has no offset).
@@ -54,7 +60,7 @@ type offsets struct {
 }
 
 func newOffsets() *offsets {
-	return &offsets{parts: map[tp]*partState{}, next: positions{}}
+	return &offsets{parts: map[tp]*partState{}, retired: map[tp]*partState{}, next: positions{}}
 }
 
 // seed starts the checkpoint from the one the source was opened with.
@@ -73,30 +79,60 @@ func (o *offsets) assign(ps map[string][]int32) {
 	o.epoch++
 	for t, parts := range ps {
 		for _, p := range parts {
+			if old := o.parts[tp{t, p}]; old != nil { // assigned twice: keep it
+				continue
+			}
 			o.parts[tp{t, p}] = &partState{epoch: o.epoch, read: -1, acked: -1, leaderEpoch: -1, committed: -1, end: -1}
 		}
 	}
 }
 
-// drop forgets ps (revoked or lost): acks of their records in flight
-// commit nothing any more.
+// drop retires ps (revoked or lost): acks of their records in flight
+// commit nothing, unless the partition resumes.
 func (o *offsets) drop(ps map[string][]int32) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for t, parts := range ps {
 		for _, p := range parts {
-			delete(o.parts, tp{t, p})
+			k := tp{t, p}
+			if st := o.parts[k]; st != nil {
+				o.retired[k] = st
+			}
+			delete(o.parts, k)
 		}
 	}
 }
 
+// resume continues the earlier assignment of a partition given back to
+// this member when the group's offset is still the one this member last
+// committed (-1: none): nobody else committed meanwhile, so every record
+// before the earlier read position is in this member's pipeline and will
+// be delivered, or the pipeline stops and reading restarts from the
+// commit. Its records in flight then commit again, and the ones the
+// consumer fetches again from the group's offset are not handed out twice.
+func (o *offsets) resume(topic string, part int32, groupOffset int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	k := tp{topic, part}
+	old := o.retired[k]
+	delete(o.retired, k)
+	if old == nil || old.committed != groupOffset || old.read <= groupOffset {
+		return false
+	}
+	old.skipBelow = old.read
+	o.parts[k] = old
+	return true
+}
+
 // register records that rs (one poll, in partition order) are handed out
-// and returns the marks of the batch and the checkpoint after it.
-func (o *offsets) register(rs []*kgo.Record) ([]mark, ferry.Position, error) {
+// and returns those to hand out (see resume), the marks of the batch and
+// the checkpoint after it.
+func (o *offsets) register(rs []*kgo.Record) ([]*kgo.Record, []mark, ferry.Position, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var marks []mark
 	idx := map[tp]int{}
+	out := rs[:0]
 	for _, r := range rs {
 		k := tp{r.Topic, r.Partition}
 		p, ok := o.parts[k]
@@ -105,6 +141,10 @@ func (o *offsets) register(rs []*kgo.Record) ([]mark, ferry.Position, error) {
 			p = &partState{epoch: o.epoch, read: -1, acked: -1, leaderEpoch: -1, committed: -1, end: -1}
 			o.parts[k] = p
 		}
+		if r.Offset < p.skipBelow {
+			continue
+		}
+		out = append(out, r)
 		p.read = r.Offset + 1
 		m := mark{tp: k, epoch: p.epoch, next: r.Offset + 1, leaderEpoch: r.LeaderEpoch}
 		if i, ok := idx[k]; ok {
@@ -120,9 +160,9 @@ func (o *offsets) register(rs []*kgo.Record) ([]mark, ferry.Position, error) {
 	}
 	cp, err := json.Marshal(o.next)
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode checkpoint: %w", err)
+		return nil, nil, nil, fmt.Errorf("encode checkpoint: %w", err)
 	}
-	return marks, cp, nil
+	return out, marks, cp, nil
 }
 
 // delivered moves the acknowledged offsets of a batch's marks.
@@ -130,7 +170,11 @@ func (o *offsets) delivered(marks []mark) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, m := range marks {
-		if p := o.parts[m.tp]; p != nil && p.epoch == m.epoch && m.next > p.acked {
+		p := o.parts[m.tp]
+		if p == nil { // retired: counts if the partition resumes
+			p = o.retired[m.tp]
+		}
+		if p != nil && p.epoch == m.epoch && m.next > p.acked {
 			p.acked, p.leaderEpoch = m.next, m.leaderEpoch
 		}
 	}

@@ -79,6 +79,31 @@ func TestRebalanceCommitsOnlyWhatWasDelivered(t *testing.T) {
 	if kept := 1 - moved[0]; committed[kept] != 5 {
 		t.Fatalf("partition %d kept by the first member committed at %d, want 5", kept, committed[kept])
 	}
+
+	// The second member leaves without delivering: the partition comes
+	// back to the first, nobody having committed it, and resumes where
+	// the first read to: its records in flight are not handed out twice,
+	// and their (earlier) ack now commits them.
+	if err := second.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(first.offs.assigned()["orders"]) != 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the partition did not come back: first holds %v", first.offs.assigned())
+		}
+		if b, err := tryRead(first); err == nil && len(b.Changes) > 0 {
+			t.Fatalf("records handed out again after resuming: %s", b.Changes[0].ID)
+		}
+	}
+	for range 10 {
+		if b, err := tryRead(first); err == nil && len(b.Changes) > 0 {
+			t.Fatalf("records handed out again after resuming: %s", b.Changes[0].ID)
+		}
+	}
+	first.commit(context.Background(), first.client, nil)
+	if c := kafkatest.Committed(t, c.ListenAddrs(), "ferry-test", "orders", 2); c[0] != 5 || c[1] != 5 {
+		t.Fatalf("after resuming, committed %v, want 5 for both", c)
+	}
 }
 
 func readBatch(t *testing.T, s *Source, d time.Duration) ferry.Batch {

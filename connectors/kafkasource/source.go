@@ -151,9 +151,12 @@ func (s *Source) batch(ctx context.Context, fetches kgo.Fetches) (ferry.Batch, e
 	if len(rs) == 0 {
 		return ferry.Batch{}, nil
 	}
-	marks, cp, err := s.offs.register(rs)
+	rs, marks, cp, err := s.offs.register(rs)
 	if err != nil {
 		return ferry.Batch{}, fmt.Errorf("kafka source %s: %w", s.name, err)
+	}
+	if len(rs) == 0 {
+		return ferry.Batch{}, nil
 	}
 	changes := make([]ferry.Change, len(rs))
 	for i, r := range rs {
