@@ -10,4 +10,10 @@
 // dead-lettered) does it persist the batch's Checkpoint and call its Ack.
 // Sources and sinks therefore never coordinate with each other; they only keep
 // the contracts documented on their interfaces.
+//
+// A connector is one package: a configuration struct whose keys are declared
+// once, with their rules, in ferry struct tags (FieldRules), the source or
+// sink itself, and one registration value (SinkSpec, SourceSpec) that the
+// application lists in internal/app/registry.go. It passes the acceptance
+// suite in connectors/conntest.
 package ferry

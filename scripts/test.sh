@@ -58,6 +58,10 @@ if ! command -v gcc >/dev/null 2>&1; then
   echo "== installing gcc (go test -race needs cgo)"
   apt_install gcc libc6-dev || { echo "cannot install gcc, which -race needs: apt-get install -y gcc" >&2; exit 1; }
 fi
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "== installing nats-server (the NATS sink tests start their own JetStream servers from it)"
+  apt_install nats-server || { echo "cannot install nats-server: apt-get install -y nats-server" >&2; exit 1; }
+fi
 if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat (independent Kafka client some suites cross-check with)"
   apt_install kcat || echo "WARNING: could not install kcat; tests that cross-check with it will fail or skip" >&2

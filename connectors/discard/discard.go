@@ -23,6 +23,12 @@ type Config struct{}
 // DefaultConfig returns the (empty) configuration.
 func DefaultConfig() *Config { return &Config{} }
 
+// Connector registers the `type: discard` sink.
+var Connector = ferry.SinkSpec[Config]{Name: "discard",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(name, cfg, env.Log))
+	}}
+
 // Validate reports nothing: there is nothing to get wrong.
 func (c *Config) Validate() error { return nil }
 

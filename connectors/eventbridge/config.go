@@ -6,6 +6,7 @@
 package eventbridge
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strings"
@@ -18,8 +19,10 @@ import (
 
 // Config is the `type: eventbridge` sink block.
 type Config struct {
-	Region   string `yaml:"region"`
-	EventBus string `yaml:"event_bus"` // name or ARN; default "default"
+	// Region is the AWS region of the event bus.
+	Region string `yaml:"region" ferry:"required,example=us-east-1"`
+	// EventBus is the bus's name or ARN.
+	EventBus string `yaml:"event_bus" ferry:"default=default"`
 	// Endpoint overrides the service endpoint (VPC endpoints, tests).
 	Endpoint string `yaml:"endpoint"`
 	// Credentials come from the SDK's default chain (environment, shared
@@ -31,27 +34,30 @@ type Config struct {
 	// Source of every entry; default the CloudEvent source. A value
 	// EventBridge reserves (aws.*) is prefixed with SourcePrefix.
 	Source       string `yaml:"source"`
-	SourcePrefix string `yaml:"source_prefix"`
+	SourcePrefix string `yaml:"source_prefix" ferry:"default=ferry."`
 	// Detail is data (the event's data; a non-object is wrapped as
 	// {"data": ...}) or event (the whole structured CloudEvent).
-	Detail string `yaml:"detail"`
+	Detail string `yaml:"detail" ferry:"default=data,enum=data|event"`
 	// Resources is an optional CEL expression giving a list of ARNs.
 	Resources   string        `yaml:"resources"`
-	Concurrency int           `yaml:"concurrency"` // PutEvents calls in flight
-	Timeout     time.Duration `yaml:"timeout"`     // per call
+	Concurrency int           `yaml:"concurrency" ferry:"default=4"` // PutEvents calls in flight
+	Timeout     time.Duration `yaml:"timeout" ferry:"default=10s"`   // per call
 }
 
 // DefaultConfig returns the defaults of every optional key.
-func DefaultConfig() *Config {
-	return &Config{EventBus: "default", SourcePrefix: "ferry.", Detail: "data", Concurrency: 4, Timeout: 10 * time.Second}
-}
+func DefaultConfig() *Config { return ferry.Defaults[Config]() }
+
+// Connector registers the `type: eventbridge` sink. Loading the AWS
+// configuration reads the environment and files only; credentials are
+// fetched on the first call.
+var Connector = ferry.SinkSpec[Config]{Name: "eventbridge",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(context.Background(), name, cfg, env.Log))
+	}}
 
 // Validate reports every invalid key.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Region == "" {
-		errs = append(errs, ferry.Invalid("region", "is required, e.g. us-east-1"))
-	}
 	if c.EventBus == "" {
 		errs = append(errs, ferry.Invalid("event_bus", "must not be empty (default: default)"))
 	}
@@ -68,9 +74,6 @@ func (c *Config) Validate() error {
 	}
 	if strings.HasPrefix(c.SourcePrefix, "aws.") {
 		errs = append(errs, ferry.Invalid("source_prefix", "must not start with aws."))
-	}
-	if c.Detail != "data" && c.Detail != "event" {
-		errs = append(errs, ferry.Invalid("detail", "must be data or event, not %q", c.Detail))
 	}
 	if c.Resources != "" {
 		if _, err := resourcesProgram(c.Resources); err != nil {

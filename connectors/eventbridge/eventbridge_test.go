@@ -215,7 +215,7 @@ func TestValidate(t *testing.T) {
 	c := DefaultConfig()
 	c.Detail, c.Source, c.Concurrency, c.Endpoint, c.AccessKeyID = "all", "aws.x", 0, "ftp://x", "AKID"
 	c.Resources = "1 +"
-	err := c.Validate()
+	err := ferry.CheckConfig(c)
 	for _, want := range []string{"region: is required", "detail: must be data or event", "source: must be", "concurrency",
 		"endpoint: must be", "access_key_id and secret_access_key", "resources:"} {
 		if err == nil || !strings.Contains(err.Error(), want) {

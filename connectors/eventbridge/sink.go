@@ -43,7 +43,7 @@ var _ ferry.Sink = (*Sink)(nil)
 
 // New builds the sink with the SDK's client; it contacts nothing yet.
 func New(ctx context.Context, name string, cfg *Config, log *slog.Logger) (*Sink, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("eventbridge sink %s: %w", name, err)
 	}
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(cfg.Region)}
@@ -74,7 +74,7 @@ func New(ctx context.Context, name string, cfg *Config, log *slog.Logger) (*Sink
 
 // NewWithAPI builds the sink over any PutEvents implementation.
 func NewWithAPI(name string, cfg *Config, api PutEventsAPI, log *slog.Logger) (*Sink, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("eventbridge sink %s: %w", name, err)
 	}
 	if log == nil {

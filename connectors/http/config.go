@@ -30,20 +30,22 @@ const (
 // Config is the `type: http` sink block. Start from DefaultConfig.
 type Config struct {
 	// URL is the absolute http:// or https:// endpoint. Required.
-	URL string `yaml:"url"`
-	// Mode is binary, structured or batch.
-	Mode string `yaml:"mode"`
+	URL string `yaml:"url" ferry:"required,example=https://audit.internal/events"`
+	// Mode is binary (ce-* headers), structured (one
+	// application/cloudevents+json event) or batch
+	// (application/cloudevents-batch+json).
+	Mode string `yaml:"mode" ferry:"default=binary,enum=binary|structured|batch"`
 	// Method is POST or PUT.
-	Method string `yaml:"method"`
+	Method string `yaml:"method" ferry:"default=POST,enum=POST|PUT,fold"`
 	// Headers are added to every request. Their values are secrets.
 	Headers map[string]ferry.Secret `yaml:"headers"`
 	// Timeout bounds each request, from sending it to reading the answer.
-	Timeout time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout" ferry:"default=10s"`
 	// Concurrency is how many requests one Write runs in parallel (1-256).
-	Concurrency int `yaml:"concurrency"`
+	Concurrency int `yaml:"concurrency" ferry:"default=8"`
 	// BatchMaxEvents and BatchMaxBytes bound one request in batch mode.
-	BatchMaxEvents int `yaml:"batch_max_events"`
-	BatchMaxBytes  int `yaml:"batch_max_bytes"`
+	BatchMaxEvents int `yaml:"batch_max_events" ferry:"default=100"`
+	BatchMaxBytes  int `yaml:"batch_max_bytes" ferry:"default=1048576"`
 	// TLS configures https beyond the system's trusted roots.
 	TLS TLSConfig `yaml:"tls"`
 	// TransientStatuses and PermanentStatuses override the classification
@@ -57,16 +59,13 @@ type Config struct {
 type TLSConfig = tlsconfig.Config
 
 // DefaultConfig returns the defaults of every optional key.
-func DefaultConfig() *Config {
-	return &Config{
-		Mode:           ModeBinary,
-		Method:         http.MethodPost,
-		Timeout:        10 * time.Second,
-		Concurrency:    8,
-		BatchMaxEvents: 100,
-		BatchMaxBytes:  1 << 20,
-	}
-}
+func DefaultConfig() *Config { return ferry.Defaults[Config]() }
+
+// Connector registers the `type: http` sink.
+var Connector = ferry.SinkSpec[Config]{Name: "http",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(name, cfg, env.Log))
+	}}
 
 // Validate reports every invalid key, each as a *ferry.FieldError, joined.
 // It reads the TLS files to check they are readable but does not parse them
@@ -75,20 +74,10 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) { errs = append(errs, ferry.Invalid(field, format, args...)) }
 	https := false
-	if c.URL == "" {
-		bad("url", "is required")
-	} else if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if u, err := url.Parse(c.URL); c.URL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		bad("url", "must be an absolute http:// or https:// URL")
 	} else {
-		https = u.Scheme == "https"
-	}
-	switch c.Mode {
-	case ModeBinary, ModeStructured, ModeBatch:
-	default:
-		bad("mode", "must be binary, structured or batch, not %q", c.Mode)
-	}
-	if m := strings.ToUpper(c.Method); m != http.MethodPost && m != http.MethodPut {
-		bad("method", "must be POST or PUT, not %q", c.Method)
+		https = c.URL != "" && u.Scheme == "https"
 	}
 	if c.Timeout <= 0 {
 		bad("timeout", "must be positive, like 10s")

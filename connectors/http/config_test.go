@@ -72,7 +72,7 @@ func TestValidate(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.URL = "http://127.0.0.1:8080/events"
 			c.mut(cfg)
-			got := fieldErrors(t, cfg.Validate())
+			got := fieldErrors(t, ferry.CheckConfig(cfg))
 			if len(got) != len(c.want) {
 				t.Fatalf("Validate = %v, want problems with %v", got, slices.Sorted(maps.Keys(c.want)))
 			}

@@ -41,7 +41,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if cfg == nil {
 		return nil, fmt.Errorf("http sink %s: no configuration", name)
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", name, err)
 	}
 	tlsCfg, err := cfg.TLS.Build()

@@ -20,34 +20,49 @@ import (
 
 // Config is the `type: kafka` sink block.
 type Config struct {
-	Brokers []string `yaml:"brokers"`
+	// Brokers are the host:port of one or more brokers to bootstrap from.
+	Brokers []string `yaml:"brokers" ferry:"required,example=127.0.0.1:9092"`
 	// Topic is a fixed topic; TopicExpression computes one per event (CEL
 	// over the event, e.g. `db + "." + table`). Exactly one is set.
-	Topic           string `yaml:"topic"`
-	TopicExpression string `yaml:"topic_expression"`
-	// Key is the message key: partitionkey (default: the ordering key, i.e.
-	// the partitionkey extension, else the subject, else the id), subject,
-	// id or none.
-	Key             string `yaml:"key"`
-	Mode            string `yaml:"mode"`        // binary | structured
-	Compression     string `yaml:"compression"` // none | gzip | snappy | lz4 | zstd
-	ClientID        string `yaml:"client_id"`
-	MaxMessageBytes int    `yaml:"max_message_bytes"` // keep at or below the broker's limit
-	Version         string `yaml:"version"`           // highest Kafka protocol version used, e.g. 2.8.0
+	Topic           string `yaml:"topic" ferry:"oneof=topic,example=orders"`
+	TopicExpression string `yaml:"topic_expression" ferry:"oneof=topic"`
+	// Key is the message key: partitionkey (the ordering key, i.e. the
+	// partitionkey extension, else the subject, else the id), subject, id
+	// or none.
+	Key string `yaml:"key" ferry:"default=partitionkey,enum=partitionkey|subject|id|none"`
+	// Mode is binary (ce_* headers, the data as the value) or structured
+	// (the whole event as application/cloudevents+json).
+	Mode string `yaml:"mode" ferry:"default=binary,enum=binary|structured"`
+	// Compression of record batches.
+	Compression string `yaml:"compression" ferry:"default=none,enum=none|gzip|snappy|lz4|zstd"`
+	// ClientID names Ferry to the brokers (quotas, logs).
+	ClientID string `yaml:"client_id" ferry:"default=ferry"`
+	// MaxMessageBytes bounds a record batch; keep it at or below the
+	// broker's message.max.bytes.
+	MaxMessageBytes int `yaml:"max_message_bytes" ferry:"default=1000000"`
+	// Version caps the Kafka protocol versions used, e.g. 2.8.0, for a
+	// broker that mis-negotiates; by default the client negotiates with
+	// each broker.
+	Version string `yaml:"version" ferry:"example=3.7.0"`
 	// Timeout bounds a dial, a request beyond the broker's own produce
 	// timeout, and how long a Write's records may wait to be sent (then
 	// they and the records behind them in their partition fail,
 	// transiently; a request already sent is waited for).
-	Timeout time.Duration    `yaml:"timeout"`
-	TLS     tlsconfig.Config `yaml:"tls"`
-	SASL    kafkawire.SASL   `yaml:"sasl"`
+	Timeout time.Duration `yaml:"timeout" ferry:"default=30s"`
+	// TLS encrypts the connections to the brokers.
+	TLS tlsconfig.Config `yaml:"tls"`
+	// SASL authenticates to the brokers.
+	SASL kafkawire.SASL `yaml:"sasl"`
 }
 
 // DefaultConfig returns the defaults of every optional key.
-func DefaultConfig() *Config {
-	return &Config{Key: "partitionkey", Mode: "binary", Compression: "none", ClientID: "ferry",
-		MaxMessageBytes: 1000000, Version: "2.8.0", Timeout: 30 * time.Second}
-}
+func DefaultConfig() *Config { return ferry.Defaults[Config]() }
+
+// Connector registers the `type: kafka` sink.
+var Connector = ferry.SinkSpec[Config]{Name: "kafka",
+	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
+		return ferry.AsSink(New(name, cfg, env.Log))
+	}}
 
 var compressions = map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
 	"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
@@ -58,30 +73,15 @@ const maxBatchBytes = 1 << 30
 // Validate reports every invalid key.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, ferry.Invalid("brokers", "is required: host:port of one or more brokers"))
-	}
-	switch {
-	case (c.Topic == "") == (c.TopicExpression == ""):
-		errs = append(errs, ferry.Invalid("topic", "set topic (a fixed name) or topic_expression (CEL), one of them"))
-	case c.TopicExpression != "":
+	if c.TopicExpression != "" {
 		if _, err := topicProgram(c.TopicExpression); err != nil {
 			errs = append(errs, ferry.Invalid("topic_expression", "%v", err))
 		}
 	}
-	if c.Key != "partitionkey" && c.Key != "subject" && c.Key != "id" && c.Key != "none" {
-		errs = append(errs, ferry.Invalid("key", "must be partitionkey, subject, id or none, not %q", c.Key))
-	}
-	if c.Mode != "binary" && c.Mode != "structured" {
-		errs = append(errs, ferry.Invalid("mode", "must be binary or structured, not %q", c.Mode))
-	}
-	if _, ok := compressions[c.Compression]; !ok {
-		errs = append(errs, ferry.Invalid("compression", "must be none, gzip, snappy, lz4 or zstd, not %q", c.Compression))
-	}
 	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > maxBatchBytes {
 		errs = append(errs, ferry.Invalid("max_message_bytes", "must be between 1024 and %d", maxBatchBytes))
 	}
-	if _, ok := maxVersions(c.Version); !ok {
+	if _, ok := maxVersions(c.Version); c.Version != "" && !ok {
 		errs = append(errs, ferry.Invalid("version", "must be a Kafka version of 0.11.0 or later (idempotent producer), not %q", c.Version))
 	}
 	if c.Timeout <= 0 {

@@ -48,7 +48,7 @@ type result struct {
 
 // New builds the sink; it does not contact the cluster.
 func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
 	if log == nil {

@@ -1,62 +1,22 @@
 package kafka
 
 import (
-	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/cel-go/cel"
-	"github.com/google/cel-go/common/types"
+
+	"github.com/ferry-cdc/ferry/connectors/eventexpr"
 )
 
-// topicProgram compiles topic_expression. Variables: the event's id,
-// source, type, subject, time, datacontenttype, extensions, data (parsed
-// JSON), and db and table (from a row change's default data, else "").
-func topicProgram(expr string) (cel.Program, error) {
-	env, err := cel.NewEnv(
-		cel.Variable("id", cel.StringType), cel.Variable("source", cel.StringType),
-		cel.Variable("type", cel.StringType), cel.Variable("subject", cel.StringType),
-		cel.Variable("time", cel.TimestampType), cel.Variable("datacontenttype", cel.StringType),
-		cel.Variable("extensions", cel.MapType(cel.StringType, cel.DynType)),
-		cel.Variable("data", cel.DynType), cel.Variable("db", cel.StringType), cel.Variable("table", cel.StringType),
-	)
-	if err != nil {
-		return nil, err
-	}
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		return nil, fmt.Errorf("%s", strings.ReplaceAll(iss.Err().Error(), "\n", " "))
-	}
-	if t := ast.OutputType(); !t.IsExactType(cel.StringType) && !t.IsExactType(cel.DynType) {
-		return nil, fmt.Errorf("evaluates to %s, want a string", t)
-	}
-	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
-}
+// topicProgram compiles topic_expression (variables: see eventexpr).
+func topicProgram(expr string) (cel.Program, error) { return eventexpr.Compile(expr) }
 
 // topicOf evaluates the expression for one event.
 func topicOf(p cel.Program, e *event.Event) (string, error) {
-	vars := map[string]any{"id": e.ID(), "source": e.Source(), "type": e.Type(), "subject": e.Subject(),
-		"time": e.Time(), "datacontenttype": e.DataContentType(), "extensions": e.Extensions(), "db": "", "table": ""}
-	var data any
-	if json.Unmarshal(e.Data(), &data) == nil {
-		vars["data"] = data
-		if m, ok := data.(map[string]any); ok {
-			if db, ok := m["db"].(string); ok {
-				vars["db"] = db
-			}
-			if t, ok := m["table"].(string); ok {
-				vars["table"] = t
-			}
-		}
-	}
-	out, _, err := p.Eval(vars)
+	topic, err := eventexpr.String(p, e)
 	if err != nil {
 		return "", fmt.Errorf("topic_expression: %w", err)
 	}
-	s, ok := out.(types.String)
-	if !ok || s == "" {
-		return "", fmt.Errorf("topic_expression gave %v, want a non-empty string", out)
-	}
-	return string(s), nil
+	return topic, nil
 }

@@ -15,47 +15,53 @@ import (
 
 // Config is the `type: kafka` source block.
 type Config struct {
-	Brokers []string `yaml:"brokers"`
+	// Brokers are the host:port of one or more brokers to bootstrap from.
+	Brokers []string `yaml:"brokers" ferry:"required,example=127.0.0.1:9092"`
 	// Topics are consumed by name; TopicRegex instead consumes every topic
 	// whose whole name matches (new ones as they appear). Exactly one is set.
-	Topics     []string `yaml:"topics"`
-	TopicRegex string   `yaml:"topic_regex"`
+	Topics     []string `yaml:"topics" ferry:"oneof=topics,example=orders"`
+	TopicRegex string   `yaml:"topic_regex" ferry:"oneof=topics"`
 	// Group is the consumer group: its committed offsets are where reading
 	// resumes, and the group spreads partitions over the Ferry instances
 	// sharing it.
-	Group string `yaml:"group"`
+	Group string `yaml:"group" ferry:"required,example=ferry-legacy"`
 	// Start is where a partition the group has no committed offset for
 	// begins: earliest, latest, an RFC 3339 time (the first record at or
 	// after it), or committed (refuse to start one: the group must have
 	// committed it). Once set it is committed at once.
-	Start    string `yaml:"start"`
-	ClientID string `yaml:"client_id"`
+	Start string `yaml:"start" ferry:"default=earliest,enum=earliest|latest|committed,pattern=^[0-9]{4}-[0-9]{2}-[0-9]{2}T"`
+	// ClientID names Ferry to the brokers (quotas, logs).
+	ClientID string `yaml:"client_id" ferry:"default=ferry"`
 	// CommitInterval is how often delivered offsets are committed (also on
 	// a rebalance and on stop); a crash re-delivers at most this much.
-	CommitInterval time.Duration `yaml:"commit_interval"`
+	CommitInterval time.Duration `yaml:"commit_interval" ferry:"default=1s"`
 	// MaxBatch bounds the records one read hands the pipeline.
-	MaxBatch int `yaml:"max_batch"`
+	MaxBatch int `yaml:"max_batch" ferry:"default=1000"`
 	// Timeout bounds a dial and each request beyond its own timeout.
-	Timeout time.Duration    `yaml:"timeout"`
-	TLS     tlsconfig.Config `yaml:"tls"`
-	SASL    kafkawire.SASL   `yaml:"sasl"`
+	Timeout time.Duration `yaml:"timeout" ferry:"default=30s"`
+	// TLS encrypts the connections to the brokers.
+	TLS tlsconfig.Config `yaml:"tls"`
+	// SASL authenticates to the brokers.
+	SASL kafkawire.SASL `yaml:"sasl"`
 }
 
 // DefaultConfig returns the defaults of every optional key.
-func DefaultConfig() *Config {
-	return &Config{Start: "earliest", ClientID: "ferry", CommitInterval: time.Second, MaxBatch: 1000, Timeout: 30 * time.Second}
+func DefaultConfig() *Config { return ferry.Defaults[Config]() }
+
+// Connector registers the `type: kafka` source.
+var Connector = ferry.SourceSpec[Config]{
+	Name: "kafka",
+	Build: func(name string, cfg *Config, env ferry.SourceEnv) (ferry.Source, error) {
+		return ferry.AsSource(New(name, cfg, env.Log))
+	},
+	PositionCodec: Codec{},
 }
 
-// Validate reports every invalid key.
+// Validate reports what the tags cannot: the pattern, the start time, and
+// positive durations and sizes.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, ferry.Invalid("brokers", "is required: host:port of one or more brokers"))
-	}
-	switch {
-	case (len(c.Topics) == 0) == (c.TopicRegex == ""):
-		errs = append(errs, ferry.Invalid("topics", "set topics (names) or topic_regex, one of them"))
-	case c.TopicRegex != "":
+	if c.TopicRegex != "" {
 		if _, err := regexp.Compile(c.TopicRegex); err != nil {
 			errs = append(errs, ferry.Invalid("topic_regex", "%v", err))
 		}
@@ -64,9 +70,6 @@ func (c *Config) Validate() error {
 		if t == "" {
 			errs = append(errs, ferry.Invalid(fmt.Sprintf("topics[%d]", i), "is empty"))
 		}
-	}
-	if c.Group == "" {
-		errs = append(errs, ferry.Invalid("group", "is required: the consumer group whose offsets Ferry commits"))
 	}
 	if _, err := parseStart(c.Start); err != nil {
 		errs = append(errs, ferry.Invalid("start", "%v", err))

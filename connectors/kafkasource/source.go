@@ -60,7 +60,7 @@ var (
 
 // New builds the source; Open connects.
 func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("kafka source %s: %w", name, err)
 	}
 	if log == nil {

@@ -17,23 +17,19 @@ import (
 
 // SASL authenticates to the brokers.
 type SASL struct {
-	Mechanism string       `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL.
+	Mechanism string       `yaml:"mechanism" ferry:"enum=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"`
 	Username  string       `yaml:"username"`
 	Password  ferry.Secret `yaml:"password"`
 }
 
-// Validate reports what is wrong with the block, named as `sasl.*`.
+// Validate reports what the tags cannot: a mechanism needs both
+// credentials.
 func (s *SASL) Validate() []error {
-	switch s.Mechanism {
-	case "":
-		return nil
-	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if s.Username == "" || !s.Password.IsSet() {
-			return []error{ferry.Invalid("sasl", "needs username and password")}
-		}
-		return nil
+	if s.Mechanism != "" && (s.Username == "" || !s.Password.IsSet()) {
+		return []error{ferry.Invalid("sasl", "needs username and password")}
 	}
-	return []error{ferry.Invalid("sasl.mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, not %q", s.Mechanism)}
+	return nil
 }
 
 // Opts returns the client option that authenticates with the block, or

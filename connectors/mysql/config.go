@@ -21,14 +21,16 @@ import (
 
 // Config is the `type: mysql` source block.
 type Config struct {
-	Addr     string       `yaml:"addr"`
-	User     string       `yaml:"user"`
+	// Addr is the host:port of the MySQL or MariaDB server.
+	Addr string `yaml:"addr" ferry:"required,example=127.0.0.1:3306"`
+	// User and Password are the replication account's.
+	User     string       `yaml:"user" ferry:"required,example=ferry"`
 	Password ferry.Secret `yaml:"password"`
 	// ServerID identifies Ferry to the server as a replica; it must differ
 	// from the server's and every other replica's server_id.
-	ServerID uint32 `yaml:"server_id"`
+	ServerID uint32 `yaml:"server_id" ferry:"required,example=4101"`
 	// Flavor is auto (detected from VERSION()), mysql or mariadb.
-	Flavor string `yaml:"flavor"`
+	Flavor string `yaml:"flavor" ferry:"default=auto,enum=auto|mysql|mariadb"`
 	// Include and Exclude are DB.TABLE patterns; * and ? are wildcards
 	// within one name. An empty Include means every non-system table.
 	Include []string `yaml:"include"`
@@ -37,79 +39,88 @@ type Config struct {
 	ExcludeColumns []string `yaml:"exclude_columns"`
 	// Start is where a source without a checkpoint begins: latest,
 	// earliest, FILE:POS or a GTID set.
-	Start string `yaml:"start"`
+	Start string `yaml:"start" ferry:"default=latest,enum=latest|earliest,pattern=^ *[^ ]+:[0-9]+ *$|^ *[0-9]+-[0-9]+-[0-9]+|^ *[0-9a-fA-F-]{36}:"`
 	// Snapshot is never, or initial: on the first start (no checkpoint)
 	// backfill every captured table while streaming from the latest position.
-	Snapshot string `yaml:"snapshot"`
+	Snapshot string `yaml:"snapshot" ferry:"default=never,enum=never|initial"`
 	// SnapshotChunk is the rows per chunk of backfills.
-	SnapshotChunk int `yaml:"snapshot_chunk"`
+	SnapshotChunk int `yaml:"snapshot_chunk" ferry:"default=4096"`
 	// SnapshotKeys name, per DB.TABLE without a primary key, the columns of
 	// a unique NOT NULL key that backfills page by.
 	SnapshotKeys map[string][]string `yaml:"snapshot_keys"`
 	// ConnectTimeout bounds one connection attempt.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout" ferry:"default=10s"`
 	// StartupTimeout bounds how long Open retries an unreachable server
 	// before giving up, so a sidecar may start before its database.
-	StartupTimeout time.Duration `yaml:"startup_timeout"`
+	StartupTimeout time.Duration `yaml:"startup_timeout" ferry:"default=1m"`
 	// Heartbeat asks the server for a heartbeat when the binlog is idle.
-	Heartbeat time.Duration `yaml:"heartbeat"`
+	Heartbeat time.Duration `yaml:"heartbeat" ferry:"default=5s"`
 	// MaxTxBuffer is how many row changes of one transaction are held back
 	// until its COMMIT; a bigger transaction is streamed in parts of this
 	// size (and, if it is then rolled back, cannot be taken back).
-	MaxTxBuffer int `yaml:"max_tx_buffer"`
+	MaxTxBuffer int `yaml:"max_tx_buffer" ferry:"default=10000"`
 	// MaxTxBufferBytes bounds the same buffer by the changes' size in
 	// memory (ferry.Change.Size); it also bounds, by size, the decoded
 	// changes waiting for the pipeline.
-	MaxTxBufferBytes int `yaml:"max_tx_buffer_bytes"`
+	MaxTxBufferBytes int `yaml:"max_tx_buffer_bytes" ferry:"default=8388608"`
 	// BatchSize bounds the changes of one batch handed to the pipeline.
-	BatchSize int `yaml:"batch_size"`
+	BatchSize int `yaml:"batch_size" ferry:"default=2048"`
 	// TLS encrypts (and verifies) the connections to the server.
 	TLS TLSConfig `yaml:"tls"`
 }
 
 // DefaultConfig returns the defaults of every optional key.
-func DefaultConfig() *Config {
-	return &Config{
-		Flavor:           "auto",
-		Start:            "latest",
-		Snapshot:         "never",
-		SnapshotChunk:    4096,
-		ConnectTimeout:   10 * time.Second,
-		StartupTimeout:   time.Minute,
-		Heartbeat:        5 * time.Second,
-		MaxTxBuffer:      10000,
-		MaxTxBufferBytes: 8 << 20,
-		BatchSize:        2048,
-	}
+func DefaultConfig() *Config { return ferry.Defaults[Config]() }
+
+// Connector registers the `type: mysql` source: streaming, its backfills
+// and replays (run as another replica, with their own server_id), and the
+// positions of `ferry checkpoint`. It records JSON column history in the
+// application's SchemaHistory service, when there is one.
+var Connector = ferry.SourceSpec[Config]{
+	Name: "mysql",
+	Build: func(name string, cfg *Config, env ferry.SourceEnv) (ferry.Source, error) {
+		s, err := New(name, cfg, env.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.SetInstance(env.Instance)
+		if h, ok := ferry.Service[SchemaHistory](env); ok {
+			s.SetSchemaHistory(h)
+		}
+		return s, nil
+	},
+	PositionCodec:     Codec{},
+	CheckPositionFunc: CheckPosition,
+	Backfill: func(name string, cfg *Config, req ferry.BackfillRequest, serverID uint32, env ferry.SourceEnv) (ferry.Source, error) {
+		c := *cfg
+		c.ServerID = serverID
+		return ferry.AsSource(NewBackfill(name, &c, req, env.Log))
+	},
+	Replay: func(name string, cfg *Config, r ferry.ReplayRange, serverID uint32, env ferry.SourceEnv) (ferry.Source, error) {
+		c := *cfg
+		c.ServerID = serverID
+		s, err := NewReplay(name, &c, Replay(r), env.Log)
+		if err != nil {
+			return nil, err
+		}
+		if h, ok := ferry.Service[SchemaHistory](env); ok {
+			s.SetSchemaHistory(h)
+		}
+		return s, nil
+	},
 }
 
 // Validate reports every invalid key.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Addr == "" {
-		errs = append(errs, ferry.Invalid("addr", "is required (host:port of the MySQL or MariaDB server)"))
-	} else if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if _, _, err := net.SplitHostPort(c.Addr); c.Addr != "" && err != nil {
 		errs = append(errs, ferry.Invalid("addr", "must be host:port: %v", err))
-	}
-	if c.User == "" {
-		errs = append(errs, ferry.Invalid("user", "is required"))
-	}
-	if c.ServerID == 0 {
-		errs = append(errs, ferry.Invalid("server_id", "is required: a number from 1 to 4294967295, unique among the server's replicas"))
-	}
-	switch c.Flavor {
-	case "auto", "mysql", "mariadb":
-	default:
-		errs = append(errs, ferry.Invalid("flavor", "must be auto, mysql or mariadb, not %q", c.Flavor))
 	}
 	errs = append(errs, validatePatterns("include", c.Include, 2)...)
 	errs = append(errs, validatePatterns("exclude", c.Exclude, 2)...)
 	errs = append(errs, validatePatterns("exclude_columns", c.ExcludeColumns, 3)...)
 	if _, err := parseStart(c.Start); err != nil {
 		errs = append(errs, ferry.Invalid("start", "%v", err))
-	}
-	if c.Snapshot != "never" && c.Snapshot != "initial" {
-		errs = append(errs, ferry.Invalid("snapshot", "must be never or initial, not %q", c.Snapshot))
 	}
 	if c.SnapshotChunk < 1 {
 		errs = append(errs, ferry.Invalid("snapshot_chunk", "must be at least 1"))

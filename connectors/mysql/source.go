@@ -74,7 +74,7 @@ var _ ferry.Source = (*Source)(nil)
 
 // New returns an unopened source.
 func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("mysql source %s: %w", name, err)
 	}
 	f, err := newFilter(cfg)

@@ -24,7 +24,7 @@ const (
 // TLSConfig is the source's `tls` block.
 type TLSConfig struct {
 	// Mode is disabled (the default), required, verify-ca or verify-full.
-	Mode string `yaml:"mode"`
+	Mode string `yaml:"mode" ferry:"enum=disabled|required|verify-ca|verify-full"`
 	// CAFile holds the PEM CA certificates trusted for verify-ca and
 	// verify-full instead of the system roots.
 	CAFile string `yaml:"ca_file"`

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 func TestDecoders(t *testing.T) {
@@ -143,7 +145,7 @@ func TestValidate(t *testing.T) {
 	c.Include = []string{"nodot"}
 	c.Start = "somewhere"
 	c.Flavor = "oracle"
-	err := c.Validate()
+	err := ferry.CheckConfig(c)
 	for _, want := range []string{"addr: is required", "user: is required", "server_id: is required", "flavor: must be", "include[0]: pattern \"nodot\"", "start: must be latest"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v; missing %q", err, want)

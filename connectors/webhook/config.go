@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -19,21 +18,38 @@ import (
 
 // Config is the `type: webhook` source block.
 type Config struct {
-	Listen       string        `yaml:"listen"`  // host:port; sources may share one with different paths
-	Path         string        `yaml:"path"`    // e.g. /hooks/crm
-	Methods      []string      `yaml:"methods"` // default [POST]
-	MaxBodyBytes int64         `yaml:"max_body_bytes"`
-	Accept       []string      `yaml:"accept"` // json, form, xml, text, cloudevents
-	Form         string        `yaml:"form"`   // structured | raw
-	XML          string        `yaml:"xml"`    // structured | raw
-	Verify       Verify        `yaml:"verify"`
-	IDHeader     string        `yaml:"id_header"`     // delivery id header, e.g. X-Delivery-Id
-	IDExpression string        `yaml:"id_expression"` // or a CEL expression over the request
-	DedupeWindow time.Duration `yaml:"dedupe_window"`
-	Ack          string        `yaml:"ack"`         // durable | delivered
-	AckTimeout   time.Duration `yaml:"ack_timeout"` // ack: delivered waits at most this long
-	Buffer       Buffer        `yaml:"buffer"`
-	RateLimit    RateLimit     `yaml:"rate_limit"`
+	// Listen is the host:port served; sources may share one with
+	// different paths.
+	Listen string `yaml:"listen" ferry:"default=0.0.0.0:8080"`
+	// Path is the request path of this source, e.g. /hooks/crm.
+	Path string `yaml:"path" ferry:"required,example=/hooks/crm"`
+	// Methods are the HTTP methods accepted, in capitals.
+	Methods []string `yaml:"methods" ferry:"default=POST"`
+	// MaxBodyBytes bounds a request body (beyond it: 413).
+	MaxBodyBytes int64 `yaml:"max_body_bytes" ferry:"default=1048576"`
+	// Accept lists the body kinds accepted: json, form, xml, text,
+	// cloudevents.
+	Accept []string `yaml:"accept" ferry:"default=json|form|xml|text|cloudevents,enum=json|form|xml|text|cloudevents"`
+	// Form is how form bodies become data: structured or raw.
+	Form string `yaml:"form" ferry:"default=structured,enum=structured|raw"`
+	// XML is how XML bodies become data: structured or raw.
+	XML    string `yaml:"xml" ferry:"default=structured,enum=structured|raw"`
+	Verify Verify `yaml:"verify"`
+	// IDHeader is the delivery id header, e.g. X-Delivery-Id.
+	IDHeader string `yaml:"id_header"`
+	// IDExpression computes the delivery id instead, with CEL over the
+	// request.
+	IDExpression string `yaml:"id_expression"`
+	// DedupeWindow is how long a delivery id is remembered: a retry
+	// within it gets the first answer and stores nothing.
+	DedupeWindow time.Duration `yaml:"dedupe_window" ferry:"default=24h"`
+	// Ack is durable (answer once the request is stored) or delivered
+	// (once every sink has its event).
+	Ack string `yaml:"ack" ferry:"default=durable,enum=durable|delivered"`
+	// AckTimeout is how long ack: delivered waits at most.
+	AckTimeout time.Duration `yaml:"ack_timeout" ferry:"default=30s"`
+	Buffer     Buffer        `yaml:"buffer"`
+	RateLimit  RateLimit     `yaml:"rate_limit"`
 	// Limits bound the listener's connections, headers and request time.
 	Limits Limits `yaml:"limits"`
 	// Extensions copies request headers into CloudEvent extensions:
@@ -43,8 +59,8 @@ type Config struct {
 
 // Buffer bounds the durable journal.
 type Buffer struct {
-	MaxEntries int           `yaml:"max_entries"` // beyond it: 503
-	RetryAfter time.Duration `yaml:"retry_after"` // told to callers on 503
+	MaxEntries int           `yaml:"max_entries" ferry:"default=100000"` // beyond it: 503
+	RetryAfter time.Duration `yaml:"retry_after" ferry:"default=5s"`     // told to callers on 503
 }
 
 // RateLimit bounds accepted requests per second (beyond it: 429).
@@ -57,31 +73,38 @@ type RateLimit struct {
 type Verify struct {
 	// Scheme: none, hmac (or hmac-sha1|hmac-sha256|hmac-sha512), github,
 	// stripe, standard-webhooks, shopify, basic, bearer, api-key.
-	Scheme          string         `yaml:"scheme"`
+	Scheme          string         `yaml:"scheme" ferry:"default=none,enum=none|hmac|hmac-sha1|hmac-sha256|hmac-sha512|github|stripe|standard-webhooks|shopify|basic|bearer|api-key"`
 	Secret          ferry.Secret   `yaml:"secret"`
 	Secrets         []ferry.Secret `yaml:"secrets"` // more secrets accepted during a rotation
 	Header          string         `yaml:"header"`  // hmac: the signature header; api-key: the key's
-	Algorithm       string         `yaml:"algorithm"`
-	Encoding        string         `yaml:"encoding"` // hmac: hex | base64
-	Prefix          string         `yaml:"prefix"`   // hmac: e.g. "sha256="
+	Algorithm       string         `yaml:"algorithm" ferry:"enum=sha1|sha256|sha512"`
+	Encoding        string         `yaml:"encoding" ferry:"default=hex,enum=hex|base64"` // hmac: hex | base64
+	Prefix          string         `yaml:"prefix"`                                       // hmac: e.g. "sha256="
 	TimestampHeader string         `yaml:"timestamp_header"`
-	Tolerance       time.Duration  `yaml:"tolerance"`
+	Tolerance       time.Duration  `yaml:"tolerance" ferry:"default=5m"`
 	Username        string         `yaml:"username"` // basic
 }
 
 // DefaultConfig returns the defaults of every optional key.
-func DefaultConfig() *Config {
-	return &Config{
-		Listen: "0.0.0.0:8080", Methods: []string{http.MethodPost}, MaxBodyBytes: 1 << 20,
-		Accept: []string{"json", "form", "xml", "text", "cloudevents"}, Form: "structured", XML: "structured",
-		Verify:       Verify{Scheme: "none", Encoding: "hex", Tolerance: 5 * time.Minute},
-		DedupeWindow: 24 * time.Hour, Ack: "durable", AckTimeout: 30 * time.Second,
-		Buffer: Buffer{MaxEntries: 100000, RetryAfter: 5 * time.Second},
-		Limits: defaultLimits(),
-	}
-}
+func DefaultConfig() *Config { return ferry.Defaults[Config]() }
 
-var acceptKinds = map[string]bool{"json": true, "form": true, "xml": true, "text": true, "cloudevents": true}
+// Connector registers the `type: webhook` source. It needs the
+// application's Journal service, and traces requests with its Tracer
+// service when there is one.
+var Connector = ferry.SourceSpec[Config]{
+	Name: "webhook",
+	Build: func(name string, cfg *Config, env ferry.SourceEnv) (ferry.Source, error) {
+		j, ok := ferry.Service[Journal](env)
+		if !ok {
+			return nil, fmt.Errorf("webhook source %s: the application offers no journal to keep requests in", name)
+		}
+		var opts []Option
+		if t, ok := ferry.Service[Tracer](env); ok {
+			opts = append(opts, WithTracer(t))
+		}
+		return ferry.AsSource(New(name, cfg, j, env.Log, opts...))
+	},
+}
 
 // Validate reports every invalid key.
 func (c *Config) Validate() error {
@@ -89,8 +112,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, ferry.Invalid("listen", "must be host:port: %v", err))
 	}
-	if !strings.HasPrefix(c.Path, "/") {
-		errs = append(errs, ferry.Invalid("path", "is required and must start with /, like /hooks/crm"))
+	if c.Path != "" && !strings.HasPrefix(c.Path, "/") {
+		errs = append(errs, ferry.Invalid("path", "must start with /, like /hooks/crm"))
 	}
 	for i, m := range c.Methods {
 		if m != strings.ToUpper(m) || m == "" || strings.ContainsAny(m, " /") {
@@ -100,21 +123,8 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1 {
 		errs = append(errs, ferry.Invalid("max_body_bytes", "must be positive"))
 	}
-	for i, a := range c.Accept {
-		if !acceptKinds[a] {
-			errs = append(errs, ferry.Invalid(fmt.Sprintf("accept[%d]", i), "must be json, form, xml, text or cloudevents, not %q", a))
-		}
-	}
-	for field, v := range map[string]string{"form": c.Form, "xml": c.XML} {
-		if v != "structured" && v != "raw" {
-			errs = append(errs, ferry.Invalid(field, "must be structured or raw, not %q", v))
-		}
-	}
 	if c.IDHeader != "" && c.IDExpression != "" {
 		errs = append(errs, ferry.Invalid("id_expression", "set id_header or id_expression, not both"))
-	}
-	if c.Ack != "durable" && c.Ack != "delivered" {
-		errs = append(errs, ferry.Invalid("ack", "must be durable or delivered, not %q", c.Ack))
 	}
 	if c.DedupeWindow <= 0 || c.AckTimeout <= 0 {
 		errs = append(errs, ferry.Invalid("dedupe_window", "dedupe_window and ack_timeout must be positive"))

@@ -20,25 +20,20 @@ type Limits struct {
 	// new connection takes the place of the slowest connection of the
 	// address holding the most (unless it comes from that address): a
 	// flood competes with itself, a client holding few connections gets in.
-	MaxConnections int `yaml:"max_connections"`
+	MaxConnections int `yaml:"max_connections" ferry:"default=1024"`
 	// MaxConnectionsPerIP caps the open connections of one remote address;
 	// beyond it new ones are closed at once.
-	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" ferry:"default=32"`
 	// MaxHeaderBytes caps a request's headers (beyond it: 431).
-	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	MaxHeaderBytes int `yaml:"max_header_bytes" ferry:"default=65536"`
 	// HeaderTimeout is how long a request's headers may take to arrive.
-	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	HeaderTimeout time.Duration `yaml:"header_timeout" ferry:"default=10s"`
 	// BodyTimeout is how long a whole request, headers and body, may take
 	// to arrive; a connection still sending then is closed. A connection
 	// refused by the caps is held unread (while descriptors allow) and
 	// closed after as long, so that a refused flood does not reconnect at
 	// once.
-	BodyTimeout time.Duration `yaml:"body_timeout"`
-}
-
-func defaultLimits() Limits {
-	return Limits{MaxConnections: 1024, MaxConnectionsPerIP: 32, MaxHeaderBytes: 64 << 10,
-		HeaderTimeout: 10 * time.Second, BodyTimeout: 30 * time.Second}
+	BodyTimeout time.Duration `yaml:"body_timeout" ferry:"default=30s"`
 }
 
 func (l Limits) validate() []error {

@@ -103,7 +103,7 @@ type Stats struct {
 
 // New builds a source writing to journal.
 func New(name string, cfg *Config, journal Journal, log *slog.Logger, opts ...Option) (*Source, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("webhook source %s: %w", name, err)
 	}
 	if log == nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"time"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/config"
@@ -14,13 +13,7 @@ import (
 )
 
 // ReplayRange is a range of a source's history to read again.
-type ReplayRange struct {
-	From      string    // position of a transaction boundary
-	Until     string    // position to stop at; empty: the end at start
-	UntilTime time.Time // stop before the first change committed after it
-	Tables    []string  // DB.TABLE; empty: every captured table
-	To        []string  // sinks; empty: the rules' routing
-}
+type ReplayRange = ferry.ReplayRange
 
 // ReplayProgress is implemented by replay sources: where reading stands
 // and where it ends.

@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-cdc/ferry/connectors/kafka"
 	"github.com/ferry-cdc/ferry/connectors/kafkasource"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
+	"github.com/ferry-cdc/ferry/connectors/nats"
 	"github.com/ferry-cdc/ferry/connectors/stdout"
 	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/config"
@@ -31,114 +32,87 @@ type deps struct {
 	tracing  *telemetry.Tracing // nil: not traced
 }
 
+// env is what a source is built with: the application's services, which
+// each connector takes by the interface it needs (ferry.Service).
+func (d deps) env() ferry.SourceEnv {
+	services := []any{journal{d.store}}
+	if d.store != nil {
+		services = append(services, d.store)
+	}
+	if d.tracing != nil {
+		services = append(services, d.tracing)
+	}
+	return ferry.SourceEnv{Log: d.log, Instance: d.instance, Services: services}
+}
+
+// The connectors compiled into this binary: adding one is adding a line.
+var (
+	sources = []ferry.SourceType{
+		mysql.Connector,
+		webhook.Connector,
+		kafkasource.Connector,
+	}
+	sinks = []ferry.SinkType{
+		stdout.Connector,
+		httpsink.Connector,
+		kafka.Connector,
+		eventbridge.Connector,
+		discard.Connector,
+		nats.Connector,
+	}
+)
+
 // sourceType is how the application builds one kind of source.
 type sourceType struct {
-	newConfig func() any
-	build     func(name string, cfg any, d deps) (ferry.Source, error)
-	codec     ferry.PositionCodec
+	ferry.SourceType
+	build func(name string, cfg any, d deps) (ferry.Source, error)
 	// backfill and replay build the finite sources of `ferry backfill` and
 	// `ferry replay` (nil for types that cannot), as a replica with serverID.
 	backfill func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error)
 	replay   func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error)
-	// checkPosition refuses a position the source could not resume from
-	// (`ferry checkpoint set`); nil for types with nothing to check.
-	checkPosition func(ctx context.Context, name string, cfg any, pos ferry.Position) error
 }
 
 // sinkType is how the application builds one kind of sink.
 type sinkType struct {
-	newConfig func() any
-	build     func(name string, cfg any, log *slog.Logger) (ferry.Sink, error)
+	ferry.SinkType
+	build func(name string, cfg any, log *slog.Logger) (ferry.Sink, error)
 }
 
-// The connectors compiled into this binary. Adding one is adding a line.
 var (
-	sourceTypes = map[string]sourceType{
-		"mysql": {
-			newConfig: func() any { return mysql.DefaultConfig() },
-			build: func(name string, cfg any, d deps) (ferry.Source, error) {
-				s, err := mysql.New(name, cfg.(*mysql.Config), d.log)
-				if err != nil {
-					return nil, err
-				}
-				s.SetInstance(d.instance)
-				if d.store != nil {
-					s.SetSchemaHistory(d.store)
-				}
-				return s, nil
-			},
-			codec: mysql.Codec{},
-			checkPosition: func(ctx context.Context, name string, cfg any, pos ferry.Position) error {
-				return mysql.CheckPosition(ctx, name, cfg.(*mysql.Config), pos)
-			},
-			backfill: func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error) {
-				c := *cfg.(*mysql.Config)
-				c.ServerID = serverID
-				return mysql.NewBackfill(name, &c, req, log)
-			},
-			replay: func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
-				c := *cfg.(*mysql.Config)
-				c.ServerID = serverID
-				s, err := mysql.NewReplay(name, &c, mysql.Replay(r), log)
-				if err == nil && store != nil {
-					s.SetSchemaHistory(store)
-				}
-				return s, err
-			},
-		},
-		"kafka": {
-			newConfig: func() any { return kafkasource.DefaultConfig() },
-			build: func(name string, cfg any, d deps) (ferry.Source, error) {
-				return kafkasource.New(name, cfg.(*kafkasource.Config), d.log)
-			},
-			codec: kafkasource.Codec{},
-		},
-		"webhook": {
-			newConfig: func() any { return webhook.DefaultConfig() },
-			build: func(name string, cfg any, d deps) (ferry.Source, error) {
-				var opts []webhook.Option
-				if d.tracing != nil {
-					opts = append(opts, webhook.WithTracer(d.tracing))
-				}
-				return webhook.New(name, cfg.(*webhook.Config), journal{d.store}, d.log, opts...)
-			},
-		},
-	}
-	sinkTypes = map[string]sinkType{
-		"stdout": {
-			newConfig: func() any { return stdout.DefaultConfig() },
-			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
-				return stdout.New(name, cfg.(*stdout.Config), log)
-			},
-		},
-		"http": {
-			newConfig: func() any { return httpsink.DefaultConfig() },
-			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
-				return httpsink.New(name, cfg.(*httpsink.Config), log)
-			},
-		},
-		"kafka": {
-			newConfig: func() any { return kafka.DefaultConfig() },
-			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
-				return kafka.New(name, cfg.(*kafka.Config), log)
-			},
-		},
-		"eventbridge": {
-			newConfig: func() any { return eventbridge.DefaultConfig() },
-			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
-				// Loading the AWS configuration reads the environment and
-				// files only; credentials are fetched on the first call.
-				return eventbridge.New(context.Background(), name, cfg.(*eventbridge.Config), log)
-			},
-		},
-		"discard": {
-			newConfig: func() any { return discard.DefaultConfig() },
-			build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
-				return discard.New(name, cfg.(*discard.Config), log)
-			},
-		},
-	}
+	sourceTypes = sourceTypesOf(sources)
+	sinkTypes   = sinkTypesOf(sinks)
 )
+
+func sourceTypesOf(types []ferry.SourceType) map[string]sourceType {
+	out := map[string]sourceType{}
+	for _, t := range types {
+		st := sourceType{SourceType: t, build: func(name string, cfg any, d deps) (ferry.Source, error) {
+			return t.BuildSource(name, cfg, d.env())
+		}}
+		if t.CanBackfill() {
+			st.backfill = func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error) {
+				return t.BuildBackfill(name, cfg, req, serverID, deps{log: log}.env())
+			}
+		}
+		if t.CanReplay() {
+			st.replay = func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
+				return t.BuildReplay(name, cfg, r, serverID, deps{store: store, log: log}.env())
+			}
+		}
+		out[t.TypeName()] = st
+	}
+	return out
+}
+
+func sinkTypesOf(types []ferry.SinkType) map[string]sinkType {
+	out := map[string]sinkType{}
+	for _, t := range types {
+		out[t.TypeName()] = sinkType{SinkType: t, build: func(name string, cfg any, log *slog.Logger) (ferry.Sink, error) {
+			return t.BuildSink(name, cfg, ferry.SinkEnv{Log: log})
+		}}
+	}
+	return out
+}
 
 // Registry exposes the compiled-in connectors to the config loader.
 type Registry struct{}
@@ -150,7 +124,7 @@ func (Registry) NewSourceConfig(typ string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return t.newConfig(), true
+	return t.NewConfig(), true
 }
 
 func (Registry) NewSinkConfig(typ string) (any, bool) {
@@ -158,7 +132,7 @@ func (Registry) NewSinkConfig(typ string) (any, bool) {
 	if !ok {
 		return nil, false
 	}
-	return t.newConfig(), true
+	return t.NewConfig(), true
 }
 
 func (Registry) SourceTypes() []string { return slices.Sorted(maps.Keys(sourceTypes)) }
@@ -171,10 +145,10 @@ func PositionCodec(cfg *config.Config, source string) (ferry.PositionCodec, erro
 		return nil, fmt.Errorf("no source named %q (configured: %v)", source, cfg.SourceNames())
 	}
 	t := sourceTypes[s.Type]
-	if t.codec == nil {
+	if t.SourceType == nil || t.Codec() == nil {
 		return nil, fmt.Errorf("source %q of type %s has no positions: it keeps its requests in the state store until every sink has them", source, s.Type)
 	}
-	return t.codec, nil
+	return t.Codec(), nil
 }
 
 // CheckPosition asks the named source's server whether pos is a position
@@ -184,8 +158,8 @@ func CheckPosition(ctx context.Context, cfg *config.Config, source string, pos f
 	if !ok {
 		return fmt.Errorf("no source named %q (configured: %v)", source, cfg.SourceNames())
 	}
-	if t := sourceTypes[s.Type]; t.checkPosition != nil {
-		return t.checkPosition(ctx, source, s.Spec, pos)
+	if t, ok := sourceTypes[s.Type]; ok {
+		return t.CheckPosition(ctx, source, s.Spec, pos)
 	}
 	return nil
 }

@@ -46,8 +46,8 @@ type Config struct {
 
 // State is where Ferry keeps checkpoints and dead letters.
 type State struct {
-	Dir                string        `yaml:"dir"`
-	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	Dir                string        `yaml:"dir" ferry:"default=./.ferry"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval" ferry:"default=1s"`
 	// Checkpoints is where source checkpoints live: the embedded store
 	// under Dir (the default) or a table shared by replicas.
 	Checkpoints Checkpoints `yaml:"checkpoints"`
@@ -57,19 +57,22 @@ type State struct {
 // table, on the server of the named mysql source (its addr, user and
 // password) unless addr is given.
 type Checkpoints struct {
-	Type     string       `yaml:"type"` // embedded | mysql
+	// Type is embedded (the state store under dir) or mysql (a table).
+	Type     string       `yaml:"type" ferry:"default=embedded,enum=embedded|mysql"`
 	Source   string       `yaml:"source"`
 	Addr     string       `yaml:"addr"`
 	User     string       `yaml:"user"`
 	Password ferry.Secret `yaml:"password"`
 	Database string       `yaml:"database"`
-	Table    string       `yaml:"table"`
+	Table    string       `yaml:"table" ferry:"default=ferry_checkpoints"`
 }
 
 // HA elects one streaming replica among several running the same
 // configuration; the others wait as standbys.
 type HA struct {
-	Lease string `yaml:"lease"` // mysql | kubernetes
+	// Lease is where the lock lives: mysql (the default; a lock on the
+	// source's server) or kubernetes (a Lease object).
+	Lease string `yaml:"lease" ferry:"enum=mysql|kubernetes"`
 	// Name is the lock or Lease name; default "ferry-" + Source (mysql) or
 	// "ferry" (kubernetes).
 	Name string `yaml:"name"`
@@ -94,7 +97,7 @@ type KubernetesLease struct {
 
 // Admin is the operator listener; an empty Listen disables it.
 type Admin struct {
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" ferry:"default=127.0.0.1:9090"`
 	// MaxLag, when positive, makes /readyz fail while a source lags more;
 	// 0 (the default) leaves lag out of readiness.
 	MaxLag time.Duration `yaml:"max_lag"`
@@ -138,16 +141,16 @@ func (a Admin) Exposed() bool {
 
 // Log configures Ferry's own log lines.
 type Log struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level  string `yaml:"level" ferry:"default=info,enum=debug|info|warn|error"`
+	Format string `yaml:"format" ferry:"default=text,enum=text|json"`
 }
 
 // Pipeline bounds memory and shutdown.
 type Pipeline struct {
-	MaxInFlight int `yaml:"max_in_flight"`
+	MaxInFlight int `yaml:"max_in_flight" ferry:"default=10000"`
 	// MaxInFlightBytes bounds the same changes by their size in memory.
-	MaxInFlightBytes int           `yaml:"max_in_flight_bytes"`
-	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
+	MaxInFlightBytes int           `yaml:"max_in_flight_bytes" ferry:"default=16777216"`
+	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" ferry:"default=30s"`
 	// DeadLetterSink, when set, receives dead letters as CloudEvents
 	// (anything it does not accept still goes to the state store).
 	DeadLetterSink string `yaml:"dead_letter_sink"`
@@ -155,7 +158,7 @@ type Pipeline struct {
 
 // Defaults apply to changes no rule matches.
 type Defaults struct {
-	TypePrefix string   `yaml:"type_prefix"`
+	TypePrefix string   `yaml:"type_prefix" ferry:"default=ferry"`
 	To         []string `yaml:"to"`
 }
 
@@ -176,12 +179,12 @@ type Sink struct {
 
 // RetryPolicy is the common `retry:` key of every sink.
 type RetryPolicy struct {
-	InitialBackoff time.Duration `yaml:"initial_backoff"`
-	MaxBackoff     time.Duration `yaml:"max_backoff"`
+	InitialBackoff time.Duration `yaml:"initial_backoff" ferry:"default=100ms"`
+	MaxBackoff     time.Duration `yaml:"max_backoff" ferry:"default=30s"`
 	MaxAttempts    int           `yaml:"max_attempts"`
 	// MaxRetryAfter caps the delay a destination asks for with
 	// Retry-After (or throttling); default 1m.
-	MaxRetryAfter time.Duration `yaml:"max_retry_after"`
+	MaxRetryAfter time.Duration `yaml:"max_retry_after" ferry:"default=1m"`
 }
 
 // Transform is one rule as written; package transform compiles it.
@@ -221,22 +224,15 @@ type EventSpec struct {
 	Extensions      map[string]string `yaml:"extensions"`
 }
 
+// defaults are the ferry tags' defaults, and tracing's.
 func defaults() *Config {
-	return &Config{
-		State:    State{Dir: "./.ferry", CheckpointInterval: time.Second, Checkpoints: Checkpoints{Type: "embedded", Table: "ferry_checkpoints"}},
-		Admin:    Admin{Listen: "127.0.0.1:9090"},
-		Log:      Log{Level: "info", Format: "text"},
-		Pipeline: Pipeline{MaxInFlight: 10000, MaxInFlightBytes: 16 << 20, ShutdownTimeout: 30 * time.Second},
-		Defaults: Defaults{TypePrefix: "ferry"},
-		Tracing:  defaultTracing(),
-		Sources:  map[string]*Source{},
-		Sinks:    map[string]*Sink{},
-	}
+	c := ferry.Defaults[Config]()
+	c.Tracing = defaultTracing()
+	c.Sources, c.Sinks = map[string]*Source{}, map[string]*Sink{}
+	return c
 }
 
-func defaultRetry() RetryPolicy {
-	return RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: 30 * time.Second, MaxRetryAfter: time.Minute}
-}
+func defaultRetry() RetryPolicy { return *ferry.Defaults[RetryPolicy]() }
 
 // Position returns where the key at path was written, or the zero Pos.
 func (c *Config) Position(path string) Pos { return c.positions[path] }

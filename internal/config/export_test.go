@@ -10,13 +10,7 @@ func SchemaHintsUsed(reg Registry) (map[string]bool, error) {
 // SchemaHintPaths are every hint's path.
 func SchemaHintPaths() []string {
 	var out []string
-	for p := range schemaFieldHints {
-		out = append(out, p)
-	}
 	for p := range schemaRequired {
-		out = append(out, p)
-	}
-	for p := range schemaExclusive {
 		out = append(out, p)
 	}
 	return out

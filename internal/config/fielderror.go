@@ -6,12 +6,9 @@ import (
 	"github.com/ferry-cdc/ferry"
 )
 
-// Validator is implemented by connector configurations. Validate reports
-// every problem it finds, joined with errors.Join; each should be a
-// *ferry.FieldError so the loader can point at the offending line.
-type Validator interface {
-	Validate() error
-}
+// Validator is implemented by connector configurations with rules their
+// ferry tags cannot state (see ferry.CheckConfig).
+type Validator = ferry.Validator
 
 // fieldErrors flattens errors.Join trees into their leaves.
 func fieldErrors(err error) []error {

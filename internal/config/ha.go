@@ -60,20 +60,13 @@ func checkLease(cfg *Config, h *HA, add func(path, format string, args ...any)) 
 		if k.LeaseDuration < 2*h.RenewInterval || k.LeaseDuration%time.Second != 0 {
 			add("ha.kubernetes.lease_duration", "must be whole seconds and at least twice ha.renew_interval")
 		}
-	default:
-		add("ha.lease", "must be mysql or kubernetes, not %q", h.Lease)
-	}
+	} // another lease is refused by its ferry tag
 }
 
 func checkCheckpoints(cfg *Config, add func(path, format string, args ...any)) {
 	c := &cfg.State.Checkpoints
-	switch c.Type {
-	case "embedded":
-		return
-	case "mysql":
-	default:
-		add("state.checkpoints.type", "must be embedded or mysql, not %q", c.Type)
-		return
+	if c.Type != "mysql" {
+		return // embedded, or refused by its ferry tag
 	}
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {

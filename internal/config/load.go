@@ -228,8 +228,9 @@ func (l *loader) takeRetry(rest []pair, retry *RetryPolicy, path string) []pair 
 	return out
 }
 
-// connector decodes a connector block strictly into spec and runs its
-// Validate, placing each FieldError at its key.
+// connector decodes a connector block strictly into spec and checks it
+// (the rules of its ferry tags, then its Validate), placing each
+// FieldError at its key.
 func (l *loader) connector(spec any, rest []pair, block *yaml.Node, path string) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Line: block.Line, Column: block.Column}
 	for _, p := range rest {
@@ -242,17 +243,15 @@ func (l *loader) connector(spec any, rest []pair, block *yaml.Node, path string)
 	for _, e := range l.d.errs[before:] {
 		failed[e.Path] = true
 	}
-	if v, ok := spec.(Validator); ok {
-		for _, err := range fieldErrors(v.Validate()) {
-			var fe *ferry.FieldError
-			if errors.As(err, &fe) {
-				if failed[path+"."+fe.Field] {
-					continue
-				}
-				l.d.errs = append(l.d.errs, newError(l.d.pos, path+"."+fe.Field, "%v", fe.Err))
-			} else {
-				l.d.errs = append(l.d.errs, &Error{Pos: l.d.pos[path], Path: path, Msg: err.Error()})
+	for _, err := range fieldErrors(ferry.CheckConfig(spec)) {
+		var fe *ferry.FieldError
+		if errors.As(err, &fe) {
+			if failed[path+"."+fe.Field] {
+				continue
 			}
+			l.d.errs = append(l.d.errs, newError(l.d.pos, path+"."+fe.Field, "%v", fe.Err))
+		} else {
+			l.d.errs = append(l.d.errs, &Error{Pos: l.d.pos[path], Path: path, Msg: err.Error()})
 		}
 	}
 }
@@ -303,11 +302,11 @@ func (l *loader) check(cfg *Config, first string) {
 		add("admin.max_lag", "must not be negative (0 leaves lag out of readiness)")
 	}
 	checkAdminTLS(cfg.Admin.TLS, add)
-	if !oneOf(cfg.Log.Level, "debug", "info", "warn", "error") {
-		add("log.level", "must be debug, info, warn or error, not %q", cfg.Log.Level)
-	}
-	if !oneOf(cfg.Log.Format, "text", "json") {
-		add("log.format", "must be text or json, not %q", cfg.Log.Format)
+	for _, err := range fieldErrors(ferry.CheckConfig(cfg)) { // the top-level keys' ferry tags
+		var fe *ferry.FieldError
+		if errors.As(err, &fe) {
+			add(fe.Field, "%v", fe.Err)
+		}
 	}
 	if cfg.Pipeline.MaxInFlight < 1 {
 		add("pipeline.max_in_flight", "must be at least 1")
@@ -377,15 +376,6 @@ func checkRefs[V any](path string, names []string, known map[string]V, what stri
 			add(path+"["+strconv.Itoa(i)+"]", "unknown %s %q (known: %s)", what, n, strings.Join(slices.Sorted(maps.Keys(known)), ", "))
 		}
 	}
-}
-
-func oneOf(s string, options ...string) bool {
-	for _, o := range options {
-		if s == o {
-			return true
-		}
-	}
-	return false
 }
 
 func checkAdminTLS(t AdminTLS, add func(string, string, ...any)) {

@@ -54,6 +54,40 @@ func TestSchemaFileUpToDate(t *testing.T) {
 	}
 }
 
+// The README's connector key tables sit between these markers.
+const (
+	tablesBegin = "<!-- connector keys: generated from the connectors' declarations by `go generate ./internal/config`; do not edit -->\n"
+	tablesEnd   = "<!-- end of connector keys -->\n"
+)
+
+// TestReadmeKeyTablesUpToDate is the CI check that the README's tables of
+// connector keys are what the declarations generate.
+func TestReadmeKeyTablesUpToDate(t *testing.T) {
+	tables, err := config.KeyTables(app.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := filepath.Join(repoRoot, "README.md")
+	b, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, rest, ok := strings.Cut(string(b), tablesBegin)
+	current, after, ok2 := strings.Cut(rest, tablesEnd)
+	if !ok || !ok2 {
+		t.Fatalf("README.md lacks the markers of the connector key tables:\n%s%s", tablesBegin, tablesEnd)
+	}
+	if *update {
+		if err := os.WriteFile(readme, []byte(before+tablesBegin+"\n"+tables+"\n"+tablesEnd+after), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if current != "\n"+tables+"\n" {
+		t.Fatalf("README.md's connector key tables are stale: %s", regenerate)
+	}
+}
+
 // TestSchemaDocsUpToDate checks the descriptions compiled into the schema
 // are the current doc comments of the configuration types.
 func TestSchemaDocsUpToDate(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/app"
 	"github.com/ferry-cdc/ferry/internal/config"
 )
@@ -24,21 +25,19 @@ import (
 // The schema is checked with an independent validator against the loader
 // itself: what one accepts or rejects, the other must too.
 
-// minimalBlocks are a valid block of each connector type, without `type`.
-// A connector added to the registry needs one here.
-var minimalBlocks = map[string]map[string]map[string]any{
-	"sources": {
-		"mysql":   {"addr": "127.0.0.1:3306", "user": "ferry", "server_id": 4101},
-		"kafka":   {"brokers": []any{"127.0.0.1:9092"}, "topics": []any{"t"}, "group": "g"},
-		"webhook": {"path": "/hooks/x"},
-	},
-	"sinks": {
-		"stdout":      {},
-		"discard":     {},
-		"http":        {"url": "http://127.0.0.1:1/events"},
-		"kafka":       {"brokers": []any{"127.0.0.1:9092"}, "topic": "t"},
-		"eventbridge": {"region": "us-east-1"},
-	},
+// minimalBlock is a valid block of a connector type, without `type`: the
+// examples its configuration declares (ferry.Example).
+func minimalBlock(section, typ string) map[string]any {
+	reg := app.Registry{}
+	newConfig := reg.NewSinkConfig
+	if section == "sources" {
+		newConfig = reg.NewSourceConfig
+	}
+	cfg, ok := newConfig(typ)
+	if !ok {
+		return nil
+	}
+	return ferry.Example(cfg)
 }
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
@@ -123,7 +122,7 @@ func errorsAt(errs config.Errors, path string) []string {
 // baseConfig is a valid configuration; tests add to it.
 func baseConfig() map[string]any {
 	return map[string]any{
-		"sources": map[string]any{"s": withType("mysql", minimalBlocks["sources"]["mysql"])},
+		"sources": map[string]any{"s": withType("mysql", minimalBlock("sources", "mysql"))},
 		"sinks":   map[string]any{"out": map[string]any{"type": "stdout"}},
 	}
 }
@@ -145,7 +144,7 @@ func place(path string, value any) (map[string]any, string) {
 	segs := strings.Split(path, ".")
 	cur, at := doc, []string{}
 	if segs[0] == "sources" || segs[0] == "sinks" {
-		block := withType(segs[1], minimalBlocks[segs[0]][segs[1]])
+		block := withType(segs[1], minimalBlock(segs[0], segs[1]))
 		doc[segs[0]].(map[string]any)["x"] = block
 		cur, at, segs = block, []string{segs[0], "x"}, segs[2:]
 	}
@@ -560,8 +559,21 @@ func TestSchemaHasEveryConnectorType(t *testing.T) {
 		}
 		for _, typ := range types {
 			schemaBlock(t, root, section, typ)
-			if _, ok := minimalBlocks[section][typ]; !ok {
-				t.Errorf("%s type %s has no minimal block in this test", section, typ)
+			// The declared examples make a block both accept.
+			doc := baseConfig()
+			doc[section].(map[string]any)["x"] = withType(typ, minimalBlock(section, typ))
+			if errs := load(t, doc); errs != nil {
+				t.Errorf("%s type %s: the loader rejects the block of its examples: %v", section, typ, errs)
+			}
+			if err := validate(t, compileSchema(t), doc); err != nil {
+				t.Errorf("%s type %s: the schema rejects the block of its examples: %v", section, typ, err)
+			}
+			c, _ := reg.NewSinkConfig(typ)
+			if section == "sources" {
+				c, _ = reg.NewSourceConfig(typ)
+			}
+			if err := ferry.CheckTags(c); err != nil {
+				t.Errorf("%s type %s: %v", section, typ, err)
 			}
 		}
 		doc := baseConfig()
