@@ -124,6 +124,12 @@ type Change struct {
 	// To, when set, names the only sinks the change's events go to, in
 	// place of the rules' routing (a backfill or replay with --to).
 	To []string
+	// Invalid, when set, says why the source could read this input but not
+	// decode it (a Kafka record claiming the CloudEvents binding that
+	// breaks it). No rule runs on it: the pipeline dead-letters the change
+	// with this reason and moves on, so it neither blocks its stream nor
+	// disappears.
+	Invalid error
 }
 
 // Request is a received request, as a request-driven source (a webhook)
@@ -144,6 +150,17 @@ type Request struct {
 	// Extensions are CloudEvent extensions taken from the request
 	// (configured headers, traceparent).
 	Extensions map[string]string
+	// Kafka is set for a record a Kafka source consumed.
+	Kafka *KafkaCoords
+}
+
+// KafkaCoords locate a consumed Kafka record; rules read them as
+// source.topic, source.partition, source.offset and source.key.
+type KafkaCoords struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
 }
 
 // Size estimates the memory a change holds, in bytes: its values' text and

@@ -45,6 +45,23 @@ type SourceStatus struct {
 	// Buffered is how many accepted requests are stored and not yet
 	// delivered to every sink (request-driven sources).
 	Buffered int64
+	// Partitions are the partitions a Kafka source is assigned, in topic
+	// and partition order; nil for other sources.
+	Partitions []PartitionStatus
+}
+
+// PartitionStatus is where a consumer stands in one partition. Offsets are
+// "next record" offsets, -1 when not known yet.
+type PartitionStatus struct {
+	Topic     string
+	Partition int32
+	// Read is the offset after the last record read, Committed the
+	// offset the group committed (everything before it was delivered to
+	// every sink), End the partition's high watermark as last seen.
+	Read, Committed, End int64
+	// Lag is End - Committed: records in the partition not yet delivered
+	// and committed (0 while either is unknown).
+	Lag int64
 }
 
 // StatusReporter is implemented by sources that can describe their state.

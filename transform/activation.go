@@ -136,7 +136,11 @@ func requestVar(c *ferry.Change, i int) ref.Val {
 	case varRemote:
 		return types.String(req.RemoteAddr)
 	case varSource:
-		return ad.NativeToValue(map[string]any{"name": c.Source, "ts": c.Time.UTC(), "ts_ms": c.Time.UnixMilli()})
+		m := map[string]any{"name": c.Source, "ts": c.Time.UTC(), "ts_ms": c.Time.UnixMilli()}
+		if k := req.Kafka; k != nil {
+			m["topic"], m["partition"], m["offset"], m["key"] = k.Topic, int64(k.Partition), k.Offset, string(k.Key)
+		}
+		return ad.NativeToValue(m)
 	case varDB, varTable:
 		return types.String("")
 	case varTx:

@@ -3,6 +3,7 @@ package transform
 import (
 	"net/url"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -21,6 +22,13 @@ import (
 //	extensions: traceparent/tracestate and configured headers
 //
 // A request that carried a CloudEvent passes it through unchanged.
+//
+// The default event of a Kafka record is the same but for
+//
+//	id      <topic>/<partition>/<offset>
+//	type    <type_prefix>.kafka.<source name>
+//	subject the record key, when it is UTF-8 text
+//	extensions: partitionkey, the record key, keeps per-key order downstream
 
 type sourceNames struct {
 	source types.URIRef
@@ -28,10 +36,12 @@ type sourceNames struct {
 }
 
 // requestNames caches per-source strings, like tableNames for rows.
-var requestNamesCache sync.Map // [2]string{prefix, source} -> *sourceNames
+var requestNamesCache sync.Map // [3]string{prefix, kind, source} -> *sourceNames
 
-func requestNames(prefix, source string) *sourceNames {
-	k := [2]string{prefix, source}
+// requestNames returns the source URI and type of source's default events;
+// kind is webhook or kafka.
+func requestNames(prefix, kind, source string) *sourceNames {
+	k := [3]string{prefix, kind, source}
 	if v, ok := requestNamesCache.Load(k); ok {
 		return v.(*sourceNames)
 	}
@@ -39,7 +49,7 @@ func requestNames(prefix, source string) *sourceNames {
 	if err != nil {
 		u = &url.URL{Path: "/ferry/" + source}
 	}
-	v, _ := requestNamesCache.LoadOrStore(k, &sourceNames{source: types.URIRef{URL: *u}, typ: prefix + ".webhook." + source})
+	v, _ := requestNamesCache.LoadOrStore(k, &sourceNames{source: types.URIRef{URL: *u}, typ: prefix + "." + kind + "." + source})
 	return v.(*sourceNames)
 }
 
@@ -57,7 +67,14 @@ func (m *DefaultMapping) requestBase(c *ferry.Change, b *eventBase) {
 		}
 		return
 	}
-	n := requestNames(m.typePrefix, c.Source)
+	kind := "webhook"
+	if k := req.Kafka; k != nil {
+		kind = "kafka"
+		if len(k.Key) > 0 && utf8.Valid(k.Key) {
+			b.subject = string(k.Key)
+		}
+	}
+	n := requestNames(m.typePrefix, kind, c.Source)
 	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typ, c.Time
 	b.dataType, b.data = req.ContentType, req.Data
 	for k, v := range req.Extensions {

@@ -12,10 +12,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/kafkawire"
 	"github.com/ferry-cdc/ferry/connectors/tlsconfig"
 )
 
@@ -53,15 +52,7 @@ type Config struct {
 	// TLS encrypts the connections to the brokers.
 	TLS tlsconfig.Config `yaml:"tls"`
 	// SASL authenticates to the brokers.
-	SASL SASL `yaml:"sasl"`
-}
-
-// SASL authenticates to the brokers.
-type SASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: no SASL.
-	Mechanism string       `yaml:"mechanism" ferry:"enum=PLAIN|SCRAM-SHA-256|SCRAM-SHA-512"`
-	Username  string       `yaml:"username"`
-	Password  ferry.Secret `yaml:"password"`
+	SASL kafkawire.SASL `yaml:"sasl"`
 }
 
 // DefaultConfig returns the defaults of every optional key.
@@ -97,15 +88,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
 	errs = append(errs, c.TLS.Validate("tls")...)
-	errs = append(errs, c.SASL.validate()...)
+	errs = append(errs, c.SASL.Validate()...)
 	return errors.Join(errs...)
-}
-
-func (s *SASL) validate() []error {
-	if s.Mechanism != "" && (s.Username == "" || !s.Password.IsSet()) {
-		return []error{ferry.Invalid("sasl", "needs username and password")}
-	}
-	return nil
 }
 
 var versionPattern = regexp.MustCompile(`^v?([1-9][0-9]*)\.[0-9]+(\.[0-9]+)?$`)
@@ -154,22 +138,11 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 	if vs, _ := maxVersions(c.Version); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))
 	}
-	if !c.TLS.IsZero() {
-		t, err := c.TLS.Build()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, kgo.DialTLSConfig(t))
+	sec, err := kafkawire.SecurityOpts(&c.TLS, &c.SASL)
+	if err != nil {
+		return nil, err
 	}
-	user, pass := c.SASL.Username, c.SASL.Password.Reveal()
-	switch c.SASL.Mechanism {
-	case "PLAIN":
-		opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
-	case "SCRAM-SHA-256":
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
-	case "SCRAM-SHA-512":
-		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
-	}
+	opts = append(opts, sec...)
 	if err := kgo.ValidateOpts(opts...); err != nil {
 		return nil, fmt.Errorf("kafka producer configuration: %w", err)
 	}

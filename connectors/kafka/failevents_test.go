@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ferry-cdc/ferry/connectors/kafkawire"
 )
 
 // partitionFailer makes a kfake broker refuse, transiently, the produce
@@ -94,7 +95,7 @@ func (f *partitionFailer) holdsMatch(raw []byte) bool {
 		for _, h := range rec.Headers {
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
-		e, err := binding.ToEvent(context.Background(), newRecordMessage(r))
+		e, err := kafkawire.Decode(context.Background(), r)
 		if err != nil {
 			f.err = fmt.Errorf("record is not a CloudEvent: %w", err)
 			return false

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
+	"github.com/ferry-cdc/ferry/connectors/kafkawire"
 )
 
 func cluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
@@ -80,7 +81,7 @@ func consume(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) []*k
 // must be a CloudEvent to any conformant consumer.
 func toEvent(t testing.TB, r *kgo.Record) *event.Event {
 	t.Helper()
-	e, err := binding.ToEvent(context.Background(), newRecordMessage(r))
+	e, err := binding.ToEvent(context.Background(), kafkawire.NewMessage(r))
 	if err != nil {
 		t.Fatalf("record at %d/%d is not a CloudEvent: %v", r.Partition, r.Offset, err)
 	}
@@ -222,11 +223,11 @@ func TestSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
 			c := cluster(t, kfake.EnableSASL(), kfake.Superuser(mech, "ferry", "s3cret"), kfake.SeedTopics(1, "orders"))
-			s := newSink(t, c.ListenAddrs(), func(cfg *Config) { cfg.SASL = SASL{Mechanism: mech, Username: "ferry", Password: "s3cret"} })
+			s := newSink(t, c.ListenAddrs(), func(cfg *Config) { cfg.SASL = kafkawire.SASL{Mechanism: mech, Username: "ferry", Password: "s3cret"} })
 			if err := s.Write(context.Background(), conntest.Events(2, 1)); err != nil {
 				t.Fatalf("authenticated Write = %v", err)
 			}
-			bad := newSink(t, c.ListenAddrs(), func(cfg *Config) { cfg.SASL = SASL{Mechanism: mech, Username: "ferry", Password: "wrong"} })
+			bad := newSink(t, c.ListenAddrs(), func(cfg *Config) { cfg.SASL = kafkawire.SASL{Mechanism: mech, Username: "ferry", Password: "wrong"} })
 			if err := bad.Write(context.Background(), conntest.Events(1, 1)); err == nil {
 				t.Fatal("wrong password accepted")
 			}

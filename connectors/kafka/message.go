@@ -11,14 +11,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/kafkawire"
 	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
 // Header names of the CloudEvents Kafka protocol binding.
 const (
-	headerPrefix      = "ce_"
-	headerContentType = "content-type"
-	structuredType    = "application/cloudevents+json"
+	headerPrefix      = kafkawire.HeaderPrefix
+	headerContentType = kafkawire.HeaderContentType
+	structuredType    = kafkawire.StructuredType
 )
 
 // record builds the Kafka record of e. Binary-mode headers are

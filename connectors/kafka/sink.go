@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/kafkawire"
 	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
@@ -53,7 +54,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := cfg.clientOptions(kgoLogger{log})
+	opts, err := cfg.clientOptions(kafkawire.Logger{Slog: log})
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
@@ -223,19 +224,4 @@ func (s *Sink) Close(context.Context) error {
 		cl.Close()
 	}
 	return nil
-}
-
-// kgoLogger passes franz-go's own messages to the sink's logger. Its
-// warnings repeat on every retry during an outage, which the pipeline
-// already reports, so they go to debug.
-type kgoLogger struct{ log *slog.Logger }
-
-func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	lv := slog.LevelDebug
-	if level == kgo.LogLevelError {
-		lv = slog.LevelWarn
-	}
-	l.log.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }

@@ -72,11 +72,11 @@ type RateLimit struct {
 // Verify selects how requests prove where they come from.
 type Verify struct {
 	// Scheme: none, hmac (or hmac-sha1|hmac-sha256|hmac-sha512), github,
-	// stripe, standard-webhooks, shopify, basic, bearer.
-	Scheme          string         `yaml:"scheme" ferry:"default=none,enum=none|hmac|hmac-sha1|hmac-sha256|hmac-sha512|github|stripe|standard-webhooks|shopify|basic|bearer"`
+	// stripe, standard-webhooks, shopify, basic, bearer, api-key.
+	Scheme          string         `yaml:"scheme" ferry:"default=none,enum=none|hmac|hmac-sha1|hmac-sha256|hmac-sha512|github|stripe|standard-webhooks|shopify|basic|bearer|api-key"`
 	Secret          ferry.Secret   `yaml:"secret"`
 	Secrets         []ferry.Secret `yaml:"secrets"` // more secrets accepted during a rotation
-	Header          string         `yaml:"header"`  // hmac: the signature header
+	Header          string         `yaml:"header"`  // hmac: the signature header; api-key: the key's
 	Algorithm       string         `yaml:"algorithm" ferry:"enum=sha1|sha256|sha512"`
 	Encoding        string         `yaml:"encoding" ferry:"default=hex,enum=hex|base64"` // hmac: hex | base64
 	Prefix          string         `yaml:"prefix"`                                       // hmac: e.g. "sha256="

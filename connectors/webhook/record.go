@@ -38,7 +38,7 @@ var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie
 // (a signature proves the request, and is no business of the event).
 func signatureHeaders(v Verify) []string {
 	switch v.Scheme {
-	case "hmac", "hmac-sha1", "hmac-sha256", "hmac-sha512":
+	case "hmac", "hmac-sha1", "hmac-sha256", "hmac-sha512", "api-key":
 		if v.Header != "" {
 			return []string{v.Header}
 		}

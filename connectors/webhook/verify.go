@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"hash"
 	"net/http"
 	"strconv"
@@ -77,8 +78,16 @@ func newVerifier(v Verify) (verifier, error) {
 			return nil, err
 		}
 		return bearer(secrets), nil
+	case "api-key":
+		if v.Header == "" {
+			return nil, ferry.Invalid("header", "api-key needs the header that carries the key (x-api-key)")
+		}
+		if err := needSecret(); err != nil {
+			return nil, err
+		}
+		return apiKey(v.Header, secrets), nil
 	}
-	return nil, ferry.Invalid("scheme", "unknown scheme %q: none, hmac, github, stripe, standard-webhooks, shopify, basic or bearer", v.Scheme)
+	return nil, ferry.Invalid("scheme", "unknown scheme %q: none, hmac, github, stripe, standard-webhooks, shopify, basic, bearer or api-key", v.Scheme)
 }
 
 func (v Verify) secrets() [][]byte {
@@ -273,13 +282,31 @@ func bearer(tokens [][]byte) verifier {
 		if !ok {
 			return errors.New("missing bearer token")
 		}
-		match := 0
-		for _, want := range tokens {
-			match |= subtle.ConstantTimeCompare([]byte(tok), want)
-		}
-		if match == 1 {
-			return nil
-		}
-		return errors.New("invalid token")
+		return oneOf([]byte(tok), tokens, "invalid token")
 	}
+}
+
+// apiKey checks a key sent as the whole value of a header, as EventBridge
+// API destinations with an API_KEY connection and many legacy callers do.
+func apiKey(header string, keys [][]byte) verifier {
+	return func(h http.Header, _ []byte, _ time.Time) error {
+		got := h.Values(header)
+		if len(got) != 1 {
+			return fmt.Errorf("missing %s", header)
+		}
+		return oneOf([]byte(got[0]), keys, "invalid key")
+	}
+}
+
+// oneOf compares got with every secret in constant time (no early exit
+// that would tell which one, or how much, matched).
+func oneOf(got []byte, secrets [][]byte, fail string) error {
+	match := 0
+	for _, want := range secrets {
+		match |= subtle.ConstantTimeCompare(got, want)
+	}
+	if match == 1 {
+		return nil
+	}
+	return errors.New(fail)
 }

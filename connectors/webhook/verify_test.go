@@ -67,6 +67,9 @@ func TestVerifiers(t *testing.T) {
 		{"basic wrong", Verify{Scheme: "basic", Username: "crm", Secret: "other"}, hdr("Authorization", basicAuth), "", ts, false},
 		{"bearer rotation", Verify{Scheme: "bearer", Secret: "new", Secrets: []ferry.Secret{"old"}}, hdr("Authorization", "Bearer old"), "", ts, true},
 		{"bearer wrong", Verify{Scheme: "bearer", Secret: "new"}, hdr("Authorization", "Bearer nope"), "", ts, false},
+		{"api-key", Verify{Scheme: "api-key", Header: "x-api-key", Secret: "k-new", Secrets: []ferry.Secret{"k-old"}}, hdr("X-Api-Key", "k-old"), "", ts, true},
+		{"api-key wrong", Verify{Scheme: "api-key", Header: "x-api-key", Secret: "k-new"}, hdr("X-Api-Key", "k-ne"), "", ts, false},
+		{"api-key missing", Verify{Scheme: "api-key", Header: "x-api-key", Secret: "k-new"}, hdr("Authorization", "k-new"), "", ts, false},
 		{"none", Verify{Scheme: "none"}, hdr(), "", ts, true},
 	}
 	for _, c := range cases {

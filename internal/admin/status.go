@@ -46,6 +46,17 @@ type sourceStatus struct {
 	Position   string            `json:"position,omitempty"`
 	Requests   map[string]uint64 `json:"requests,omitempty"`
 	Buffered   *int64            `json:"buffered,omitempty"`
+	// Partitions are a Kafka source's assigned partitions.
+	Partitions []partitionStatus `json:"partitions,omitempty"`
+}
+
+type partitionStatus struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Read      int64  `json:"read"`
+	Committed int64  `json:"committed"`
+	End       int64  `json:"end"`
+	Lag       int64  `json:"lag"`
 }
 
 type sinkStatus struct {
@@ -133,6 +144,10 @@ func addReport(ss *sourceStatus, r ferry.SourceStatus) {
 			ss.Requests[strconv.Itoa(code)] = n
 		}
 		ss.Buffered = &r.Buffered
+	}
+	for _, p := range r.Partitions {
+		ss.Partitions = append(ss.Partitions, partitionStatus{Topic: p.Topic, Partition: p.Partition,
+			Read: p.Read, Committed: p.Committed, End: p.End, Lag: p.Lag})
 	}
 }
 

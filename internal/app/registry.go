@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-cdc/ferry/connectors/eventbridge"
 	httpsink "github.com/ferry-cdc/ferry/connectors/http"
 	"github.com/ferry-cdc/ferry/connectors/kafka"
+	"github.com/ferry-cdc/ferry/connectors/kafkasource"
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/connectors/nats"
 	"github.com/ferry-cdc/ferry/connectors/stdout"
@@ -49,6 +50,7 @@ var (
 	sources = []ferry.SourceType{
 		mysql.Connector,
 		webhook.Connector,
+		kafkasource.Connector,
 	}
 	sinks = []ferry.SinkType{
 		stdout.Connector,

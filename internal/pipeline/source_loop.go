@@ -117,6 +117,12 @@ func (l *sourceLoop) transform(hard context.Context) error {
 		clear(perSink)
 		capture = l.capture(capture[:0], bs.changes)
 		for i := range bs.changes {
+			if c := &bs.changes[i]; c.Invalid != nil {
+				if err := l.invalid(hard, c); err != nil {
+					return err
+				}
+				continue
+			}
 			outs = w.Apply(&bs.changes[i], outs[:0])
 			if len(outs) == 0 {
 				l.stats.Dropped.Add(1)
@@ -172,6 +178,17 @@ func (l *sourceLoop) capture(buf []byte, changes []ferry.Change) []byte {
 		l.log.Warn("cannot write captured changes", "error", err)
 	}
 	return buf
+}
+
+// invalid dead-letters a change its source could not decode, with the
+// source's reason, like a rule failure without a rule.
+func (l *sourceLoop) invalid(ctx context.Context, c *ferry.Change) error {
+	l.log.Error("input not decodable; dead-lettering it", "id", c.ID, "error", c.Invalid)
+	l.stats.RuleFailures.Add(1)
+	if err := l.rt.deadLetterChange(ctx, l.name, "", c, c.Invalid); err != nil {
+		return fmt.Errorf("source %s: store dead letter of change %s: %w", l.name, c.ID, err)
+	}
+	return nil
 }
 
 // ruleFailed dead-letters the change a rule failed on. The batch cannot be

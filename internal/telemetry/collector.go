@@ -23,7 +23,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	sourceRead     = desc("ferry_source_events_read_total", "Changes read from the source.", "source")
 	sourceDropped  = desc("ferry_source_changes_dropped_total", "Changes no rule matched and no default sink took.", "source")
-	sourceRuleFail = desc("ferry_source_rule_failures_total", "Changes dead-lettered because a rule failed on them.", "source")
+	sourceRuleFail = desc("ferry_source_rule_failures_total", "Changes dead-lettered because a rule failed on them or the source could not decode them.", "source")
 	sourceConn     = desc("ferry_source_connected", "1 while the source is connected (replication stream up, listener bound).", "source")
 	sourceLag      = desc("ferry_source_lag_seconds", "How far the source's reading is behind its input; grows while it hears nothing.", "source")
 	binlogFile     = desc("ferry_source_binlog_file_number", "Numeric suffix of the binlog file being read.", "source")
@@ -39,10 +39,14 @@ var (
 	inFlight       = desc("ferry_pipeline_in_flight_events", "Changes read and not yet released (delivered, dead-lettered or dropped).")
 	webhookReqs    = desc("ferry_webhook_requests_total", "Webhook requests answered, by HTTP status code.", "source", "code")
 	webhookBuffer  = desc("ferry_webhook_buffer_records", "Accepted webhook requests stored and not yet delivered.", "source")
+	kafkaLag       = desc("ferry_kafka_consumer_lag_records", "Records of an assigned partition not yet delivered and committed (high watermark - committed offset).",
+		"source", "topic", "partition")
+	kafkaCommitted = desc("ferry_kafka_committed_offset", "The consumer group's committed offset of an assigned partition.", "source", "topic", "partition")
 )
 
 var allDescs = []*prometheus.Desc{sourceRead, sourceDropped, sourceRuleFail, sourceConn, sourceLag, binlogFile, binlogPos,
-	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, sinkConc, inFlight, webhookReqs, webhookBuffer}
+	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, sinkConc, inFlight, webhookReqs, webhookBuffer,
+	kafkaLag, kafkaCommitted}
 
 // collector reads the bound view on every scrape.
 type collector struct{ m *Metrics }
@@ -99,6 +103,13 @@ func collectSource(ch chan<- prometheus.Metric, name string, s ferry.SourceStatu
 			counter(ch, webhookReqs, s.Requests[code], name, strconv.Itoa(code))
 		}
 		gauge(ch, webhookBuffer, float64(s.Buffered), name)
+	}
+	for _, p := range s.Partitions {
+		part := strconv.Itoa(int(p.Partition))
+		gauge(ch, kafkaLag, float64(p.Lag), name, p.Topic, part)
+		if p.Committed >= 0 {
+			gauge(ch, kafkaCommitted, float64(p.Committed), name, p.Topic, part)
+		}
 	}
 }
 
