@@ -52,7 +52,8 @@ func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
 
 // run blocks until the source ended or failed (soft) and the batches read so
 // far are settled, or until hard is cancelled. fail stops the whole
-// runtime; the transformer calls it when it cannot go on.
+// runtime; the reader calls it when the source fails, the transformer when
+// it cannot go on.
 func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 	var wg sync.WaitGroup
 	var readErr error
@@ -60,6 +61,12 @@ func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 		defer close(l.toTransform)
 		defer l.tracker.closeInput()
 		readErr = l.read(soft, hard)
+		if readErr != nil {
+			// Stop the runtime now, not when this loop returns: the drain
+			// of what is in flight is bounded by ShutdownTimeout only once
+			// soft is cancelled, and a refusing sink would keep it waiting.
+			fail(sourceFailed(l.name, readErr))
+		}
 	})
 	wg.Go(func() {
 		if err := l.transform(hard); err != nil {
