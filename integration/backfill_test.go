@@ -35,7 +35,10 @@ func TestBackfillLiveWhileWriting(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { writeRandomly(ctx, t, db, rows) })
-	code, out, errOut := runFerry(t, 3*time.Minute, "backfill", "-c", cfg, "--source", "db", "--table", name+".t", "--rate", "40000")
+	// The writer keeps the sink busy too: the backfill goes as fast as the
+	// sink takes its rows, minutes under -race on a loaded machine.
+	code, out, errOut := runFerryProgressing(t, time.Minute, func() int { return countSnapshots(r) },
+		"backfill", "-c", cfg, "--source", "db", "--table", name+".t", "--rate", "40000")
 	stop()
 	wg.Wait()
 	if code != 0 || !strings.Contains(errOut, "backfill of "+name+".t done") {
@@ -44,18 +47,32 @@ func TestBackfillLiveWhileWriting(t *testing.T) {
 	// Once the marker arrived, everything before it was read; a clean stop
 	// delivers whatever of that is still in flight.
 	exec1(t, db, "INSERT INTO marker VALUES (1)")
-	eventually(t, time.Minute, "the marker event", func() bool {
+	marker := func() bool {
 		for _, e := range r.Events() {
 			if strings.Contains(e.Type(), ".marker.") {
 				return true
 			}
 		}
 		return false
-	})
+	}
+	if !whileProgressing(time.Minute, r.Count, marker) {
+		t.Fatalf("deliveries stopped at %d events before the marker arrived", r.Count())
+	}
 	if code := p.stop(); code != 0 {
 		t.Fatalf("ferry run exit %d", code)
 	}
 	checkSinkState(t, db, r.Events(), name)
+}
+
+// countSnapshots counts the snapshot events r received.
+func countSnapshots(r *receiver.Receiver) int {
+	n := 0
+	for _, e := range r.Events() {
+		if strings.HasSuffix(e.Type(), ".snapshot") {
+			n++
+		}
+	}
+	return n
 }
 
 func httpOK(url string) bool {
@@ -150,7 +167,9 @@ func TestBackfillStandaloneInterruptAndResume(t *testing.T) {
 	eventually(t, time.Minute, "10k more rows", func() bool { return r.Count() >= afterPause+10_000 })
 	p.kill()
 
-	code, _, errOut := runFerry(t, 2*time.Minute, args...)
+	// A standalone backfill exits once every row it read is delivered:
+	// tens of thousands of events through the sink, minutes under -race.
+	code, _, errOut := runFerryProgressing(t, time.Minute, r.Count, args...)
 	if code != 0 || !strings.Contains(errOut, "done: ") {
 		t.Fatalf("final run: exit %d\n%s", code, tailLines(errOut, 10))
 	}
@@ -177,7 +196,7 @@ func TestBackfillStandaloneInterruptAndResume(t *testing.T) {
 
 	// The finished backfill left no progress behind: a new run starts over.
 	before := r.Count()
-	if code, _, errOut := runFerry(t, time.Minute, append(args[:len(args)-4], "--chunk", "20000")...); code != 0 {
+	if code, _, errOut := runFerryProgressing(t, time.Minute, r.Count, append(args[:len(args)-4], "--chunk", "20000")...); code != 0 {
 		t.Fatalf("second backfill: exit %d\n%s", code, errOut)
 	}
 	if n := r.Count() - before; n != rows {

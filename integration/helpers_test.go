@@ -167,6 +167,56 @@ func runFerry(t *testing.T, timeout time.Duration, args ...string) (int, string,
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 }
 
+// runFerryProgressing runs a ferry command whose work the test watches
+// through progress (events arriving at its sink) and returns its exit code
+// and output. How long that work takes depends on the machine (tens of
+// thousands of events through an HTTP sink under -race on 2 loaded cores
+// take minutes), so there is no deadline: the test fails only when the
+// process neither exits nor makes progress for stall, i.e. when it is stuck.
+func runFerryProgressing(t *testing.T, stall time.Duration, progress func() int, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(ferryBin, args...)
+	var out, errb lockedBuf
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	exited := func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	if !whileProgressing(stall, progress, exited) {
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("ferry %v made no progress for %v (at %d) and did not exit; stderr:\n%s", args, stall, progress(), tailLines(errb.String(), 30))
+	}
+	t.Logf("ferry %s ran %v, progress %d", args[0], time.Since(start).Round(time.Second), progress())
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// whileProgressing polls cond until it holds (true) or progress stood still
+// for stall (false).
+func whileProgressing(stall time.Duration, progress func() int, cond func() bool) bool {
+	last, moved := progress(), time.Now()
+	for !cond() {
+		if n := progress(); n != last {
+			last, moved = n, time.Now()
+		} else if time.Since(moved) > stall {
+			return false
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return true
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
