@@ -95,18 +95,13 @@ func (s *Source) checkRequest(req ferry.BackfillRequest) (plan *snapshotPlan, er
 	return plan, err
 }
 
-// runBackfills performs queued backfills one at a time until ctx ends. A
-// finite (backfill-only) source ends when none is left.
+// runBackfills performs queued backfills one at a time until ctx ends.
 func (s *Source) runBackfills(ctx context.Context) {
 	r := &snapshotReader{src: s}
 	defer r.close()
 	for {
 		j := s.jobs.next()
 		if j == nil {
-			if s.mode == modeBackfill {
-				s.fail(ctx, ferry.ErrEndOfInput)
-				return
-			}
 			select {
 			case <-s.jobs.wake:
 				continue
@@ -115,21 +110,19 @@ func (s *Source) runBackfills(ctx context.Context) {
 			}
 		}
 		err := s.runJob(ctx, r, j)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			s.jobs.fail(j, err)
-			s.log.Error("backfill failed", "table", j.Table, "error", err)
-			if s.mode == modeBackfill {
-				s.fail(ctx, fmt.Errorf("backfill of %s: %w", j.Table, err))
-				return
-			}
-		case !s.jobs.running(j) && s.mode == modeBackfill:
-			s.fail(ctx, ferry.ErrEndOfInput) // paused
+		if ctx.Err() != nil {
 			return
 		}
+		if err != nil {
+			s.failJob(j, err)
+		}
 	}
+}
+
+// failJob records that j failed; the source streams on.
+func (s *Source) failJob(j *job, err error) {
+	s.jobs.fail(j, err)
+	s.log.Error("backfill failed", "table", j.Table, "error", err)
 }
 
 // runJob reads and delivers the chunks of j until it is done or paused.
@@ -234,4 +227,32 @@ func (s *Source) recoverRead(ctx context.Context, r *snapshotReader, j *job, rea
 		return err
 	}, logRetry)
 	return plan, err
+}
+
+// BackfillSize checks req as Backfill does and counts the rows it would
+// read, exactly (`ferry backfill --dry-run`). The source need not be open.
+func (s *Source) BackfillSize(ctx context.Context, req ferry.BackfillRequest) (uint64, error) {
+	conn, err := s.connect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if s.info, err = s.preflight(conn); err != nil {
+		return 0, err
+	}
+	s.meta = &metaConn{src: s}
+	defer s.meta.close()
+	if len(req.Key) == 0 {
+		req.Key = s.cfg.SnapshotKeys[req.Table]
+	}
+	plan, err := s.checkRequest(req)
+	if err != nil {
+		return 0, err
+	}
+	r, err := conn.Execute(plan.countSQL())
+	if err != nil {
+		return 0, fmt.Errorf("count rows of %s: %w", req.Table, err)
+	}
+	n, _ := r.GetUint(0, 0)
+	return n, nil
 }

@@ -95,14 +95,10 @@ var Connector = ferry.SourceSpec[Config]{
 	PositionCodec:     Codec{},
 	CheckPositionFunc: CheckPosition,
 	Backfill: func(name string, cfg *Config, req ferry.BackfillRequest, serverID uint32, env ferry.SourceEnv) (ferry.Source, error) {
-		c := *cfg
-		c.ServerID = serverID
-		return ferry.AsSource(NewBackfill(name, &c, req, env.Log))
+		return ferry.AsSource(NewBackfill(name, cfg, serverID, req, env.Log))
 	},
 	Replay: func(name string, cfg *Config, r ferry.ReplayRange, serverID uint32, env ferry.SourceEnv) (ferry.Source, error) {
-		c := *cfg
-		c.ServerID = serverID
-		s, err := NewReplay(name, &c, Replay(r), env.Log)
+		s, err := NewReplay(name, cfg, serverID, Replay(r), env.Log)
 		if err != nil {
 			return nil, err
 		}

@@ -264,12 +264,8 @@ func (s *Source) checkResume(p position) error {
 			"`ferry checkpoint set --source %s GTID-SET` to a set this server has and backfill the captured tables",
 			s.name, s.cfg.Addr, st.serverID, p.GTID, err, s.name))
 	case errors.Is(err, errPurged):
-		what := "the resume position " + p.String()
-		if s.mode == modeReplay {
-			what = "the replay range starting at " + s.replay.From
-		}
 		return errFatal(fmt.Errorf("mysql source %s: %s is no longer in the server's binlogs (purged on %s, server_id %d): %w; "+
-			"re-seed with `ferry checkpoint set`/`reset` and backfill the gap", s.name, what, s.cfg.Addr, st.serverID, err))
+			"re-seed with `ferry checkpoint set`/`reset` and backfill the gap", s.name, s.role.describeStart(p), s.cfg.Addr, st.serverID, err))
 	case errors.Is(err, errForeignPosition):
 		return errFatal(fmt.Errorf("mysql source %s: %s: %w; the checkpoint has no GTID to resume by (gtid_mode is OFF), so Ferry cannot "+
 			"tell where it is on this server: find the last delivered transaction in this server's binlog and `ferry checkpoint set "+

@@ -117,3 +117,11 @@ func (f *filter) anyMatch(ps []pattern, names ...string) bool {
 	}
 	return false
 }
+
+// narrowedFilter is cfg's filter capturing only include (the tables of a
+// backfill or a replay); cfg's excludes still apply.
+func narrowedFilter(cfg *Config, include []string) (*filter, error) {
+	c := *cfg
+	c.Include = include
+	return newFilter(&c)
+}

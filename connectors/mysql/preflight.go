@@ -53,7 +53,7 @@ func (s *Source) explain(err error) error {
 	var me *gomysql.MyError
 	if errors.As(err, &me) {
 		if sameServerID(me) {
-			return fmt.Errorf("mysql %s: server_id %d is already used by another replica: give every Ferry source its own server_id: %w", s.cfg.Addr, s.cfg.ServerID, errFatal(err))
+			return fmt.Errorf("mysql %s: server_id %d is already used by another replica: give every Ferry source its own server_id: %w", s.cfg.Addr, s.replicaID, errFatal(err))
 		}
 		switch me.Code {
 		case errAccessDenied:
@@ -100,12 +100,7 @@ func (s *Source) explainBinlogError(me *gomysql.MyError, err error) error {
 	case strings.Contains(msg, "could not find first log file") || strings.Contains(msg, "purged") ||
 		strings.Contains(msg, "could not find gtid") || strings.Contains(msg, "not found in binlog") ||
 		strings.Contains(msg, "log event entry exceeded") || strings.Contains(msg, "before the start"):
-		if s.mode == modeReplay {
-			return fmt.Errorf("mysql %s: the replay range starting at %s is no longer in the server's binlogs (purged, or from another server); "+
-				"SHOW BINARY LOGS lists what is left: %w", s.cfg.Addr, s.replay.From, errFatal(err))
-		}
-		return fmt.Errorf("mysql %s: the resume position is no longer in the server's binlogs (purged, or from another server): "+
-			"re-seed with `ferry checkpoint set`/`reset` and backfill the gap: %w", s.cfg.Addr, errFatal(err))
+		return s.role.explainLostStart(s.cfg.Addr, errFatal(err))
 	}
 	return fmt.Errorf("mysql %s: binlog stream refused: %w", s.cfg.Addr, errFatal(err))
 }
@@ -169,8 +164,8 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 	if err := s.checkSettings(vars); err != nil {
 		return nil, errFatal(err)
 	}
-	if vars["server_id"] == fmt.Sprint(s.cfg.ServerID) {
-		return nil, errFatal(fmt.Errorf("mysql %s: server_id %d is the server's own server_id: choose another for the Ferry source", s.cfg.Addr, s.cfg.ServerID))
+	if vars["server_id"] == fmt.Sprint(s.replicaID) {
+		return nil, errFatal(fmt.Errorf("mysql %s: server_id %d is the server's own server_id: choose another for the Ferry source", s.cfg.Addr, s.replicaID))
 	}
 	if info.charsets, err = loadCharsets(conn); err != nil {
 		return nil, s.explain(err)
@@ -178,12 +173,8 @@ func (s *Source) preflight(conn *client.Conn) (*serverInfo, error) {
 	if _, _, err := s.masterStatus(conn); err != nil {
 		return nil, err
 	}
-	// A backfill checks its table itself; a replay may read a table
-	// dropped since.
-	if s.mode == modeStream {
-		if err := s.checkIncludedTables(conn); err != nil {
-			return nil, err
-		}
+	if err := s.role.checkTables(s, conn); err != nil {
+		return nil, err
 	}
 	return info, nil
 }

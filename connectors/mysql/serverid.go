@@ -41,13 +41,13 @@ func (s *Source) replicaHost() string {
 func (s *Source) checkServerIDFree(ctx context.Context, conn *client.Conn) error {
 	deadline := time.Now().Add(s.cfg.Heartbeat + 2*time.Second)
 	for waited := false; ; waited = true {
-		host, used, err := replicaUsing(conn, s.cfg.ServerID)
+		host, used, err := replicaUsing(conn, s.replicaID)
 		var me *gomysql.MyError
 		switch {
 		case errors.As(err, &me):
 			s.log.Warn("cannot check whether another replica uses this server_id (SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN "+
 				"on MariaDB 10.5+, REPLICATION SLAVE on MySQL); a second Ferry with it would take over this one's stream",
-				"server_id", s.cfg.ServerID, "error", me.Message)
+				"server_id", s.replicaID, "error", me.Message)
 			return nil
 		case err != nil:
 			return s.explain(err)
@@ -56,10 +56,10 @@ func (s *Source) checkServerIDFree(ctx context.Context, conn *client.Conn) error
 		case time.Now().After(deadline):
 			return errFatal(fmt.Errorf("mysql %s: server_id %d is already used by another replica (registered as %q): "+
 				"starting would make the server drop it; give every Ferry source its own server_id, or stop the other one first",
-				s.cfg.Addr, s.cfg.ServerID, host))
+				s.cfg.Addr, s.replicaID, host))
 		case !waited:
 			s.log.Info("a replica with this server_id is registered; waiting one heartbeat to see whether it is alive",
-				"server_id", s.cfg.ServerID, "host", host)
+				"server_id", s.replicaID, "host", host)
 		}
 		select {
 		case <-time.After(250 * time.Millisecond):

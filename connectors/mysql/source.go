@@ -59,26 +59,26 @@ type Source struct {
 	instance   string
 	history    SchemaHistory // nil: the schema history is kept in memory only
 	quarantine QuarantineStore
-	mode       mode
 	jobs       *jobList
 	st         *stream
-	request    ferry.BackfillRequest // modeBackfill
-	replay     Replay                // modeReplay
+	// role is what the source does with its stream: follow it (streaming),
+	// backfill one table (backfillRun) or re-read a range (replayRun).
+	role role
+	// replicaID is the server_id this source registers with as a replica.
+	replicaID uint32
 }
-
-// mode is what a Source does.
-type mode uint8
-
-const (
-	modeStream   mode = iota // stream forever; backfills on request
-	modeBackfill             // stream one table from now, backfill it, end
-	modeReplay               // re-read a range of the binlog, end
-)
 
 var _ ferry.Source = (*Source)(nil)
 
-// New returns an unopened source.
+// New returns an unopened source that streams the binlog forever and runs
+// backfills on request, registering as cfg.ServerID.
 func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
+	return newSource(name, cfg, cfg.ServerID, streaming{}, log)
+}
+
+// newSource returns an unopened source that does r, registering with the
+// server as replica serverID.
+func newSource(name string, cfg *Config, serverID uint32, r role, log *slog.Logger) (*Source, error) {
 	if err := ferry.CheckConfig(cfg); err != nil {
 		return nil, fmt.Errorf("mysql source %s: %w", name, err)
 	}
@@ -93,7 +93,8 @@ func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mysql source %s: %w", name, err)
 	}
-	return &Source{name: name, cfg: cfg, log: log, filter: f, tls: tlsCfg, errc: make(chan error, 1), jobs: newJobList(name)}, nil
+	return &Source{name: name, cfg: cfg, log: log, filter: f, tls: tlsCfg, errc: make(chan error, 1), jobs: newJobList(name),
+		role: r, replicaID: serverID}, nil
 }
 
 // Open connects, checks the server, and starts streaming from `from` (a
@@ -138,9 +139,7 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { s.pump(runCtx, st, syncer, streamer, first) })
-	if s.mode != modeReplay {
-		s.wg.Go(func() { s.runBackfills(runCtx) })
-	}
+	s.role.run(runCtx, s)
 	return nil
 }
 
@@ -160,15 +159,7 @@ func (s *Source) prepareStream(ctx context.Context, conn *client.Conn, from ferr
 		return nil, err
 	}
 	st := s.newStream(start)
-	switch {
-	case s.mode == modeBackfill:
-		err = s.Backfill(ctx, s.request)
-	case s.mode == modeReplay:
-		st.end, err = s.replayEnd(conn, start)
-	case from == nil && s.cfg.Snapshot == "initial":
-		err = s.queueInitialSnapshot(ctx, conn)
-	}
-	return st, err
+	return st, s.role.prepare(ctx, s, conn, st, from == nil)
 }
 
 func (s *Source) newStream(start position) *stream {
@@ -181,12 +172,6 @@ func (s *Source) newStream(start position) *stream {
 	pl := &planner{flavor: s.info.flavor, charsets: s.info.charsets, filter: s.filter}
 	s.st = &stream{source: s.name, cfg: s.cfg, log: s.log, planner: pl, gtid: g, out: s.out, gate: s.gate,
 		file: start.File, committed: start, readPos: start, jobs: s.jobs, serverID: &s.serverID}
-	switch s.mode {
-	case modeBackfill:
-		s.st.forceTo = s.request.To
-	case modeReplay:
-		s.st.forceTo, s.st.noCheckpoints = s.replay.To, true
-	}
 	return s.st
 }
 
@@ -218,7 +203,7 @@ func (s *Source) resolveStart(conn *client.Conn, from ferry.Position) (position,
 			return position{}, errFatal(fmt.Errorf("mysql source %s: stored checkpoint: %w", s.name, err))
 		}
 	default:
-		mode, _ := parseStart(s.cfg.Start) // validated
+		mode, _ := parseStart(s.role.start(s.cfg)) // validated
 		var err error
 		switch {
 		case mode.latest:
@@ -322,7 +307,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 	host, portText, _ := net.SplitHostPort(s.cfg.Addr)
 	port, _ := strconv.ParseUint(portText, 10, 16)
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: s.cfg.ServerID, Flavor: s.info.flavor, Host: host, Port: uint16(port),
+		ServerID: s.replicaID, Flavor: s.info.flavor, Host: host, Port: uint16(port),
 		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: s.replicaHost(),
 		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat,
 		DisableRetrySync: true, VerifyChecksum: true, // stalls are caught by the pump's watchdog
