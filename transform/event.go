@@ -2,6 +2,7 @@ package transform
 
 import (
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
@@ -12,14 +13,18 @@ import (
 // eventBase holds an event's attributes while defaults (the default mapping
 // or an outbox row) are overridden by a rule's expressions.
 type eventBase struct {
-	id           string
-	source       types.URIRef
-	typ          string
-	subject      string // empty: no subject
-	time         time.Time
-	dataSchema   string
-	dataType     string // empty: application/json
-	data         []byte
+	id         string
+	source     types.URIRef
+	typ        string
+	subject    string // empty: no subject
+	time       time.Time
+	dataSchema string
+	dataType   string // empty: application/json
+	data       []byte
+	// encoded marks data written by Ferry's own JSON encoder
+	// (AppendChangeData): valid JSON by construction, raw JSON column
+	// values having been checked when decoded.
+	encoded      bool
 	partitionKey string
 	extensions   map[string]any
 }
@@ -65,6 +70,13 @@ func (b *eventBase) event() *event.Event {
 	}
 	a.ec.Extensions = ext
 	a.ev = event.Event{Context: &a.ec, DataEncoded: b.data}
-	ferry.MarkBinaryData(&a.ev)
+	if b.encoded && b.dataType == "" {
+		// What MarkBinaryData would decide for JSON that is valid by
+		// construction, without parsing every event's data again (that was
+		// 15 % of the CPU of a bulk load to a discarding sink).
+		a.ev.DataBase64 = !utf8.Valid(b.data)
+	} else {
+		ferry.MarkBinaryData(&a.ev)
+	}
 	return &a.ev
 }

@@ -93,6 +93,7 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 	if withData {
 		scratch = AppendChangeData(scratch[:0], c)
 		b.data = append([]byte(nil), scratch...)
+		b.encoded = true
 	}
 	return scratch
 }
