@@ -162,20 +162,9 @@ func (c catalog) databases() (map[string]string, error) {
 	return out, nil
 }
 
-// snapshotSchemas reads the captured tables' schemas in a consistent
-// snapshot and returns them with its binlog position (MariaDB reports it
-// exactly; on MySQL it is the position read right after the snapshot
-// started, at or after it, which only makes the base later).
+// snapshotSchemas reads the captured tables' schemas with the binlog
+// position they are in force from (see catalog.snapshot).
 func (s *Source) snapshotSchemas(conn *client.Conn) (position, map[string]*tableSchema, map[string]string, error) {
-	if _, err := conn.Execute("START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
-		return position{}, nil, nil, s.explainCatalog(err)
-	}
-	defer func() { _, _ = conn.Execute("ROLLBACK") }()
-	r := &snapshotReader{src: s, conn: conn}
-	at, err := r.snapshotPosition()
-	if err != nil {
-		return position{}, nil, nil, s.explain(err)
-	}
 	cat := catalog{conn: conn, mariadb: s.info.flavor == gomysql.MariaDBFlavor}
 	dbCharsets, err := cat.databases()
 	if err != nil {
@@ -192,11 +181,83 @@ func (s *Source) snapshotSchemas(conn *client.Conn) (position, map[string]*table
 			"from information_schema, and it shows user %q no database with captured tables: GRANT SELECT ON the captured tables (or *.*) TO the user",
 			s.cfg.Addr, s.cfg.User))
 	}
-	tables, err := cat.tables(dbs, s.filter.table)
+	at, tables, err := cat.snapshot(dbs, s.filter.table, func() (position, error) {
+		file, pos, err := s.masterStatus(conn)
+		return position{File: file, Pos: pos}, err
+	})
 	if err != nil {
 		return position{}, nil, nil, s.explainCatalog(err)
 	}
 	return at, tables, dbCharsets, nil
+}
+
+// snapshot reads the schemas of the tables of dbs that keep keeps, with
+// the binlog position now returns while they are locked.
+//
+// information_schema is not part of a transaction's consistent snapshot:
+// a DDL committed between reading a position and reading the columns
+// would put its schema at a position before the DDL, which the stream
+// then applies a second time (and rows between are decoded with columns
+// they do not have). So each table is first read in a transaction: the
+// shared metadata lock that takes lasts until the ROLLBACK, a DDL on the
+// table waits for it, and one under way is logged before the lock is
+// granted. Tables created after the listing are left out: the history
+// follows them from their CREATE, or reads them at their first row event.
+func (c catalog) snapshot(dbs []string, keep func(db, table string) bool, now func() (position, error)) (position, map[string]*tableSchema, error) {
+	names, err := c.baseTables(dbs, keep)
+	if err != nil {
+		return position{}, nil, err
+	}
+	if _, err := c.conn.Execute("START TRANSACTION"); err != nil {
+		return position{}, nil, fmt.Errorf("start the schema snapshot: %w", err)
+	}
+	defer func() { _, _ = c.conn.Execute("ROLLBACK") }()
+	locked := map[[2]string]bool{}
+	for _, n := range names {
+		_, err := c.conn.Execute("SELECT 1 FROM " + quoteName(n[0]) + "." + quoteName(n[1]) + " LIMIT 0")
+		var me *gomysql.MyError
+		switch {
+		case errors.As(err, &me) && me.Code == errNoSuchTable: // dropped since the listing
+			continue
+		case err != nil:
+			return position{}, nil, fmt.Errorf("lock the schema of %s.%s: %w", n[0], n[1], err)
+		}
+		locked[n] = true
+	}
+	at, err := now()
+	if err != nil {
+		return position{}, nil, err
+	}
+	tables, err := c.tables(dbs, func(db, table string) bool { return locked[[2]string{db, table}] })
+	return at, tables, err
+}
+
+// errNoSuchTable is the server's ER_NO_SUCH_TABLE.
+const errNoSuchTable = 1146
+
+// baseTables lists the tables ({db, table}) of dbs that keep keeps.
+func (c catalog) baseTables(dbs []string, keep func(db, table string) bool) ([][2]string, error) {
+	if len(dbs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(dbs))
+	for i, d := range dbs {
+		args[i] = d
+	}
+	r, err := c.conn.Execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN ("+
+		strings.TrimSuffix(strings.Repeat("?,", len(dbs)), ",")+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	var out [][2]string
+	for i := range r.Values {
+		db, _ := r.GetString(i, 0)
+		table, _ := r.GetString(i, 1)
+		if keep(db, table) {
+			out = append(out, [2]string{db, table})
+		}
+	}
+	return out, nil
 }
 
 // explainCatalog: decoding without column metadata needs information_schema.

@@ -395,10 +395,10 @@ func insertColumn(t *tableSchema, col schemaColumn, pos *ast.ColumnPosition) {
 	t.Columns = slices.Insert(t.Columns, at, col)
 }
 
+// rename records to and then drops from. Read again, both puts are kept
+// (they change nothing already recorded): a kill between them left only
+// the first durable.
 func (a *ddlApplier) rename(ctx context.Context, from, to string) error {
-	if a.h.has(to, a.at) {
-		return nil
-	}
 	src, known := a.prev(from)
 	if err := a.record(ctx, to, src.clone(), !known || src == nil); err != nil {
 		return err

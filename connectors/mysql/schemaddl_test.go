@@ -198,3 +198,58 @@ func TestDDLTableNameCase(t *testing.T) {
 		t.Errorf("d.orders: %s", got)
 	}
 }
+
+// failingHistory fails every save after the first ok ones, as a kill
+// between two records of one DDL would leave the store.
+type failingHistory struct {
+	memHistory
+	ok int
+}
+
+func (f *failingHistory) SaveSchema(ctx context.Context, source, key string, v []byte) error {
+	if f.ok == 0 {
+		return errors.New("killed")
+	}
+	f.ok--
+	return f.memHistory.SaveSchema(ctx, source, key, v)
+}
+
+// TestRenameReadAgainAfterPartialSave: a RENAME TABLE whose new name was
+// saved but not the old one's drop (killed between) drops the old name
+// when it is read again after the restart.
+func TestRenameReadAgainAfterPartialSave(t *testing.T) {
+	ctx := context.Background()
+	store := &failingHistory{memHistory: memHistory{}, ok: 2} // the CREATE, then the RENAME's new name
+	h, err := loadSchemaHistory(ctx, store, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyAll(t, h, "CREATE TABLE a (id INT PRIMARY KEY, x INT)")
+	a := &ddlApplier{h: h, at: position{File: "b.000001", Pos: 200}, db: "d", ddl: "RENAME TABLE a TO b",
+		captured: func(db, table string) bool { return db == "d" }, mariadb: true, collate: collationCharset}
+	if _, err := a.apply(ctx, a.ddl); err == nil {
+		t.Fatal("the second save did not fail")
+	}
+
+	h, err = loadSchemaHistory(ctx, store.memHistory, "s") // the restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.h = h
+	if _, err := a.apply(ctx, a.ddl); err != nil {
+		t.Fatal(err)
+	}
+	if got := columnsAt(h, "d.a", 300); got != "<none>" {
+		t.Errorf("d.a after the RENAME read again: %s, want <none> (dropped)", got)
+	}
+	if got := columnsAt(h, "d.b", 300); got != "id x key=id" {
+		t.Errorf("d.b after the RENAME read again: %s, want id x key=id", got)
+	}
+	reloaded, err := loadSchemaHistory(ctx, store.memHistory, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := columnsAt(reloaded, "d.a", 300); got != "<none>" {
+		t.Errorf("d.a is not dropped durably: %s", got)
+	}
+}
