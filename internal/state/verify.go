@@ -189,20 +189,22 @@ func (w *treeWalker) bucket(id uint64, inline []byte, depth int) error {
 	if depth > maxTreeDepth {
 		return fmt.Errorf("page %d: buckets nested deeper than %d", id, maxTreeDepth)
 	}
-	var last []byte
 	if id == 0 {
-		return w.node(inline, 0, &last, depth)
+		return w.node(inline, 0, nil, nil, depth)
 	}
 	buf, err := w.page(id)
 	if err != nil {
 		return err
 	}
-	return w.node(buf, id, &last, depth)
+	return w.node(buf, id, nil, nil, depth)
 }
 
 // node checks one branch or leaf page (id 0: an inline bucket's page) and
-// what hangs below it; keys must increase across the whole walk (last).
-func (w *treeWalker) node(buf []byte, id uint64, last *[]byte, depth int) error {
+// what hangs below it. Its keys must increase and lie in [lo, hi) (nil: no
+// bound), the range its ancestors' keys give it: bbolt rebuilds the
+// freelist at open by walking the tree with the same rule, and panics, in a
+// goroutine of its own, where it does not hold.
+func (w *treeWalker) node(buf []byte, id uint64, lo, hi []byte, depth int) error {
 	if len(buf) < pageHeaderSize {
 		return fmt.Errorf("page %d: shorter than its header", id)
 	}
@@ -214,19 +216,38 @@ func (w *treeWalker) node(buf []byte, id uint64, last *[]byte, depth int) error 
 	if pageHeaderSize+count*elementSize > len(buf) {
 		return fmt.Errorf("page %d: %d elements do not fit in the page", id, count)
 	}
+	var prev []byte
+	inRange := func(i int, key []byte) error {
+		if (lo != nil && bytes.Compare(key, lo) < 0) || (hi != nil && bytes.Compare(key, hi) >= 0) ||
+			(prev != nil && bytes.Compare(key, prev) <= 0) {
+			return fmt.Errorf("page %d: key %d out of order", id, i)
+		}
+		prev = key
+		return nil
+	}
 	for i := 0; i < count; i++ {
 		at := pageHeaderSize + i*elementSize
 		el := buf[at : at+elementSize]
 		if flags == branchPageFlag {
-			pos, ksize, child := int(le.Uint32(el)), int(le.Uint32(el[4:])), le.Uint64(el[8:])
-			if at+pos+ksize > len(buf) || ksize == 0 {
-				return fmt.Errorf("page %d: element %d lies outside the page", id, i)
+			key, err := branchKey(buf, id, i)
+			if err != nil {
+				return err
 			}
+			if err := inRange(i, key); err != nil {
+				return err
+			}
+			next := hi
+			if i+1 < count {
+				if next, err = branchKey(buf, id, i+1); err != nil {
+					return err
+				}
+			}
+			child := le.Uint64(el[8:])
 			cbuf, err := w.page(child)
 			if err != nil {
 				return err
 			}
-			if err := w.node(cbuf, child, last, depth); err != nil {
+			if err := w.node(cbuf, child, key, next, depth); err != nil {
 				return err
 			}
 			continue
@@ -237,11 +258,13 @@ func (w *treeWalker) node(buf []byte, id uint64, last *[]byte, depth int) error 
 			return fmt.Errorf("page %d: element %d lies outside the page", id, i)
 		}
 		key := buf[at+pos : at+pos+ksize]
-		if *last != nil && bytes.Compare(key, *last) <= 0 {
-			return fmt.Errorf("page %d: keys out of order", id)
+		if err := inRange(i, key); err != nil {
+			return err
 		}
-		*last = key
 		if eflags&bucketLeafFlag == 0 {
+			if depth == 0 { // bbolt's root holds buckets only
+				return fmt.Errorf("page %d: top-level key %q is not a bucket", id, key)
+			}
 			continue
 		}
 		val := buf[at+pos+ksize : end]
@@ -253,4 +276,15 @@ func (w *treeWalker) node(buf []byte, id uint64, last *[]byte, depth int) error 
 		}
 	}
 	return nil
+}
+
+// branchKey returns the key of element i of a branch page.
+func branchKey(buf []byte, id uint64, i int) ([]byte, error) {
+	le := binary.LittleEndian
+	at := pageHeaderSize + i*elementSize
+	pos, ksize := int(le.Uint32(buf[at:])), int(le.Uint32(buf[at+4:]))
+	if ksize == 0 || at+pos+ksize > len(buf) || at+pos+ksize < at {
+		return nil, fmt.Errorf("page %d: element %d lies outside the page", id, i)
+	}
+	return buf[at+pos : at+pos+ksize], nil
 }
