@@ -147,7 +147,8 @@ func TestLiveAdminNeedsToken(t *testing.T) {
 		t.Fatalf("ferry run:\n%s", tailLines(p.stderr.String(), 10))
 	}
 	for _, e := range r.Events() {
-		if strings.Contains(string(e.Data()), "4111") || strings.Contains(string(e.Data()), "5500") {
+		// The whole values: a bare "5500" also matches timestamps and positions.
+		if d := string(e.Data()); strings.Contains(d, "4111-1111") || strings.Contains(d, "5500-0000") || strings.Contains(d, `"card"`) {
 			t.Fatalf("an event carries the excluded column: %s", e.Data())
 		}
 	}
