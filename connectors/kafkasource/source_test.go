@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
 	"github.com/ferry-cdc/ferry/connectors/kafkawire"
+	"github.com/ferry-cdc/ferry/internal/testkit/kafkatest"
 )
 
 func cluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
@@ -27,21 +28,6 @@ func cluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	}
 	t.Cleanup(c.Close)
 	return c
-}
-
-// produce writes rs synchronously with a plain producer.
-func produce(t testing.TB, brokers []string, rs ...*kgo.Record) {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
 }
 
 func newSource(t testing.TB, brokers []string, mut func(*Config)) *Source {
@@ -105,7 +91,7 @@ func TestSourceSuite(t *testing.T) {
 			for i := range rs {
 				rs[i] = &kgo.Record{Topic: "orders", Key: []byte("k"), Value: fmt.Appendf(nil, `{"n":%d}`, seq.Add(1))}
 			}
-			produce(t, c.ListenAddrs(), rs...)
+			kafkatest.Produce(t, c.ListenAddrs(), rs...)
 		},
 	})
 }
@@ -116,7 +102,7 @@ func TestSourceSuite(t *testing.T) {
 func TestBindingRecordsPassThroughAndOthersGetTheDefaultShape(t *testing.T) {
 	c := cluster(t, kfake.SeedTopics(1, "orders"))
 	structured := `{"specversion":"1.0","id":"s-1","source":"/erp","type":"com.example.structured","data":{"a":1}}`
-	produce(t, c.ListenAddrs(),
+	kafkatest.Produce(t, c.ListenAddrs(),
 		&kgo.Record{Topic: "orders", Value: []byte(`{"b":2}`), Headers: []kgo.RecordHeader{
 			{Key: "ce_specversion", Value: []byte("1.0")}, {Key: "ce_id", Value: []byte("b-1")},
 			{Key: "ce_source", Value: []byte("/crm")}, {Key: "ce_type", Value: []byte("com.example.binary")},
@@ -151,7 +137,7 @@ func TestBindingRecordsPassThroughAndOthersGetTheDefaultShape(t *testing.T) {
 // what is wrong, and the records behind it follow.
 func TestBrokenBindingRecordIsInvalidNotBlocking(t *testing.T) {
 	c := cluster(t, kfake.SeedTopics(1, "orders"))
-	produce(t, c.ListenAddrs(),
+	kafkatest.Produce(t, c.ListenAddrs(),
 		&kgo.Record{Topic: "orders", Value: []byte(`{}`), Headers: []kgo.RecordHeader{
 			{Key: "ce_specversion", Value: []byte("1.0")}, {Key: "ce_id", Value: []byte("x")}}}, // no source, no type
 		&kgo.Record{Topic: "orders", Value: []byte(`{not json`), Headers: []kgo.RecordHeader{
@@ -177,7 +163,7 @@ func TestBrokenBindingRecordIsInvalidNotBlocking(t *testing.T) {
 // failed ack commits nothing; an ack commits its batch.
 func TestOffsetsFollowAcks(t *testing.T) {
 	c := cluster(t, kfake.SeedTopics(1, "orders"))
-	produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("1")}, &kgo.Record{Topic: "orders", Value: []byte("2")})
+	kafkatest.Produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("1")}, &kgo.Record{Topic: "orders", Value: []byte("2")})
 	s := newSource(t, c.ListenAddrs(), nil)
 	openSource(t, s, nil)
 	ctx := context.Background()
@@ -214,10 +200,10 @@ func TestOffsetsFollowAcks(t *testing.T) {
 // by the next run even though nothing was delivered before the stop.
 func TestStarts(t *testing.T) {
 	c := cluster(t, kfake.SeedTopics(1, "orders"))
-	produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("old")})
+	kafkatest.Produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("old")})
 	time.Sleep(20 * time.Millisecond) // the next records' timestamps come later
 	mid := time.Now()
-	produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("mid")})
+	kafkatest.Produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("mid")})
 
 	at := newSource(t, c.ListenAddrs(), func(cfg *Config) { cfg.Group, cfg.Start = "by-time", mid.Format(time.RFC3339Nano) })
 	openSource(t, at, nil)
@@ -229,7 +215,7 @@ func TestStarts(t *testing.T) {
 	openSource(t, latest, nil)
 	waitAssigned(t, latest)
 	_ = latest.Close(context.Background())
-	produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("new")})
+	kafkatest.Produce(t, c.ListenAddrs(), &kgo.Record{Topic: "orders", Value: []byte("new")})
 	again := newSource(t, c.ListenAddrs(), func(cfg *Config) { cfg.Group, cfg.Start = "by-latest", "latest" })
 	openSource(t, again, nil)
 	if got := readN(t, again, 1, false); string(got[0].Request.Data) != "new" {

@@ -65,12 +65,31 @@ func Ends(t testing.TB, brokers []string, topic string, partitions int) map[int3
 
 func request(t testing.TB, brokers []string, req kmsg.Request) (kmsg.Response, error) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := client(t, brokers)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return cl.Request(ctx, req)
+}
+
+// Produce writes rs synchronously with a plain producer, failing the test
+// when a record is refused.
+func Produce(t testing.TB, brokers []string, rs ...*kgo.Record) {
+	t.Helper()
+	cl := client(t, brokers)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+func client(t testing.TB, brokers []string) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
