@@ -70,7 +70,7 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "== installing nodejs and npm (the CloudEvents JavaScript SDK is an independent receiver in the sink tests)"
   apt_install nodejs npm || echo "WARNING: could not install nodejs/npm; the JavaScript SDK cross-checks skip (fail with CI set)" >&2
 fi
-if [ ! -d internal/testkit/nodece/node_modules/cloudevents ] && command -v npm >/dev/null 2>&1; then
+if { [ ! -d internal/testkit/nodece/node_modules/cloudevents ] || [ ! -d internal/testkit/nodece/node_modules/standardwebhooks ]; } && command -v npm >/dev/null 2>&1; then
   echo "== installing the cloudevents npm package (internal/testkit/nodece, pinned by its package-lock.json)"
   npm ci --prefix internal/testkit/nodece --no-audit --no-fund >/dev/null ||
     echo "WARNING: npm ci failed; the JavaScript SDK cross-checks skip (fail with CI set)" >&2
