@@ -28,7 +28,8 @@ func (s *Source) groupOpts() []kgo.Opt {
 // `latest` again and skipping what was written in between.
 func (s *Source) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	s.offs.assign(assigned)
-	s.log.Info("kafka partitions assigned", "partitions", assigned)
+	member, gen := cl.GroupMetadata()
+	s.log.Info("kafka partitions assigned", "partitions", assigned, "member_id", member, "generation", gen)
 	if err := s.startNew(ctx, cl, assigned); err != nil {
 		// The reset offset (earliest) applies: records are read again,
 		// never skipped.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -30,6 +31,22 @@ type Config struct {
 	// after it), or committed (refuse to start one: the group must have
 	// committed it). Once set it is committed at once.
 	Start string `yaml:"start" ferry:"default=earliest,enum=earliest|latest|committed,pattern=^[0-9]{4}-[0-9]{2}-[0-9]{2}T"`
+	// GroupInstanceID makes this process a static member of the group
+	// (Kafka's group.instance.id): restarted under the same id, even after
+	// kill -9, it gets its partitions back at once, with no wait for its
+	// old session to time out. Give each process sharing the group its own
+	// stable id (a StatefulSet pod name, a host name): two running with one
+	// id fence each other. A static member does not leave the group when
+	// it stops, so its partitions go to the others only after
+	// session_timeout.
+	GroupInstanceID string `yaml:"group_instance_id" ferry:"example=ferry-b-0"`
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a crash, a network partition) before giving its
+	// partitions to others, or, without group_instance_id, to the same
+	// process restarted. It must lie within the brokers'
+	// group.min.session.timeout.ms and group.max.session.timeout.ms (6s
+	// and 30m by default).
+	SessionTimeout time.Duration `yaml:"session_timeout" ferry:"default=10s"`
 	// ClientID names Ferry to the brokers (quotas, logs).
 	ClientID string `yaml:"client_id" ferry:"default=ferry"`
 	// CommitInterval is how often delivered offsets are committed (also on
@@ -83,6 +100,12 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
+	if c.SessionTimeout < time.Second {
+		errs = append(errs, ferry.Invalid("session_timeout", "must be at least 1s (brokers refuse less than group.min.session.timeout.ms, 6s by default), not %v", c.SessionTimeout))
+	}
+	if strings.TrimSpace(c.GroupInstanceID) != c.GroupInstanceID {
+		errs = append(errs, ferry.Invalid("group_instance_id", "has leading or trailing spaces"))
+	}
 	errs = append(errs, c.TLS.Validate("tls")...)
 	errs = append(errs, c.SASL.Validate()...)
 	return errors.Join(errs...)
@@ -115,6 +138,10 @@ func (c *Config) clientOptions(log kgo.Logger, group []kgo.Opt) ([]kgo.Opt, erro
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
 		kgo.ConsumerGroup(c.Group),
+		kgo.SessionTimeout(c.SessionTimeout),
+		// A third of the session, as Kafka advises, and never less often
+		// than franz-go's default.
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		// Reading from the start is what no committed offset or an offset
@@ -128,6 +155,9 @@ func (c *Config) clientOptions(log kgo.Logger, group []kgo.Opt) ([]kgo.Opt, erro
 		kgo.RequestTimeoutOverhead(c.Timeout),
 		kgo.DisableClientMetrics(),
 		kgo.WithLogger(log),
+	}
+	if c.GroupInstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.GroupInstanceID))
 	}
 	if c.TopicRegex != "" {
 		// franz-go matches a pattern anywhere in a name; the contract is
