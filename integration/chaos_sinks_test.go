@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry/internal/testkit/ebfake"
@@ -24,37 +22,15 @@ type chaosSinks struct {
 	http  *receiver.Receiver
 	eb    *ebfake.Server
 	ebURL string
-
-	mu      sync.Mutex
-	kafka   *kfake.Cluster
-	kafkaOp []kfake.Opt
-	brokers []string
+	kafka *kafkaBroker
 }
 
 func startChaosSinks(t *testing.T) *chaosSinks {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	s := &chaosSinks{http: receiver.New(), eb: ebfake.New(),
-		kafkaOp: []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(t.TempDir()), kfake.SeedTopics(4, "changes")}}
-	if s.kafka, err = kfake.NewCluster(s.kafkaOp...); err != nil {
-		t.Fatal(err)
-	}
-	s.brokers = s.kafka.ListenAddrs()
+	s := &chaosSinks{http: receiver.New(), eb: ebfake.New(), kafka: startKafka(t, "changes", 4)}
 	ebSrv := httptest.NewServer(s.eb)
 	s.ebURL = ebSrv.URL
-	t.Cleanup(func() {
-		ebSrv.Close()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.kafka != nil {
-			s.kafka.Close()
-		}
-	})
+	t.Cleanup(ebSrv.Close)
 	return s
 }
 
@@ -78,26 +54,12 @@ sinks:
     access_key_id: AKIDTEST
     secret_access_key: test-secret
     retry: {initial_backoff: 20ms, max_backoff: 500ms}
-`, s.brokers[0], s.ebURL)
+`, s.kafka.addr, s.ebURL)
 }
 
-// restartKafka stops the broker for a while and starts it again on its
-// port and data directory.
-func (s *chaosSinks) restartKafka(t *testing.T, down time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.kafka.Close()
-	s.kafka = nil
-	time.Sleep(down)
-	var err error
-	for attempt := 0; attempt < 20; attempt++ { // the port may linger briefly
-		if s.kafka, err = kfake.NewCluster(s.kafkaOp...); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("restart kfake: %v", err)
-}
+// restartKafka kills the broker (SIGKILL), leaves it down for a while and
+// starts it again on its port and data directory.
+func (s *chaosSinks) restartKafka(t *testing.T, down time.Duration) { s.kafka.restart(t, down) }
 
 // ebSpell throttles every call, or fails a third of the entries with a
 // transient per-entry error, for a while.
@@ -158,7 +120,7 @@ func (s *chaosSinks) verify(t *testing.T, want []op) {
 // order (so per key in produce order), as CloudEvents.
 func (s *chaosSinks) kafkaEvents(t *testing.T) []event.Event {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.ConsumeTopics("changes"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.addr), kgo.ConsumeTopics("changes"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}

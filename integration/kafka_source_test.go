@@ -5,70 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry/internal/testkit/kafkatest"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
-
-// kafkaCluster is a kfake broker that can be restarted on its port and
-// data directory (group offsets included).
-type kafkaCluster struct {
-	mu   sync.Mutex
-	c    *kfake.Cluster
-	opts []kfake.Opt
-	addr string
-}
-
-func startKafka(t *testing.T, topic string, partitions int) *kafkaCluster {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	k := &kafkaCluster{opts: []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(t.TempDir()),
-		kfake.SeedTopics(int32(partitions), topic)}}
-	if k.c, err = kfake.NewCluster(k.opts...); err != nil {
-		t.Fatal(err)
-	}
-	k.addr = k.c.ListenAddrs()[0]
-	t.Cleanup(func() {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.c != nil {
-			k.c.Close()
-		}
-	})
-	return k
-}
-
-func (k *kafkaCluster) restart(t *testing.T, down time.Duration) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.c.Close()
-	k.c = nil
-	time.Sleep(down)
-	var err error
-	for range 20 { // the port may linger briefly
-		if k.c, err = kfake.NewCluster(k.opts...); err == nil {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("restart kfake: %v", err)
-}
 
 func kafkaSourceConfig(t *testing.T, dir, brokers, recvURL, admin string) string {
 	return writeConfig(t, dir, fmt.Sprintf(`state: {dir: %s/state}

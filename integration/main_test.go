@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	if spec := os.Getenv(kfakeEnv); spec != "" {
+		return serveKafka(spec) // this process is a broker for a test (kafkabroker_test.go)
+	}
 	dir, err := os.MkdirTemp("", "ferry-integration-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
