@@ -62,7 +62,6 @@ func serveKafka(spec string) int {
 // directory: restart kills it with SIGKILL and starts it again, as a
 // broker crash would.
 type kafkaBroker struct {
-	t    *testing.T
 	spec kafkaSpec
 	addr string
 
@@ -80,7 +79,7 @@ func startKafka(t *testing.T, topic string, partitions int) *kafkaBroker {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
-	k := &kafkaBroker{t: t, spec: kafkaSpec{Port: port, Dir: t.TempDir(), Topics: map[string]int32{topic: int32(partitions)}}}
+	k := &kafkaBroker{spec: kafkaSpec{Port: port, Dir: t.TempDir(), Topics: map[string]int32{topic: int32(partitions)}}}
 	k.mu.Lock()
 	err = k.launch()
 	k.mu.Unlock()
