@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -116,7 +115,7 @@ func (s *Sink) authorize(req *http.Request, id string, body []byte) (uint64, err
 				return 0, ferry.Permanent(err)
 			}
 		}
-		s.signer.sign(req.Header, id, body, time.Now())
+		s.signer.sign(req.Header, id, body, s.signer.now())
 	}
 	return gen, nil
 }

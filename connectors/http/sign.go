@@ -84,6 +84,7 @@ type signer struct {
 	prefix   string
 	tsHeader string
 	base64   bool
+	now      func() time.Time // the clock of the timestamps; tests set it
 }
 
 // headers returns the canonical names of the headers the signer sets.
@@ -184,7 +185,7 @@ func (c *SignConfig) standardSigner() (*signer, []error) {
 			errs = append(errs, ferry.Invalid("sign."+k.field, "applies to the hmac schemes, not standard-webhooks (its headers and algorithm are fixed by the spec)"))
 		}
 	}
-	g := &signer{standard: true}
+	g := &signer{standard: true, now: time.Now}
 	check := func(field string, s ferry.Secret) {
 		k, err := standardKey(s.Reveal())
 		if err != nil {
@@ -228,7 +229,7 @@ func (c *SignConfig) hmacSigner(secret []byte) (*signer, []error) {
 		alg = fixed
 	}
 	g := &signer{keys: [][]byte{secret}, header: c.Header, prefix: c.Prefix,
-		tsHeader: c.TimestampHeader, base64: c.Encoding == "base64"}
+		tsHeader: c.TimestampHeader, base64: c.Encoding == "base64", now: time.Now}
 	switch alg {
 	case "sha1":
 		g.hash = sha1.New
