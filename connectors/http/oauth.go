@@ -116,13 +116,13 @@ func (e *TokenError) Unwrap() error { return e.Err }
 // until shortly before it expires. refresh drops it, for an endpoint that
 // refused it before its expiry (revoked, or rotated keys).
 type tokenCache struct {
-	cfg    *clientcredentials.Config
-	ctx    context.Context // carries the token client (oauth2.HTTPClient)
+	cfg     *clientcredentials.Config
+	ctx     context.Context // carries the token client (oauth2.HTTPClient)
 	target  string          // TokenURL redacted
 	timeout time.Duration   // of each token request
-	mu     sync.Mutex
-	src    oauth2.TokenSource
-	gen    uint64 // counts refreshes, so that concurrent 401s refresh once
+	mu      sync.Mutex
+	src     oauth2.TokenSource
+	gen     uint64 // counts refreshes, so that concurrent 401s refresh once
 }
 
 // newTokenCache prepares the token source; it fetches nothing yet. The

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry"
-	httpsink "github.com/ferry-cdc/ferry/connectors/http"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
+	httpsink "github.com/ferry-cdc/ferry/connectors/http"
 	"github.com/ferry-cdc/ferry/connectors/webhook"
 	"github.com/ferry-cdc/ferry/internal/app"
 	"github.com/ferry-cdc/ferry/internal/state"

@@ -333,7 +333,7 @@ func TestUnsendableIDIsPermanent(t *testing.T) {
 // TestSignConfigErrors: every bad sign block is refused with the key and
 // the reason, and no error ever quotes a secret.
 func TestSignConfigErrors(t *testing.T) {
-	const secret = "whsec_c2VjcmV0LXRvby1zaG9ydA=="   // 16 bytes: too short
+	const secret = "whsec_c2VjcmV0LXRvby1zaG9ydA=="        // 16 bytes: too short
 	const notBase64 = "whsec_not*base64*at-all-zzzzzzzzzz" // not base64
 	valid := newWhsec(t, 32)
 	cases := []struct {
