@@ -156,7 +156,7 @@ func (s *Sink) tlsHint(err error) string {
 	case s.cfg.TLS.CertFile == "":
 		return "the endpoint requires a client certificate: set tls.cert_file and tls.key_file"
 	}
-	return "the endpoint refused the client certificate in tls.cert_file"
+	return "the endpoint did not accept the client certificate in tls.cert_file: check that a CA it trusts issued it and that it has not expired"
 }
 
 // bufferBody reads req's body into memory and makes it readable again,
