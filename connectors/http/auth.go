@@ -110,11 +110,6 @@ func (s *Sink) authorize(req *http.Request, id string, body []byte) (uint64, err
 		gen = g
 	}
 	if s.signer != nil {
-		if s.signer.standard {
-			if err := checkID(id); err != nil {
-				return 0, ferry.Permanent(err)
-			}
-		}
 		s.signer.sign(req.Header, id, body, s.signer.now())
 	}
 	return gen, nil

@@ -47,7 +47,7 @@ func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int, 
 		mode = structuredMode
 	}
 	tp, ts := tracectx.FromContext(ctx).For(lane[0], e)
-	return 1, s.do(ctx, e, 1, e.ID(), func(req *http.Request) error {
+	return 1, s.do(ctx, e, 1, webhookID(e.ID()), func(req *http.Request) error {
 		setTraceHeaders(req.Header, tp, ts)
 		if err := cehttp.WriteRequest(mode, binding.ToMessage(e), req); err != nil {
 			return err

@@ -131,15 +131,35 @@ func (g *signer) sign(h http.Header, id string, body []byte, now time.Time) {
 	h.Set(g.header, g.prefix+enc)
 }
 
-// checkID reports why id cannot be a webhook-id: the receiver hashes the
-// header value it reads, so it must travel unchanged.
-func checkID(id string) error {
-	for i := 0; i < len(id); i++ {
-		if id[i] <= ' ' || id[i] >= 0x7f {
-			return fmt.Errorf("event id %q cannot be sent as webhook-id: it holds a character outside printable ASCII", id)
+// webhookID is the webhook-id of an event: its id, percent-encoded as the
+// CloudEvents HTTP binding writes ce-id (space, '"', '%' and every byte
+// outside printable ASCII become %XX), and '.' too, which the Standard
+// Webhooks spec forbids in message ids (the signed content is
+// "<id>.<timestamp>.<body>"). The usual ids (GTIDs, UUIDs) are unchanged;
+// a receiver decoding %XX gets the event id back.
+func webhookID(id string) string {
+	escape := func(c byte) bool { return needsEscape(c) || c == '.' }
+	i := 0
+	for i < len(id) && !escape(id[i]) {
+		i++
+	}
+	if i == len(id) {
+		return id
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(id) + 16)
+	b.WriteString(id[:i])
+	for ; i < len(id); i++ {
+		if c := id[i]; escape(c) {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		} else {
+			b.WriteByte(c)
 		}
 	}
-	return nil
+	return b.String()
 }
 
 // batchID is the webhook-id of a batch request: "batch_" and 32 hex digits
