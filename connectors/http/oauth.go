@@ -27,8 +27,9 @@ type OAuth2Config struct {
 	// TokenURL is the token endpoint; setting it turns OAuth2 on. It is
 	// reached through the sink's tls settings.
 	TokenURL string `yaml:"token_url" ferry:"example=https://auth.internal/oauth/token"`
-	// ClientID and ClientSecret identify Ferry to the token endpoint.
-	ClientID     string       `yaml:"client_id"`
+	// ClientID identifies Ferry to the token endpoint.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret authenticates ClientID; never logged.
 	ClientSecret ferry.Secret `yaml:"client_secret"`
 	// Scopes are requested with every token.
 	Scopes []string `yaml:"scopes"`
