@@ -119,8 +119,9 @@ func (e *TokenError) Unwrap() error { return e.Err }
 type tokenCache struct {
 	cfg     *clientcredentials.Config
 	ctx     context.Context // carries the token client (oauth2.HTTPClient)
-	target  string          // TokenURL redacted
-	timeout time.Duration   // of each token request
+	client  *http.Client
+	target  string        // TokenURL redacted
+	timeout time.Duration // of each token request
 	mu      sync.Mutex
 	src     oauth2.TokenSource
 	gen     uint64 // counts refreshes, so that concurrent 401s refresh once
@@ -151,7 +152,7 @@ func newTokenCache(c *OAuth2Config, tlsCfg *tls.Config, timeout time.Duration) *
 		target = redactURL(u)
 	}
 	t := &tokenCache{cfg: cc, ctx: context.WithValue(context.Background(), oauth2.HTTPClient, client),
-		target: target, timeout: timeout}
+		client: client, target: target, timeout: timeout}
 	t.src = cc.TokenSource(t.ctx)
 	return t
 }
@@ -178,6 +179,9 @@ func (t *tokenCache) refresh(gen uint64) {
 		t.gen++
 	}
 }
+
+// close closes the token client's idle connections.
+func (t *tokenCache) close() { t.client.CloseIdleConnections() }
 
 // maxDescription bounds the token endpoint's error_description in errors.
 const maxDescription = 200

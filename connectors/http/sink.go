@@ -130,6 +130,9 @@ func (s *Sink) Close(context.Context) error {
 		return nil
 	}
 	s.client.CloseIdleConnections()
+	if s.tokens != nil {
+		s.tokens.close()
+	}
 	return nil
 }
 
