@@ -72,9 +72,6 @@ type SignConfig struct {
 	TimestampHeader string `yaml:"timestamp_header"`
 }
 
-// enabled reports whether requests are signed.
-func (c *SignConfig) enabled() bool { return c.Scheme != "" && c.Scheme != SchemeNone }
-
 // signer signs requests; built once from a valid SignConfig.
 type signer struct {
 	standard bool
@@ -185,8 +182,10 @@ func (s *Sink) batchID(events []*event.Event, idx []int) string {
 // newSigner checks c and builds its signer; nil without a scheme. Errors
 // name the key ("sign.secret") and never hold a secret.
 func (c *SignConfig) newSigner() (*signer, []error) {
-	if !c.enabled() {
-		return nil, nil
+	switch c.Scheme {
+	case SchemeStandardWebhooks, SchemeHMAC, "hmac-sha1", "hmac-sha256", "hmac-sha512":
+	default:
+		return nil, nil // none, or an unknown scheme, which the key's enum reports
 	}
 	if !c.Secret.IsSet() {
 		return nil, []error{ferry.Invalid("sign.secret", "is required for scheme %s", c.Scheme)}
