@@ -52,8 +52,13 @@ type Config struct {
 	// BatchMaxEvents and BatchMaxBytes bound one request in batch mode.
 	BatchMaxEvents int `yaml:"batch_max_events" ferry:"default=100"`
 	BatchMaxBytes  int `yaml:"batch_max_bytes" ferry:"default=1048576"`
-	// TLS configures https beyond the system's trusted roots.
+	// TLS configures https beyond the system's trusted roots; cert_file
+	// and key_file give the client certificate of mutual TLS.
 	TLS TLSConfig `yaml:"tls"`
+	// Sign signs every request, last, over the body actually sent.
+	Sign SignConfig `yaml:"sign"`
+	// OAuth2 authorizes every request with a client credentials token.
+	OAuth2 OAuth2Config `yaml:"oauth2"`
 	// TransientStatuses and PermanentStatuses override the classification
 	// of answers (300-599): a transient answer is retried, a permanent one
 	// dead-letters the request's events.
@@ -100,6 +105,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, validateStatuses(c.TransientStatuses, c.PermanentStatuses)...)
 	errs = append(errs, validateHeaders(c.Headers)...)
 	errs = append(errs, validateTLS(&c.TLS, https || c.URL == "")...)
+	errs = append(errs, c.validateAuth()...)
 	return errors.Join(errs...)
 }
 

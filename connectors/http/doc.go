@@ -51,6 +51,16 @@
 // sink never retries by itself: that, and dead-lettering, is the pipeline's
 // job.
 //
+// Outbound webhooks (sign.go, oauth.go, auth.go): `sign` signs every
+// request with Standard Webhooks or a plain HMAC header, `oauth2` sends a
+// client credentials token, `tls` presents a client certificate. roundTrip
+// applies them as the last step before sending, over the final body and
+// headers, again on every attempt. With `sign`, 401 and 403 are permanent
+// (the endpoint refused the signature) unless transient_statuses lists
+// them; a 401 to a request carrying a token fetches a new token and sends
+// once more; no token (token endpoint down or refusing the client) is a
+// transient *TokenError and nothing is sent.
+//
 // Requests go through the sink's own http.Client, which honours the
 // HTTPS_PROXY, HTTP_PROXY and NO_PROXY environment variables. Header values
 // are secrets: they are sent, never logged nor put in errors; and logs and

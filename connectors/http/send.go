@@ -47,7 +47,7 @@ func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int, 
 		mode = structuredMode
 	}
 	tp, ts := tracectx.FromContext(ctx).For(lane[0], e)
-	return 1, s.do(ctx, e, 1, func(req *http.Request) error {
+	return 1, s.do(ctx, e, 1, webhookID(e.ID()), func(req *http.Request) error {
 		setTraceHeaders(req.Header, tp, ts)
 		if err := cehttp.WriteRequest(mode, binding.ToMessage(e), req); err != nil {
 			return err
@@ -63,7 +63,7 @@ func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int,
 		return 1, err
 	}
 	tp, ts := batchTrace(tracectx.FromContext(ctx), events, lane[:n])
-	return n, s.do(ctx, events[lane[0]], n, func(req *http.Request) error {
+	return n, s.do(ctx, events[lane[0]], n, s.batchID(events, lane[:n]), func(req *http.Request) error {
 		setTraceHeaders(req.Header, tp, ts)
 		req.Header.Set("Content-Type", contentTypeBatch)
 		req.Body = io.NopCloser(bytes.NewReader(body))
@@ -110,8 +110,9 @@ func (s *Sink) encodeBatch(events []*event.Event, lane []int, limit int) ([]byte
 }
 
 // do sends one request, whose body fill writes, carrying n events starting
-// with first, and classifies the outcome.
-func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*http.Request) error) error {
+// with first, and classifies the outcome. id is the request's message id
+// when it is signed (webhook-id): the event's id, or batchID.
+func (s *Sink) do(ctx context.Context, first *event.Event, n int, id string, fill func(*http.Request) error) error {
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(rctx, s.method, s.cfg.URL, nil)
@@ -127,9 +128,9 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*htt
 		return ferry.Permanent(fmt.Errorf("build request for event %s: %w", first.ID(), err))
 	}
 	start := time.Now()
-	resp, err := s.client.Do(req)
+	resp, err := s.roundTrip(req, id) // signs and authorizes last
 	if err != nil {
-		return s.requestFailed(ctx, first, n, err)
+		return s.sendFailed(ctx, first, n, err)
 	}
 	defer resp.Body.Close()
 	s.win.answered.Add(1)

@@ -34,6 +34,10 @@ type Sink struct {
 	// otherwise; win gathers what the current Write saw for it.
 	adaptive *aimd
 	win      windowCounter
+	// signer signs each request (sign), tokens authorizes it (oauth2);
+	// nil when not configured.
+	signer *signer
+	tokens *tokenCache
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -72,6 +76,9 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	s.transient, s.permanent = codeSet(cfg.TransientStatuses), codeSet(cfg.PermanentStatuses)
 	if cfg.AdaptiveConcurrency {
 		s.adaptive = newAIMD(cfg.Concurrency)
+	}
+	if err := s.setupAuth(cfg, tlsCfg); err != nil {
+		return nil, fmt.Errorf("http sink %s: %w", name, err)
 	}
 	s.headers.Set("User-Agent", "ferry")
 	for k, v := range cfg.Headers {
@@ -123,6 +130,9 @@ func (s *Sink) Close(context.Context) error {
 		return nil
 	}
 	s.client.CloseIdleConnections()
+	if s.tokens != nil {
+		s.tokens.close()
+	}
 	return nil
 }
 

@@ -304,6 +304,16 @@ admin: {listen: off, max_lag: 0}
 pipeline: {max_in_flight: 5, dead_letter_sink: d}
 defaults: {type_prefix: com.example, to: [h]}
 `,
+		"outbound webhooks": `
+sources: {s: {type: mysql, addr: "h:1", user: u, server_id: 1}}
+sinks:
+  erp:
+    type: http
+    url: https://erp.internal/hooks
+    sign: {scheme: standard-webhooks, secret: "${WHSEC:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}", secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}
+    oauth2: {token_url: "https://auth.internal/oauth/token", client_id: ferry, client_secret: s, scopes: [events.write], endpoint_params: {audience: erp}, auth_style: params}
+  legacy: {type: http, url: "https://crm/in", sign: {scheme: hmac, secret: k, header: X-Signature, algorithm: sha512, encoding: base64, prefix: "sha512=", timestamp_header: X-Timestamp}}
+`,
 		"env references": `
 state: {dir: "${STATE:-/tmp/x}", checkpoint_interval: "${CI:-1s}"}
 pipeline: {max_in_flight: "${MAX:-5}"}

@@ -1,0 +1,181 @@
+package httpsink
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry"
+)
+
+// validateAuth checks sign and oauth2, and that no configured header is
+// one they set.
+func (c *Config) validateAuth() []error {
+	g, errs := c.Sign.newSigner()
+	errs = append(errs, c.OAuth2.validate()...)
+	own := map[string]string{}
+	if g != nil {
+		for _, h := range g.headers() {
+			own[h] = "sign"
+		}
+	}
+	if c.OAuth2.enabled() {
+		own["Authorization"] = "oauth2"
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Headers)) {
+		if by := own[http.CanonicalHeaderKey(name)]; by != "" {
+			errs = append(errs, ferry.Invalid("headers."+name, "is set by %s on every request; remove it from headers", by))
+		}
+	}
+	return errs
+}
+
+// setupAuth builds the signer and the OAuth2 token cache of a validated
+// configuration.
+func (s *Sink) setupAuth(cfg *Config, tlsCfg *tls.Config) error {
+	g, errs := cfg.Sign.newSigner()
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	s.signer = g
+	if g != nil {
+		// An endpoint that checks signatures answers 401 or 403 to one it
+		// refuses, and would refuse the same signature again: dead-letter
+		// with its answer, unless transient_statuses says to wait.
+		for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+			if !s.transient[code] {
+				s.permanent[code] = true
+			}
+		}
+	}
+	if cfg.OAuth2.enabled() {
+		s.tokens = newTokenCache(&cfg.OAuth2, tlsCfg, cfg.Timeout)
+	}
+	return nil
+}
+
+// roundTrip sends req, whose message id (webhook-id) is id. Authorizing
+// is the last step before sending: the OAuth2 token is set, then the final
+// body and headers are signed with the current time. A 401 to a request
+// that carried a token drops the token (the endpoint may have revoked it
+// before its expiry) and sends the request once more with a new token,
+// signed anew.
+func (s *Sink) roundTrip(req *http.Request, id string) (*http.Response, error) {
+	if s.signer == nil && s.tokens == nil {
+		return s.client.Do(req)
+	}
+	body, err := bufferBody(req)
+	if err != nil {
+		return nil, ferry.Permanent(fmt.Errorf("read the request body to sign it: %w", err))
+	}
+	gen, err := s.authorize(req, id, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || s.tokens == nil {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, keepAliveDrain))
+	_ = resp.Body.Close()
+	s.log.Debug("endpoint refused the oauth2 token (401); fetching a new one and sending again")
+	s.tokens.refresh(gen)
+	again := req.Clone(req.Context())
+	setBody(again, body)
+	if _, err := s.authorize(again, id, body); err != nil {
+		return nil, err
+	}
+	return s.client.Do(again)
+}
+
+// authorize sets the token and the signature of req, whose body is body,
+// and returns the token's generation.
+func (s *Sink) authorize(req *http.Request, id string, body []byte) (uint64, error) {
+	var gen uint64
+	if s.tokens != nil {
+		tok, g, err := s.tokens.token()
+		if err != nil {
+			return 0, err
+		}
+		tok.SetAuthHeader(req)
+		gen = g
+	}
+	if s.signer != nil {
+		s.signer.sign(req.Header, id, body, s.signer.now())
+	}
+	return gen, nil
+}
+
+// sendFailed classifies a request roundTrip did not get an answer for.
+func (s *Sink) sendFailed(ctx context.Context, first *event.Event, n int, err error) error {
+	var te *TokenError
+	switch {
+	case ctx.Err() != nil:
+		return s.requestFailed(ctx, first, n, err)
+	case errors.As(err, &te):
+		err = fmt.Errorf("%s %s not sent: %w", s.method, s.target, err)
+		s.log.Debug("no oauth2 token", "events", n, "first_id", first.ID(), "error", err)
+		return err
+	case ferry.IsPermanent(err):
+		return fmt.Errorf("%s %s not sent: %w", s.method, s.target, err)
+	}
+	err = s.requestFailed(ctx, first, n, err)
+	if hint := s.tlsHint(err); hint != "" {
+		err = fmt.Errorf("%w (%s)", err, hint)
+	}
+	return err
+}
+
+// tlsHint explains the TLS alerts a server requiring client certificates
+// sends. Go reports a received alert as a plain error ("remote error:
+// tls: ..."), with no exported type to match, so its text is matched.
+func (s *Sink) tlsHint(err error) string {
+	msg := err.Error()
+	if !strings.Contains(msg, "remote error: tls:") {
+		return ""
+	}
+	refused := strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		strings.Contains(msg, "unknown certificate authority") || strings.Contains(msg, "handshake failure")
+	switch {
+	case !refused:
+		return ""
+	case s.cfg.TLS.CertFile == "":
+		return "the endpoint requires a client certificate: set tls.cert_file and tls.key_file"
+	}
+	return "the endpoint did not accept the client certificate in tls.cert_file: check that a CA it trusts issued it and that it has not expired"
+}
+
+// bufferBody reads req's body into memory and makes it readable again,
+// as often as a resend needs; the signature covers exactly these bytes.
+func bufferBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		setBody(req, nil)
+		return nil, nil
+	}
+	body, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	setBody(req, body)
+	return body, nil
+}
+
+func setBody(req *http.Request, body []byte) {
+	req.ContentLength = int64(len(body))
+	if len(body) == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
