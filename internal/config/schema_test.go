@@ -192,14 +192,7 @@ func TestSchemaAcceptsExampleConfigs(t *testing.T) {
 	}
 	maps.Copy(examples, deployConfigs(t))
 	maps.Copy(examples, readmeConfigs(t))
-	signs := httpSinkSigns(t)
 	for name, b := range examples {
-		if !signs {
-			// The two-directions demo's ferry-b.yaml signs with a one-line
-			// `sign:` block, which the http sink accepts only once branch
-			// i17sign is merged; until then the rest must validate.
-			b = regexp.MustCompile(`(?m)^[ \t]+sign:.*\n`).ReplaceAll(b, nil)
-		}
 		var doc any
 		if err := yaml.Unmarshal(b, &doc); err != nil {
 			t.Fatalf("%s: %v", name, err)
@@ -210,18 +203,6 @@ func TestSchemaAcceptsExampleConfigs(t *testing.T) {
 		}
 	}
 	t.Logf("validated %d configurations: %s", len(examples), strings.Join(slices.Sorted(maps.Keys(examples)), ", "))
-}
-
-// httpSinkSigns reports whether the http sink's schema has the `sign` key
-// (outbound signing, branch i17sign). After that merge it is always true:
-// drop it and the stripping above.
-func httpSinkSigns(t *testing.T) bool {
-	t.Helper()
-	b, err := config.Schema(app.Registry{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bytes.Contains(b, []byte(`"sign"`))
 }
 
 // readmeConfigs are the README's yaml blocks that are whole
