@@ -106,8 +106,8 @@ func (r *RequestConfig) validate(mode string, static map[string]ferry.Secret) []
 		bad("request.cloudevents_headers", "can be false only with request.body (the ce-* headers carry the event's attributes otherwise)")
 	}
 	if r.ContentType != "" {
-		if _, _, err := mime.ParseMediaType(r.ContentType); err != nil {
-			bad("request.content_type", "is not a media type: %v", err)
+		if mt, _, err := mime.ParseMediaType(r.ContentType); err != nil || !strings.Contains(mt, "/") {
+			bad("request.content_type", "is not a media type like application/json")
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.Headers)) {
