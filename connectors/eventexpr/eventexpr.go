@@ -41,8 +41,8 @@ var env = sync.OnceValues(func() (*cel.Env, error) {
 })
 
 // CompileAs compiles expr and checks that its type is one of want (or dyn,
-// checked when evaluated). A compile error is one line, without the
-// expression (which may hold secrets) but with CEL's message and column.
+// checked when evaluated). A compile error is one line: CEL's messages
+// with their line and column, never the expression (it may hold secrets).
 func CompileAs(expr string, want ...*cel.Type) (cel.Program, error) {
 	e, err := env()
 	if err != nil {
@@ -50,7 +50,14 @@ func CompileAs(expr string, want ...*cel.Type) (cel.Program, error) {
 	}
 	ast, iss := e.Compile(expr)
 	if iss.Err() != nil {
-		return nil, errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+		// As rules do: never quote the expression, which may hold expanded
+		// ${VAR} secrets.
+		msgs := make([]string, 0, len(iss.Errors()))
+		for _, ce := range iss.Errors() {
+			msgs = append(msgs, fmt.Sprintf("%s (line %d, column %d of the expression)",
+				strings.Replace(ce.Message, " (in container '')", "", 1), ce.Location.Line(), ce.Location.Column()+1))
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
 	}
 	t := ast.OutputType()
 	ok := t.IsExactType(cel.DynType)

@@ -31,8 +31,8 @@ import (
 // CloudEvents. Every expression is compiled when the configuration is
 // validated.
 type RequestConfig struct {
-	// URL gives each event's absolute http:// or https:// URL (a string);
-	// empty: the sink's url.
+	// URL gives each event's address, an absolute http:// or https:// one
+	// (a string); empty: the sink's url.
 	URL string `yaml:"url" ferry:"example='\"https://crm.internal/api/customers/\" + event.subject'"`
 	// Headers gives a header per event (name: expression to a string); an
 	// empty string leaves the header out.
@@ -40,7 +40,7 @@ type RequestConfig struct {
 	// Body gives the request body instead of the CloudEvents binding's: a
 	// map or list is sent as JSON (keys sorted), a string or bytes as they
 	// are.
-	Body string `yaml:"body" ferry:"example='{\"customerId\": data.id, \"op\": event.type}'"`
+	Body string `yaml:"body"`
 	// ContentType is the body's Content-Type; empty: application/json for
 	// JSON, text/plain; charset=utf-8 for a string, application/octet-stream
 	// for bytes. Only with body.

@@ -35,7 +35,9 @@ func TestRequestValidate(t *testing.T) {
 		{"helpers of the rules", func(c *Config) { c.Request.Body = `pick(data, ["id"])` }, nil},
 		{"url only, structured", func(c *Config) { c.Mode, c.Request.URL = ModeStructured, `"http://h/" + type` }, nil},
 		{"undeclared variable", func(c *Config) { c.Request.Body = `{"id": dat.id}` },
-			map[string]string{"request.body": "undeclared reference to 'dat'"}},
+			map[string]string{"request.body": "undeclared reference to 'dat' (line 1, column 8 of the expression)"}},
+		{"secrets are not echoed", func(c *Config) { c.Request.Headers = map[string]string{"Authorization": `"Bearer s3cr3t" + tok`} },
+			map[string]string{"request.headers.Authorization": "undeclared reference to 'tok'"}},
 		{"syntax error", func(c *Config) { c.Request.URL = `"http://h/" +` }, map[string]string{"request.url": "Syntax error"}},
 		{"url of the wrong type", func(c *Config) { c.Request.URL = `42` }, map[string]string{"request.url": "evaluates to int, want string"}},
 		{"header of the wrong type", func(c *Config) { c.Request.Headers = map[string]string{"X-N": "1 == 1"} },
@@ -62,7 +64,11 @@ func TestRequestValidate(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.URL = "http://legacy.internal/in"
 			c.mut(cfg)
-			got := fieldErrors(t, ferry.CheckConfig(cfg))
+			err := ferry.CheckConfig(cfg)
+			if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("%v quotes the expression", err)
+			}
+			got := fieldErrors(t, err)
 			for field, part := range c.want {
 				if !strings.Contains(got[field], part) {
 					t.Errorf("%s: got %q, want it to say %q (all: %v)", field, got[field], part, got)
