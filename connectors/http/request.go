@@ -18,6 +18,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/ferry-cdc/ferry"
@@ -211,9 +212,17 @@ func evalString(p cel.Program, act *eventexpr.Activation) (string, error) {
 	}
 	s, ok := v.(types.String)
 	if !ok {
-		return "", fmt.Errorf("gave a %s, want a string", v.Type())
+		return "", fmt.Errorf("gave %s, want a string", kindOf(v))
 	}
 	return string(s), nil
+}
+
+// kindOf names a result's type for an error: "null", "a int", "a map".
+func kindOf(v ref.Val) string {
+	if v == types.NullValue {
+		return "null"
+	}
+	return "a " + v.Type().TypeName()
 }
 
 func evalURL(p cel.Program, act *eventexpr.Activation) (*url.URL, error) {

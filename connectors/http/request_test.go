@@ -125,6 +125,7 @@ func TestShapeEvaluates(t *testing.T) {
 		{name: "missing field", req: RequestConfig{Body: `{"x": data.missing}`}, err: "request.body: no such key: missing"},
 		{name: "wrong type", req: RequestConfig{Body: `data.name + 1`}, err: "request.body: no such overload"},
 		{name: "null body", req: RequestConfig{Body: `data.note`}, err: "request.body: gave null"},
+		{name: "null header", req: RequestConfig{Headers: map[string]string{"X-Note": "data.note"}}, err: "request.headers.X-Note: gave null, want a string"},
 		{name: "header not a string", req: RequestConfig{Headers: map[string]string{"X-Id": "data.id"}}, err: "request.headers.X-Id: gave a int, want a string"},
 		{name: "header injection", req: RequestConfig{Headers: map[string]string{"X-Name": `data.name + "\r\nX-Admin: 1"`}},
 			err: "request.headers.X-Name: holds a line break"},
