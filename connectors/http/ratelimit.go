@@ -141,10 +141,12 @@ func (l *limiters) get(key string, now time.Time) *rate.Limiter {
 }
 
 // RateLimited returns how many requests waited for the rate limit and for
-// how long in total, since the sink was built. Safe from any goroutine.
-func (s *Sink) RateLimited() (waits int64, waited time.Duration) {
+// how long in total, since the sink was built; ok is false without a
+// rate_limit. Safe from any goroutine (the pipeline exports it as
+// ferry_sink_rate_limit_waits_total and _wait_seconds_total).
+func (s *Sink) RateLimited() (waits int64, waited time.Duration, ok bool) {
 	if s.limits == nil {
-		return 0, 0
+		return 0, 0, false
 	}
-	return s.limits.waits.Load(), time.Duration(s.limits.waited.Load())
+	return s.limits.waits.Load(), time.Duration(s.limits.waited.Load()), true
 }

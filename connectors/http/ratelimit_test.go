@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry/internal/pipeline"
 )
 
 // fakeClock stands still: every turn a limiter gives is in the future by
@@ -130,7 +132,7 @@ func TestRateLimitedWrite(t *testing.T) {
 	if got := clock.sleeps(); !slices.Equal(got, want) {
 		t.Fatalf("waits %v, want %v", got, want)
 	}
-	if waits, waited := s.RateLimited(); waits != 5 || waited != 9*q {
+	if waits, waited, ok := s.RateLimited(); !ok || waits != 5 || waited != 9*q {
 		t.Errorf("RateLimited = %d, %v", waits, waited)
 	}
 	if len(a.requests()) != 4 || len(b.requests()) != 3 {
@@ -140,6 +142,12 @@ func TestRateLimitedWrite(t *testing.T) {
 		t.Errorf("adaptive concurrency %d after a Write without push-back, want 4", s.Concurrency())
 	}
 }
+
+// The pipeline exports what the sink reports through these interfaces.
+var (
+	_ pipeline.RateLimitReporter   = (*Sink)(nil)
+	_ pipeline.ConcurrencyReporter = (*Sink)(nil)
+)
 
 // BenchmarkShapedRequest measures building and sending one shaped request
 // (url, header, JSON body) to a local endpoint.
