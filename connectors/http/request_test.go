@@ -329,3 +329,30 @@ func TestAcceptanceWithRequestBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestStructuredModeWithURLAndHeaders: without a body, the event goes in
+// its mode's binding to the URL and with the headers the expressions give.
+func TestStructuredModeWithURLAndHeaders(t *testing.T) {
+	r := receiver.New()
+	url := r.Start(t)
+	s, _ := newSink(t, "http://unused.invalid/", func(c *Config) {
+		c.Mode = ModeStructured
+		c.Request = RequestConfig{URL: `"` + url + `/t/" + event.tenant`, Headers: map[string]string{"X-Subject": "subject"}, CloudEventsHeaders: true}
+	})
+	events := []*event.Event{crmEvent("e-1", "c-1", `{"id":1}`), crmEvent("e-2", "c-2", `{"id":2}`)}
+	if err := s.Write(context.Background(), events); err != nil {
+		t.Fatal(err)
+	}
+	got := r.Arrivals()
+	reqs := r.Requests()
+	if len(got) != 2 || len(reqs) != 2 {
+		t.Fatalf("%d events, %d requests", len(got), len(reqs))
+	}
+	for i, a := range got {
+		req := reqs[i]
+		if !strings.HasSuffix(a.Path, "/t/acme") || req.Header.Get("X-Subject") != a.Event.Subject() ||
+			!strings.HasPrefix(req.Header.Get("Content-Type"), "application/cloudevents+json") || string(a.Event.Data()) != string(events[0].Data()) && string(a.Event.Data()) != string(events[1].Data()) {
+			t.Errorf("event %s at %s, headers %v", a.Event.ID(), a.Path, req.Header)
+		}
+	}
+}

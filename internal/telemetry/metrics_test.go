@@ -72,7 +72,9 @@ func (s *parallelSink) Concurrency() int { return s.limit }
 
 // RateLimited reports 4 requests held back 1.5 s in all, as an HTTP sink
 // with a rate_limit does (pipeline.RateLimitReporter).
-func (s *parallelSink) RateLimited() (int64, time.Duration, bool) { return 4, 1500 * time.Millisecond, true }
+func (s *parallelSink) RateLimited() (int64, time.Duration, bool) {
+	return 4, 1500 * time.Millisecond, true
+}
 
 func changes(n int, at time.Time) []ferry.Change {
 	out := make([]ferry.Change, n)
