@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -118,4 +119,64 @@ func TestHTTPSinkShapesRequestsForALegacyEndpoint(t *testing.T) {
 		t.Fatalf("dead letters = %+v, want the row with the NULL region, with the expression's error", letters)
 	}
 	t.Logf("dead letter: %s", letters[0].Error)
+}
+
+// TestLegacyHTTPExample runs configs/legacy-http.yaml, pointed at this
+// test's database and endpoint: creates, updates and deletes reach the CRM
+// as its own payload, PUT to each customer's URL.
+func TestLegacyHTTPExample(t *testing.T) {
+	start := binlogPos(t, shared)
+	name, db := newDB(t, shared)
+	exec1(t, db, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(80))",
+		"INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com'), (2, 'Grace', 'grace@example.com')",
+		"UPDATE customers SET email = 'ada@new.example' WHERE id = 1",
+		"DELETE FROM customers WHERE id = 2")
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" "+r.Header.Get("X-Change")+" "+r.Header.Get("Authorization")+" "+string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	example, err := os.ReadFile("../configs/legacy-http.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := strings.NewReplacer("shop.customers]", name+".customers]\n    start: "+start, "./.ferry", dir+"/state",
+		"user: ferry", "user: root", "server_id: 4105", fmt.Sprintf("server_id: %d", nextServerID())).Replace(string(example))
+	p := startFerry(t, writeConfig(t, dir, cfg), "MYSQL_ADDR="+shared.Addr, "CRM_URL="+srv.URL+"/api", "CRM_TOKEN=t0ken")
+	eventually(t, 60*time.Second, "four requests", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 4 })
+	time.Sleep(300 * time.Millisecond)
+	p.stop()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		`PUT /api/customers/1 create Bearer t0ken {"customerId":1,"email":"ada@example.com","name":"Ada"}`,
+		`PUT /api/customers/2 create Bearer t0ken {"customerId":2,"email":"grace@example.com","name":"Grace"}`,
+		`PUT /api/customers/1 update Bearer t0ken {"customerId":1,"email":"ada@new.example","name":"Ada"}`,
+		`PUT /api/customers/2 delete Bearer t0ken {"customerId":2,"deleted":true}`,
+	}
+	// Per customer in order; customers in parallel lanes.
+	for _, id := range []string{"/1 ", "/2 "} {
+		var g, w []string
+		for _, l := range got {
+			if strings.Contains(l, id) {
+				g = append(g, l)
+			}
+		}
+		for _, l := range want {
+			if strings.Contains(l, id) {
+				w = append(w, l)
+			}
+		}
+		if strings.Join(g, "\n") != strings.Join(w, "\n") {
+			t.Errorf("customer%s got\n%s\nwant\n%s", id, strings.Join(g, "\n"), strings.Join(w, "\n"))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d requests, want %d", len(got), len(want))
+	}
 }
