@@ -316,3 +316,16 @@ func (sh *shaped) fill(req *http.Request, mode context.Context, e *event.Event) 
 	}
 	return nil
 }
+
+// failedTarget is the URL a failed request went to, for its error: the one
+// net/http names (request.url may have given each event its own), else
+// the sink's.
+func (s *Sink) failedTarget(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			return redactURL(u)
+		}
+	}
+	return s.target
+}

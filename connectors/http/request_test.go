@@ -356,3 +356,23 @@ func TestStructuredModeWithURLAndHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsNameTheEventsURL: a request to the URL an expression gave is
+// named by that URL when it fails, not by the sink's url.
+func TestErrorsNameTheEventsURL(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	rs := bodyServer{fail: 1}
+	up := rs.start(t)
+	s, _ := newSink(t, "http://sink.invalid/base", func(c *Config) {
+		c.Request = RequestConfig{URL: `(event.subject == "down" ? "` + closed.URL + `" : "` + up + `") + "/x/" + event.subject + "?token=secret"`,
+			CloudEventsHeaders: true}
+	})
+	err := s.Write(context.Background(), []*event.Event{crmEvent("e-1", "down", `{}`), crmEvent("e-2", "up", `{}`)})
+	for i, want := range []string{closed.URL + "/x/down", up + "/x/up: 503"} {
+		e := eventErr(t, err, i)
+		if !strings.Contains(e.Error(), want) || strings.Contains(e.Error(), "sink.invalid") || strings.Contains(e.Error(), "secret") || ferry.IsPermanent(e) {
+			t.Errorf("event %d: %v, want a transient error naming %s (without the query)", i, e, want)
+		}
+	}
+}

@@ -134,7 +134,7 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, fill func(*htt
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.requestFailed(ctx, redactURL(req.URL), first, n, err)
+		return s.requestFailed(ctx, first, n, err)
 	}
 	defer resp.Body.Close()
 	s.win.answered.Add(1)
@@ -166,7 +166,8 @@ func (s *Sink) requestHeader() http.Header {
 
 // requestFailed classifies a request that got no answer. All such failures
 // are transient; an ended ctx is reported as such and not logged.
-func (s *Sink) requestFailed(ctx context.Context, target string, first *event.Event, n int, err error) error {
+func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err error) error {
+	target := s.failedTarget(err)
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s %s: %w", s.method, target, ctx.Err())
 	}
