@@ -41,24 +41,30 @@ func newEnv() (*cel.Env, error) {
 	opts := append([]cel.EnvOption{
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
-		// Legacy columns are nullable: hash and mask pass null through, so
-		// `mask(after.card, 4)` needs no null check around it.
-		cel.Function("hash", cel.Overload("hash_dyn_string", []*cel.Type{cel.DynType, cel.StringType}, cel.DynType,
-			cel.BinaryBinding(nullSafe2(hashValue)))),
-		cel.Function("mask", cel.Overload("mask_dyn_int", []*cel.Type{cel.DynType, cel.IntType}, cel.DynType,
-			cel.BinaryBinding(nullSafe2(maskValue)))),
-		cel.Function("without", cel.Overload("without_map_list", []*cel.Type{cel.MapType(cel.StringType, cel.DynType), cel.ListType(cel.StringType)},
-			cel.MapType(cel.StringType, cel.DynType), cel.BinaryBinding(withoutKeys))),
-		cel.Function("pick", cel.Overload("pick_map_list", []*cel.Type{cel.MapType(cel.StringType, cel.DynType), cel.ListType(cel.StringType)},
-			cel.MapType(cel.StringType, cel.DynType), cel.BinaryBinding(pickKeys))),
-		cel.Function("rename", cel.Overload("rename_map_map", []*cel.Type{cel.MapType(cel.StringType, cel.DynType), cel.MapType(cel.StringType, cel.StringType)},
-			cel.MapType(cel.StringType, cel.DynType), cel.BinaryBinding(renameKeys))),
-		cel.Function("json", cel.Overload("json_string", []*cel.Type{cel.StringType}, cel.DynType,
-			cel.UnaryBinding(parseJSON))),
 		cel.Function("now", cel.Overload("now", nil, cel.TimestampType,
 			cel.FunctionBinding(func(...ref.Val) ref.Val { return types.Timestamp{Time: time.Now().UTC()} }))),
-	}, rowVariables...)
-	return cel.NewEnv(opts...)
+	}, helperFunctions...)
+	return cel.NewEnv(append(opts, rowVariables...)...)
+}
+
+// helperFunctions are the rule helpers whose result depends only on their
+// arguments (now() is not one): sinks evaluate them again on every retry
+// of an event and must build the same request.
+var helperFunctions = []cel.EnvOption{
+	// Legacy columns are nullable: hash and mask pass null through, so
+	// `mask(after.card, 4)` needs no null check around it.
+	cel.Function("hash", cel.Overload("hash_dyn_string", []*cel.Type{cel.DynType, cel.StringType}, cel.DynType,
+		cel.BinaryBinding(nullSafe2(hashValue)))),
+	cel.Function("mask", cel.Overload("mask_dyn_int", []*cel.Type{cel.DynType, cel.IntType}, cel.DynType,
+		cel.BinaryBinding(nullSafe2(maskValue)))),
+	cel.Function("without", cel.Overload("without_map_list", []*cel.Type{cel.MapType(cel.StringType, cel.DynType), cel.ListType(cel.StringType)},
+		cel.MapType(cel.StringType, cel.DynType), cel.BinaryBinding(withoutKeys))),
+	cel.Function("pick", cel.Overload("pick_map_list", []*cel.Type{cel.MapType(cel.StringType, cel.DynType), cel.ListType(cel.StringType)},
+		cel.MapType(cel.StringType, cel.DynType), cel.BinaryBinding(pickKeys))),
+	cel.Function("rename", cel.Overload("rename_map_map", []*cel.Type{cel.MapType(cel.StringType, cel.DynType), cel.MapType(cel.StringType, cel.StringType)},
+		cel.MapType(cel.StringType, cel.DynType), cel.BinaryBinding(renameKeys))),
+	cel.Function("json", cel.Overload("json_string", []*cel.Type{cel.StringType}, cel.DynType,
+		cel.UnaryBinding(parseJSON))),
 }
 
 // nullSafe2 makes a binary helper return null for a null first argument.

@@ -64,6 +64,11 @@ type Config struct {
 	// dead-letters the request's events.
 	TransientStatuses []int `yaml:"transient_statuses"`
 	PermanentStatuses []int `yaml:"permanent_statuses"`
+	// Request shapes each event's request with CEL expressions: URL,
+	// headers and body, for endpoints that expect their own payload.
+	Request RequestConfig `yaml:"request"`
+	// RateLimit bounds the requests per second to each endpoint.
+	RateLimit RateLimitConfig `yaml:"rate_limit"`
 }
 
 // TLSConfig is the `tls` key.
@@ -104,7 +109,9 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, validateStatuses(c.TransientStatuses, c.PermanentStatuses)...)
 	errs = append(errs, validateHeaders(c.Headers)...)
-	errs = append(errs, validateTLS(&c.TLS, https || c.URL == "")...)
+	errs = append(errs, validateTLS(&c.TLS, https || c.URL == "" || c.Request.URL != "")...)
+	errs = append(errs, c.Request.validate(c.Mode, c.Headers)...)
+	errs = append(errs, c.RateLimit.validate()...)
 	errs = append(errs, c.validateAuth()...)
 	return errors.Join(errs...)
 }

@@ -37,6 +37,19 @@
 // %XX of the UTF-8 bytes), so a receiver decoding per the binding gets the
 // attribute back exactly.
 //
+// Shaping (request.go): the `request` block's CEL expressions (the
+// variables of connectors/eventexpr) give each event its URL, headers and
+// body; a body replaces the binding's (ce-* headers stay unless
+// cloudevents_headers is false). The body bytes are built once per attempt
+// from the event alone (no now()), so every attempt sends the same bytes;
+// an expression that fails for an event fails it permanently, before
+// anything is sent. Batch mode refuses the block.
+//
+// Rate limit (ratelimit.go): a token bucket per endpoint (scheme, host,
+// port of the request's URL) shared by the lanes; a request waits for its
+// turn before its timeout starts and before its response time is measured
+// for adaptive concurrency.
+//
 // Outcomes: 2xx acknowledges the request's events. 408, 425, 429, 5xx,
 // timeouts and network errors are transient, and so are 401, 403 and 407
 // (the operator fixes credentials while the events wait); 429 and 503 carry

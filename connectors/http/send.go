@@ -14,7 +14,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/ferry-cdc/ferry"
@@ -47,13 +46,16 @@ func (s *Sink) sendNext(ctx context.Context, events []*event.Event, lane []int, 
 		mode = structuredMode
 	}
 	tp, ts := tracectx.FromContext(ctx).For(lane[0], e)
+	sh, err := s.shape.build(e)
+	if err != nil {
+		return 1, err
+	}
+	if err := s.limits.wait(ctx, sh.endpoint(s.endpoint)); err != nil {
+		return 1, err
+	}
 	return 1, s.do(ctx, e, 1, webhookID(e.ID()), func(req *http.Request) error {
 		setTraceHeaders(req.Header, tp, ts)
-		if err := cehttp.WriteRequest(mode, binding.ToMessage(e), req); err != nil {
-			return err
-		}
-		percentEncodeAttributes(req.Header)
-		return nil
+		return sh.fill(req, mode, e)
 	})
 }
 
@@ -63,6 +65,9 @@ func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int,
 		return 1, err
 	}
 	tp, ts := batchTrace(tracectx.FromContext(ctx), events, lane[:n])
+	if err := s.limits.wait(ctx, s.endpoint); err != nil {
+		return n, err
+	}
 	return n, s.do(ctx, events[lane[0]], n, s.batchID(events, lane[:n]), func(req *http.Request) error {
 		setTraceHeaders(req.Header, tp, ts)
 		req.Header.Set("Content-Type", contentTypeBatch)
@@ -163,17 +168,18 @@ func (s *Sink) requestHeader() http.Header {
 // requestFailed classifies a request that got no answer. All such failures
 // are transient; an ended ctx is reported as such and not logged.
 func (s *Sink) requestFailed(ctx context.Context, first *event.Event, n int, err error) error {
+	target := s.failedTarget(err)
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s %s: %w", s.method, s.target, ctx.Err())
+		return fmt.Errorf("%s %s: %w", s.method, target, ctx.Err())
 	}
 	cause := cleanURLError(err)
 	if errors.Is(cause, context.DeadlineExceeded) {
 		s.win.pushback.Add(1) // the endpoint did not answer in time
 		// Only the request's own deadline is left: do not wrap it, so that
 		// it is not mistaken for the caller's.
-		err = fmt.Errorf("%s %s: no answer within the %v timeout", s.method, s.target, s.cfg.Timeout)
+		err = fmt.Errorf("%s %s: no answer within the %v timeout", s.method, target, s.cfg.Timeout)
 	} else {
-		err = fmt.Errorf("%s %s: %w", s.method, s.target, cause)
+		err = fmt.Errorf("%s %s: %w", s.method, target, cause)
 	}
 	s.log.Debug("request failed", "events", n, "first_id", first.ID(), "error", err)
 	return err

@@ -38,6 +38,11 @@ type Sink struct {
 	// nil when not configured.
 	signer *signer
 	tokens *tokenCache
+	// endpoint is the parsed url; shape evaluates the request block (nil
+	// without one); limits is the rate limit (nil without one).
+	endpoint *url.URL
+	shape    *shaper
+	limits   *limiters
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -64,6 +69,10 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		return nil, fmt.Errorf("http sink %s: parse url: %w", name, err)
 	}
 	target := redactURL(u)
+	shape, errs := cfg.Request.compile()
+	if len(errs) > 0 { // Validate compiled them already
+		return nil, fmt.Errorf("http sink %s: %w", name, errs[0])
+	}
 	s := &Sink{
 		name:    name,
 		cfg:     *cfg,
@@ -73,6 +82,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		client:  newClient(tlsCfg, cfg.Concurrency),
 		log:     log.With("url", target), // the caller's log names the sink
 	}
+	s.endpoint, s.shape, s.limits = u, shape, newLimiters(cfg.RateLimit)
 	s.transient, s.permanent = codeSet(cfg.TransientStatuses), codeSet(cfg.PermanentStatuses)
 	if cfg.AdaptiveConcurrency {
 		s.adaptive = newAIMD(cfg.Concurrency)

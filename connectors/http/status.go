@@ -89,7 +89,7 @@ func (s *Sink) classify(resp *http.Response) error {
 	if status == "" {
 		status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 	}
-	se := &StatusError{Method: s.method, URL: s.target, Code: resp.StatusCode, Status: status, Body: excerpt(resp.Body)}
+	se := &StatusError{Method: s.method, URL: redactURL(resp.Request.URL), Code: resp.StatusCode, Status: status, Body: excerpt(resp.Body)}
 	code := resp.StatusCode
 	if code >= 300 && code < 400 {
 		se.Location = redirectTarget(resp)

@@ -93,6 +93,7 @@ func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
 	if c, ok := spec.Sink.(ConcurrencyReporter); ok {
 		rt.stats.sink(spec.Name).Concurrency.Store(int64(c.Concurrency()))
 	}
+	rt.stats.sink(spec.Name).readRateLimit(spec.Sink)
 	return &sinkWorker{
 		rt:      rt,
 		name:    spec.Name,
@@ -301,6 +302,7 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 	if c, ok := w.sink.(ConcurrencyReporter); ok {
 		w.stats.Concurrency.Store(int64(c.Concurrency()))
 	}
+	w.stats.readRateLimit(w.sink)
 	return err
 }
 

@@ -46,6 +46,12 @@ type SinkStats struct {
 	// Concurrency is how many requests the sink runs in parallel, for
 	// sinks that say (ConcurrencyReporter); 0 otherwise.
 	Concurrency atomic.Int64
+	// RateLimited is set for sinks with a rate limit (RateLimitReporter):
+	// RateLimitWaits requests waited for their turn, RateLimitWaitNanos in
+	// total.
+	RateLimited        atomic.Bool
+	RateLimitWaits     atomic.Int64
+	RateLimitWaitNanos atomic.Int64
 	// Latency is the time from a change's commit (a request's receipt) to
 	// the sink's acknowledgement of its event.
 	Latency Histogram

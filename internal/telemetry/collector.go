@@ -36,6 +36,8 @@ var (
 	sinkReachable  = desc("ferry_sink_reachable", "1 unless the last write failed without the sink taking part.", "sink")
 	sinkBuffer     = desc("ferry_sink_buffer_events", "Events routed to the sink and not yet acknowledged or dead-lettered.", "sink")
 	sinkConc       = desc("ferry_sink_concurrency", "Requests the sink runs in parallel at most (HTTP sinks; adapts with adaptive_concurrency).", "sink")
+	sinkRateWaits  = desc("ferry_sink_rate_limit_waits_total", "Requests that waited for the sink's rate limit (HTTP sinks with rate_limit).", "sink")
+	sinkRateWaited = desc("ferry_sink_rate_limit_wait_seconds_total", "Time requests waited for the sink's rate limit, in total.", "sink")
 	inFlight       = desc("ferry_pipeline_in_flight_events", "Changes read and not yet released (delivered, dead-lettered or dropped).")
 	webhookReqs    = desc("ferry_webhook_requests_total", "Webhook requests answered, by HTTP status code.", "source", "code")
 	webhookBuffer  = desc("ferry_webhook_buffer_records", "Accepted webhook requests stored and not yet delivered.", "source")
@@ -45,7 +47,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{sourceRead, sourceDropped, sourceRuleFail, sourceConn, sourceLag, binlogFile, binlogPos,
-	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, sinkConc, inFlight, webhookReqs, webhookBuffer,
+	checkpointAge, sinkDelivered, sinkRetries, sinkDead, sinkLatency, sinkReachable, sinkBuffer, sinkConc, sinkRateWaits, sinkRateWaited, inFlight, webhookReqs, webhookBuffer,
 	kafkaLag, kafkaCommitted}
 
 // collector reads the bound view on every scrape.
@@ -121,6 +123,10 @@ func collectSink(ch chan<- prometheus.Metric, name string, st *pipeline.SinkStat
 	gauge(ch, sinkBuffer, float64(max(st.Buffered.Load(), 0)), name)
 	if c := st.Concurrency.Load(); c > 0 {
 		gauge(ch, sinkConc, float64(c), name)
+	}
+	if st.RateLimited.Load() {
+		counter(ch, sinkRateWaits, uint64(st.RateLimitWaits.Load()), name)
+		ch <- prometheus.MustNewConstMetric(sinkRateWaited, prometheus.CounterValue, time.Duration(st.RateLimitWaitNanos.Load()).Seconds(), name)
 	}
 	h := st.Latency.Snapshot()
 	bounds := pipeline.LatencyBuckets()

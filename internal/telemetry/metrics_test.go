@@ -70,6 +70,12 @@ type parallelSink struct {
 
 func (s *parallelSink) Concurrency() int { return s.limit }
 
+// RateLimited reports 4 requests held back 1.5 s in all, as an HTTP sink
+// with a rate_limit does (pipeline.RateLimitReporter).
+func (s *parallelSink) RateLimited() (int64, time.Duration, bool) {
+	return 4, 1500 * time.Millisecond, true
+}
+
 func changes(n int, at time.Time) []ferry.Change {
 	out := make([]ferry.Change, n)
 	for i := range out {
@@ -148,6 +154,8 @@ func TestMetricsScrape(t *testing.T) {
 		{"ferry_sink_buffer_events", []string{"sink", "bus"}, 0},
 		{"ferry_sink_buffer_events", []string{"sink", "down"}, 3},
 		{"ferry_sink_concurrency", []string{"sink", "bus"}, 5},
+		{"ferry_sink_rate_limit_waits_total", []string{"sink", "bus"}, 4},
+		{"ferry_sink_rate_limit_wait_seconds_total", []string{"sink", "bus"}, 1.5},
 		{"ferry_sink_delivery_latency_seconds", []string{"sink", "bus"}, 3}, // sample count
 		{"ferry_sink_delivery_latency_seconds", []string{"sink", "down"}, 0},
 		{"ferry_pipeline_in_flight_events", nil, 3},
@@ -168,6 +176,9 @@ func TestMetricsScrape(t *testing.T) {
 	}
 	if _, ok := s.Value("ferry_sink_concurrency", "sink", "down"); ok {
 		t.Error("a sink that does not report its concurrency has a concurrency gauge")
+	}
+	if _, ok := s.Value("ferry_sink_rate_limit_waits_total", "sink", "down"); ok {
+		t.Error("a sink without a rate limit has rate limit counters")
 	}
 	if _, ok := s.Value("ferry_webhook_requests_total", "source", "db"); ok {
 		t.Error("a binlog source has webhook request counts")
