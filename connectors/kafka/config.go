@@ -1,7 +1,8 @@
-// Package kafka is the Kafka sink: CloudEvents through franz-go's
-// idempotent producer (kgo) with acks=all, following the CloudEvents Kafka
-// protocol binding (binary mode: ce_* headers, the data as the value;
-// structured mode: the whole event as application/cloudevents+json).
+// Package kafka is the Kafka sink: CloudEvents through an idempotent
+// producer with acks=all, franz-go's (kgo, the default) or sarama's
+// (client: sarama, for Kerberos), following the CloudEvents Kafka protocol
+// binding (binary mode: ce_* headers, the data as the value; structured
+// mode: the whole event as application/cloudevents+json).
 package kafka
 
 import (
@@ -20,6 +21,9 @@ import (
 
 // Config is the `type: kafka` sink block.
 type Config struct {
+	// Client is the Kafka client library: franz-go (gapless per-key
+	// order, faster) or sarama (adds SASL GSSAPI, i.e. Kerberos).
+	Client string `yaml:"client" ferry:"default=franz-go,enum=franz-go|sarama"`
 	// Brokers are the host:port of one or more brokers to bootstrap from.
 	Brokers []string `yaml:"brokers" ferry:"required,example=127.0.0.1:9092"`
 	// Topic is a fixed topic; TopicExpression computes one per event (CEL
@@ -52,8 +56,14 @@ type Config struct {
 	// TLS encrypts the connections to the brokers.
 	TLS tlsconfig.Config `yaml:"tls"`
 	// SASL authenticates to the brokers.
-	SASL kafkawire.SASL `yaml:"sasl"`
+	SASL SASL `yaml:"sasl"`
 }
+
+// The clients.
+const (
+	clientFranz  = "franz-go"
+	clientSarama = "sarama"
+)
 
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
@@ -83,12 +93,14 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := maxVersions(c.Version); c.Version != "" && !ok {
 		errs = append(errs, ferry.Invalid("version", "must be a Kafka version of 0.11.0 or later (idempotent producer), not %q", c.Version))
+	} else if _, err := saramaVersion(c.Version); c.Client == clientSarama && err != nil {
+		errs = append(errs, ferry.Invalid("version", "%v", err))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
 	errs = append(errs, c.TLS.Validate("tls")...)
-	errs = append(errs, c.SASL.Validate()...)
+	errs = append(errs, c.SASL.validate(c.Client)...)
 	return errors.Join(errs...)
 }
 
@@ -138,7 +150,7 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 	if vs, _ := maxVersions(c.Version); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))
 	}
-	sec, err := kafkawire.SecurityOpts(&c.TLS, &c.SASL)
+	sec, err := kafkawire.SecurityOpts(&c.TLS, c.SASL.wire())
 	if err != nil {
 		return nil, err
 	}
