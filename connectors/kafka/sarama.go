@@ -62,7 +62,83 @@ type saramaProducer struct {
 type ticket struct {
 	idx     int
 	results chan<- saramaResult
+	gate    *gate
 }
+
+// gate holds back a record whose key has an earlier record in the same
+// call that sarama failed or never sent. sarama fails single messages and
+// goes on with the next ones of their partition (no leader known during
+// an outage, a partitioning error): without the gate, a later event of a
+// key would be written before the pipeline's retry of an earlier one. The
+// check runs where sarama encodes a message's value into the batch for
+// the broker: a partition's messages get there in order (retries
+// included), so an earlier record of the key not encoded by then was
+// failed; one failed after it was encoded (a batch sarama gave up on) is
+// seen by route.
+type gate struct {
+	mu      sync.Mutex
+	prev    []int // the previous record of the same key, or -1
+	encoded []bool
+	failed  []bool
+}
+
+// heldBack fails a record the gate kept from the broker.
+type heldBack struct{ earlier int }
+
+func (h *heldBack) Error() string {
+	return fmt.Sprintf("not sent: record %d of the same key failed before it", h.earlier)
+}
+
+func newGate(recs []*kgo.Record) *gate {
+	g := &gate{prev: make([]int, len(recs)), encoded: make([]bool, len(recs)), failed: make([]bool, len(recs))}
+	last := map[string]int{}
+	for i, r := range recs {
+		g.prev[i] = -1
+		if r == nil || r.Key == nil {
+			continue // key: none keeps no order
+		}
+		if p, ok := last[string(r.Key)]; ok {
+			g.prev[i] = p
+		}
+		last[string(r.Key)] = i
+	}
+	return g
+}
+
+// pass reports whether record i may go to the broker, and marks it sent.
+func (g *gate) pass(i int) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p := g.prev[i]; p >= 0; p = g.prev[p] {
+		if g.failed[p] || !g.encoded[p] {
+			return &heldBack{earlier: p}
+		}
+	}
+	g.encoded[i] = true
+	return nil
+}
+
+func (g *gate) fail(i int) {
+	g.mu.Lock()
+	g.failed[i] = true
+	g.mu.Unlock()
+}
+
+// gatedValue is a record's value behind its gate.
+type gatedValue struct {
+	b    []byte
+	gate *gate
+	idx  int
+}
+
+func (v gatedValue) Encode() ([]byte, error) {
+	if err := v.gate.pass(v.idx); err != nil {
+		return nil, err
+	}
+	return v.b, nil
+}
+
+func (v gatedValue) Length() int { return len(v.b) }
 
 type saramaResult struct {
 	idx       int
@@ -119,6 +195,9 @@ func (p *saramaProducer) route(ok <-chan *sarama.ProducerMessage, failed <-chan 
 		}
 		t := m.Metadata.(ticket)
 		r.idx, r.partition = t.idx, m.Partition
+		if r.err != nil {
+			t.gate.fail(t.idx)
+		}
 		t.results <- r // buffered for the whole call: never blocks
 		p.done()
 	}
@@ -170,6 +249,7 @@ func (p *saramaProducer) produce(ctx context.Context, recs []*kgo.Record) []erro
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	results := make(chan saramaResult, len(recs))
+	g := newGate(recs)
 	answered := make([]bool, len(recs))
 	partition := make([]int32, len(recs))
 	sent := 0
@@ -180,7 +260,7 @@ func (p *saramaProducer) produce(ctx context.Context, recs []*kgo.Record) []erro
 		}
 		p.add()
 		select {
-		case p.ap.Input() <- saramaMessage(r, ticket{idx: i, results: results}):
+		case p.ap.Input() <- saramaMessage(r, ticket{idx: i, results: results, gate: g}):
 			sent++
 		case <-rctx.Done():
 			p.done()
@@ -238,7 +318,7 @@ func hasKey[K comparable, V any](m map[K]V, k K) bool { _, ok := m[k]; return ok
 
 // saramaMessage is r as sarama's message.
 func saramaMessage(r *kgo.Record, t ticket) *sarama.ProducerMessage {
-	m := &sarama.ProducerMessage{Topic: r.Topic, Timestamp: r.Timestamp, Value: sarama.ByteEncoder(r.Value), Metadata: t}
+	m := &sarama.ProducerMessage{Topic: r.Topic, Timestamp: r.Timestamp, Value: gatedValue{b: r.Value, gate: t.gate, idx: t.idx}, Metadata: t}
 	if r.Key != nil {
 		m.Key = sarama.ByteEncoder(r.Key)
 	}

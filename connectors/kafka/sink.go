@@ -132,6 +132,10 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	be := ferry.NewBatchError()
 	recs := s.records(ctx, events, be)
 	for i, err := range p.produce(ctx, recs) {
+		var held *heldBack
+		if errors.As(err, &held) {
+			err = ferry.NotAttempted(events[held.earlier].ID())
+		}
 		if err != nil && recs[i] != nil {
 			be.Fail(i, fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, events[i].ID(), err))
 		}
