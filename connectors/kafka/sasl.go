@@ -132,6 +132,10 @@ func loadKrb5Conf(path string) (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid krb5.conf: %w", path, err)
 	}
+	if len(cfg.Realms) == 0 && cfg.LibDefaults.DefaultRealm == "" {
+		// gokrb5 skips what it cannot parse: any file loads.
+		return nil, fmt.Errorf("%s is not a valid krb5.conf: it names no realm ([libdefaults] default_realm, [realms])", path)
+	}
 	return cfg, nil
 }
 
