@@ -160,12 +160,12 @@ func newSaramaProducer(_ context.Context, cfg *Config, log *slog.Logger) (*saram
 	}
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
-		return nil, err
+		return nil, saslRefused(cfg, err)
 	}
 	ap, err := sarama.NewAsyncProducerFromClient(client) // asks for the idempotent producer id
 	if err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("start the idempotent producer: %w", err)
+		return nil, fmt.Errorf("start the idempotent producer: %w", saslRefused(cfg, err))
 	}
 	p := &saramaProducer{client: client, ap: ap, timeout: cfg.Timeout, idle: make(chan struct{})}
 	close(p.idle)
@@ -173,6 +173,15 @@ func newSaramaProducer(_ context.Context, cfg *Config, log *slog.Logger) (*saram
 	go p.route(ap.Successes(), nil)
 	go p.route(nil, ap.Errors())
 	return p, nil
+}
+
+// saslRefused names the mechanism a broker refused (sarama's error does
+// not).
+func saslRefused(cfg *Config, err error) error {
+	if errors.Is(err, sarama.ErrUnsupportedSASLMechanism) {
+		return fmt.Errorf("the broker refused SASL mechanism %s: %w", cfg.SASL.Mechanism, err)
+	}
+	return err
 }
 
 // route passes each answer to the call that sent the message.
