@@ -141,7 +141,7 @@ func TestKerberosTicketThenBrokerRefusesGSSAPI(t *testing.T) {
 		cfg := kafka.DefaultConfig()
 		cfg.Client, cfg.Brokers, cfg.Topic, cfg.Timeout = "sarama", c.ListenAddrs(), "orders", 5*time.Second
 		cfg.SASL.Mechanism = "GSSAPI"
-		g := &cfg.SASL.GSSAPI
+		g := &cfg.SASL.GSS
 		g.Username, g.KeytabFile, g.KerberosConfigFile = "ferry", filepath.Join(k.dir, "ferry.keytab"), k.conf
 		mut(g)
 		s, err := kafka.New("bus", cfg, nil)

@@ -22,7 +22,7 @@ import (
 // Config is the `type: kafka` sink block.
 type Config struct {
 	// Client is the Kafka client library: franz-go (gapless per-key
-	// order, faster) or sarama (adds SASL GSSAPI, i.e. Kerberos).
+	// order, faster) or sarama (adds Kerberos: the GSSAPI mechanism).
 	Client string `yaml:"client" ferry:"default=franz-go,enum=franz-go|sarama"`
 	// Brokers are the host:port of one or more brokers to bootstrap from.
 	Brokers []string `yaml:"brokers" ferry:"required,example=127.0.0.1:9092"`

@@ -46,7 +46,7 @@ func TestGSSAPIConfig(t *testing.T) {
 	good := func(c *Config) {
 		c.Client, c.Brokers, c.Topic = clientSarama, []string{"127.0.0.1:9092"}, "t"
 		c.SASL.Mechanism = "GSSAPI"
-		c.SASL.GSSAPI.Username, c.SASL.GSSAPI.KeytabFile, c.SASL.GSSAPI.KerberosConfigFile = "ferry", kt, conf
+		c.SASL.GSS.Username, c.SASL.GSS.KeytabFile, c.SASL.GSS.KerberosConfigFile = "ferry", kt, conf
 	}
 	cases := []struct {
 		name string
@@ -55,25 +55,25 @@ func TestGSSAPIConfig(t *testing.T) {
 	}{
 		{"valid keytab", func(*Config) {}, ""},
 		{"valid password", func(c *Config) {
-			c.SASL.GSSAPI.Auth, c.SASL.GSSAPI.KeytabFile, c.SASL.GSSAPI.Password = "password", "", "pw"
+			c.SASL.GSS.Auth, c.SASL.GSS.KeytabFile, c.SASL.GSS.Password = "password", "", "pw"
 		}, ""},
-		{"franz-go", func(c *Config) { c.Client = clientFranz }, "sasl.mechanism: GSSAPI needs client: sarama"},
-		{"no username", func(c *Config) { c.SASL.GSSAPI.Username = "" }, "sasl.gssapi.username: is required"},
-		{"missing keytab", func(c *Config) { c.SASL.GSSAPI.KeytabFile = kt + ".gone" }, "sasl.gssapi.keytab_file: cannot read " + kt + ".gone"},
-		{"not a keytab", func(c *Config) { c.SASL.GSSAPI.KeytabFile = conf }, "sasl.gssapi.keytab_file: " + conf + " is not a keytab"},
-		{"keytab of another principal", func(c *Config) { c.SASL.GSSAPI.Username = "other" },
+		{"franz-go", func(c *Config) { c.Client = clientFranz }, "client: franz-go does not implement sasl.mechanism GSSAPI (Kerberos): set client: sarama"},
+		{"no username", func(c *Config) { c.SASL.GSS.Username = "" }, "sasl.gssapi.username: is required"},
+		{"missing keytab", func(c *Config) { c.SASL.GSS.KeytabFile = kt + ".gone" }, "sasl.gssapi.keytab_file: cannot read " + kt + ".gone"},
+		{"not a keytab", func(c *Config) { c.SASL.GSS.KeytabFile = conf }, "sasl.gssapi.keytab_file: " + conf + " is not a keytab"},
+		{"keytab of another principal", func(c *Config) { c.SASL.GSS.Username = "other" },
 			"sasl.gssapi.keytab_file: " + kt + " holds no key for other@FERRY.TEST (it holds ferry@FERRY.TEST)"},
-		{"no keytab_file", func(c *Config) { c.SASL.GSSAPI.KeytabFile = "" }, "sasl.gssapi.keytab_file: is required with auth: keytab"},
-		{"missing krb5.conf", func(c *Config) { c.SASL.GSSAPI.KerberosConfigFile = "/nonexistent/krb5.conf" },
+		{"no keytab_file", func(c *Config) { c.SASL.GSS.KeytabFile = "" }, "sasl.gssapi.keytab_file: is required with auth: keytab"},
+		{"missing krb5.conf", func(c *Config) { c.SASL.GSS.KerberosConfigFile = "/nonexistent/krb5.conf" },
 			"sasl.gssapi.kerberos_config_file: cannot read /nonexistent/krb5.conf"},
-		{"unreadable krb5.conf", func(c *Config) { c.SASL.GSSAPI.KerberosConfigFile = kt },
+		{"unreadable krb5.conf", func(c *Config) { c.SASL.GSS.KerberosConfigFile = kt },
 			"sasl.gssapi.kerberos_config_file: " + kt + " is not a valid krb5.conf"},
-		{"password without password", func(c *Config) { c.SASL.GSSAPI.Auth, c.SASL.GSSAPI.KeytabFile = "password", "" },
+		{"password without password", func(c *Config) { c.SASL.GSS.Auth, c.SASL.GSS.KeytabFile = "password", "" },
 			"sasl.gssapi.password: is required with auth: password"},
 		{"sasl.username", func(c *Config) { c.SASL.Username = "ferry" }, "sasl.username: is not used by GSSAPI"},
 		{"gssapi without GSSAPI", func(c *Config) { c.SASL.Mechanism, c.SASL.Username, c.SASL.Password = "PLAIN", "u", "p" },
 			"sasl.gssapi: is used only with mechanism: GSSAPI"},
-		{"empty service", func(c *Config) { c.SASL.GSSAPI.ServiceName = "" }, "sasl.gssapi.service_name: must not be empty"},
+		{"empty service", func(c *Config) { c.SASL.GSS.ServiceName = "" }, "sasl.gssapi.service_name: must not be empty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

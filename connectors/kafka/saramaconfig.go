@@ -110,7 +110,7 @@ func (s *SASL) applySarama(sc *sarama.Config) {
 			return &scramClient{mech: func(a scram.Auth) sasl.Mechanism { return a.AsSha512Mechanism() }}
 		}
 	case "GSSAPI":
-		g := &s.GSSAPI
+		g := &s.GSS
 		k, _ := g.load() // validated: only the realm is needed
 		n.GSSAPI = sarama.GSSAPIConfig{AuthType: sarama.KRB5_KEYTAB_AUTH, KeyTabPath: g.KeytabFile,
 			KerberosConfigPath: g.KerberosConfigFile, ServiceName: g.ServiceName, Username: g.Username,

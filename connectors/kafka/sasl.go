@@ -21,8 +21,8 @@ type SASL struct {
 	Username string `yaml:"username"`
 	// Password is the PLAIN or SCRAM password.
 	Password ferry.Secret `yaml:"password"`
-	// GSSAPI is the Kerberos login of mechanism GSSAPI.
-	GSSAPI GSSAPI `yaml:"gssapi"`
+	// GSS is the Kerberos login of mechanism GSSAPI.
+	GSS GSSAPI `yaml:"gssapi"`
 }
 
 // GSSAPI is the Kerberos (SASL GSSAPI) login, done by sarama's Kerberos
@@ -62,19 +62,19 @@ func (s *SASL) wire() *kafkawire.SASL {
 func (s *SASL) validate(client string) []error {
 	if s.Mechanism != "GSSAPI" {
 		errs := s.wire().Validate()
-		if s.GSSAPI != *ferry.Defaults[GSSAPI]() && s.GSSAPI != (GSSAPI{}) {
+		if s.GSS != *ferry.Defaults[GSSAPI]() && s.GSS != (GSSAPI{}) {
 			errs = append(errs, ferry.Invalid("sasl.gssapi", "is used only with mechanism: GSSAPI"))
 		}
 		return errs
 	}
 	var errs []error
 	if client != clientSarama {
-		errs = append(errs, ferry.Invalid("sasl.mechanism", "GSSAPI needs client: sarama (franz-go does not implement Kerberos)"))
+		errs = append(errs, ferry.Invalid("client", "%s does not implement sasl.mechanism GSSAPI (Kerberos): set client: sarama", client))
 	}
 	if s.Username != "" || s.Password.IsSet() {
 		errs = append(errs, ferry.Invalid("sasl.username", "is not used by GSSAPI: set sasl.gssapi.username (and password or keytab_file)"))
 	}
-	_, gerrs := s.GSSAPI.load()
+	_, gerrs := s.GSS.load()
 	return append(errs, gerrs...)
 }
 
