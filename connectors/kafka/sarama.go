@@ -77,9 +77,10 @@ type ticket struct {
 // seen by route.
 type gate struct {
 	mu      sync.Mutex
+	key     []int // the record's key number, or -1 (key: none)
 	prev    []int // the previous record of the same key, or -1
 	encoded []bool
-	failed  []bool
+	failed  []int // per key: the first record that failed, or -1
 }
 
 // heldBack fails a record the gate kept from the broker.
@@ -90,13 +91,20 @@ func (h *heldBack) Error() string {
 }
 
 func newGate(recs []*kgo.Record) *gate {
-	g := &gate{prev: make([]int, len(recs)), encoded: make([]bool, len(recs)), failed: make([]bool, len(recs))}
-	last := map[string]int{}
+	g := &gate{key: make([]int, len(recs)), prev: make([]int, len(recs)), encoded: make([]bool, len(recs))}
+	last, num := map[string]int{}, map[string]int{}
 	for i, r := range recs {
-		g.prev[i] = -1
+		g.key[i], g.prev[i] = -1, -1
 		if r == nil || r.Key == nil {
-			continue // key: none keeps no order
+			continue // not sent, or key: none, which keeps no order
 		}
+		k, ok := num[string(r.Key)]
+		if !ok {
+			k = len(g.failed)
+			num[string(r.Key)] = k
+			g.failed = append(g.failed, -1)
+		}
+		g.key[i] = k
 		if p, ok := last[string(r.Key)]; ok {
 			g.prev[i] = p
 		}
@@ -106,11 +114,17 @@ func newGate(recs []*kgo.Record) *gate {
 }
 
 // pass reports whether record i may go to the broker, and marks it sent.
+// Its previous record was checked the same way when it was encoded, so
+// that one and the key's failures are enough.
 func (g *gate) pass(i int) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for p := g.prev[i]; p >= 0; p = g.prev[p] {
-		if g.failed[p] || !g.encoded[p] {
+	if k := g.key[i]; k >= 0 {
+		if f := g.failed[k]; f >= 0 && f < i {
+			return &heldBack{earlier: f}
+		}
+		if p := g.prev[i]; p >= 0 && !g.encoded[p] {
+			g.failed[k] = p
 			return &heldBack{earlier: p}
 		}
 	}
@@ -118,9 +132,12 @@ func (g *gate) pass(i int) error {
 	return nil
 }
 
+// fail records that sarama failed record i.
 func (g *gate) fail(i int) {
 	g.mu.Lock()
-	g.failed[i] = true
+	if k := g.key[i]; k >= 0 && (g.failed[k] < 0 || i < g.failed[k]) {
+		g.failed[k] = i
+	}
 	g.mu.Unlock()
 }
 
