@@ -46,7 +46,8 @@ type Config struct {
 	MaxMessageBytes int `yaml:"max_message_bytes" ferry:"default=1000000"`
 	// Version caps the Kafka protocol versions used, e.g. 2.8.0, for a
 	// broker that mis-negotiates; by default the client negotiates with
-	// each broker.
+	// each broker. With client sarama, which does not negotiate, it is
+	// the version spoken, by default 2.8.0.
 	Version string `yaml:"version" ferry:"example=3.7.0"`
 	// Timeout bounds a dial, a request beyond the broker's own produce
 	// timeout, and how long a Write's records may wait to be sent (then

@@ -163,7 +163,7 @@ type saramaResult struct {
 	err       error
 }
 
-func newSaramaProducer(_ context.Context, cfg *Config, log *slog.Logger) (*saramaProducer, error) {
+func newSaramaProducer(cfg *Config, log *slog.Logger) (*saramaProducer, error) {
 	sc, err := cfg.saramaConfig()
 	if err != nil {
 		return nil, err

@@ -90,7 +90,7 @@ func (s *Sink) Open(context.Context) error { return nil }
 // producerFor returns the client, creating it if needed. franz-go connects
 // lazily; sarama connects here (and, with GSSAPI, first obtains a Kerberos
 // ticket), so a failure is this Write's, and the next Write tries again.
-func (s *Sink) producerFor(ctx context.Context) (producer, error) {
+func (s *Sink) producerFor() (producer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -104,7 +104,7 @@ func (s *Sink) producerFor(ctx context.Context) (producer, error) {
 		err error
 	)
 	if s.cfg.Client == clientSarama {
-		p, err = newSaramaProducer(ctx, s.cfg, s.log)
+		p, err = newSaramaProducer(s.cfg, s.log)
 	} else {
 		p, err = newFranzProducer(s.opts, s.cfg.Timeout)
 	}
@@ -125,7 +125,7 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafka sink %s: %w", s.name, err) // nothing sent
 	}
-	p, err := s.producerFor(ctx)
+	p, err := s.producerFor()
 	if err != nil {
 		return err
 	}
