@@ -277,21 +277,27 @@ func (p *saramaProducer) produce(ctx context.Context, recs []*kgo.Record) []erro
 	results := make(chan saramaResult, len(recs))
 	g := newGate(recs)
 	answered := make([]bool, len(recs))
-	partition := make([]int32, len(recs))
+	partition := make([]int32, len(recs)) // -1: no answer from sarama
 	sent := 0
 	for i, r := range recs {
+		partition[i] = -1
 		if r == nil {
 			answered[i] = true
 			continue
 		}
-		p.add()
-		select {
-		case p.ap.Input() <- saramaMessage(r, ticket{idx: i, results: results, gate: g}):
-			sent++
-		case <-rctx.Done():
-			p.done()
-			answered[i], errs[i] = true, fmt.Errorf("event not sent: %w", rctx.Err())
+		if err := rctx.Err(); err == nil {
+			p.add()
+			select {
+			case p.ap.Input() <- saramaMessage(r, ticket{idx: i, results: results, gate: g}):
+				sent++
+				continue
+			case <-rctx.Done():
+				p.done()
+			}
 		}
+		// Later records are not sent either (the gate would hold
+		// back those of this key anyway).
+		answered[i], errs[i] = true, fmt.Errorf("event not sent: %w", rctx.Err())
 	}
 wait:
 	for ; sent > 0; sent-- {
@@ -313,8 +319,9 @@ wait:
 }
 
 // failBehind fails every record that follows a failed record of its
-// partition (see saramaProducer). Records sarama refused before choosing
-// a partition (ConfigurationError: too large) have none and hold nothing.
+// partition (see saramaProducer). Only sarama's answers count (partition
+// -1: none); records it refused before choosing a partition
+// (ConfigurationError: too large) hold nothing.
 func failBehind(recs []*kgo.Record, errs []error, partition []int32) {
 	type tp struct {
 		topic     string
@@ -323,7 +330,7 @@ func failBehind(recs []*kgo.Record, errs []error, partition []int32) {
 	first := map[tp]int{}
 	for i, err := range errs {
 		var ce sarama.ConfigurationError
-		if err == nil || recs[i] == nil || errors.As(err, &ce) || errors.Is(err, errNoAck) {
+		if err == nil || partition[i] < 0 || errors.As(err, &ce) {
 			continue
 		}
 		if k := (tp{recs[i].Topic, partition[i]}); !hasKey(first, k) {
@@ -331,7 +338,7 @@ func failBehind(recs []*kgo.Record, errs []error, partition []int32) {
 		}
 	}
 	for i, err := range errs {
-		if err != nil || recs[i] == nil {
+		if err != nil || partition[i] < 0 {
 			continue
 		}
 		if f, ok := first[tp{recs[i].Topic, partition[i]}]; ok && f < i {
