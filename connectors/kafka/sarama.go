@@ -26,11 +26,18 @@ import (
 // partition's later messages are held (dropPartition, the retry levels of
 // partitionProducer) and go out after it: so a retry never lets a later
 // message overtake an earlier one, and a duplicate of a written batch is
-// answered DuplicateSequenceNumber, i.e. success. What breaks order is a
-// batch sarama gives up on, after Retry.Max attempts or on an error it
-// does not retry: it fails that batch (and bumps the producer epoch so the
-// sequence restarts), unmutes the partition, and sends the messages behind
-// it. Hence:
+// answered DuplicateSequenceNumber, i.e. success. What breaks order:
+// (1) a single message sarama fails before it is put in a batch (no
+// leader known while the broker is away: updateLeader in
+// partitionProducer.dispatch, or partitioning in topicProducer), after
+// which it goes on with the next messages of the partition, which the
+// returning broker accepts; TestOutageKeepsPerKeyOrder caught this on
+// kfake; (2) a batch sarama gives up on, after Retry.Max attempts or on
+// an error it does not retry: it fails that batch (and bumps the producer
+// epoch so the sequence restarts), unmutes the partition, and sends the
+// messages behind it. Hence:
+//   - the gate (below) keeps a record from the broker when an earlier
+//     record of its key in the call was failed or never encoded;
 //   - Retry.Max is high (saramaRetryMax, hours of retries), so within a
 //     Write a batch is only given up on an error retrying cannot fix;
 //   - when a record fails, produce also fails every later record of its
