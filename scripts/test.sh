@@ -62,6 +62,10 @@ if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; t
   echo "== installing nats-server (the NATS sink tests start their own JetStream servers from it)"
   apt_install nats-server || { echo "cannot install nats-server: apt-get install -y nats-server" >&2; exit 1; }
 fi
+if ! have krb5kdc || ! have kdb5_util || ! have kadmin.local; then
+  echo "== installing krb5-kdc and krb5-admin-server (integration/kerberos_test.go starts a throwaway KDC)"
+  apt_install krb5-kdc krb5-admin-server || echo "WARNING: could not install krb5-kdc; the Kerberos integration test will fail" >&2
+fi
 if ! command -v kcat >/dev/null 2>&1; then
   echo "== installing kcat (independent Kafka client some suites cross-check with)"
   apt_install kcat || echo "WARNING: could not install kcat; tests that cross-check with it will fail or skip" >&2

@@ -40,7 +40,7 @@ func TestBrokerErrorsClassifiedByTheClientsFlags(t *testing.T) {
 				answered = true
 				return produceError(req.(*kmsg.ProduceRequest), c.err.Code), nil, true
 			})
-			s := newSink(t, cl.ListenAddrs(), func(cfg *Config) { cfg.Timeout = 2e9 })
+			s := newSink(t, clientFranz, cl.ListenAddrs(), func(cfg *Config) { cfg.Timeout = 2e9 })
 			err := s.Write(context.Background(), conntest.Events(1, 1))
 			var be *ferry.BatchError
 			if !errors.As(err, &be) || be.Failed(0) == nil {

@@ -1,7 +1,8 @@
-// Package kafka is the Kafka sink: CloudEvents through franz-go's
-// idempotent producer (kgo) with acks=all, following the CloudEvents Kafka
-// protocol binding (binary mode: ce_* headers, the data as the value;
-// structured mode: the whole event as application/cloudevents+json).
+// Package kafka is the Kafka sink: CloudEvents through an idempotent
+// producer with acks=all, franz-go's (kgo, the default) or sarama's
+// (client: sarama, for Kerberos), following the CloudEvents Kafka protocol
+// binding (binary mode: ce_* headers, the data as the value; structured
+// mode: the whole event as application/cloudevents+json).
 package kafka
 
 import (
@@ -20,6 +21,9 @@ import (
 
 // Config is the `type: kafka` sink block.
 type Config struct {
+	// Client is the Kafka client library: franz-go (gapless per-key
+	// order, faster) or sarama (adds Kerberos: the GSSAPI mechanism).
+	Client string `yaml:"client" ferry:"default=franz-go,enum=franz-go|sarama"`
 	// Brokers are the host:port of one or more brokers to bootstrap from.
 	Brokers []string `yaml:"brokers" ferry:"required,example=127.0.0.1:9092"`
 	// Topic is a fixed topic; TopicExpression computes one per event (CEL
@@ -42,7 +46,8 @@ type Config struct {
 	MaxMessageBytes int `yaml:"max_message_bytes" ferry:"default=1000000"`
 	// Version caps the Kafka protocol versions used, e.g. 2.8.0, for a
 	// broker that mis-negotiates; by default the client negotiates with
-	// each broker.
+	// each broker. With client sarama, which does not negotiate, it is
+	// the version spoken, by default 2.8.0.
 	Version string `yaml:"version" ferry:"example=3.7.0"`
 	// Timeout bounds a dial, a request beyond the broker's own produce
 	// timeout, and how long a Write's records may wait to be sent (then
@@ -52,8 +57,14 @@ type Config struct {
 	// TLS encrypts the connections to the brokers.
 	TLS tlsconfig.Config `yaml:"tls"`
 	// SASL authenticates to the brokers.
-	SASL kafkawire.SASL `yaml:"sasl"`
+	SASL SASL `yaml:"sasl"`
 }
+
+// The clients.
+const (
+	clientFranz  = "franz-go"
+	clientSarama = "sarama"
+)
 
 // DefaultConfig returns the defaults of every optional key.
 func DefaultConfig() *Config { return ferry.Defaults[Config]() }
@@ -83,12 +94,14 @@ func (c *Config) Validate() error {
 	}
 	if _, ok := maxVersions(c.Version); c.Version != "" && !ok {
 		errs = append(errs, ferry.Invalid("version", "must be a Kafka version of 0.11.0 or later (idempotent producer), not %q", c.Version))
+	} else if _, err := saramaVersion(c.Version); c.Client == clientSarama && err != nil {
+		errs = append(errs, ferry.Invalid("version", "%v", err))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
 	errs = append(errs, c.TLS.Validate("tls")...)
-	errs = append(errs, c.SASL.Validate()...)
+	errs = append(errs, c.SASL.validate(c.Client)...)
 	return errors.Join(errs...)
 }
 
@@ -138,7 +151,7 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 	if vs, _ := maxVersions(c.Version); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))
 	}
-	sec, err := kafkawire.SecurityOpts(&c.TLS, &c.SASL)
+	sec, err := kafkawire.SecurityOpts(&c.TLS, c.SASL.wire())
 	if err != nil {
 		return nil, err
 	}

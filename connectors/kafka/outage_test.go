@@ -49,97 +49,101 @@ func writeRetrying(s *Sink, batch []*event.Event) (failed int, err error) {
 // key: per key, the first copy of every event comes in source order, and
 // none is missing.
 func TestOutageKeepsPerKeyOrder(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(t.TempDir()), kfake.SeedTopics(3, "orders")}
-	c1, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers := c1.ListenAddrs()
-	s := newSink(t, brokers, func(cfg *Config) { cfg.Timeout = time.Second })
-	events := conntest.Events(20000, 5)
-	stop, written := make(chan struct{}), make(chan int, 1)
-	failures := 0
-	go func() { // the source: a batch of 50 every 10ms until told to stop
-		n := 0
-		defer func() { written <- n }()
-		for ; n+50 <= len(events); n += 50 {
-			select {
-			case <-stop:
-				return
-			default:
+	eachClient(t, func(t *testing.T, client string) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(t.TempDir()), kfake.SeedTopics(3, "orders")}
+		c1, err := kfake.NewCluster(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		brokers := c1.ListenAddrs()
+		s := newSink(t, client, brokers, func(cfg *Config) { cfg.Timeout = time.Second })
+		events := conntest.Events(20000, 5)
+		stop, written := make(chan struct{}), make(chan int, 1)
+		failures := 0
+		go func() { // the source: a batch of 50 every 10ms until told to stop
+			n := 0
+			defer func() { written <- n }()
+			for ; n+50 <= len(events); n += 50 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f, err := writeRetrying(s, events[n:n+50])
+				failures += f
+				if err != nil {
+					t.Errorf("events %d to %d: %v", n, n+50, err)
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			f, err := writeRetrying(s, events[n:n+50])
-			failures += f
-			if err != nil {
-				t.Errorf("events %d to %d: %v", n, n+50, err)
-				return
+		}()
+		time.Sleep(300 * time.Millisecond)
+		c1.Close()
+		time.Sleep(3 * time.Second)
+		c2, err := kfake.NewCluster(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		time.Sleep(500 * time.Millisecond)
+		close(stop)
+		n := <-written
+		if t.Failed() {
+			return
+		}
+		lastFirst, seen := map[string]int{}, map[string]bool{}
+		for _, r := range consume(t, brokers, "orders") {
+			e := toEvent(t, r)
+			if seen[e.ID()] {
+				continue // a retried duplicate: at least once
 			}
-			time.Sleep(10 * time.Millisecond)
+			seen[e.ID()] = true
+			k, i := conntest.PartitionKey(e), conntest.EventIndex(e.ID())
+			if prev, ok := lastFirst[k]; ok && prev > i {
+				t.Fatalf("key %s: event %d first written after event %d", k, i, prev)
+			}
+			lastFirst[k] = i
 		}
-	}()
-	time.Sleep(300 * time.Millisecond)
-	c1.Close()
-	time.Sleep(3 * time.Second)
-	c2, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	n := <-written
-	if t.Failed() {
-		return
-	}
-	lastFirst, seen := map[string]int{}, map[string]bool{}
-	for _, r := range consume(t, brokers, "orders") {
-		e := toEvent(t, r)
-		if seen[e.ID()] {
-			continue // a retried duplicate: at least once
+		for _, e := range events[:n] {
+			if !seen[e.ID()] {
+				t.Fatalf("event %s lost across the outage (%d of %d present)", e.ID(), len(seen), n)
+			}
 		}
-		seen[e.ID()] = true
-		k, i := conntest.PartitionKey(e), conntest.EventIndex(e.ID())
-		if prev, ok := lastFirst[k]; ok && prev > i {
-			t.Fatalf("key %s: event %d first written after event %d", k, i, prev)
+		if failures == 0 {
+			t.Fatal("no Write failed: the outage tested nothing")
 		}
-		lastFirst[k] = i
-	}
-	for _, e := range events[:n] {
-		if !seen[e.ID()] {
-			t.Fatalf("event %s lost across the outage (%d of %d present)", e.ID(), len(seen), n)
-		}
-	}
-	if failures == 0 {
-		t.Fatal("no Write failed: the outage tested nothing")
-	}
-	t.Logf("%d events written, %d failures retried, %d distinct read back", n, failures, len(seen))
+		t.Logf("%d events written, %d failures retried, %d distinct read back", n, failures, len(seen))
+	})
 }
 
 // TestPartitionsLikeJavaClient: a key's partition is murmur2(key) as
 // Kafka's Java producer computes it (values from Kafka's UtilsTest).
 func TestPartitionsLikeJavaClient(t *testing.T) {
-	c := cluster(t, kfake.SeedTopics(6, "orders"))
-	s := newSink(t, c.ListenAddrs(), nil)
-	javaMurmur2 := map[string]int32{"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
-		"a-little-bit-longer-string": -1486304829, "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107}
-	events, i := conntest.Events(len(javaMurmur2), 1), 0
-	for k := range javaMurmur2 {
-		events[i].SetExtension("partitionkey", k)
-		i++
-	}
-	if err := s.Write(context.Background(), events); err != nil {
-		t.Fatal(err)
-	}
-	recs := consume(t, c.ListenAddrs(), "orders")
-	if len(recs) != len(javaMurmur2) {
-		t.Fatalf("%d records", len(recs))
-	}
-	for _, r := range recs {
-		if want := (javaMurmur2[string(r.Key)] & 0x7fffffff) % 6; r.Partition != want {
-			t.Errorf("key %q in partition %d, Java's producer picks %d", r.Key, r.Partition, want)
+	eachClient(t, func(t *testing.T, client string) {
+		c := cluster(t, kfake.SeedTopics(6, "orders"))
+		s := newSink(t, client, c.ListenAddrs(), nil)
+		javaMurmur2 := map[string]int32{"21": -973932308, "foobar": -790332482, "a-little-bit-long-string": -985981536,
+			"a-little-bit-longer-string": -1486304829, "lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, "abc": 479470107}
+		events, i := conntest.Events(len(javaMurmur2), 1), 0
+		for k := range javaMurmur2 {
+			events[i].SetExtension("partitionkey", k)
+			i++
 		}
-	}
+		if err := s.Write(context.Background(), events); err != nil {
+			t.Fatal(err)
+		}
+		recs := consume(t, c.ListenAddrs(), "orders")
+		if len(recs) != len(javaMurmur2) {
+			t.Fatalf("%d records", len(recs))
+		}
+		for _, r := range recs {
+			if want := (javaMurmur2[string(r.Key)] & 0x7fffffff) % 6; r.Partition != want {
+				t.Errorf("key %q in partition %d, Java's producer picks %d", r.Key, r.Partition, want)
+			}
+		}
+	})
 }

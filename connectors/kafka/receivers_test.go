@@ -20,33 +20,35 @@ import (
 // the JavaScript SDK (schema-validated), data bytes intact; the record key
 // is the ordering key, byte for byte.
 func TestStructuredRecordsForTheJavaScriptSDK(t *testing.T) {
-	nodece.Require(t)
-	c := cluster(t, kfake.SeedTopics(1, "orders"))
-	s := newSink(t, c.ListenAddrs(), func(cfg *Config) { cfg.Mode = "structured" })
-	events := conntest.AwkwardEvents()
-	if err := s.Write(context.Background(), events); err != nil {
-		t.Fatal(err)
-	}
-	recs := consume(t, c.ListenAddrs(), "orders")
-	if len(recs) != len(events) {
-		t.Fatalf("%d records, want %d", len(recs), len(events))
-	}
-	var reqs []nodece.Request
-	for i, r := range recs {
-		if string(r.Key) != ferry.OrderingKey(events[i]) {
-			t.Errorf("record %d key %q, want %q", i, r.Key, ferry.OrderingKey(events[i]))
+	eachClient(t, func(t *testing.T, client string) {
+		nodece.Require(t)
+		c := cluster(t, kfake.SeedTopics(1, "orders"))
+		s := newSink(t, client, c.ListenAddrs(), func(cfg *Config) { cfg.Mode = "structured" })
+		events := conntest.AwkwardEvents()
+		if err := s.Write(context.Background(), events); err != nil {
+			t.Fatal(err)
 		}
-		reqs = append(reqs, nodece.Request{Headers: map[string]string{"content-type": "application/cloudevents+json"}, Body: r.Value})
-	}
-	for i, g := range nodece.Decode(t, reqs) {
-		want := events[i]
-		if g.ID != want.ID() || g.Subject != want.Subject() {
-			t.Errorf("record %d: %+v, want subject %q", i, g, want.Subject())
+		recs := consume(t, c.ListenAddrs(), "orders")
+		if len(recs) != len(events) {
+			t.Fatalf("%d records, want %d", len(recs), len(events))
 		}
-		if want.DataBase64 && !bytes.Equal(g.Data, want.Data()) {
-			t.Errorf("record %d: data %q, want %q", i, g.Data, want.Data())
+		var reqs []nodece.Request
+		for i, r := range recs {
+			if string(r.Key) != ferry.OrderingKey(events[i]) {
+				t.Errorf("record %d key %q, want %q", i, r.Key, ferry.OrderingKey(events[i]))
+			}
+			reqs = append(reqs, nodece.Request{Headers: map[string]string{"content-type": "application/cloudevents+json"}, Body: r.Value})
 		}
-	}
+		for i, g := range nodece.Decode(t, reqs) {
+			want := events[i]
+			if g.ID != want.ID() || g.Subject != want.Subject() {
+				t.Errorf("record %d: %+v, want subject %q", i, g, want.Subject())
+			}
+			if want.DataBase64 && !bytes.Equal(g.Data, want.Data()) {
+				t.Errorf("record %d: data %q, want %q", i, g.Data, want.Data())
+			}
+		}
+	})
 }
 
 // TestKcatReadsAwkwardKeys: kcat (librdkafka) reads, in binary mode, the
@@ -55,44 +57,46 @@ func TestStructuredRecordsForTheJavaScriptSDK(t *testing.T) {
 // (Kafka headers are bytes: no encoding applies), and the data bytes of
 // JSON events.
 func TestKcatReadsAwkwardKeys(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Fatal("kcat is required for this cross-check: apt-get install -y kcat (scripts/test.sh installs it)")
-	}
-	c := cluster(t, kfake.SeedTopics(1, "orders"))
-	s := newSink(t, c.ListenAddrs(), nil)
-	events := conntest.AwkwardEvents()
-	if err := s.Write(context.Background(), events); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(kcat, "-C", "-b", c.ListenAddrs()[0], "-t", "orders", "-J", "-e", "-o", "beginning", "-q").Output()
-	if err != nil {
-		t.Fatalf("kcat: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != len(events) {
-		t.Fatalf("kcat read %d messages, want %d:\n%s", len(lines), len(events), out)
-	}
-	for i, l := range lines {
-		var m struct {
-			Key     string   `json:"key"`
-			Payload string   `json:"payload"`
-			Headers []string `json:"headers"`
+	eachClient(t, func(t *testing.T, client string) {
+		kcat, err := exec.LookPath("kcat")
+		if err != nil {
+			t.Fatal("kcat is required for this cross-check: apt-get install -y kcat (scripts/test.sh installs it)")
 		}
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("kcat line %q: %v", l, err)
+		c := cluster(t, kfake.SeedTopics(1, "orders"))
+		s := newSink(t, client, c.ListenAddrs(), nil)
+		events := conntest.AwkwardEvents()
+		if err := s.Write(context.Background(), events); err != nil {
+			t.Fatal(err)
 		}
-		h := map[string]string{}
-		for k := 0; k+1 < len(m.Headers); k += 2 {
-			h[m.Headers[k]] = m.Headers[k+1]
+		out, err := exec.Command(kcat, "-C", "-b", c.ListenAddrs()[0], "-t", "orders", "-J", "-e", "-o", "beginning", "-q").Output()
+		if err != nil {
+			t.Fatalf("kcat: %v", err)
 		}
-		want := events[i]
-		if m.Key != ferry.OrderingKey(want) || h["ce_subject"] != want.Subject() || h["ce_partitionkey"] != ferry.OrderingKey(want) ||
-			h["ce_id"] != want.ID() {
-			t.Errorf("message %d: key %q headers %q; want key and subject %q", i, m.Key, m.Headers, want.Subject())
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != len(events) {
+			t.Fatalf("kcat read %d messages, want %d:\n%s", len(lines), len(events), out)
 		}
-		if want.DataContentType() == "application/json" && m.Payload != string(want.Data()) {
-			t.Errorf("message %d: payload %q, want %q", i, m.Payload, want.Data())
+		for i, l := range lines {
+			var m struct {
+				Key     string   `json:"key"`
+				Payload string   `json:"payload"`
+				Headers []string `json:"headers"`
+			}
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("kcat line %q: %v", l, err)
+			}
+			h := map[string]string{}
+			for k := 0; k+1 < len(m.Headers); k += 2 {
+				h[m.Headers[k]] = m.Headers[k+1]
+			}
+			want := events[i]
+			if m.Key != ferry.OrderingKey(want) || h["ce_subject"] != want.Subject() || h["ce_partitionkey"] != ferry.OrderingKey(want) ||
+				h["ce_id"] != want.ID() {
+				t.Errorf("message %d: key %q headers %q; want key and subject %q", i, m.Key, m.Headers, want.Subject())
+			}
+			if want.DataContentType() == "application/json" && m.Payload != string(want.Data()) {
+				t.Errorf("message %d: payload %q, want %q", i, m.Payload, want.Data())
+			}
 		}
-	}
+	})
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/cel-go/cel"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry"
@@ -17,9 +16,27 @@ import (
 	"github.com/ferry-cdc/ferry/internal/tracectx"
 )
 
-// maxBuffered is the most records the client holds. A Write of more events
-// fails the rest (transiently) rather than block in Produce: see Write.
+// maxBuffered is the most records a client holds. A Write of more events
+// fails the rest (transiently) rather than block: see Write.
 const maxBuffered = 1 << 18
+
+// producer is one Kafka client behind Sink.Write: franz-go (franz.go) or
+// sarama (sarama.go). Both keep each partition's records in order, and
+// neither delivers a record of a partition after an earlier record of
+// that partition in the same call failed.
+type producer interface {
+	// produce sends recs in order and returns each one's outcome: nil
+	// once all in-sync replicas acknowledged it, else an error marked
+	// ferry.Permanent when retrying cannot help. It returns when every
+	// record has an outcome, after the timeout, or when ctx is done;
+	// the records then still pending are failed, transiently.
+	produce(ctx context.Context, recs []*kgo.Record) []error
+	// close releases the client; it is bounded.
+	close()
+}
+
+// errNoAck fails the records a Write stopped waiting for.
+var errNoAck = errors.New("no acknowledgement before the write's deadline")
 
 // Sink produces to Kafka. Write is called by one goroutine at a time (the
 // pipeline's contract); the client is created on the first Write, so an
@@ -27,24 +44,18 @@ const maxBuffered = 1 << 18
 type Sink struct {
 	name  string
 	cfg   *Config
-	opts  []kgo.Opt
+	opts  []kgo.Opt // franz-go only
 	topic cel.Program
 	log   *slog.Logger
 
-	mu     sync.Mutex // guards client and closed against Close
-	client *kgo.Client
+	mu     sync.Mutex // guards prod and closed against Close
+	prod   producer
 	closed bool
 
 	extHeaders map[string]string // Write's goroutine only
 }
 
 var _ ferry.Sink = (*Sink)(nil)
-
-// result is one record's outcome, sent by its promise.
-type result struct {
-	idx int
-	err error
-}
 
 // New builds the sink; it does not contact the cluster.
 func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
@@ -54,12 +65,18 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := cfg.clientOptions(kafkawire.Logger{Slog: log})
-	if err != nil {
+	s := &Sink{name: name, cfg: cfg, log: log, extHeaders: map[string]string{}}
+	if cfg.Client == clientFranz {
+		opts, err := cfg.clientOptions(kafkawire.Logger{Slog: log})
+		if err != nil {
+			return nil, fmt.Errorf("kafka sink %s: %w", name, err)
+		}
+		s.opts = opts
+	} else if _, err := cfg.saramaConfig(); err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}
-	s := &Sink{name: name, cfg: cfg, opts: opts, log: log, extHeaders: map[string]string{}}
 	if cfg.TopicExpression != "" {
+		var err error
 		if s.topic, err = topicProgram(cfg.TopicExpression); err != nil {
 			return nil, err
 		}
@@ -70,82 +87,57 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 // Open does nothing; see Sink.
 func (s *Sink) Open(context.Context) error { return nil }
 
-// clientFor returns the client, creating it if needed (franz-go connects
-// lazily, when the first record needs the cluster's metadata).
-func (s *Sink) clientFor() (*kgo.Client, error) {
+// producerFor returns the client, creating it if needed. franz-go connects
+// lazily; sarama connects here (and, with GSSAPI, first obtains a Kerberos
+// ticket), so a failure is this Write's, and the next Write tries again.
+func (s *Sink) producerFor() (producer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, fmt.Errorf("kafka sink %s: %w", s.name, ferry.ErrClosed)
 	}
-	if s.client == nil {
-		cl, err := kgo.NewClient(s.opts...)
-		if err != nil {
-			return nil, fmt.Errorf("kafka sink %s: create client for %v: %w", s.name, s.cfg.Brokers, err)
-		}
-		s.client = cl
+	if s.prod != nil {
+		return s.prod, nil
 	}
-	return s.client, nil
+	var (
+		p   producer
+		err error
+	)
+	if s.cfg.Client == clientSarama {
+		p, err = newSaramaProducer(s.cfg, s.log)
+	} else {
+		p, err = newFranzProducer(s.opts, s.cfg.Timeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink %s: create %s client for %v: %w", s.name, s.cfg.Client, s.cfg.Brokers, err)
+	}
+	s.prod = p
+	return p, nil
 }
 
 // Write produces every event and waits for each one's acknowledgement by
-// all in-sync replicas.
-//
-// Order: franz-go keeps each partition's records in order and fails them
-// gaplessly: when the first record of a partition's buffer fails, every
-// record buffered behind it fails too, so a later record is never written
-// before an earlier failed one. The records of a Write share one context
-// whose deadline is the timeout (franz-go's RecordDeliveryTimeout would
-// count from the record's timestamp, the event's time here), so a record
-// produced after its partition failed on that deadline fails as well,
-// before it is sent. Records already sent fail on the deadline too
-// (AllowIdempotentProduceCancellation): they may have been written, so the
-// retry can duplicate them, and franz-go then bumps the producer epoch, so
-// the broker refuses a late copy of that request rather than write it
-// after the retry. Records left by an abandoned Write have another
-// context: Write first waits for them. Events of one ordering key share a
-// record key, hence a partition, so a failed record fails the later ones of
-// its key too (the ferry.Sink contract); with key: none order is not kept.
+// all in-sync replicas. Events of one ordering key share a record key,
+// hence a partition, and each client fails the records of a partition
+// behind a failed one (see franzProducer and saramaProducer), so a failed
+// event holds back the later ones of its key (the ferry.Sink contract);
+// with key: none order is not kept.
 func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafka sink %s: %w", s.name, err) // nothing sent
 	}
-	cl, err := s.clientFor()
+	p, err := s.producerFor()
 	if err != nil {
 		return err
 	}
-	if cl.BufferedProduceRecords() > 0 {
-		if err := cl.Flush(ctx); err != nil {
-			return fmt.Errorf("kafka sink %s: wait for the records of an abandoned write: %w", s.name, err)
-		}
-	}
 	be := ferry.NewBatchError()
-	results := make(chan result, len(events)) // promises must never block
-	done := make([]bool, len(events))
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel() // after every record has its result, or was abandoned
-	sent := s.produce(rctx, cl, events, be, done, results)
-	for ; sent > 0; sent-- {
-		select {
-		case r := <-results:
-			done[r.idx] = true
-			if r.err != nil {
-				be.Fail(r.idx, s.classify(events[r.idx], r.err))
-			}
-		case <-ctx.Done():
-			// The records left are failed by their cancelled context
-			// or, if written meanwhile, are still ahead of anything
-			// produced later to their partition: one client keeps
-			// each partition's order, so the retry can duplicate them
-			// but not overtake them. (A fresh client per retry would
-			// race the old one's requests.) The next Write waits
-			// for them first.
-			for i := range done {
-				if !done[i] {
-					be.Fail(i, fmt.Errorf("kafka sink %s: %w", s.name, ctx.Err()))
-				}
-			}
-			return be
+	recs := s.records(ctx, events, be)
+	for i, err := range p.produce(ctx, recs) {
+		var held *heldBack
+		if errors.As(err, &held) {
+			err = ferry.NotAttempted(events[held.earlier].ID())
+		}
+		if err != nil && recs[i] != nil {
+			be.Fail(i, fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, events[i].ID(), err))
 		}
 	}
 	if be.Len() > 0 {
@@ -154,74 +146,38 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 	return nil
 }
 
-// produce hands the events to the client and returns how many promises
-// will report. Events it does not send are failed in be and marked done.
-func (s *Sink) produce(ctx context.Context, cl *kgo.Client, events []*event.Event, be *ferry.BatchError, done []bool, results chan<- result) int {
+// records builds each event's record; an event that has none (a topic
+// expression that fails, an event that cannot be encoded) fails
+// permanently in be and gets nil.
+func (s *Sink) records(ctx context.Context, events []*event.Event, be *ferry.BatchError) []*kgo.Record {
 	trace := tracectx.FromContext(ctx)
-	sent := 0
+	recs := make([]*kgo.Record, len(events))
 	for i, e := range events {
-		var stop error
-		switch {
-		case ctx.Err() != nil:
-			stop = ctx.Err()
-		case i == maxBuffered:
-			stop = fmt.Errorf("more than %d events in one write", maxBuffered)
-		}
-		if stop != nil {
-			for j := i; j < len(events); j++ {
-				done[j] = true
-				be.Fail(j, fmt.Errorf("kafka sink %s: event not sent: %w", s.name, stop))
-			}
-			break
+		if i >= maxBuffered {
+			be.Fail(i, fmt.Errorf("kafka sink %s: event not sent: more than %d events in one write", s.name, maxBuffered))
+			continue
 		}
 		r, err := s.record(e)
 		if err != nil {
-			done[i] = true
 			be.Fail(i, ferry.Permanent(fmt.Errorf("kafka sink %s: event %s: %w", s.name, e.ID(), err)))
 			continue
 		}
 		r.Headers = appendTrace(r.Headers, trace, i, e)
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) { results <- result{idx: i, err: err} })
-		sent++
+		recs[i] = r
 	}
-	return sent
+	return recs
 }
 
-// transientAnyway are broker errors franz-go marks not retriable that the
-// operator fixes (credentials, ACLs) while the events wait: dead-lettering
-// every event during a misconfiguration would lose the stream's order.
-var transientAnyway = []error{kerr.SaslAuthenticationFailed, kerr.UnsupportedSaslMechanism, kerr.IllegalSaslState,
-	kerr.ClusterAuthorizationFailed, kerr.TopicAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed}
-
-// classify uses the client's own flags: a broker error franz-go does not
-// retry (InvalidTimestamp, PolicyViolation, RecordListTooLarge,
-// MessageTooLarge, ...) is permanent, except transientAnyway; client
-// errors (timeouts, connections) are transient.
-func (s *Sink) classify(e *event.Event, err error) error {
-	err = fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, e.ID(), err)
-	var ke *kerr.Error
-	if !errors.As(err, &ke) || ke.Retriable {
-		return err
-	}
-	for _, t := range transientAnyway {
-		if errors.Is(err, t) {
-			return err
-		}
-	}
-	return ferry.Permanent(err)
-}
-
-// Close disconnects. It is bounded: franz-go fails what an abandoned Write
-// left buffered (those events were reported failed already) and cancels
-// requests in flight.
+// Close disconnects. It is bounded: the clients fail what an abandoned
+// Write left (those events were reported failed already).
 func (s *Sink) Close(context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	cl := s.client
-	s.client = nil
+	p := s.prod
+	s.prod = nil
 	s.mu.Unlock()
-	if cl != nil {
-		cl.Close()
+	if p != nil {
+		p.close()
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func TestTraceHeaders(t *testing.T) {
 	for _, mode := range []string{"binary", "structured"} {
 		t.Run(mode, func(t *testing.T) {
 			c := cluster(t)
-			s := newSink(t, c.ListenAddrs(), func(cfg *Config) { cfg.Mode = mode })
+			s := newSink(t, clientFranz, c.ListenAddrs(), func(cfg *Config) { cfg.Mode = mode })
 			evs := conntest.Events(3, 3)
 			for _, e := range evs[:2] {
 				e.SetExtension("traceparent", eventTP)

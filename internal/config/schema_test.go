@@ -357,7 +357,8 @@ func TestSchemaRejectsWhatLoaderRejects(t *testing.T) {
 		{"sinks.kafka.compression", "brotli"},
 		{"sinks.kafka.timeout", 30},
 		{"sinks.kafka.tls.enable", "yes"},
-		{"sinks.kafka.sasl.mechanism", "GSSAPI"},
+		{"sinks.kafka.sasl.mechanism", "OAUTHBEARER"},
+		{"sources.kafka.sasl.mechanism", "GSSAPI"}, // the sink has it, with client: sarama
 		{"sinks.eventbridge.concurrency", []any{1}},
 		{"sinks.eventbridge.detail", "payload"},
 		{"sinks.stdout.pretty", true},
