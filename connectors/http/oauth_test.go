@@ -17,8 +17,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
@@ -369,26 +367,10 @@ func TestAcceptanceSignedWithOAuth2(t *testing.T) {
 	for _, mode := range []string{ModeBinary, ModeBatch} {
 		t.Run(mode, func(t *testing.T) {
 			f := newOAuthFixture(t, 3600)
-			conntest.RunSink(t, conntest.SinkHarness{
-				New: func(t *testing.T) ferry.Sink {
-					cfg := DefaultConfig()
-					cfg.URL, cfg.Mode, cfg.OAuth2 = f.url, mode, f.oauth2()
-					cfg.Sign = SignConfig{Scheme: SchemeStandardWebhooks, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-					s, err := New("erp", cfg, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return s
-				},
-				Received: func(*testing.T) []event.Event { return f.recv.Events() },
-				FailEvents: func(_ *testing.T, match func(string) bool) {
-					if match == nil {
-						f.recv.FailMatching(nil, 0)
-						return
-					}
-					f.recv.FailMatching(func(e event.Event) bool { return match(e.ID()) }, 503)
-				},
-			})
+			conntest.RunSink(t, receiverHarness(f.recv, func(cfg *Config) {
+				cfg.URL, cfg.Mode, cfg.OAuth2 = f.url, mode, f.oauth2()
+				cfg.Sign = SignConfig{Scheme: SchemeStandardWebhooks, Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+			}))
 		})
 	}
 }

@@ -301,28 +301,12 @@ func TestPlainRequestAndRetriedBodies(t *testing.T) {
 func TestAcceptanceWithRequestBlock(t *testing.T) {
 	r := receiver.New()
 	url := r.Start(t)
-	conntest.RunSink(t, conntest.SinkHarness{
-		New: func(t *testing.T) ferry.Sink {
-			cfg := DefaultConfig()
-			cfg.URL = "http://unused.invalid/"
-			cfg.Request = RequestConfig{URL: `"` + url + `/keys/" + subject`, Headers: map[string]string{"X-Key": "event.partitionkey"},
-				Body: `{"key": data.key, "n": data.n, "text": data.text}`, CloudEventsHeaders: true}
-			cfg.RateLimit = RateLimitConfig{RequestsPerSecond: 100000, Burst: 1000}
-			s, err := New("audit", cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		Received: func(*testing.T) []event.Event { return r.Events() },
-		FailEvents: func(_ *testing.T, match func(string) bool) {
-			if match == nil {
-				r.FailMatching(nil, 0)
-				return
-			}
-			r.FailMatching(func(e event.Event) bool { return match(e.ID()) }, 503)
-		},
-	})
+	conntest.RunSink(t, receiverHarness(r, func(cfg *Config) {
+		cfg.URL = "http://unused.invalid/"
+		cfg.Request = RequestConfig{URL: `"` + url + `/keys/" + subject`, Headers: map[string]string{"X-Key": "event.partitionkey"},
+			Body: `{"key": data.key, "n": data.n, "text": data.text}`, CloudEventsHeaders: true}
+		cfg.RateLimit = RateLimitConfig{RequestsPerSecond: 100000, Burst: 1000}
+	}))
 	for _, a := range r.Arrivals() {
 		if !strings.HasSuffix(a.Path, "/keys/"+a.Event.Subject()) {
 			t.Fatalf("event %s arrived at %s", a.Event.ID(), a.Path)

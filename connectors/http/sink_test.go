@@ -77,26 +77,33 @@ func TestAcceptance(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			r := receiver.New()
 			url := r.Start(t)
-			conntest.RunSink(t, conntest.SinkHarness{
-				New: func(t *testing.T) ferry.Sink {
-					cfg := DefaultConfig()
-					cfg.URL, cfg.Mode = url, mode
-					s, err := New("audit", cfg, nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return s
-				},
-				Received: func(*testing.T) []event.Event { return r.Events() },
-				FailEvents: func(_ *testing.T, match func(string) bool) {
-					if match == nil {
-						r.FailMatching(nil, 0)
-						return
-					}
-					r.FailMatching(func(e event.Event) bool { return match(e.ID()) }, 503)
-				},
-			})
+			conntest.RunSink(t, receiverHarness(r, func(cfg *Config) { cfg.URL, cfg.Mode = url, mode }))
 		})
+	}
+}
+
+// receiverHarness is the acceptance suite's harness for a sink configured
+// by configure (from DefaultConfig) that posts to r; failures injected by
+// the suite are r's 503 answers to the matching events.
+func receiverHarness(r *receiver.Receiver, configure func(*Config)) conntest.SinkHarness {
+	return conntest.SinkHarness{
+		New: func(t *testing.T) ferry.Sink {
+			cfg := DefaultConfig()
+			configure(cfg)
+			s, err := New("audit", cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Received: func(*testing.T) []event.Event { return r.Events() },
+		FailEvents: func(_ *testing.T, match func(string) bool) {
+			if match == nil {
+				r.FailMatching(nil, 0)
+				return
+			}
+			r.FailMatching(func(e event.Event) bool { return match(e.ID()) }, 503)
+		},
 	}
 }
 

@@ -74,24 +74,31 @@ func Require(t testing.TB) {
 func Decode(t testing.TB, reqs []Request) []Event {
 	t.Helper()
 	Require(t)
-	in, err := json.Marshal(reqs)
+	var events []Event
+	runNode(t, "receive.js", reqs, &events, "the CloudEvents JavaScript SDK refused what the sink sent")
+	return events
+}
+
+// runNode runs script under node with in as JSON on stdin and decodes its
+// JSON output into out; a failing script fails the test with failure.
+func runNode(t testing.TB, script string, in, out any, failure string) {
+	t.Helper()
+	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", filepath.Join(dir(), "receive.js"))
+	cmd := exec.Command("node", filepath.Join(dir(), script))
 	cmd.Dir = dir()
-	cmd.Stdin = bytes.NewReader(in)
+	cmd.Stdin = bytes.NewReader(b)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	stdout, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("the CloudEvents JavaScript SDK refused what the sink sent: %v\n%s", err, stderr.String())
+		t.Fatalf("%s: %v\n%s", failure, err, stderr.String())
 	}
-	var events []Event
-	if err := json.Unmarshal(out, &events); err != nil {
-		t.Fatalf("decode node output: %v\n%s", err, out)
+	if err := json.Unmarshal(stdout, out); err != nil {
+		t.Fatalf("decode the output of %s: %v\n%s", script, err, stdout)
 	}
-	return events
 }
 
 // VerifyStandardWebhooks checks each request's webhook-id,
@@ -102,26 +109,12 @@ func Decode(t testing.TB, reqs []Request) []Event {
 func VerifyStandardWebhooks(t testing.TB, secret string, reqs []Request) []string {
 	t.Helper()
 	Require(t)
-	in, err := json.Marshal(struct {
+	in := struct {
 		Secret   string    `json:"secret"`
 		Requests []Request `json:"requests"`
-	}{secret, reqs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", filepath.Join(dir(), "verify.js"))
-	cmd.Dir = dir()
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("run the Standard Webhooks library: %v\n%s", err, stderr.String())
-	}
+	}{secret, reqs}
 	var verdicts []string
-	if err := json.Unmarshal(out, &verdicts); err != nil {
-		t.Fatalf("decode node output: %v\n%s", err, out)
-	}
+	runNode(t, "verify.js", in, &verdicts, "run the Standard Webhooks library")
 	if len(verdicts) != len(reqs) {
 		t.Fatalf("the Standard Webhooks library answered %d verdicts for %d requests", len(verdicts), len(reqs))
 	}
