@@ -212,17 +212,8 @@ func overlay(t *testing.T, dir, name, body string) string {
 // increase.
 func verifyPositionsPerKey(t *testing.T, events []event.Event) {
 	t.Helper()
-	seen := map[string]bool{}
 	last := map[string]delivered{}
-	for i, e := range events {
-		if seen[e.ID()] {
-			continue
-		}
-		seen[e.ID()] = true
-		d, err := decodeDelivered(e, i)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, d := range distinctEvents(t, events) {
 		if p, ok := last[d.key]; ok && !positionBefore(p, d) {
 			t.Errorf("key %s: %s (%s:%d #%d) arrived first after %s (%s:%d #%d): order went backwards",
 				d.key, d.id, d.file, d.pos, d.order, p.id, p.file, p.pos, p.order)

@@ -58,21 +58,13 @@ func TestStructuredRecordsForTheJavaScriptSDK(t *testing.T) {
 // JSON events.
 func TestKcatReadsAwkwardKeys(t *testing.T) {
 	eachClient(t, func(t *testing.T, client string) {
-		kcat, err := exec.LookPath("kcat")
-		if err != nil {
-			t.Fatal("kcat is required for this cross-check: apt-get install -y kcat (scripts/test.sh installs it)")
-		}
 		c := cluster(t, kfake.SeedTopics(1, "orders"))
 		s := newSink(t, client, c.ListenAddrs(), nil)
 		events := conntest.AwkwardEvents()
 		if err := s.Write(context.Background(), events); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(kcat, "-C", "-b", c.ListenAddrs()[0], "-t", "orders", "-J", "-e", "-o", "beginning", "-q").Output()
-		if err != nil {
-			t.Fatalf("kcat: %v", err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		out, lines := kcatConsume(t, c.ListenAddrs()[0], "orders")
 		if len(lines) != len(events) {
 			t.Fatalf("kcat read %d messages, want %d:\n%s", len(lines), len(events), out)
 		}
@@ -99,4 +91,19 @@ func TestKcatReadsAwkwardKeys(t *testing.T) {
 			}
 		}
 	})
+}
+
+// kcatConsume reads every record of topic with kcat (an independent
+// librdkafka client) as JSON lines; kcat missing fails the test.
+func kcatConsume(t *testing.T, broker, topic string) (out []byte, lines []string) {
+	t.Helper()
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Fatal("kcat is required for this cross-check: apt-get install -y kcat (scripts/test.sh installs it)")
+	}
+	out, err = exec.Command(kcat, "-C", "-b", broker, "-t", topic, "-J", "-e", "-o", "beginning", "-q").Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	return out, strings.Split(strings.TrimSpace(string(out)), "\n")
 }
