@@ -34,6 +34,9 @@ type options struct {
 	work     string // stream | backfill
 	metadata string // binlog_row_metadata of the server: FULL, or MINIMAL (decoded from the schema history)
 	keepTemp bool
+	ferry    string // comma-separated prebuilt ferry binaries to A/B on one loaded binlog (default: build ./cmd/ferry)
+	rounds   int    // interleaved rounds over the binaries
+	profile  string // CPU profile path prefix: each run writes PREFIX-<binary>-<round>.pprof
 }
 
 func main() {
@@ -45,6 +48,9 @@ func main() {
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
 	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
 	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory")
+	flag.StringVar(&o.ferry, "ferry", "", "comma-separated prebuilt ferry binaries run in turn on the same binlog (A/B); default builds ./cmd/ferry")
+	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof (FERRY_CPUPROFILE)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
@@ -99,22 +105,51 @@ func run(o options) error {
 		return err
 	}
 	admin := addrs[0]
-	cfg := filepath.Join(dir, "ferry.yaml")
-	body := fmt.Sprintf(`state: {dir: %s/state}
+	ferries := []string{bins["ferry"]}
+	if o.ferry != "" {
+		ferries = strings.Split(o.ferry, ",")
+	}
+	for round := range max(o.rounds, 1) {
+		for i, bin := range ferries {
+			// Each run starts from the same position with a fresh state
+			// directory, so the binaries read the same binlog.
+			cfg, err := writeConfig(dir, fmt.Sprintf("run-%d-%d", i, round), admin, srv.Addr, start, sinkBlock)
+			if err != nil {
+				return err
+			}
+			env := os.Environ()
+			if o.profile != "" {
+				env = append(env, fmt.Sprintf("FERRY_CPUPROFILE=%s-%d-%d.pprof", o.profile, i, round))
+			}
+			if len(ferries) > 1 {
+				logf("round %d, binary %d: %s", round, i, bin)
+			}
+			if o.work == "backfill" {
+				err = backfill(bin, cfg, o, logf)
+			} else {
+				err = drain(bin, cfg, admin, env, o, logf)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeConfig writes the ferry configuration of one run, with a state
+// directory of its own.
+func writeConfig(dir, run, admin, mysqlAddr, start, sinkBlock string) (string, error) {
+	cfg := filepath.Join(dir, run+".yaml")
+	body := fmt.Sprintf(`state: {dir: %s/%s}
 admin: {listen: %s}
 defaults: {to: [out]}
 sources:
   db: {type: mysql, addr: %s, user: root, server_id: 99, include: [bench.*], start: %s}
 sinks:
   out: %s
-`, dir, admin, srv.Addr, start, sinkBlock)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		return err
-	}
-	if o.work == "backfill" {
-		return backfill(bins["ferry"], cfg, o, logf)
-	}
-	return drain(bins["ferry"], cfg, admin, o, logf)
+`, dir, run, admin, mysqlAddr, start, sinkBlock)
+	return cfg, os.WriteFile(cfg, []byte(body), 0o600)
 }
 
 // load writes o.rows row changes and returns the binlog position before them.
@@ -195,8 +230,9 @@ func startReceiver(bin string) (string, func(), error) {
 }
 
 // drain starts ferry and waits until the sink acknowledged every row.
-func drain(ferry, cfg, admin string, o options, logf func(string, ...any)) error {
+func drain(ferry, cfg, admin string, env []string, o options, logf func(string, ...any)) error {
 	cmd := exec.Command(ferry, "run", "-c", cfg, "--log-level", "warn")
+	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
