@@ -318,9 +318,9 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 		// would otherwise clone its whole GTID set into every XID and
 		// query event (6% of the CPU of single-row transactions, issue 18).
 		DiscardGTIDSet: true,
-		Logger:          libraryLogger(s.log),
-		Dialer:          (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSConfig:       s.tls,
+		Logger:         libraryLogger(s.log),
+		Dialer:         (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSConfig:      s.tls,
 	})
 	var streamer *replication.BinlogStreamer
 	var err error
