@@ -110,6 +110,11 @@ type Admin struct {
 	// MetricsPublic leaves /metrics open without the token, for a
 	// Prometheus that cannot send one.
 	MetricsPublic bool `yaml:"metrics_public"`
+	// Pprof serves Go's runtime profiles (CPU, heap, goroutines, mutex,
+	// block) under /debug/pprof/ for profiling a running ferry. It needs
+	// token: a profile shows code paths and timings, and a CPU profile
+	// costs CPU while it runs, so it is never open without one.
+	Pprof bool `yaml:"pprof"`
 	// TLS serves the listener over HTTPS, optionally with client
 	// certificates (mutual TLS).
 	TLS AdminTLS `yaml:"tls"`

@@ -423,3 +423,32 @@ sinks:
 		t.Fatalf("Load = %v\nwant %s", err, want)
 	}
 }
+
+// TestPprofNeedsToken: pprof without a token would either serve profiles to
+// anyone or silently not at all; the configuration refuses it instead.
+func TestPprofNeedsToken(t *testing.T) {
+	dir := t.TempDir()
+	f := write(t, dir, "pprof.yaml", `admin: {pprof: true}
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+`)
+	_, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+	if err == nil || !strings.Contains(err.Error(), "admin.pprof: needs admin.token") {
+		t.Fatalf("Load = %v, want admin.pprof needs admin.token", err)
+	}
+	f = write(t, dir, "pprof-token.yaml", `admin: {pprof: true, token: s3cret}
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+`)
+	cfg, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Admin.Pprof {
+		t.Fatal("admin.pprof: true did not load as true")
+	}
+}

@@ -127,6 +127,7 @@ var schemaDocs = map[string]string{
 	"github.com/ferry-cdc/ferry/internal/config.Admin":                          "Admin is the operator listener; an empty Listen disables it.",
 	"github.com/ferry-cdc/ferry/internal/config.Admin.MaxLag":                   "MaxLag, when positive, makes /readyz fail while a source lags more;\n0 (the default) leaves lag out of readiness.",
 	"github.com/ferry-cdc/ferry/internal/config.Admin.MetricsPublic":            "MetricsPublic leaves /metrics open without the token, for a\nPrometheus that cannot send one.",
+	"github.com/ferry-cdc/ferry/internal/config.Admin.Pprof":                    "Pprof serves Go's runtime profiles (CPU, heap, goroutines, mutex,\nblock) under /debug/pprof/ for profiling a running ferry. It needs\ntoken: a profile shows code paths and timings, and a CPU profile\ncosts CPU while it runs, so it is never open without one.",
 	"github.com/ferry-cdc/ferry/internal/config.Admin.TLS":                      "TLS serves the listener over HTTPS, optionally with client\ncertificates (mutual TLS).",
 	"github.com/ferry-cdc/ferry/internal/config.Admin.Token":                    "Token, when set, is the bearer token every endpoint but /healthz and\n/readyz requires (normally ${file:...} from a mounted secret).\nWithout it the work endpoints answer only on loopback.",
 	"github.com/ferry-cdc/ferry/internal/config.AdminTLS":                       "AdminTLS is the admin listener's certificate and, for mutual TLS, the\nCAs client certificates must chain to.",
