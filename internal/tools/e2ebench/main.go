@@ -37,6 +37,9 @@ type options struct {
 	ferry    string // comma-separated prebuilt ferry binaries to A/B on one loaded binlog (default: build ./cmd/ferry)
 	rounds   int    // interleaved rounds over the binaries
 	profile  string // CPU profile path prefix: each run writes PREFIX-<binary>-<round>.pprof
+	ceiling  bool   // also time go-mysql's raw decode of the same binlog
+	rate     int    // steady mode: row changes per second (0: drain a preloaded backlog)
+	duration time.Duration
 }
 
 func main() {
@@ -49,6 +52,9 @@ func main() {
 	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
 	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory")
 	flag.StringVar(&o.ferry, "ferry", "", "comma-separated prebuilt ferry binaries run in turn on the same binlog (A/B); default builds ./cmd/ferry")
+	flag.BoolVar(&o.ceiling, "ceiling", true, "also time go-mysql's raw decode of the same binlog (BinlogSyncer, no output) and print ferry's share of it")
+	flag.IntVar(&o.rate, "rate", 0, "steady mode: insert this many single-row transactions per second while ferry runs (needs -sink kafka); reports CPU per change and commit->consume latency")
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "steady mode: how long to insert at -rate")
 	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof (FERRY_CPUPROFILE)")
 	flag.Parse()
@@ -75,6 +81,12 @@ func run(o options) error {
 		return err
 	}
 	defer srv.Stop()
+	if o.rate > 0 {
+		if o.sink != "kafka" {
+			return fmt.Errorf("-rate needs -sink kafka (latency is measured by a consumer of the topic)")
+		}
+		o.rows = 0 // nothing preloaded: rows are inserted at the rate while ferry runs
+	}
 	start, err := load(ctx, srv, o, logf)
 	if err != nil {
 		return err
@@ -92,8 +104,10 @@ func run(o options) error {
 		defer stop()
 		sinkBlock = fmt.Sprintf("{type: http, url: %q, mode: %s, concurrency: 8}", url, o.mode)
 	}
+	var brokers string
 	if o.sink == "kafka" {
-		brokers, stop, err := startKafka()
+		var stop func()
+		brokers, stop, err = startKafka(bins["kfakebroker"])
 		if err != nil {
 			return err
 		}
@@ -109,7 +123,25 @@ func run(o options) error {
 	if o.ferry != "" {
 		ferries = strings.Split(o.ferry, ",")
 	}
+	if o.rate > 0 {
+		cfg, err := writeConfig(dir, "steady", admin, srv.Addr, start, sinkBlock)
+		if err != nil {
+			return err
+		}
+		env := os.Environ()
+		if o.profile != "" {
+			env = append(env, "FERRY_CPUPROFILE="+o.profile+"-steady.pprof")
+		}
+		return steady(ctx, ferries[0], cfg, admin, brokers, srv.Addr, env, o, logf)
+	}
 	for round := range max(o.rounds, 1) {
+		var ceiling float64
+		if o.ceiling && o.work == "stream" {
+			if ceiling, err = decodeCeiling(ctx, srv, start, o.rows); err != nil {
+				return err
+			}
+			fmt.Printf("raw go-mysql decode (BinlogSyncer, rows decoded, no output): %.0f rows/s [%s]\n", ceiling, o.conditions(round, -1))
+		}
 		for i, bin := range ferries {
 			// Each run starts from the same position with a fresh state
 			// directory, so the binaries read the same binlog.
@@ -125,16 +157,42 @@ func run(o options) error {
 				logf("round %d, binary %d: %s", round, i, bin)
 			}
 			if o.work == "backfill" {
-				err = backfill(bin, cfg, o, logf)
-			} else {
-				err = drain(bin, cfg, admin, env, o, logf)
+				if err := backfill(bin, cfg, o, logf); err != nil {
+					return err
+				}
+				continue
 			}
+			r, err := drain(bin, cfg, admin, env, o, logf)
 			if err != nil {
 				return err
+			}
+			fmt.Printf("ferry -> %s: %.0f rows/s, peak RSS %d MB [%s]\n", o.sinkName(), r.rate, r.peakKB/1024, o.conditions(round, i))
+			if ceiling > 0 {
+				fmt.Printf("ferry -> %s / raw decode: %.0f%% [%s]\n", o.sinkName(), 100*r.rate/ceiling, o.conditions(round, i))
 			}
 		}
 	}
 	return nil
+}
+
+// conditions names what a figure was measured under; binary < 0 is the raw
+// decode, which runs no ferry.
+func (o options) conditions(round, binary int) string {
+	c := fmt.Sprintf("rows=%d load=%s metadata=%s round=%d", o.rows, o.load, o.metadata, round)
+	if binary >= 0 && o.ferry != "" {
+		c += fmt.Sprintf(" binary=%s", strings.Split(o.ferry, ",")[binary])
+	}
+	return c
+}
+
+func (o options) sinkName() string {
+	switch o.sink {
+	case "http":
+		return "http (" + o.mode + ", receiver in a 2nd process)"
+	case "kafka":
+		return "kafka (kfake broker in a 2nd process)"
+	}
+	return o.sink
 }
 
 // writeConfig writes the ferry configuration of one run, with a state
@@ -200,7 +258,7 @@ func masterStatus(srv *mariadbtest.Server) (string, error) {
 }
 
 func build(dir string) (map[string]string, error) {
-	bins := map[string]string{"ferry": "./cmd/ferry", "cerecv": "./internal/tools/cerecv"}
+	bins := map[string]string{"ferry": "./cmd/ferry", "cerecv": "./internal/tools/cerecv", "kfakebroker": "./internal/tools/kfakebroker"}
 	out := map[string]string{}
 	for name, pkg := range bins {
 		path := filepath.Join(dir, name)
@@ -213,7 +271,29 @@ func build(dir string) (map[string]string, error) {
 }
 
 func startReceiver(bin string) (string, func(), error) {
-	cmd := exec.Command(bin, "-discard")
+	addr, stop, err := startHelper(bin, "-discard")
+	if err != nil {
+		return "", nil, err
+	}
+	return "http://" + addr + "/events", stop, nil
+}
+
+// startKafka starts a kfake broker with 6 partitions in a process of its
+// own (internal/tools/kfakebroker).
+func startKafka(bin string) (string, func(), error) {
+	addr, stop, err := startHelper(bin, "-partitions", "6")
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintln(os.Stderr, "kfake broker process listening on", addr)
+	return addr, stop, nil
+}
+
+// startHelper starts a helper process that prints its address on the
+// first line of stdout.
+func startHelper(bin string, args ...string) (string, func(), error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -224,19 +304,25 @@ func startReceiver(bin string) (string, func(), error) {
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return "", nil, fmt.Errorf("receiver: %w", err)
+		return "", nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)
 	}
-	return "http://" + strings.TrimSpace(addr) + "/events", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+	return strings.TrimSpace(addr), func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
 }
 
 // drain starts ferry and waits until the sink acknowledged every row.
-func drain(ferry, cfg, admin string, env []string, o options, logf func(string, ...any)) error {
+// drainResult is one drain's figures.
+type drainResult struct {
+	rate   float64 // rows/s from ferry's start to the sink's last ack
+	peakKB int64   // ferry's peak RSS
+}
+
+func drain(ferry, cfg, admin string, env []string, o options, logf func(string, ...any)) (drainResult, error) {
 	cmd := exec.Command(ferry, "run", "-c", cfg, "--log-level", "warn")
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
-		return err
+		return drainResult{}, err
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	var peak int64
@@ -248,18 +334,13 @@ func drain(ferry, cfg, admin string, env []string, o options, logf func(string, 
 			break
 		}
 		if time.Since(t0) > 30*time.Minute {
-			return fmt.Errorf("not drained after 30 minutes (%d of %d)", n, o.rows)
+			return drainResult{}, fmt.Errorf("not drained after 30 minutes (%d of %d)", n, o.rows)
 		}
 	}
 	el := time.Since(t0)
 	peak = max(peak, rssKB(cmd.Process.Pid))
-	sink := o.sink
-	if sink == "http" {
-		sink += " (" + o.mode + ", receiver in a 2nd process)"
-	}
-	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, sink, el.Round(time.Millisecond))
-	fmt.Printf("| %d | %s | %s | %.0f | %d |\n", o.rows, o.load, sink, float64(o.rows)/el.Seconds(), peak/1024)
-	return nil
+	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, o.sinkName(), el.Round(time.Millisecond))
+	return drainResult{rate: float64(o.rows) / el.Seconds(), peakKB: peak}, nil
 }
 
 func delivered(admin string) (uint64, error) {
