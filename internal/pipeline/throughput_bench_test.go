@@ -22,7 +22,7 @@ type replaySource struct {
 }
 
 func (s *replaySource) Open(context.Context, ferry.Position) error { return nil }
-func (s *replaySource) Close(context.Context) error                 { return nil }
+func (s *replaySource) Close(context.Context) error                { return nil }
 func (s *replaySource) Read(ctx context.Context) (ferry.Batch, error) {
 	if s.next == len(s.batches) {
 		<-ctx.Done()
