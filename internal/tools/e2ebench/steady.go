@@ -70,6 +70,9 @@ func steady(ctx context.Context, ferry, cfg, admin, brokers, mysqlAddr string, e
 	if err != nil {
 		return err
 	}
+	if lat.unparsed > 0 {
+		return fmt.Errorf("%d records without a readable after.created", lat.unparsed)
+	}
 	cpuSec := float64(cpu1-cpu0) / userHZ
 	p50, p99, worst := lat.percentiles()
 	cond := fmt.Sprintf("rate=%d/s duration=%v single-row transactions, kfake broker in a 2nd process, consumer in e2ebench", o.rate, o.duration)
@@ -121,11 +124,12 @@ func insertAtRate(ctx context.Context, db *sql.DB, rate int, d time.Duration) (i
 
 // latencies collects commit -> consume latencies.
 type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu       sync.Mutex
+	d        []time.Duration
+	unparsed int // records without a readable created column
 }
 
-func (l *latencies) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) }
+func (l *latencies) count() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.d) + l.unparsed }
 
 func (l *latencies) percentiles() (p50, p99, worst time.Duration) {
 	l.mu.Lock()
@@ -159,16 +163,20 @@ func consume(ctx context.Context, brokers string, lat *latencies) (func(), error
 						Created string `json:"created"`
 					} `json:"after"`
 				}
-				if json.Unmarshal(r.Value, &v) != nil {
-					return
-				}
-				created, err := time.Parse("2006-01-02 15:04:05.999999", v.After.Created)
-				if err != nil {
-					return
+				err := json.Unmarshal(r.Value, &v)
+				// A DATETIME(6) is written YYYY-MM-DDTHH:MM:SS.ffffff, without a
+				// zone; the inserting session's time_zone is UTC.
+				var created time.Time
+				if err == nil {
+					created, err = time.Parse("2006-01-02T15:04:05.999999", v.After.Created)
 				}
 				lat.mu.Lock()
+				defer lat.mu.Unlock()
+				if err != nil {
+					lat.unparsed++
+					return
+				}
 				lat.d = append(lat.d, now.Sub(created))
-				lat.mu.Unlock()
 			})
 		}
 	}()
