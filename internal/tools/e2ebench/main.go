@@ -1,12 +1,24 @@
 // Command e2ebench measures Ferry end to end: it loads N row changes into
 // the binlog of a throwaway MariaDB, then starts `ferry run` as its own
 // process and times how long it takes to drain them to a sink, reporting
-// rows/s and the ferry process's peak RSS. With -work backfill it times
-// `ferry backfill` of the loaded table instead.
+// rows/s and the ferry process's peak RSS, one line per figure with its
+// conditions. Before each round it times go-mysql's raw decode of the same
+// binlog (-ceiling, on by default) and prints Ferry's share of it. The
+// Kafka sink produces to a kfake broker in a process of its own
+// (internal/tools/kfakebroker). With -work backfill it times
+// `ferry backfill` of the loaded table instead; with -rate it inserts
+// single-row transactions at that rate for -duration while ferry streams
+// them to Kafka, and reports the CPU ferry spent per change and the
+// commit -> consumer latency percentiles. -ferry OLD,NEW runs prebuilt
+// binaries in turn on the same binlog (A/B), -cpuprofile keeps each run's
+// CPU profile.
 //
-//	go run ./internal/tools/e2ebench -rows 1000000 -load single -sink discard
+//	go run ./internal/tools/e2ebench -rows 1000000 -load single -sink kafka -rounds 3
+//	go run ./internal/tools/e2ebench -rows 1000000 -load bulk -sink discard
+//	go run ./internal/tools/e2ebench -sink kafka -rate 5000 -duration 60s
 //	go run ./internal/tools/e2ebench -rows 200000 -sink http -mode batch
 //	go run ./internal/tools/e2ebench -rows 1000000 -load bulk -work backfill -sink kafka
+//	go run ./internal/tools/e2ebench -rows 200000 -ferry /tmp/ferry-old,/tmp/ferry-new -rounds 2 -cpuprofile /tmp/w2
 package main
 
 import (
@@ -46,7 +58,7 @@ func main() {
 	var o options
 	flag.IntVar(&o.rows, "rows", 1000000, "row changes to load and drain")
 	flag.StringVar(&o.load, "load", "single", "single (one-row transactions) or bulk (1000-row statements)")
-	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (kfake in this process)")
+	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (a kfake broker in a second process)")
 	flag.StringVar(&o.work, "work", "stream", "stream (ferry run drains the binlog) or backfill (ferry backfill reads the table)")
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
 	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
