@@ -211,6 +211,7 @@ func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture 
 		MaxInFlightBytes:   int64(cfg.Pipeline.MaxInFlightBytes),
 		CheckpointInterval: cfg.State.CheckpointInterval,
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
+		SinkLinger:         cfg.Pipeline.SinkLinger,
 		Capture:            capture,
 		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
 		Redact:             cfg.Redactor().Redact,

@@ -320,6 +320,9 @@ func (l *loader) check(cfg *Config, first string) {
 	if cfg.Pipeline.ShutdownTimeout <= 0 {
 		add("pipeline.shutdown_timeout", "must be positive")
 	}
+	if cfg.Pipeline.SinkLinger < 0 || cfg.Pipeline.SinkLinger > maxSinkLinger {
+		add("pipeline.sink_linger", "must be between 0 (off) and 1s")
+	}
 	if cfg.Defaults.TypePrefix == "" || strings.ContainsAny(cfg.Defaults.TypePrefix, " \t") {
 		add("defaults.type_prefix", "must be a non-empty name without spaces, like com.example")
 	}

@@ -452,3 +452,22 @@ sinks:
 		t.Fatal("admin.pprof: true did not load as true")
 	}
 }
+
+func TestSinkLingerBounds(t *testing.T) {
+	dir := t.TempDir()
+	for linger, ok := range map[string]bool{"0s": true, "5ms": true, "1s": true, "2s": false, "-1ms": false} {
+		f := write(t, dir, "linger.yaml", `pipeline: {sink_linger: `+linger+`}
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+`)
+		_, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+		if ok && err != nil {
+			t.Errorf("sink_linger %s: %v", linger, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "pipeline.sink_linger: must be between 0 (off) and 1s")) {
+			t.Errorf("sink_linger %s: Load = %v, want the bound named", linger, err)
+		}
+	}
+}

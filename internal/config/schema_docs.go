@@ -146,6 +146,7 @@ var schemaDocs = map[string]string{
 	"github.com/ferry-cdc/ferry/internal/config.Pipeline":                       "Pipeline bounds memory and shutdown.",
 	"github.com/ferry-cdc/ferry/internal/config.Pipeline.DeadLetterSink":        "DeadLetterSink, when set, receives dead letters as CloudEvents\n(anything it does not accept still goes to the state store).",
 	"github.com/ferry-cdc/ferry/internal/config.Pipeline.MaxInFlightBytes":      "MaxInFlightBytes bounds the same changes by their size in memory.",
+	"github.com/ferry-cdc/ferry/internal/config.Pipeline.SinkLinger":            "SinkLinger, when positive, lets a sink wait up to this long for more\nevents when a Write would carry fewer than a full batch, so a steady\ntrickle of small transactions shares Writes (one produce round trip,\none request) instead of paying one each: less CPU per change for at\nmost this much more latency. 0 (the default) writes at once.",
 	"github.com/ferry-cdc/ferry/internal/config.State":                          "State is where Ferry keeps checkpoints and dead letters.",
 	"github.com/ferry-cdc/ferry/internal/config.State.Checkpoints":              "Checkpoints is where source checkpoints live: the embedded store\nunder Dir (the default) or a table shared by replicas.",
 	"github.com/ferry-cdc/ferry/internal/config.Tracing":                        "Tracing is the `tracing:` block: OpenTelemetry span export over\nOTLP/HTTP (protobuf). Without OTLPEndpoint nothing is exported and trace\ncontext is passed through unchanged.",
