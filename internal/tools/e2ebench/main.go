@@ -46,11 +46,12 @@ type options struct {
 	work     string // stream | backfill
 	metadata string // binlog_row_metadata of the server: FULL, or MINIMAL (decoded from the schema history)
 	keepTemp bool
-	ferry    string // comma-separated prebuilt ferry binaries to A/B on one loaded binlog (default: build ./cmd/ferry)
-	rounds   int    // interleaved rounds over the binaries
-	profile  string // CPU profile path prefix: each run writes PREFIX-<binary>-<round>.pprof
-	ceiling  bool   // also time go-mysql's raw decode of the same binlog
-	rate     int    // steady mode: row changes per second (0: drain a preloaded backlog)
+	ferry    string        // comma-separated prebuilt ferry binaries to A/B on one loaded binlog (default: build ./cmd/ferry)
+	rounds   int           // interleaved rounds over the binaries
+	profile  string        // CPU profile path prefix: each run writes PREFIX-<binary>-<round>.pprof
+	ceiling  bool          // also time go-mysql's raw decode of the same binlog
+	rate     int           // steady mode: row changes per second (0: drain a preloaded backlog)
+	linger   time.Duration // pipeline.sink_linger of the ferry under test
 	duration time.Duration
 }
 
@@ -67,6 +68,7 @@ func main() {
 	flag.BoolVar(&o.ceiling, "ceiling", true, "also time go-mysql's raw decode of the same binlog (BinlogSyncer, no output) and print ferry's share of it")
 	flag.IntVar(&o.rate, "rate", 0, "steady mode: insert this many single-row transactions per second while ferry runs (needs -sink kafka); reports CPU per change and commit->consume latency")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "steady mode: how long to insert at -rate")
+	flag.DurationVar(&o.linger, "linger", 0, "pipeline.sink_linger of the ferry under test (0: not set)")
 	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof (FERRY_CPUPROFILE)")
 	flag.Parse()
@@ -136,7 +138,7 @@ func run(o options) error {
 		ferries = strings.Split(o.ferry, ",")
 	}
 	if o.rate > 0 {
-		cfg, err := writeConfig(dir, "steady", admin, srv.Addr, start, sinkBlock)
+		cfg, err := writeConfig(dir, "steady", admin, srv.Addr, start, sinkBlock, o.linger)
 		if err != nil {
 			return err
 		}
@@ -157,7 +159,7 @@ func run(o options) error {
 		for i, bin := range ferries {
 			// Each run starts from the same position with a fresh state
 			// directory, so the binaries read the same binlog.
-			cfg, err := writeConfig(dir, fmt.Sprintf("run-%d-%d", i, round), admin, srv.Addr, start, sinkBlock)
+			cfg, err := writeConfig(dir, fmt.Sprintf("run-%d-%d", i, round), admin, srv.Addr, start, sinkBlock, o.linger)
 			if err != nil {
 				return err
 			}
@@ -191,6 +193,9 @@ func run(o options) error {
 // decode, which runs no ferry.
 func (o options) conditions(round, binary int) string {
 	c := fmt.Sprintf("rows=%d load=%s metadata=%s round=%d", o.rows, o.load, o.metadata, round)
+	if o.linger > 0 {
+		c += fmt.Sprintf(" sink_linger=%s", o.linger)
+	}
 	if binary >= 0 && o.ferry != "" {
 		c += fmt.Sprintf(" binary=%s", strings.Split(o.ferry, ",")[binary])
 	}
@@ -209,9 +214,13 @@ func (o options) sinkName() string {
 
 // writeConfig writes the ferry configuration of one run, with a state
 // directory of its own.
-func writeConfig(dir, run, admin, mysqlAddr, start, sinkBlock string) (string, error) {
+func writeConfig(dir, run, admin, mysqlAddr, start, sinkBlock string, linger time.Duration) (string, error) {
 	cfg := filepath.Join(dir, run+".yaml")
-	body := fmt.Sprintf(`state: {dir: %s/%s}
+	body := ""
+	if linger > 0 { // only when asked: an older binary under A/B does not know the key
+		body = fmt.Sprintf("pipeline: {sink_linger: %s}\n", linger)
+	}
+	body += fmt.Sprintf(`state: {dir: %s/%s}
 admin: {listen: %s}
 defaults: {to: [out]}
 sources:

@@ -75,7 +75,7 @@ func steady(ctx context.Context, ferry, cfg, admin, brokers, mysqlAddr string, e
 	}
 	cpuSec := float64(cpu1-cpu0) / userHZ
 	p50, p99, worst := lat.percentiles()
-	cond := fmt.Sprintf("rate=%d/s duration=%v single-row transactions, kfake broker in a 2nd process, consumer in e2ebench", o.rate, o.duration)
+	cond := fmt.Sprintf("rate=%d/s duration=%v sink_linger=%v single-row transactions, kfake broker in a 2nd process, consumer in e2ebench", o.rate, o.duration, o.linger)
 	fmt.Printf("steady: inserted %d rows in %v (%.0f rows/s achieved) [%s]\n", inserted, window.Round(time.Millisecond), float64(inserted)/window.Seconds(), cond)
 	fmt.Printf("steady: ferry CPU %.0f us per change (utime+stime %.2f s over %d changes) [%s]\n", 1e6*cpuSec/float64(inserted), cpuSec, inserted, cond)
 	fmt.Printf("steady: commit -> consumer latency p50 %.1f ms, p99 %.1f ms, max %.1f ms [%s]\n", ms(p50), ms(p99), ms(worst), cond)
