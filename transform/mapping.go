@@ -2,6 +2,7 @@ package transform
 
 import (
 	"net/url"
+	"strconv"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -34,6 +35,17 @@ type tableNames struct {
 	keyStem    string     // "<db>.<table>"
 	keyStemSep string     // "<db>.<table>/"
 	vals       [2]ref.Val // db and table as CEL values, for rules
+	// types holds typeStem+op.TypeSuffix() per operation, built once per
+	// table instead of once per change.
+	types [8]string
+}
+
+// typ is the default CloudEvent type of op on this table.
+func (n *tableNames) typ(op ferry.Op) string {
+	if int(op) < len(n.types) {
+		return n.types[op]
+	}
+	return n.typeStem + op.TypeSuffix()
 }
 
 type tableKey struct{ source, db, table string }
@@ -61,6 +73,9 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 		keyStemSep: stem + "/",
 		vals:       [2]ref.Val{celtypes.String(c.DB), celtypes.String(c.Table)},
 	}
+	for op := range n.types {
+		n.types[op] = n.typeStem + ferry.Op(op).TypeSuffix()
+	}
 	v, _ := m.names.LoadOrStore(k, n)
 	return v.(*tableNames)
 }
@@ -84,11 +99,12 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 		return scratch
 	}
 	n := m.tableNames(c)
-	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typeStem+c.Op.TypeSuffix(), c.Time
+	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typ(c.Op), c.Time
 	b.partitionKey = n.keyStem
 	if !c.Key.IsZero() {
-		b.subject = Subject(c.Key)
-		b.partitionKey = n.keyStemSep + b.subject
+		// One string holds both: the subject is the partition key's tail.
+		b.partitionKey = keyWithStem(n.keyStemSep, c.Key)
+		b.subject = b.partitionKey[len(n.keyStemSep):]
 	}
 	if withData {
 		scratch = AppendChangeData(scratch[:0], c)
@@ -96,6 +112,21 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 		b.encoded = true
 	}
 	return scratch
+}
+
+// keyWithStem is stem+Subject(key) in one allocation for the common
+// single-integer key (integers need no escaping).
+func keyWithStem(stem string, key ferry.Row) string {
+	if len(key.Values) == 1 {
+		var buf [96]byte
+		switch v := key.Values[0].(type) {
+		case int64:
+			return string(strconv.AppendInt(append(buf[:0], stem...), v, 10))
+		case uint64:
+			return string(strconv.AppendUint(append(buf[:0], stem...), v, 10))
+		}
+	}
+	return stem + Subject(key)
 }
 
 // Subject renders a primary key as the CloudEvent subject (ferry.KeyText).

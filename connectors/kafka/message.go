@@ -106,12 +106,27 @@ func (s *Sink) key(e *event.Event) string {
 	return ferry.OrderingKey(e)
 }
 
+// binaryHeaders writes the binding's headers. Their values share one
+// buffer (one allocation per record instead of one per header, issue 18);
+// each is a full slice expression, so no reader can append into the next.
 func (s *Sink) binaryHeaders(e *event.Event) []kgo.RecordHeader {
 	ext := extensions(e)
 	h := make([]kgo.RecordHeader, 0, 10+len(ext)) // room for appendTrace
+	source := e.Source()
+	size := len(e.ID()) + len(source) + len(e.Type()) + len(e.DataContentType()) + len(e.Subject()) + len(e.DataSchema()) + len(time.RFC3339Nano) + 8
+	type extText struct{ header, text string }
+	exts := make([]extText, 0, len(ext))
+	for name, v := range ext {
+		t := extText{s.extensionHeader(name), extensionText(v)}
+		exts = append(exts, t)
+		size += len(t.text)
+	}
+	buf := make([]byte, 0, size)
 	add := func(k string, v string) {
 		if v != "" {
-			h = append(h, kgo.RecordHeader{Key: k, Value: []byte(v)})
+			start := len(buf)
+			buf = append(buf, v...)
+			h = append(h, kgo.RecordHeader{Key: k, Value: buf[start:len(buf):len(buf)]})
 		}
 	}
 	if e.SpecVersion() == event.CloudEventsVersionV1 {
@@ -120,16 +135,18 @@ func (s *Sink) binaryHeaders(e *event.Event) []kgo.RecordHeader {
 		add(hSpecVersion, e.SpecVersion())
 	}
 	add(hID, e.ID())
-	add(hSource, e.Source())
+	add(hSource, source)
 	add(hType, e.Type())
 	add(hContentType, e.DataContentType())
 	add(hSubject, e.Subject())
 	add(hDataSchema, e.DataSchema())
 	if t := e.Time(); !t.IsZero() {
-		add(hTime, t.UTC().Format(time.RFC3339Nano))
+		start := len(buf)
+		buf = t.UTC().AppendFormat(buf, time.RFC3339Nano)
+		h = append(h, kgo.RecordHeader{Key: hTime, Value: buf[start:len(buf):len(buf)]})
 	}
-	for name, v := range ext {
-		add(s.extensionHeader(name), extensionText(v))
+	for _, x := range exts {
+		add(x.header, x.text)
 	}
 	return h
 }

@@ -3,7 +3,7 @@ package mysql
 import (
 	"encoding/binary"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -155,16 +155,27 @@ func (g *gtidTracker) state() string {
 	if g.flavor != gomysql.MariaDBFlavor {
 		return g.my.String()
 	}
+	// Built with one allocation: it runs once per transaction read.
+	var buf [64]byte
+	b := buf[:0]
+	if len(g.maria) == 1 {
+		for _, id := range g.maria {
+			b = appendMariaGTID(b, id)
+		}
+		return string(b)
+	}
 	domains := make([]uint32, 0, len(g.maria))
 	for d := range g.maria {
 		domains = append(domains, d)
 	}
-	sort.Slice(domains, func(i, j int) bool { return domains[i] < domains[j] })
-	parts := make([]string, len(domains))
+	slices.Sort(domains)
 	for i, d := range domains {
-		parts[i] = formatMariaGTID(g.maria[d])
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendMariaGTID(b, g.maria[d])
 	}
-	return strings.Join(parts, ",")
+	return string(b)
 }
 
 // domains lists the MariaDB domains in the state.
@@ -174,6 +185,12 @@ func (g *gtidTracker) domains() map[uint32]bool {
 		out[d] = true
 	}
 	return out
+}
+
+func appendMariaGTID(b []byte, id gomysql.MariadbGTID) []byte {
+	b = strconv.AppendUint(b, uint64(id.DomainID), 10)
+	b = strconv.AppendUint(append(b, '-'), uint64(id.ServerID), 10)
+	return strconv.AppendUint(append(b, '-'), id.SequenceNumber, 10)
 }
 
 func formatMariaGTID(id gomysql.MariadbGTID) string {

@@ -31,9 +31,51 @@ type position struct {
 	ServerID uint32 `json:"server_id,omitempty"`
 }
 
+// encode writes p as json.Marshal would, without reflection: it runs once
+// per transaction read (issue 18).
 func (p position) encode() ferry.Position {
-	b, _ := json.Marshal(p) // cannot fail for strings and integers
+	b := make([]byte, 0, 64+len(p.File)+len(p.GTID)) // keys, quotes and two uint32s fit in 64
+	b = append(b, '{')
+	if p.File != "" {
+		b = append(b, `"file":`...)
+		b = appendJSONString(b, p.File)
+	}
+	if p.Pos != 0 {
+		b = jsonSep(b)
+		b = strconv.AppendUint(append(b, `"pos":`...), uint64(p.Pos), 10)
+	}
+	if p.GTID != "" {
+		b = jsonSep(b)
+		b = append(b, `"gtid":`...)
+		b = appendJSONString(b, p.GTID)
+	}
+	if p.ServerID != 0 {
+		b = jsonSep(b)
+		b = strconv.AppendUint(append(b, `"server_id":`...), uint64(p.ServerID), 10)
+	}
+	return append(b, '}')
+}
+
+// jsonSep appends a comma unless b holds only the opening brace.
+func jsonSep(b []byte) []byte {
+	if len(b) > 1 {
+		return append(b, ',')
+	}
 	return b
+}
+
+// appendJSONString appends s quoted; binlog file names and GTID sets are
+// plain ASCII, anything else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // cannot fail for a string
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 func decodePosition(b ferry.Position) (position, error) {

@@ -46,6 +46,10 @@ type Options struct {
 	// work endpoints answer only on loopback.
 	Token         string
 	MetricsPublic bool
+	// Pprof serves net/http/pprof under /debug/pprof/. It is honoured only
+	// with a Token: the access guard then answers 401 to a caller without
+	// it, like every endpoint not listed as probe or observe.
+	Pprof bool
 	// TLS, when set, serves HTTPS; with ClientCAs set, every endpoint but
 	// the probes also needs a client certificate those CAs signed.
 	TLS *tls.Config
@@ -110,6 +114,9 @@ func Listen(opts Options) (*Server, error) {
 	}
 	if opts.Schemas != nil {
 		s.routeSchemas(mux, opts.Schemas)
+	}
+	if opts.Pprof && opts.Token != "" {
+		routePprof(mux)
 	}
 	guard := newAccess(opts.Token, opts.MetricsPublic, clientCerts, opts.Log)
 	s.srv = &http.Server{Handler: guard.wrap(mux), ReadHeaderTimeout: 5 * time.Second,

@@ -211,6 +211,7 @@ func assemble(cfg *config.Config, store *state.Store, log *slog.Logger, capture 
 		MaxInFlightBytes:   int64(cfg.Pipeline.MaxInFlightBytes),
 		CheckpointInterval: cfg.State.CheckpointInterval,
 		ShutdownTimeout:    cfg.Pipeline.ShutdownTimeout,
+		SinkLinger:         cfg.Pipeline.SinkLinger,
 		Capture:            capture,
 		DeadLetterSink:     cfg.Pipeline.DeadLetterSink,
 		Redact:             cfg.Redactor().Redact,
@@ -272,7 +273,7 @@ func instanceID(cfg *config.Config) string {
 // listenAdmin binds the admin listener as cfg configures it.
 func listenAdmin(cfg config.Admin, opts admin.Options) (*admin.Server, error) {
 	opts.Addr, opts.MaxLag = cfg.Listen, cfg.MaxLag
-	opts.Token, opts.MetricsPublic = cfg.Token.Reveal(), cfg.MetricsPublic
+	opts.Token, opts.MetricsPublic, opts.Pprof = cfg.Token.Reveal(), cfg.MetricsPublic, cfg.Pprof
 	if cfg.TLS.Enabled() {
 		t, err := admin.ServerTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.TLS.ClientCAFile)
 		if err != nil {

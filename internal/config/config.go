@@ -110,6 +110,11 @@ type Admin struct {
 	// MetricsPublic leaves /metrics open without the token, for a
 	// Prometheus that cannot send one.
 	MetricsPublic bool `yaml:"metrics_public"`
+	// Pprof serves Go's runtime profiles (CPU, heap, goroutines, mutex,
+	// block) under /debug/pprof/ for profiling a running ferry. It needs
+	// token: a profile shows code paths and timings, and a CPU profile
+	// costs CPU while it runs, so it is never open without one.
+	Pprof bool `yaml:"pprof"`
 	// TLS serves the listener over HTTPS, optionally with client
 	// certificates (mutual TLS).
 	TLS AdminTLS `yaml:"tls"`
@@ -147,12 +152,22 @@ type Log struct {
 	Format string `yaml:"format" ferry:"default=text,enum=text|json"`
 }
 
+// maxSinkLinger caps pipeline.sink_linger: it trades latency for CPU, and
+// more than a second of it is a mistake, not a trade.
+const maxSinkLinger = time.Second
+
 // Pipeline bounds memory and shutdown.
 type Pipeline struct {
 	MaxInFlight int `yaml:"max_in_flight" ferry:"default=10000"`
 	// MaxInFlightBytes bounds the same changes by their size in memory.
 	MaxInFlightBytes int           `yaml:"max_in_flight_bytes" ferry:"default=16777216"`
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" ferry:"default=30s"`
+	// SinkLinger, when positive, lets a sink wait up to this long for more
+	// events when a Write would carry fewer than a full batch, so a steady
+	// trickle of small transactions shares Writes (one produce round trip,
+	// one request) instead of paying one each: less CPU per change for at
+	// most this much more latency. 0 (the default) writes at once.
+	SinkLinger time.Duration `yaml:"sink_linger"`
 	// DeadLetterSink, when set, receives dead letters as CloudEvents
 	// (anything it does not accept still goes to the state store).
 	DeadLetterSink string `yaml:"dead_letter_sink"`

@@ -302,6 +302,9 @@ func (l *loader) check(cfg *Config, first string) {
 		add("admin.max_lag", "must not be negative (0 leaves lag out of readiness)")
 	}
 	checkAdminTLS(cfg.Admin.TLS, add)
+	if cfg.Admin.Pprof && !cfg.Admin.Token.IsSet() {
+		add("admin.pprof", "needs admin.token: profiles are served only to callers with the bearer token")
+	}
 	for _, err := range fieldErrors(ferry.CheckConfig(cfg)) { // the top-level keys' ferry tags
 		var fe *ferry.FieldError
 		if errors.As(err, &fe) {
@@ -316,6 +319,9 @@ func (l *loader) check(cfg *Config, first string) {
 	}
 	if cfg.Pipeline.ShutdownTimeout <= 0 {
 		add("pipeline.shutdown_timeout", "must be positive")
+	}
+	if cfg.Pipeline.SinkLinger < 0 || cfg.Pipeline.SinkLinger > maxSinkLinger {
+		add("pipeline.sink_linger", "must be between 0 (off) and 1s")
 	}
 	if cfg.Defaults.TypePrefix == "" || strings.ContainsAny(cfg.Defaults.TypePrefix, " \t") {
 		add("defaults.type_prefix", "must be a non-empty name without spaces, like com.example")

@@ -423,3 +423,51 @@ sinks:
 		t.Fatalf("Load = %v\nwant %s", err, want)
 	}
 }
+
+// TestPprofNeedsToken: pprof without a token would either serve profiles to
+// anyone or silently not at all; the configuration refuses it instead.
+func TestPprofNeedsToken(t *testing.T) {
+	dir := t.TempDir()
+	f := write(t, dir, "pprof.yaml", `admin: {pprof: true}
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+`)
+	_, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+	if err == nil || !strings.Contains(err.Error(), "admin.pprof: needs admin.token") {
+		t.Fatalf("Load = %v, want admin.pprof needs admin.token", err)
+	}
+	f = write(t, dir, "pprof-token.yaml", `admin: {pprof: true, token: s3cret}
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+`)
+	cfg, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Admin.Pprof {
+		t.Fatal("admin.pprof: true did not load as true")
+	}
+}
+
+func TestSinkLingerBounds(t *testing.T) {
+	dir := t.TempDir()
+	for linger, ok := range map[string]bool{"0s": true, "5ms": true, "1s": true, "2s": false, "-1ms": false} {
+		f := write(t, dir, "linger.yaml", `pipeline: {sink_linger: `+linger+`}
+sources:
+  db1: {type: db, addr: x}
+sinks:
+  out: {type: console}
+`)
+		_, err := Load([]string{f}, testRegistry{}, WithLookupEnv(noEnv))
+		if ok && err != nil {
+			t.Errorf("sink_linger %s: %v", linger, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "pipeline.sink_linger: must be between 0 (off) and 1s")) {
+			t.Errorf("sink_linger %s: Load = %v, want the bound named", linger, err)
+		}
+	}
+}

@@ -80,6 +80,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxSinkBatch bounds the events of one Sink.Write; default 1000.
 	MaxSinkBatch int
+	// SinkLinger, when positive, is how long a sink worker waits for more
+	// deliveries before a Write of fewer than MaxSinkBatch events.
+	SinkLinger time.Duration
 	// DeadLetterSink names a sink that receives dead letters as CloudEvents
 	// before (instead of) the store; what it refuses is stored.
 	DeadLetterSink string

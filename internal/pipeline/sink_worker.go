@@ -191,7 +191,34 @@ func (w *sinkWorker) gather(ctx context.Context, batch []attempt, open bool) (_ 
 		}
 		break
 	}
+	if linger := w.rt.cfg.SinkLinger; linger > 0 && open && len(batch) > 0 && len(batch) < max {
+		batch, open = w.linger(ctx, batch, max, linger)
+	}
 	return batch, open, true
+}
+
+// linger waits up to d for more deliveries to share this Write: at a
+// steady trickle of single-row transactions a Write per transaction (a
+// produce round trip, an HTTP request) costs far more CPU than the events
+// themselves (issue 18). Order is unchanged: deliveries are admitted in
+// the order they arrive, as without it.
+func (w *sinkWorker) linger(ctx context.Context, batch []attempt, max int, d time.Duration) (_ []attempt, stillOpen bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for len(batch) < max {
+		select {
+		case dl, more := <-w.in:
+			if !more {
+				return batch, false
+			}
+			batch = w.admit(ctx, batch, dl)
+		case <-t.C:
+			return batch, true
+		case <-ctx.Done():
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // coalesce is how early a held key (without a Retry-After) may be retried

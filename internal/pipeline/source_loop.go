@@ -120,6 +120,10 @@ func (l *sourceLoop) transform(hard context.Context) error {
 	var outs []transform.Output
 	perSink := map[string][]*entry{}
 	var capture []byte
+	// Entries are carved from blocks: one allocation per batch, not one per
+	// event. Small batches share a block of 16, so an event held back for a
+	// retry keeps at most 15 delivered neighbours' entries reachable.
+	var block []entry
 	for bs := range l.toTransform {
 		clear(perSink)
 		capture = l.capture(capture[:0], bs.changes)
@@ -141,7 +145,12 @@ func (l *sourceLoop) transform(hard context.Context) error {
 					}
 					continue
 				}
-				e := &entry{event: o.Event, rule: o.Rule, source: l.name}
+				if len(block) == cap(block) {
+					// A full block is never grown: sinks hold pointers into it.
+					block = make([]entry, 0, max(len(bs.changes)-i, 16))
+				}
+				block = append(block, entry{event: o.Event, rule: o.Rule, source: l.name})
+				e := &block[len(block)-1]
 				// A backfill or replay run beside its source (its own key)
 				// re-sends old changes: their age is not delivery latency.
 				if l.key == l.name {

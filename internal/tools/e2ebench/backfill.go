@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // backfill times `ferry backfill` of the loaded table, run without a
@@ -43,14 +40,4 @@ func backfill(ferry, cfg string, o options, logf func(string, ...any)) error {
 	logf("backfilled %d rows to %s in %v", o.rows, o.sink, el.Round(time.Millisecond))
 	fmt.Printf("| %d | backfill | %s | %.0f | %d |\n", o.rows, o.sink, float64(o.rows)/el.Seconds(), peak/1024)
 	return nil
-}
-
-// startKafka starts an in-process Kafka (kfake) with 6 partitions.
-func startKafka() (string, func(), error) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(6), kfake.AllowAutoTopicCreation())
-	if err != nil {
-		return "", nil, fmt.Errorf("start kfake: %w", err)
-	}
-	fmt.Fprintln(os.Stderr, "kfake listening on", c.ListenAddrs())
-	return strings.Join(c.ListenAddrs(), ","), c.Close, nil
 }

@@ -1,12 +1,24 @@
 // Command e2ebench measures Ferry end to end: it loads N row changes into
 // the binlog of a throwaway MariaDB, then starts `ferry run` as its own
 // process and times how long it takes to drain them to a sink, reporting
-// rows/s and the ferry process's peak RSS. With -work backfill it times
-// `ferry backfill` of the loaded table instead.
+// rows/s and the ferry process's peak RSS, one line per figure with its
+// conditions. Before each round it times go-mysql's raw decode of the same
+// binlog (-ceiling, on by default) and prints Ferry's share of it. The
+// Kafka sink produces to a kfake broker in a process of its own
+// (internal/tools/kfakebroker). With -work backfill it times
+// `ferry backfill` of the loaded table instead; with -rate it inserts
+// single-row transactions at that rate for -duration while ferry streams
+// them to Kafka, and reports the CPU ferry spent per change and the
+// commit -> consumer latency percentiles. -ferry OLD,NEW runs prebuilt
+// binaries in turn on the same binlog (A/B), -cpuprofile keeps each run's
+// CPU profile.
 //
-//	go run ./internal/tools/e2ebench -rows 1000000 -load single -sink discard
+//	go run ./internal/tools/e2ebench -rows 1000000 -load single -sink kafka -rounds 3
+//	go run ./internal/tools/e2ebench -rows 1000000 -load bulk -sink discard
+//	go run ./internal/tools/e2ebench -sink kafka -rate 5000 -duration 60s
 //	go run ./internal/tools/e2ebench -rows 200000 -sink http -mode batch
 //	go run ./internal/tools/e2ebench -rows 1000000 -load bulk -work backfill -sink kafka
+//	go run ./internal/tools/e2ebench -rows 200000 -ferry /tmp/ferry-old,/tmp/ferry-new -rounds 2 -cpuprofile /tmp/w2
 package main
 
 import (
@@ -34,17 +46,31 @@ type options struct {
 	work     string // stream | backfill
 	metadata string // binlog_row_metadata of the server: FULL, or MINIMAL (decoded from the schema history)
 	keepTemp bool
+	ferry    string        // comma-separated prebuilt ferry binaries to A/B on one loaded binlog (default: build ./cmd/ferry)
+	rounds   int           // interleaved rounds over the binaries
+	profile  string        // CPU profile path prefix: each run writes PREFIX-<binary>-<round>.pprof
+	ceiling  bool          // also time go-mysql's raw decode of the same binlog
+	rate     int           // steady mode: row changes per second (0: drain a preloaded backlog)
+	linger   time.Duration // pipeline.sink_linger of the ferry under test
+	duration time.Duration
 }
 
 func main() {
 	var o options
 	flag.IntVar(&o.rows, "rows", 1000000, "row changes to load and drain")
 	flag.StringVar(&o.load, "load", "single", "single (one-row transactions) or bulk (1000-row statements)")
-	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (kfake in this process)")
+	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (a kfake broker in a second process)")
 	flag.StringVar(&o.work, "work", "stream", "stream (ferry run drains the binlog) or backfill (ferry backfill reads the table)")
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
 	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
 	flag.BoolVar(&o.keepTemp, "keep", false, "keep the temporary directory")
+	flag.StringVar(&o.ferry, "ferry", "", "comma-separated prebuilt ferry binaries run in turn on the same binlog (A/B); default builds ./cmd/ferry")
+	flag.BoolVar(&o.ceiling, "ceiling", true, "also time go-mysql's raw decode of the same binlog (BinlogSyncer, no output) and print ferry's share of it")
+	flag.IntVar(&o.rate, "rate", 0, "steady mode: insert this many single-row transactions per second while ferry runs (needs -sink kafka); reports CPU per change and commit->consume latency")
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "steady mode: how long to insert at -rate")
+	flag.DurationVar(&o.linger, "linger", 0, "pipeline.sink_linger of the ferry under test (0: not set)")
+	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof (FERRY_CPUPROFILE)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
@@ -69,6 +95,12 @@ func run(o options) error {
 		return err
 	}
 	defer srv.Stop()
+	if o.rate > 0 {
+		if o.sink != "kafka" {
+			return fmt.Errorf("-rate needs -sink kafka (latency is measured by a consumer of the topic)")
+		}
+		o.rows = 0 // nothing preloaded: rows are inserted at the rate while ferry runs
+	}
 	start, err := load(ctx, srv, o, logf)
 	if err != nil {
 		return err
@@ -86,8 +118,10 @@ func run(o options) error {
 		defer stop()
 		sinkBlock = fmt.Sprintf("{type: http, url: %q, mode: %s, concurrency: 8}", url, o.mode)
 	}
+	var brokers string
 	if o.sink == "kafka" {
-		brokers, stop, err := startKafka()
+		var stop func()
+		brokers, stop, err = startKafka(bins["kfakebroker"])
 		if err != nil {
 			return err
 		}
@@ -99,22 +133,102 @@ func run(o options) error {
 		return err
 	}
 	admin := addrs[0]
-	cfg := filepath.Join(dir, "ferry.yaml")
-	body := fmt.Sprintf(`state: {dir: %s/state}
+	ferries := []string{bins["ferry"]}
+	if o.ferry != "" {
+		ferries = strings.Split(o.ferry, ",")
+	}
+	if o.rate > 0 {
+		cfg, err := writeConfig(dir, "steady", admin, srv.Addr, start, sinkBlock, o.linger)
+		if err != nil {
+			return err
+		}
+		env := os.Environ()
+		if o.profile != "" {
+			env = append(env, "FERRY_CPUPROFILE="+o.profile+"-steady.pprof")
+		}
+		return steady(ctx, ferries[0], cfg, admin, brokers, srv.Addr, env, o, logf)
+	}
+	for round := range max(o.rounds, 1) {
+		var ceiling float64
+		if o.ceiling && o.work == "stream" {
+			if ceiling, err = decodeCeiling(ctx, srv, start, o.rows); err != nil {
+				return err
+			}
+			fmt.Printf("raw go-mysql decode (BinlogSyncer, rows decoded, no output): %.0f rows/s [%s]\n", ceiling, o.conditions(round, -1))
+		}
+		for i, bin := range ferries {
+			// Each run starts from the same position with a fresh state
+			// directory, so the binaries read the same binlog.
+			cfg, err := writeConfig(dir, fmt.Sprintf("run-%d-%d", i, round), admin, srv.Addr, start, sinkBlock, o.linger)
+			if err != nil {
+				return err
+			}
+			env := os.Environ()
+			if o.profile != "" {
+				env = append(env, fmt.Sprintf("FERRY_CPUPROFILE=%s-%d-%d.pprof", o.profile, i, round))
+			}
+			if len(ferries) > 1 {
+				logf("round %d, binary %d: %s", round, i, bin)
+			}
+			if o.work == "backfill" {
+				if err := backfill(bin, cfg, o, logf); err != nil {
+					return err
+				}
+				continue
+			}
+			r, err := drain(bin, cfg, admin, env, o, logf)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("ferry -> %s: %.0f rows/s, peak RSS %d MB [%s]\n", o.sinkName(), r.rate, r.peakKB/1024, o.conditions(round, i))
+			if ceiling > 0 {
+				fmt.Printf("ferry -> %s / raw decode: %.0f%% [%s]\n", o.sinkName(), 100*r.rate/ceiling, o.conditions(round, i))
+			}
+		}
+	}
+	return nil
+}
+
+// conditions names what a figure was measured under; binary < 0 is the raw
+// decode, which runs no ferry.
+func (o options) conditions(round, binary int) string {
+	c := fmt.Sprintf("rows=%d load=%s metadata=%s round=%d", o.rows, o.load, o.metadata, round)
+	if o.linger > 0 {
+		c += fmt.Sprintf(" sink_linger=%s", o.linger)
+	}
+	if binary >= 0 && o.ferry != "" {
+		c += fmt.Sprintf(" binary=%s", strings.Split(o.ferry, ",")[binary])
+	}
+	return c
+}
+
+func (o options) sinkName() string {
+	switch o.sink {
+	case "http":
+		return "http (" + o.mode + ", receiver in a 2nd process)"
+	case "kafka":
+		return "kafka (kfake broker in a 2nd process)"
+	}
+	return o.sink
+}
+
+// writeConfig writes the ferry configuration of one run, with a state
+// directory of its own.
+func writeConfig(dir, run, admin, mysqlAddr, start, sinkBlock string, linger time.Duration) (string, error) {
+	cfg := filepath.Join(dir, run+".yaml")
+	body := ""
+	if linger > 0 { // only when asked: an older binary under A/B does not know the key
+		body = fmt.Sprintf("pipeline: {sink_linger: %s}\n", linger)
+	}
+	body += fmt.Sprintf(`state: {dir: %s/%s}
 admin: {listen: %s}
 defaults: {to: [out]}
 sources:
   db: {type: mysql, addr: %s, user: root, server_id: 99, include: [bench.*], start: %s}
 sinks:
   out: %s
-`, dir, admin, srv.Addr, start, sinkBlock)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		return err
-	}
-	if o.work == "backfill" {
-		return backfill(bins["ferry"], cfg, o, logf)
-	}
-	return drain(bins["ferry"], cfg, admin, o, logf)
+`, dir, run, admin, mysqlAddr, start, sinkBlock)
+	return cfg, os.WriteFile(cfg, []byte(body), 0o600)
 }
 
 // load writes o.rows row changes and returns the binlog position before them.
@@ -165,7 +279,7 @@ func masterStatus(srv *mariadbtest.Server) (string, error) {
 }
 
 func build(dir string) (map[string]string, error) {
-	bins := map[string]string{"ferry": "./cmd/ferry", "cerecv": "./internal/tools/cerecv"}
+	bins := map[string]string{"ferry": "./cmd/ferry", "cerecv": "./internal/tools/cerecv", "kfakebroker": "./internal/tools/kfakebroker"}
 	out := map[string]string{}
 	for name, pkg := range bins {
 		path := filepath.Join(dir, name)
@@ -178,7 +292,29 @@ func build(dir string) (map[string]string, error) {
 }
 
 func startReceiver(bin string) (string, func(), error) {
-	cmd := exec.Command(bin, "-discard")
+	addr, stop, err := startHelper(bin, "-discard")
+	if err != nil {
+		return "", nil, err
+	}
+	return "http://" + addr + "/events", stop, nil
+}
+
+// startKafka starts a kfake broker with 6 partitions in a process of its
+// own (internal/tools/kfakebroker).
+func startKafka(bin string) (string, func(), error) {
+	addr, stop, err := startHelper(bin, "-partitions", "6")
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintln(os.Stderr, "kfake broker process listening on", addr)
+	return addr, stop, nil
+}
+
+// startHelper starts a helper process that prints its address on the
+// first line of stdout.
+func startHelper(bin string, args ...string) (string, func(), error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return "", nil, err
@@ -189,18 +325,25 @@ func startReceiver(bin string) (string, func(), error) {
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return "", nil, fmt.Errorf("receiver: %w", err)
+		return "", nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)
 	}
-	return "http://" + strings.TrimSpace(addr) + "/events", func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+	return strings.TrimSpace(addr), func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
 }
 
 // drain starts ferry and waits until the sink acknowledged every row.
-func drain(ferry, cfg, admin string, o options, logf func(string, ...any)) error {
+// drainResult is one drain's figures.
+type drainResult struct {
+	rate   float64 // rows/s from ferry's start to the sink's last ack
+	peakKB int64   // ferry's peak RSS
+}
+
+func drain(ferry, cfg, admin string, env []string, o options, logf func(string, ...any)) (drainResult, error) {
 	cmd := exec.Command(ferry, "run", "-c", cfg, "--log-level", "warn")
+	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
-		return err
+		return drainResult{}, err
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	var peak int64
@@ -212,18 +355,13 @@ func drain(ferry, cfg, admin string, o options, logf func(string, ...any)) error
 			break
 		}
 		if time.Since(t0) > 30*time.Minute {
-			return fmt.Errorf("not drained after 30 minutes (%d of %d)", n, o.rows)
+			return drainResult{}, fmt.Errorf("not drained after 30 minutes (%d of %d)", n, o.rows)
 		}
 	}
 	el := time.Since(t0)
 	peak = max(peak, rssKB(cmd.Process.Pid))
-	sink := o.sink
-	if sink == "http" {
-		sink += " (" + o.mode + ", receiver in a 2nd process)"
-	}
-	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, sink, el.Round(time.Millisecond))
-	fmt.Printf("| %d | %s | %s | %.0f | %d |\n", o.rows, o.load, sink, float64(o.rows)/el.Seconds(), peak/1024)
-	return nil
+	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, o.sinkName(), el.Round(time.Millisecond))
+	return drainResult{rate: float64(o.rows) / el.Seconds(), peakKB: peak}, nil
 }
 
 func delivered(admin string) (uint64, error) {
