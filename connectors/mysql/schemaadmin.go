@@ -20,7 +20,21 @@ type SchemaVersionView struct {
 	Columns []string `json:"columns,omitempty"`
 	Key     []string `json:"key,omitempty"`
 	DDL     string   `json:"ddl,omitempty"`
-	Reason  string   `json:"reason,omitempty"` // why a quarantined table is
+	Reason  string   `json:"reason,omitempty"` // why a quarantined table is; the quarantine a resync lifted
+}
+
+// Resync is what a schema resync recorded.
+type Resync struct {
+	// At is the position the re-read schema is in force from.
+	At string `json:"at"`
+	// ReplayFrom and ReplayUntil, when set, are the range whose rows of the
+	// table were dead-lettered by the quarantine the resync lifted: the
+	// table was quarantined by an unreadable DDL and nothing changed it
+	// since, so its schema of today is recorded in force from that DDL on
+	// (At is ReplayFrom) and `ferry replay --table T --from ReplayFrom
+	// --until ReplayUntil` delivers those rows, with their original ids.
+	ReplayFrom  string `json:"replay_from,omitempty"`
+	ReplayUntil string `json:"replay_until,omitempty"`
 }
 
 // ShowSchemaHistory returns the schema history of source: every version,
@@ -61,6 +75,9 @@ func ShowSchemaHistory(ctx context.Context, store SchemaHistory, source, table, 
 
 func viewOf(v schemaVersion) SchemaVersionView {
 	view := SchemaVersionView{Table: v.Table, At: v.At.String(), Origin: v.Origin, DDL: v.DDL, Reason: v.Quarantined}
+	if v.Lifted != "" {
+		view.Reason = "quarantine lifted by a resync: " + v.Lifted
+	}
 	switch {
 	case v.Quarantined != "":
 		view.State = "quarantined"
@@ -80,21 +97,22 @@ func viewOf(v schemaVersion) SchemaVersionView {
 
 // ResyncSchema re-reads table (db.table) from information_schema and
 // records it at the server's current binlog position: a quarantined
-// table's rows decode again from there on. Run it while no ferry streams
-// the source (a running one does it through its admin API).
-func ResyncSchema(ctx context.Context, name string, cfg *Config, store SchemaHistory, table string) (string, error) {
+// table's rows decode again from there on (and, when an unreadable DDL
+// quarantined it, from that DDL on: see Resync). Run it while no ferry
+// streams the source (a running one does it through its admin API).
+func ResyncSchema(ctx context.Context, name string, cfg *Config, store SchemaHistory, table string) (Resync, error) {
 	s, err := New(name, cfg, nil)
 	if err != nil {
-		return "", err
+		return Resync{}, err
 	}
 	conn, err := s.connect(ctx)
 	if err != nil {
-		return "", err
+		return Resync{}, err
 	}
 	defer conn.Close()
 	vars, err := globalVariables(conn, "version", "lower_case_table_names")
 	if err != nil {
-		return "", s.explain(err)
+		return Resync{}, s.explain(err)
 	}
 	s.info = &serverInfo{flavor: gomysql.MySQLFlavor}
 	if strings.Contains(strings.ToLower(vars["version"]), "mariadb") {
@@ -103,50 +121,63 @@ func ResyncSchema(ctx context.Context, name string, cfg *Config, store SchemaHis
 	s.meta = &metaConn{src: s, conn: conn}
 	file, pos, err := s.masterStatus(conn)
 	if err != nil {
-		return "", err
+		return Resync{}, err
 	}
 	h, err := loadSchemaHistory(ctx, store, name)
 	if err != nil {
-		return "", err
+		return Resync{}, err
 	}
 	s.filter.setTableNameCase(vars["lower_case_table_names"])
 	h.fold = s.filter.foldTables
-	at := position{File: file, Pos: pos}
-	if err := resyncTable(ctx, h, s.meta, table, at); err != nil {
-		return "", err
-	}
-	return at.String(), nil
+	return resyncTable(ctx, h, s.meta, table, position{File: file, Pos: pos})
 }
 
-// resyncTable records table's schema of today at at.
-func resyncTable(ctx context.Context, h *schemaHistory, m *metaConn, table string, at position) error {
+// resyncTable records table's schema of today at at. When the table's
+// last version is a quarantine by an unreadable DDL at or before at, that
+// version is replaced instead: no DDL on the table came after it (each
+// would have recorded a version), so the schema of today is the one the
+// DDL made, and the rows dead-lettered since decode with it.
+func resyncTable(ctx context.Context, h *schemaHistory, m *metaConn, table string, at position) (Resync, error) {
 	db, tb, ok := strings.Cut(table, ".")
 	if !ok {
-		return fmt.Errorf("--table %q: want DB.TABLE", table)
+		return Resync{}, fmt.Errorf("--table %q: want DB.TABLE", table)
 	}
 	t, err := m.readTable(db, tb)
 	if err != nil {
-		return err
+		return Resync{}, err
 	}
 	if t == nil {
-		return fmt.Errorf("%s does not exist on the server (or the user may not see it: GRANT SELECT on it)", table)
+		return Resync{}, fmt.Errorf("%s does not exist on the server (or the user may not see it: GRANT SELECT on it)", table)
 	}
-	return h.put(ctx, schemaVersion{Table: h.key(db, tb), At: at, Origin: originResync, Schema: t}, true)
+	name := h.key(db, tb)
+	if vs := h.tables[name]; len(vs) > 0 {
+		if last := vs[len(vs)-1]; last.Quarantined != "" && comparePositions(last.At, at) <= 0 {
+			v := schemaVersion{Table: name, At: last.At, Origin: originResync, DDL: last.DDL, Schema: t, Lifted: last.Quarantined}
+			if err := h.put(ctx, v, true); err != nil {
+				return Resync{}, err
+			}
+			return Resync{At: last.At.String(), ReplayFrom: last.At.String(), ReplayUntil: at.String()}, nil
+		}
+	}
+	if err := h.put(ctx, schemaVersion{Table: name, At: at, Origin: originResync, Schema: t}, true); err != nil {
+		return Resync{}, err
+	}
+	return Resync{At: at.String()}, nil
 }
 
 // ResyncSchema re-reads table's schema while streaming and records it at
 // the stream's read position.
-func (s *Source) ResyncSchema(ctx context.Context, table string) (string, error) {
+func (s *Source) ResyncSchema(ctx context.Context, table string) (Resync, error) {
 	st := s.live.Load()
 	if st == nil || st.planner.schemas == nil {
-		return "", fmt.Errorf("mysql source %s is not streaming with a schema history", s.name)
+		return Resync{}, fmt.Errorf("mysql source %s is not streaming with a schema history", s.name)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	at := st.readPos
-	if err := resyncTable(ctx, st.planner.schemas, s.meta, table, at); err != nil {
-		return "", err
+	r, err := resyncTable(ctx, st.planner.schemas, s.meta, table, position{File: st.readPos.File, Pos: st.readPos.Pos})
+	if err != nil {
+		return Resync{}, err
 	}
 	st.planner.plans = nil
-	return position{File: at.File, Pos: at.Pos}.String(), nil
+	return r, nil
 }

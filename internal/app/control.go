@@ -81,7 +81,7 @@ func (c *control) PauseBackfill(ctx context.Context, source, table string) error
 // same rules and sinks.
 func (c *control) StartReplay(_ context.Context, req admin.ReplayRequest) (admin.ReplayStatus, error) {
 	r := ReplayRange{From: req.From, Until: req.Until, UntilTime: req.UntilTime, Tables: req.Tables, To: req.To}
-	src, err := BuildReplaySource(c.a.cfg, req.Source, r, req.ServerID, c.a.store, c.a.log)
+	src, err := BuildReplaySource(c.a.cfg, req.Source, r, req.ServerID, c.a.schemaHistory(), c.a.log)
 	if err != nil {
 		return admin.ReplayStatus{}, err
 	}
