@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -156,13 +157,40 @@ func resyncTable(ctx context.Context, h *schemaHistory, m *metaConn, table strin
 			if err := h.put(ctx, v, true); err != nil {
 				return Resync{}, err
 			}
-			return Resync{At: last.At.String(), ReplayFrom: last.At.String(), ReplayUntil: at.String()}, nil
+			// The replay starts after the DDL: its own event is no
+			// transaction boundary, the transaction after it is.
+			from, err := m.eventEnd(last.At)
+			if err != nil {
+				return Resync{}, fmt.Errorf("the quarantine of %s is lifted from %s on, but the position after that DDL is unknown: %w", table, last.At, err)
+			}
+			return Resync{At: last.At.String(), ReplayFrom: from.String(), ReplayUntil: at.String()}, nil
 		}
 	}
 	if err := h.put(ctx, schemaVersion{Table: name, At: at, Origin: originResync, Schema: t}, true); err != nil {
 		return Resync{}, err
 	}
 	return Resync{At: at.String()}, nil
+}
+
+// eventEnd returns where the binlog event at p ends: the next event's
+// position (SHOW BINLOG EVENTS' End_log_pos).
+func (m *metaConn) eventEnd(p position) (position, error) {
+	var end uint64
+	err := m.do(func(m *metaConn) error {
+		r, err := m.conn.Execute("SHOW BINLOG EVENTS IN '" + gomysql.Escape(p.File) + "' FROM " + strconv.FormatUint(uint64(p.Pos), 10) + " LIMIT 1")
+		if err != nil {
+			return err
+		}
+		if len(r.Values) == 0 {
+			return fmt.Errorf("no event at %s", p)
+		}
+		end, err = r.GetUint(0, 4)
+		return err
+	})
+	if err != nil {
+		return position{}, fmt.Errorf("read the end of the event at %s: %w", p, err)
+	}
+	return position{File: p.File, Pos: uint32(end)}, nil
 }
 
 // ResyncSchema re-reads table's schema while streaming and records it at

@@ -174,7 +174,7 @@ func checkpointServer(cfg *config.Config) (*drv.Config, error) {
 }
 
 // excludeCheckpointTable keeps the sources on the checkpoint table's
-// server from capturing Ferry's own checkpoint writes.
+// server from capturing Ferry's own checkpoint and schema history writes.
 func excludeCheckpointTable(cfg *config.Config) {
 	cp := cfg.State.Checkpoints
 	if cp.Type != "mysql" {
@@ -187,6 +187,7 @@ func excludeCheckpointTable(cfg *config.Config) {
 	for _, name := range cfg.SourceNames() {
 		if m, ok := cfg.Sources[name].Spec.(ferry.MySQLServer); ok && m.ServerAddr() == addr {
 			m.ExcludeTable(cp.Database, cp.Table)
+			m.ExcludeTable(cp.Database, cp.Table+state.SchemaTableSuffix)
 		}
 	}
 }

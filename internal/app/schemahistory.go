@@ -66,6 +66,29 @@ func OpenSchemaHistory(ctx context.Context, cfg *config.Config, write bool, wait
 	return h, closeStore, true, nil
 }
 
+// ReplayHistory is the schema history a standalone replay decodes with:
+// store, or under a shared checkpoint table that table's history, read
+// only (a replay running beside the replicas may not write what only the
+// leader writes; what it learns from DDL it reads stays in its memory).
+func ReplayHistory(ctx context.Context, cfg *config.Config, store *state.Store, log *slog.Logger) (mysql.SchemaHistory, func() error, error) {
+	h, closeFn, ok, err := OpenSchemaHistory(ctx, cfg, false, 0, log)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case ok:
+		return readOnlyHistory{h}, closeFn, nil
+	case store == nil:
+		return nil, func() error { return nil }, nil
+	}
+	return store, func() error { return nil }, nil
+}
+
+// readOnlyHistory reads a schema history and keeps what it is given to
+// save in the caller's memory only.
+type readOnlyHistory struct{ mysql.SchemaHistory }
+
+func (readOnlyHistory) SaveSchema(context.Context, string, string, []byte) error { return nil }
+
 // schemaControl serves the schema histories of a running Ferry's mysql
 // sources to the admin API.
 type schemaControl struct {
