@@ -134,10 +134,11 @@ func ResyncSchema(ctx context.Context, name string, cfg *Config, store SchemaHis
 }
 
 // resyncTable records table's schema of today at at. When the table's
-// last version is a quarantine by an unreadable DDL at or before at, that
-// version is replaced instead: no DDL on the table came after it (each
-// would have recorded a version), so the schema of today is the one the
-// DDL made, and the rows dead-lettered since decode with it.
+// last DDL version is a quarantine by an unreadable DDL at or before at,
+// that version is replaced instead: no DDL on the table came after it (each
+// would have recorded a version; what follows it, if anything, are
+// schemas read from information_schema), so the schema of today is the one
+// the DDL made, and the rows dead-lettered since decode with it.
 func resyncTable(ctx context.Context, h *schemaHistory, m *metaConn, table string, at position) (Resync, error) {
 	db, tb, ok := strings.Cut(table, ".")
 	if !ok {
@@ -151,25 +152,38 @@ func resyncTable(ctx context.Context, h *schemaHistory, m *metaConn, table strin
 		return Resync{}, fmt.Errorf("%s does not exist on the server (or the user may not see it: GRANT SELECT on it)", table)
 	}
 	name := h.key(db, tb)
-	if vs := h.tables[name]; len(vs) > 0 {
-		if last := vs[len(vs)-1]; last.Quarantined != "" && comparePositions(last.At, at) <= 0 {
-			v := schemaVersion{Table: name, At: last.At, Origin: originResync, DDL: last.DDL, Schema: t, Lifted: last.Quarantined}
-			if err := h.put(ctx, v, true); err != nil {
-				return Resync{}, err
-			}
-			// The replay starts after the DDL: its own event is no
-			// transaction boundary, the transaction after it is.
-			from, err := m.eventEnd(last.At)
-			if err != nil {
-				return Resync{}, fmt.Errorf("the quarantine of %s is lifted from %s on, but the position after that DDL is unknown: %w", table, last.At, err)
-			}
-			return Resync{At: last.At.String(), ReplayFrom: from.String(), ReplayUntil: at.String()}, nil
+	if q := liftable(h.tables[name]); q != nil && comparePositions(q.At, at) <= 0 {
+		v := schemaVersion{Table: name, At: q.At, Origin: originResync, DDL: q.DDL, Schema: t, Lifted: q.Quarantined}
+		if err := h.put(ctx, v, true); err != nil {
+			return Resync{}, err
 		}
+		// The replay starts after the DDL: its own event is no transaction
+		// boundary, the transaction after it is.
+		from, err := m.eventEnd(v.At)
+		if err != nil {
+			return Resync{}, fmt.Errorf("the quarantine of %s is lifted from %s on, but the position after that DDL is unknown: %w", table, v.At, err)
+		}
+		return Resync{At: v.At.String(), ReplayFrom: from.String(), ReplayUntil: at.String()}, nil
 	}
 	if err := h.put(ctx, schemaVersion{Table: name, At: at, Origin: originResync, Schema: t}, true); err != nil {
 		return Resync{}, err
 	}
 	return Resync{At: at.String()}, nil
+}
+
+// liftable returns the quarantined version of vs a resync may lift: the
+// last one, or one followed only by versions read from information_schema
+// (the base snapshot, a first read, a resync), which record no change.
+func liftable(vs []schemaVersion) *schemaVersion {
+	for i := len(vs) - 1; i >= 0; i-- {
+		switch v := &vs[i]; {
+		case v.Quarantined != "":
+			return v
+		case v.Origin == originDDL || v.Unknown:
+			return nil
+		}
+	}
+	return nil
 }
 
 // eventEnd returns where the binlog event at p ends: the next event's
