@@ -11,13 +11,13 @@ import (
 
 // TestHASchemaHistoryFollowsTheLeader: two replicas share a checkpoint
 // table and a lease on a server without column metadata. Replica A streams
-// a random DDL burst (recording the schema history in the shared table
-// next to the checkpoint); it is killed -9 in the middle of the burst and
-// more DDL runs before B takes over. B resumes from A's checkpoint and
-// must decode the rows between it and the takeover with the schemas A
-// recorded: with a history of its own (taken at the takeover) those rows
-// would be decoded with today's schemas, or stop the source. Every row
-// arrives equal to SELECT.
+// a random DDL burst; then its sink fails, so A reads (and records in the
+// shared schema history) the second part of the burst but its checkpoint
+// stays before it, and A is killed -9. B resumes from A's checkpoint and
+// must decode that part with the schemas A recorded: with a history of its
+// own (taken at the takeover, after the burst) those rows would be decoded
+// with today's schemas, or stop the source. More DDL runs while no replica
+// leads and after B took over. Every row arrives equal to SELECT.
 func TestHASchemaHistoryFollowsTheLeader(t *testing.T) {
 	t.Parallel()
 	seed := ddlSeed(t)
@@ -44,14 +44,21 @@ func TestHASchemaHistoryFollowsTheLeader(t *testing.T) {
 	for range steps / 2 {
 		w.step()
 	}
-	// Let A read (and record) part of the burst, then kill it mid-burst.
-	eventually(t, 60*time.Second, "A delivering the burst", func() bool { return r.Count() >= len(w.want)/2 })
+	eventually(t, 60*time.Second, "A delivering the first part of the burst", func() bool { return r.Count() >= len(w.want) })
+	// A reads the second part but delivers none of it: its checkpoint
+	// stays before every DDL of that part.
+	r.SetOutage(true)
+	for range steps / 4 {
+		w.step()
+	}
+	eventually(t, 60*time.Second, "A reading the second part", func() bool { return changesRead(t, adminA) >= uint64(len(w.want)) })
 	a.kill()
-	for range steps / 4 { // DDL and rows while no replica leads
+	r.SetOutage(false)
+	for range steps / 8 { // DDL and rows while no replica leads
 		w.step()
 	}
 	eventually(t, 30*time.Second, "replica B leading", func() bool { st, ok := getStatus(adminB); return ok && st.Role == "leader" })
-	for range steps - steps/2 - steps/4 {
+	for range steps - steps/2 - steps/4 - steps/8 {
 		w.step()
 	}
 	checkDDLEvents(t, "ha failover", waitDistinct(t, r, len(w.want)), w.want)
