@@ -68,7 +68,7 @@ func TestHASchemaHistoryFollowsTheLeader(t *testing.T) {
 
 	// The history is in the shared table, not only in A's state.dir.
 	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM ferry_checkpoints"+"_schema_history WHERE source_key = 'db' AND record LIKE '%\"origin\":\"ddl\"%'").Scan(&n); err != nil || n == 0 {
+	if err := db.QueryRow("SELECT COUNT(*) FROM ferry_checkpoints" + "_schema_history WHERE source_key = 'db' AND record LIKE '%\"origin\":\"ddl\"%'").Scan(&n); err != nil || n == 0 {
 		t.Fatalf("DDL versions in the shared schema history table: %d, %v", n, err)
 	}
 	// `schema show` reads it from there while the replica runs.
