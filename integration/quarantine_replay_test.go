@@ -19,7 +19,8 @@ import (
 // columns the DDL added) become dead letters. `ferry schema resync` lifts
 // the quarantine from that DDL on and prints the replay that delivers
 // them; the replay does, with every row equal to SELECT, and removes their
-// dead letters.
+// dead letters. Then the same while ferry runs: the resync and the replay
+// go through its admin API.
 func TestQuarantinedRowsReplayAfterResync(t *testing.T) {
 	t.Parallel()
 	srv := minimalServer(t)
@@ -28,7 +29,7 @@ func TestQuarantinedRowsReplayAfterResync(t *testing.T) {
 	exec1(t, db, "CREATE TABLE q (id INT PRIMARY KEY, a INT UNSIGNED NOT NULL, s VARCHAR(40) CHARACTER SET latin1, e ENUM('x','y','z'))",
 		"CREATE TABLE ok (id INT PRIMARY KEY)")
 	r := receiver.New()
-	cfg := pipelineConfig{server: srv, db: name, start: start, url: receiver.Start(t, r)}.yaml(t, t.TempDir())
+	cfg := pipelineConfig{server: srv, db: name, start: start, url: receiver.Start(t, r), admin: freeAddr(t)}.yaml(t, t.TempDir())
 	p := startFerry(t, cfg)
 	exec1(t, db, "INSERT INTO q VALUES (100, 1, 'before', 'x')", "INSERT INTO ok VALUES (1)")
 	waitEvents(t, r, 2)
@@ -96,6 +97,56 @@ func TestQuarantinedRowsReplayAfterResync(t *testing.T) {
 		last[fmt.Sprint(d.PK["id"])] = d.After
 	}
 	checkReplayedRows(t, db, last)
+
+	// Live: a second unreadable DDL while ferry runs.
+	p = startFerry(t, cfg)
+	exec1(t, db, "ALTER TABLE q NOWAIT ADD COLUMN w INT")
+	for i := 200; i < 210; i++ {
+		exec1(t, db, fmt.Sprintf("INSERT INTO q (id, a, s, e, w) VALUES (%d, 1, 's', 'y', %d)", i, i*10))
+	}
+	exec1(t, db, "INSERT INTO ok VALUES (3)")
+	eventually(t, 30*time.Second, "the third row of ok", func() bool {
+		for _, e := range r.Events() {
+			if d := decode(t, e); d.Table == "ok" && fmt.Sprint(d.After["id"]) == "3" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := quarantineLetters(t, cfg); n != 10 {
+		t.Fatalf("%d dead letters of the second quarantine, want 10", n)
+	}
+	code, out, errOut = runFerry(t, 30*time.Second, "schema", "resync", "-c", cfg, "--source", "db", "--table", name+".q")
+	m = regexp.MustCompile(`--from (\S+) --until (\S+)`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("live schema resync: %d %s %s", code, out, errOut)
+	}
+	before := r.Count()
+	code, _, errOut = runFerry(t, 2*time.Minute, "replay", "-c", cfg, "--source", "db", "--table", name+".q", "--from", m[1], "--until", m[2])
+	if code != 0 {
+		t.Fatalf("live replay: exit %d: %s", code, tailLines(errOut, 5))
+	}
+	got := map[string]string{}
+	for _, e := range r.Events()[before:] {
+		if d := decode(t, e); d.Table == "q" {
+			got[fmt.Sprint(d.After["id"])] = fmt.Sprint(d.After["w"])
+		}
+	}
+	for i := 200; i < 210; i++ {
+		var w string
+		if err := db.QueryRow("SELECT w FROM q WHERE id = ?", i).Scan(&w); err != nil {
+			t.Fatal(err)
+		}
+		if got[fmt.Sprint(i)] != w {
+			t.Errorf("live replay: row %d has w %q, SELECT %q", i, got[fmt.Sprint(i)], w)
+		}
+	}
+	if n := quarantineLetters(t, cfg); n != 0 {
+		t.Errorf("%d dead letters of the second quarantine left after the live replay", n)
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
 }
 
 // quarantineLetters counts the dead letters of quarantined rows.
