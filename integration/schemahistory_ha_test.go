@@ -76,7 +76,29 @@ func TestHASchemaHistoryFollowsTheLeader(t *testing.T) {
 	if code != 0 || strings.Count(out, `"origin":"ddl"`) != n {
 		t.Errorf("schema show: exit %d, %d DDL versions, want %d: %s", code, strings.Count(out, `"origin":"ddl"`), n, errOut)
 	}
+
+	// A resync writes the shared history under the lease: refused from a
+	// replica that does not lead, done by the leader (its admin API), and
+	// by the command itself once no replica runs.
+	table := name + "." + w.tables[0].name
+	code, out, errOut = runFerry(t, 30*time.Second, "schema", "resync", "-c", cfgA, "--source", "db", "--table", table)
+	if code == 0 || !strings.Contains(errOut, "leading replica") {
+		t.Errorf("resync beside a streaming leader: exit %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = runFerry(t, 30*time.Second, "schema", "resync", "-c", cfgB, "--source", "db", "--table", table)
+	if code != 0 || !strings.Contains(out, "in force from") {
+		t.Errorf("resync through the leader: exit %d %s %s", code, out, errOut)
+	}
 	if code := b.stop(); code != 0 {
 		t.Fatalf("replica B exit %d: %s", code, tailLines(b.stderr.String(), 5))
+	}
+	code, out, errOut = runFerry(t, 30*time.Second, "schema", "resync", "-c", cfgA, "--source", "db", "--table", table)
+	if code != 0 || !strings.Contains(out, "in force from") {
+		t.Errorf("resync with no replica running: exit %d %s %s", code, out, errOut)
+	}
+	at := strings.TrimSpace(out[strings.LastIndex(out, "in force from ")+len("in force from "):])
+	code, out, _ = runFerry(t, 30*time.Second, "schema", "show", "-c", cfgA, "--source", "db", "--table", table, "--json")
+	if code != 0 || !strings.Contains(out, `"at":"`+at+`","origin":"resync"`) {
+		t.Errorf("schema show lacks the resync at %s: exit %d\n%s", at, code, out)
 	}
 }
