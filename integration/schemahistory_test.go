@@ -463,10 +463,16 @@ func TestUnparseableDDLQuarantinesItsTable(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &v); err != nil {
 			t.Fatalf("schema show line %q: %v", l, err)
 		}
+		if strings.Contains(v.DDL, "WAIT 5") {
+			v.Origin += "(WAIT 5)"
+		}
 		states = append(states, v.Origin+"/"+v.State)
 	}
-	// The DROP DATABASE of newDB (before the CREATE) comes first.
-	if want := []string{"ddl/dropped", "ddl/present", "ddl/quarantined", "resync/present"}; !slices.Equal(states, want) {
+	// The DROP DATABASE of newDB (before the CREATE) comes first; the
+	// resync lifted the quarantine in place (nothing changed q since); the
+	// base snapshot may come after it (the ALTER may be older than the base).
+	if want := []string{"ddl/dropped", "ddl/present", "resync(WAIT 5)/present"}; !slices.Equal(states[:min(3, len(states))], want) ||
+		slices.Contains(states, "ddl/quarantined") {
 		t.Errorf("schema show: %v, want %v:\n%s", states, want, out)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -296,10 +297,12 @@ func (s *Source) baseSchemaHistory(ctx context.Context, conn *client.Conn) (*sch
 	if h.base != nil {
 		return h, nil
 	}
+	began := time.Now()
 	at, tables, dbCharsets, err := s.snapshotSchemas(conn)
 	if err != nil {
 		return nil, err
 	}
+	took := time.Since(began)
 	server, _ := globalVariables(conn, "character_set_server")
 	h.base = &historyBase{At: position{File: at.File, Pos: at.Pos}, DBCharsets: dbCharsets, Server: strings.ToLower(server["character_set_server"])}
 	for name, t := range tables {
@@ -313,7 +316,12 @@ func (s *Source) baseSchemaHistory(ctx context.Context, conn *client.Conn) (*sch
 	if err := h.saveBase(ctx); err != nil {
 		return nil, err
 	}
-	s.log.Info("schema history started from information_schema", "at", h.base.At.String(), "tables", len(tables))
+	// information_schema is not transactional and MySQL reports no
+	// snapshot position: the base is consistent because DDL on the captured
+	// tables waited on their metadata locks while it was read; say how long.
+	s.log.Info("schema history started from information_schema", "at", h.base.At.String(), "tables", len(tables),
+		"ddl_held_back_for", took.Round(time.Millisecond).String(),
+		"how", "metadata locks on the captured tables made their DDL wait while their schemas and the binlog end were read")
 	return h, nil
 }
 

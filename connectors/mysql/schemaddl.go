@@ -57,6 +57,9 @@ func (a *ddlApplier) apply(ctx context.Context, q string) (quarantined string, e
 			return "", nil
 		}
 		name := a.h.key(db, table)
+		if v := a.h.inForce(name, a.at); v != nil && v.Lifted != "" && v.At == a.at {
+			return "", nil // read again after a resync lifted its quarantine (a replay of the range)
+		}
 		return name, a.h.put(ctx, schemaVersion{Table: name, At: a.at, Origin: originDDL, DDL: q, Quarantined: firstLine(perr.Error())}, false)
 	}
 	for _, st := range stmts {

@@ -78,6 +78,11 @@ type schemaVersion struct {
 	// Quarantined is why the DDL at At could not be applied; the table's
 	// row events are dead-lettered until `ferry schema resync`.
 	Quarantined string `json:"quarantined,omitempty"`
+	// Lifted is the quarantine a resync lifted by recording today's
+	// schema in place of the quarantined version (nothing changed the table
+	// between the DDL and the resync), so the rows dead-lettered meanwhile
+	// decode when that range is replayed.
+	Lifted string `json:"lifted,omitempty"`
 }
 
 // historyBase is the history's own record: where the snapshot it started

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/go-mysql-org/go-mysql/replication"
 )
@@ -70,4 +72,31 @@ func (s *stream) deadLetterRows(ctx context.Context, h *replication.EventHeader,
 		return fmt.Errorf("dead-letter rows of quarantined %s.%s: %w", e.Table.Schema, e.Table.Table, err)
 	}
 	return nil
+}
+
+// QuarantinedRowIn reports whether a quarantined row (QuarantinedRow.Event)
+// was read in the binlog range [from, until) of FILE:POS positions (until
+// may carry a " gtid=" suffix, as replay positions do) and, when tables
+// (DB.TABLE) is not empty, belongs to one of them: a replay of that range
+// delivered it once its table's quarantine was lifted. A range given
+// another way (a GTID set, a time) covers nothing.
+func QuarantinedRowIn(event json.RawMessage, tables []string, from, until string) bool {
+	var e quarantinedEvent
+	if err := json.Unmarshal(event, &e); err != nil || e.File == "" {
+		return false
+	}
+	lo, err := parsePositionText(from)
+	if err != nil || lo.File == "" {
+		return false
+	}
+	until, _, _ = strings.Cut(until, " gtid=")
+	hi, err := parsePositionText(until)
+	if err != nil || hi.File == "" {
+		return false
+	}
+	at := position{File: e.File, Pos: e.Pos}
+	if comparePositions(at, lo) < 0 || comparePositions(at, hi) >= 0 {
+		return false
+	}
+	return len(tables) == 0 || slices.Contains(tables, e.DB+"."+e.Table)
 }

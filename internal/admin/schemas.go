@@ -16,8 +16,9 @@ type Schemas interface {
 	// set; only those in force at at, a FILE:POS, when set).
 	Show(ctx context.Context, source, table, at string) ([]mysql.SchemaVersionView, error)
 	// Resync re-reads table's schema at the source's read position and
-	// returns that position.
-	Resync(ctx context.Context, source, table string) (string, error)
+	// returns where it is in force from (and the range to replay, when it
+	// lifted a quarantine).
+	Resync(ctx context.Context, source, table string) (mysql.Resync, error)
 }
 
 // SchemaResyncRequest is the body of POST /schemas/resync.
@@ -26,10 +27,9 @@ type SchemaResyncRequest struct {
 	Table  string `json:"table"`
 }
 
-// SchemaResync is the answer of POST /schemas/resync.
-type SchemaResync struct {
-	At string `json:"at"`
-}
+// SchemaResync is the answer of POST /schemas/resync: {"at"} and, when
+// the resync lifted a quarantine, {"replay_from", "replay_until"}.
+type SchemaResync = mysql.Resync
 
 // routeSchemas registers GET /schemas?source=S[&table=T][&at=POS] and
 // POST /schemas/resync on the mux of the work API.
@@ -51,13 +51,14 @@ func (s *Server) routeSchemas(mux *http.ServeMux, sc Schemas) {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		at, err := sc.Resync(r.Context(), req.Source, req.Table)
+		res, err := sc.Resync(r.Context(), req.Source, req.Table)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		s.log.Info("table schema resynced through the admin API", "source", req.Source, "table", req.Table, "at", at, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, SchemaResync{At: at})
+		s.log.Info("table schema resynced through the admin API", "source", req.Source, "table", req.Table, "at", res.At,
+			"replay_from", res.ReplayFrom, "replay_until", res.ReplayUntil, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusOK, res)
 	})
 }
 
@@ -76,9 +77,10 @@ func (c *Client) SchemaHistory(ctx context.Context, source, table, at string) ([
 }
 
 // ResyncSchema asks the running Ferry to re-read a table's schema; it
-// returns the position the schema is in force from.
-func (c *Client) ResyncSchema(ctx context.Context, source, table string) (string, error) {
+// returns the position the schema is in force from, and the range to
+// replay when the resync lifted a quarantine.
+func (c *Client) ResyncSchema(ctx context.Context, source, table string) (SchemaResync, error) {
 	var out SchemaResync
 	err := c.call(ctx, http.MethodPost, "/schemas/resync", SchemaResyncRequest{Source: source, Table: table}, &out)
-	return out.At, err
+	return out, err
 }

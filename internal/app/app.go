@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/internal/admin"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
@@ -181,6 +182,20 @@ type assembly struct {
 	pcfg    pipeline.Config
 	sources map[string]ferry.Source // by configured name
 	tracing *telemetry.Tracing      // nil: nothing traced
+	// history is the shared schema history store (nil: store keeps it).
+	history mysql.SchemaHistory
+}
+
+// schemaHistory is where the assembly's mysql sources keep their schema
+// histories: the shared checkpoint table's store, else the state store.
+func (a *assembly) schemaHistory() mysql.SchemaHistory {
+	if a.history != nil {
+		return a.history
+	}
+	if a.store == nil {
+		return nil
+	}
+	return a.store
 }
 
 // trace makes the assembly's webhook sources and sink deliveries record
@@ -224,7 +239,7 @@ func (a *assembly) addSource(name, key string, src ferry.Source) error {
 	if src == nil {
 		sc := a.cfg.Sources[name]
 		var err error
-		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, instance: instanceID(a.cfg),
+		src, err = sourceTypes[sc.Type].build(name, sc.Spec, deps{store: a.store, history: a.history, instance: instanceID(a.cfg),
 			log: a.log.With("source", name), tracing: a.tracing})
 		if err != nil {
 			return fmt.Errorf("source %s: %w", name, err)

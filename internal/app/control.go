@@ -30,6 +30,7 @@ type replayRun struct {
 	status admin.ReplayStatus // State and Error guarded by control.mu
 	key    string             // pipeline name
 	src    ferry.Source
+	tables []string // the replay's --table list (empty: all)
 	cancel context.CancelFunc
 }
 
@@ -81,7 +82,7 @@ func (c *control) PauseBackfill(ctx context.Context, source, table string) error
 // same rules and sinks.
 func (c *control) StartReplay(_ context.Context, req admin.ReplayRequest) (admin.ReplayStatus, error) {
 	r := ReplayRange{From: req.From, Until: req.Until, UntilTime: req.UntilTime, Tables: req.Tables, To: req.To}
-	src, err := BuildReplaySource(c.a.cfg, req.Source, r, req.ServerID, c.a.store, c.a.log)
+	src, err := BuildReplaySource(c.a.cfg, req.Source, r, req.ServerID, c.a.schemaHistory(), c.a.log)
 	if err != nil {
 		return admin.ReplayStatus{}, err
 	}
@@ -89,7 +90,7 @@ func (c *control) StartReplay(_ context.Context, req admin.ReplayRequest) (admin
 	c.seq++
 	id := strconv.Itoa(c.seq)
 	c.mu.Unlock()
-	run := &replayRun{key: req.Source + "~replay-" + id, src: src,
+	run := &replayRun{key: req.Source + "~replay-" + id, src: src, tables: req.Tables,
 		status: admin.ReplayStatus{ID: id, Source: req.Source, From: req.From, State: admin.ReplayRunning, Started: time.Now().UTC()}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done, err := c.rt.Spawn(ctx, pipeline.SourceSpec{Name: req.Source, Key: run.key, Source: src})
@@ -117,6 +118,15 @@ func (c *control) await(run *replayRun, ctx context.Context, done <-chan error) 
 		run.status.State, run.status.Error = admin.ReplayFailed, err.Error()
 	default:
 		run.status.State = admin.ReplayDone
+		if p, ok := run.src.(ReplayProgress); ok && c.a.store != nil {
+			_, end := p.ReplayPosition()
+			n, err := DropReplayedQuarantine(context.Background(), c.a.store, run.status.Source, run.tables, run.status.From, end)
+			if err != nil {
+				c.a.log.Warn("replay done, but the dead letters of the quarantined rows it delivered stay", "id", run.status.ID, "error", err)
+			} else if n > 0 {
+				c.a.log.Info("replay delivered quarantined rows: their dead letters are removed", "id", run.status.ID, "dead_letters", n)
+			}
+		}
 	}
 	c.a.log.Info("replay ended", "id", run.status.ID, "source", run.status.Source, "state", run.status.State, "error", run.status.Error)
 }

@@ -18,6 +18,11 @@ import (
 	"github.com/ferry-cdc/ferry/transform"
 )
 
+// errQuarantinedLetter refuses to re-send the dead letter of a quarantined
+// table's row, which holds no decoded change.
+var errQuarantinedLetter = errors.New("a row of a quarantined table, not decoded: after `ferry schema resync`, " +
+	"deliver it with the `ferry replay` the resync prints (which removes this letter), or backfill the table")
+
 // DeadLetterStore is what listing and replaying dead letters needs of the
 // state store; *state.Store has it.
 type DeadLetterStore interface {
@@ -90,6 +95,10 @@ type replayer struct {
 }
 
 func (r *replayer) replay(d state.DeadLetter) error {
+	if d.Rule == quarantineRule {
+		// Undecoded row images: no change to run through the rules.
+		return errQuarantinedLetter
+	}
 	if d.Sink != "" {
 		var e event.Event
 		if err := json.Unmarshal(d.Event, &e); err != nil {

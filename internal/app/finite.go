@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
 	"github.com/ferry-cdc/ferry/internal/state"
@@ -67,7 +68,7 @@ func BuildBackfillSource(cfg *config.Config, source string, req ferry.BackfillRe
 // BuildReplaySource builds the source of a replay. With store (nil: none)
 // it decodes old events by what the stream recorded there when it first
 // read them (which MariaDB columns were JSON).
-func BuildReplaySource(cfg *config.Config, source string, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
+func BuildReplaySource(cfg *config.Config, source string, r ReplayRange, serverID uint32, history mysql.SchemaHistory, log *slog.Logger) (ferry.Source, error) {
 	sc, t, err := finiteSourceType(cfg, source)
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func BuildReplaySource(cfg *config.Config, source string, r ReplayRange, serverI
 	if err := checkSinks(cfg, r.To); err != nil {
 		return nil, err
 	}
-	return t.replay(source, sc.Spec, r, replicaID(serverID), store, log.With("source", source))
+	return t.replay(source, sc.Spec, r, replicaID(serverID), history, log.With("source", source))
 }
 
 func checkSinks(cfg *config.Config, names []string) error {

@@ -11,6 +11,7 @@ import (
 	drv "github.com/go-sql-driver/mysql"
 
 	"github.com/ferry-cdc/ferry"
+	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/ha"
 	"github.com/ferry-cdc/ferry/internal/retry"
@@ -30,6 +31,15 @@ type shared struct {
 	checkpoints state.Checkpoints // nil: the embedded store
 	lease       ha.Lease          // nil without ha
 	close       []func() error
+}
+
+// history returns the shared store of mysql sources' schema histories
+// (nil: none, the state store keeps them).
+func (s *shared) history() mysql.SchemaHistory {
+	if h, ok := s.checkpoints.(mysql.SchemaHistory); ok {
+		return h
+	}
+	return nil
 }
 
 func (s *shared) Close() error {
@@ -83,7 +93,8 @@ func openShared(ctx context.Context, cfg *config.Config, log *slog.Logger) (*sha
 		return nil, fmt.Errorf("state.checkpoints: %w", err)
 	}
 	s.checkpoints = store
-	log.Info("checkpoints in a mysql table", "table", store.Table(), "server", server.Addr, "fenced", opts.Fence != nil || opts.Guard != nil)
+	log.Info("checkpoints and schema histories in mysql tables", "table", store.Table(), "schema_table", store.SchemaTable(),
+		"server", server.Addr, "fenced", opts.Fence != nil || opts.Guard != nil)
 	return s, nil
 }
 
@@ -163,7 +174,7 @@ func checkpointServer(cfg *config.Config) (*drv.Config, error) {
 }
 
 // excludeCheckpointTable keeps the sources on the checkpoint table's
-// server from capturing Ferry's own checkpoint writes.
+// server from capturing Ferry's own checkpoint and schema history writes.
 func excludeCheckpointTable(cfg *config.Config) {
 	cp := cfg.State.Checkpoints
 	if cp.Type != "mysql" {
@@ -176,6 +187,7 @@ func excludeCheckpointTable(cfg *config.Config) {
 	for _, name := range cfg.SourceNames() {
 		if m, ok := cfg.Sources[name].Spec.(ferry.MySQLServer); ok && m.ServerAddr() == addr {
 			m.ExcludeTable(cp.Database, cp.Table)
+			m.ExcludeTable(cp.Database, cp.Table+state.SchemaTableSuffix)
 		}
 	}
 }

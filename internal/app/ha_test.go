@@ -3,6 +3,7 @@ package app
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,8 +89,8 @@ func TestHAConfigDefaults(t *testing.T) {
 		t.Errorf("checkpoints = %+v", cp)
 	}
 	ex := cfg.Sources["db"].Spec.(*mysql.Config).Exclude
-	if len(ex) != 1 || ex[0] != "ferry.ferry_checkpoints" {
-		t.Errorf("exclude = %v, want the checkpoint table", ex)
+	if !slices.Equal(ex, []string{"ferry.ferry_checkpoints", "ferry.ferry_checkpoints_schema_history"}) {
+		t.Errorf("exclude = %v, want the checkpoint table and its schema history table", ex)
 	}
 }
 

@@ -25,6 +25,10 @@ import (
 // deps are what connectors may need from the application.
 type deps struct {
 	store *state.Store
+	// history keeps mysql sources' schema histories; nil: store does. Under
+	// a shared checkpoint table it is that table's store, so a new leader
+	// decodes with the history its predecessor recorded.
+	history mysql.SchemaHistory
 	// instance names this Ferry process stably across restarts (host and
 	// state directory), so a source can recognize its own predecessor.
 	instance string
@@ -36,6 +40,9 @@ type deps struct {
 // each connector takes by the interface it needs (ferry.Service).
 func (d deps) env() ferry.SourceEnv {
 	services := []any{journal{d.store}}
+	if d.history != nil { // before store, which is a SchemaHistory too
+		services = append(services, d.history)
+	}
 	if d.store != nil {
 		services = append(services, d.store, quarantineLetters{d.store})
 	}
@@ -69,7 +76,7 @@ type sourceType struct {
 	// backfill and replay build the finite sources of `ferry backfill` and
 	// `ferry replay` (nil for types that cannot), as a replica with serverID.
 	backfill func(name string, cfg any, req ferry.BackfillRequest, serverID uint32, log *slog.Logger) (ferry.Source, error)
-	replay   func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error)
+	replay   func(name string, cfg any, r ReplayRange, serverID uint32, history mysql.SchemaHistory, log *slog.Logger) (ferry.Source, error)
 }
 
 // sinkType is how the application builds one kind of sink.
@@ -95,8 +102,8 @@ func sourceTypesOf(types []ferry.SourceType) map[string]sourceType {
 			}
 		}
 		if t.CanReplay() {
-			st.replay = func(name string, cfg any, r ReplayRange, serverID uint32, store *state.Store, log *slog.Logger) (ferry.Source, error) {
-				return t.BuildReplay(name, cfg, r, serverID, deps{store: store, log: log}.env())
+			st.replay = func(name string, cfg any, r ReplayRange, serverID uint32, history mysql.SchemaHistory, log *slog.Logger) (ferry.Source, error) {
+				return t.BuildReplay(name, cfg, r, serverID, deps{history: history, log: log}.env())
 			}
 		}
 		out[t.TypeName()] = st

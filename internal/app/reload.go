@@ -147,6 +147,7 @@ func (s *supervisor) build(cfg *config.Config, k kind) (*running, error) {
 	a.trace(s.opts.tracing)
 	if s.shared.checkpoints != nil {
 		a.pcfg.Checkpoints = s.shared.checkpoints
+		a.history = s.shared.history()
 	}
 	if s.shared.lease != nil && k == kindLeased {
 		a.pcfg.Fence = s.shared.lease.Fence()

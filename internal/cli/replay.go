@@ -112,7 +112,12 @@ func replayDryRun(ctx context.Context, env Env, cfg *config.Config, log *slog.Lo
 // standaloneReplay performs the replay in this process; Ctrl-C stops it
 // after delivering what was read, and says where to continue.
 func standaloneReplay(ctx context.Context, env Env, cfg *config.Config, store *state.Store, log *slog.Logger, source string, r app.ReplayRange, serverID uint32) error {
-	src, err := app.BuildReplaySource(cfg, source, r, serverID, store, log)
+	history, closeHistory, err := app.ReplayHistory(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	defer closeHistory()
+	src, err := app.BuildReplaySource(cfg, source, r, serverID, history, log)
 	if err != nil {
 		return inputError(err)
 	}
@@ -142,6 +147,11 @@ func standaloneReplay(ctx context.Context, env Env, cfg *config.Config, store *s
 			}
 			disp.finish(env.Stderr, n, "replay done")
 			fmt.Fprintf(env.Stderr, "replay of %s from %s to %s done: %d changes\n", source, r.From, end, n)
+			if d, err := app.DropReplayedQuarantine(ctx, store, source, r.Tables, r.From, end); err != nil {
+				log.Warn("the dead letters of the quarantined rows the replay delivered stay", "error", err)
+			} else if d > 0 {
+				fmt.Fprintf(env.Stderr, "%d dead letter(s) of quarantined rows delivered by the replay removed\n", d)
+			}
 			return nil
 		case <-t.C:
 			disp.update(int64(run.Changes()), 0)

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 	"github.com/ferry-cdc/ferry/internal/app"
@@ -43,12 +45,15 @@ func schemaCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	if cfg.State.Checkpoints.Type == "mysql" {
+		return sharedSchema(ctx, env, cfg, configArgs(c.files), verb, *source, *table, *at, *asJSON)
+	}
 	store, err := state.Open(cfg.State.Dir, state.Options{ReadOnly: verb == "show"})
 	switch {
 	case verb == "show" && errors.Is(err, state.ErrNoStore):
 		return printSchemaHistory(env.Stdout, nil, *asJSON)
 	case errors.Is(err, state.ErrLocked):
-		return liveSchema(ctx, env, cfg, verb, *source, *table, *at, *asJSON)
+		return liveSchema(ctx, env, cfg, configArgs(c.files), verb, *source, *table, *at, *asJSON)
 	case err != nil:
 		return err
 	}
@@ -60,16 +65,75 @@ func schemaCmd(ctx context.Context, args []string, env Env) error {
 		}
 		return printSchemaHistory(env.Stdout, views, *asJSON)
 	}
-	pos, err := app.ResyncSchema(ctx, cfg, store, *source, *table)
+	res, err := app.ResyncSchema(ctx, cfg, store, *source, *table)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "%s: schema of %s re-read from information_schema, in force from %s\n", *source, *table, pos)
+	printResync(env.Stdout, configArgs(c.files), *source, *table, res)
 	return nil
 }
 
+// sharedSchema runs the schema commands on the history in the shared
+// checkpoint table (state.checkpoints type mysql). A resync while a ferry
+// runs on this state.dir goes through its admin API (a leader records it
+// at its read position); otherwise it takes the ha lock first, so it never
+// writes beside a streaming leader.
+func sharedSchema(ctx context.Context, env Env, cfg *config.Config, cfgArgs, verb, source, table, at string, asJSON bool) error {
+	if verb == "resync" {
+		if store, err := state.Open(cfg.State.Dir, state.Options{ReadOnly: true}); errors.Is(err, state.ErrLocked) {
+			return liveSchema(ctx, env, cfg, cfgArgs, verb, source, table, at, asJSON)
+		} else if err == nil {
+			_ = store.Close()
+		}
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, closeStore, _, err := app.OpenSchemaHistory(ctx, cfg, verb == "resync", 3*time.Second, log)
+	if errors.Is(err, app.ErrLeaseBusy) {
+		return fmt.Errorf("%w: run the resync on the leading replica (its admin API does it at its read position), or stop every replica", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	if verb == "show" {
+		views, err := app.ShowSchemaHistory(ctx, cfg, h, source, table, at)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		return printSchemaHistory(env.Stdout, views, asJSON)
+	}
+	res, err := app.ResyncSchema(ctx, cfg, h, source, table)
+	if err != nil {
+		return err
+	}
+	printResync(env.Stdout, cfgArgs, source, table, res)
+	return nil
+}
+
+// printResync says where the re-read schema is in force from and, when the
+// resync lifted a quarantine, the replay that delivers the rows
+// dead-lettered meanwhile.
+func printResync(w io.Writer, cfgArgs, source, table string, res mysql.Resync) {
+	fmt.Fprintf(w, "%s: schema of %s re-read from information_schema, in force from %s\n", source, table, res.At)
+	if res.ReplayFrom == "" {
+		return
+	}
+	fmt.Fprintf(w, "the quarantine of %s is lifted: its rows dead-lettered since %s decode now; deliver them (with their original ids) with\n"+
+		"  ferry replay%s --source %s --table %s --from %s --until %s\n"+
+		"which also removes their dead letters (rule schema-quarantine) once delivered\n", table, res.ReplayFrom, cfgArgs, source, table, res.ReplayFrom, res.ReplayUntil)
+}
+
+// configArgs repeats the -c flags of a command, for a command it prints.
+func configArgs(files []string) string {
+	var b strings.Builder
+	for _, f := range files {
+		b.WriteString(" -c " + f)
+	}
+	return b.String()
+}
+
 // liveSchema asks the running ferry that holds the store.
-func liveSchema(ctx context.Context, env Env, cfg *config.Config, verb, source, table, at string, asJSON bool) error {
+func liveSchema(ctx context.Context, env Env, cfg *config.Config, cfgArgs, verb, source, table, at string, asJSON bool) error {
 	if cfg.Admin.Listen == "" {
 		return fmt.Errorf("a running ferry holds %s but its admin listener is off: set admin.listen to reach its schema history, or stop it", cfg.State.Dir)
 	}
@@ -84,11 +148,11 @@ func liveSchema(ctx context.Context, env Env, cfg *config.Config, verb, source, 
 		}
 		return printSchemaHistory(env.Stdout, views, asJSON)
 	}
-	pos, err := cl.ResyncSchema(ctx, source, table)
+	res, err := cl.ResyncSchema(ctx, source, table)
 	if err != nil {
 		return inputError(err)
 	}
-	fmt.Fprintf(env.Stdout, "%s: schema of %s re-read from information_schema, in force from %s\n", source, table, pos)
+	printResync(env.Stdout, cfgArgs, source, table, res)
 	return nil
 }
 

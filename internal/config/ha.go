@@ -9,6 +9,10 @@ import (
 	"github.com/ferry-cdc/ferry"
 )
 
+// schemaTableSuffix is state.SchemaTableSuffix (config does not import
+// state).
+const schemaTableSuffix = "_schema_history"
+
 // identRe is a MySQL database or table name Ferry accepts unquoted-safe.
 var identRe = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
@@ -92,8 +96,12 @@ func checkCheckpoints(cfg *Config, add func(path, format string, args ...any)) {
 	if !identRe.MatchString(c.Database) {
 		add("state.checkpoints.database", "must name the database of the checkpoint table (letters, digits, _)")
 	}
-	if !identRe.MatchString(c.Table) {
+	switch {
+	case !identRe.MatchString(c.Table):
 		add("state.checkpoints.table", "must be a table name of letters, digits and _")
+	case len(c.Table) > 64-len(schemaTableSuffix):
+		add("state.checkpoints.table", "must be at most %d characters: the schema history table next to it is named %s%s",
+			64-len(schemaTableSuffix), c.Table, schemaTableSuffix)
 	}
 }
 

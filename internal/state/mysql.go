@@ -40,11 +40,13 @@ type MySQLOptions struct {
 }
 
 // MySQLCheckpoints keeps checkpoints in a table that HA replicas share:
-// one row per source key with the position and when it was saved.
+// one row per source key with the position and when it was saved; and, in
+// a table next to it, the schema histories of mysql sources.
 // It implements Checkpoints; it is safe for concurrent use.
 type MySQLCheckpoints struct {
-	opts  MySQLOptions
-	table string // quoted `db`.`table`
+	opts    MySQLOptions
+	table   string // quoted `db`.`table`
+	schemas string // quoted `db`.`table_schema_history`
 }
 
 var _ Checkpoints = (*MySQLCheckpoints)(nil)
@@ -59,7 +61,12 @@ func OpenMySQL(ctx context.Context, opts MySQLOptions) (*MySQLCheckpoints, error
 	if opts.Fence != nil && opts.LockName == "" {
 		return nil, errors.New("mysql checkpoint store: a fenced store needs the lock name")
 	}
-	s := &MySQLCheckpoints{opts: opts, table: "`" + opts.Database + "`.`" + opts.Table + "`"}
+	if len(opts.Table)+len(SchemaTableSuffix) > 64 {
+		return nil, fmt.Errorf("mysql checkpoint store: table name %q is longer than %d characters (its schema history table adds %q)",
+			opts.Table, 64-len(SchemaTableSuffix), SchemaTableSuffix)
+	}
+	s := &MySQLCheckpoints{opts: opts, table: "`" + opts.Database + "`.`" + opts.Table + "`",
+		schemas: "`" + opts.Database + "`.`" + opts.Table + SchemaTableSuffix + "`"}
 	_, err := opts.DB.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+s.table+` (
   source_key VARCHAR(191) NOT NULL PRIMARY KEY,
   position BLOB NOT NULL,
@@ -67,6 +74,9 @@ func OpenMySQL(ctx context.Context, opts MySQLOptions) (*MySQLCheckpoints, error
 ) COMMENT 'ferry source checkpoints (state.checkpoints)'`)
 	if err != nil {
 		return nil, fmt.Errorf("create checkpoint table %s: %w", s.table, err)
+	}
+	if err := s.createSchemaTable(ctx); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
