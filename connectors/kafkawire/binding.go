@@ -3,6 +3,7 @@ package kafkawire
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -156,10 +157,8 @@ func decode(ctx context.Context, m *Message) (*event.Event, error) {
 	var e *event.Event
 	var err error
 	if m.format != nil {
-		// What binding.ToEvent does for a structured message, without
-		// first copying the value into a buffer of its own.
 		ev := event.New()
-		e, err = &ev, m.format.Unmarshal(m.value, &ev)
+		e, err = &ev, m.unmarshal(&ev)
 	} else {
 		e, err = binding.ToEvent(ctx, m)
 	}
@@ -175,6 +174,18 @@ func decode(ctx context.Context, m *Message) (*event.Event, error) {
 		return nil, fmt.Errorf("invalid CloudEvent: %s", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
 	}
 	return e, nil
+}
+
+// unmarshal does what binding.ToEvent does for a structured message,
+// without first copying the value into a buffer of its own. A JSON value
+// that json.Valid accepts (its scanner is pooled) goes straight to the
+// event's UnmarshalJSON, which encoding/json would call after scanning it
+// once more; an invalid one through the format for the usual error.
+func (m *Message) unmarshal(e *event.Event) error {
+	if m.format == format.JSON && json.Valid(m.value) {
+		return e.UnmarshalJSON(m.value)
+	}
+	return m.format.Unmarshal(m.value, e)
 }
 
 // keepExact puts back the header text of string attributes and
