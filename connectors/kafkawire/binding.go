@@ -113,14 +113,33 @@ func Claims(r *kgo.Record) bool {
 	const ceType = "application/cloudevents"
 	for _, h := range r.Headers {
 		switch {
-		case strings.EqualFold(h.Key, HeaderPrefix+"specversion"):
+		case asciiFold(h.Key, HeaderPrefix+"specversion"):
 			return true
-		case strings.EqualFold(h.Key, HeaderContentType) && len(h.Value) >= len(ceType) &&
-			bytes.EqualFold(h.Value[:len(ceType)], []byte(ceType)):
+		case asciiFold(h.Key, HeaderContentType) && len(h.Value) >= len(ceType) &&
+			asciiFold(string(h.Value[:len(ceType)]), ceType):
 			return true
 		}
 	}
 	return false
+}
+
+// asciiFold reports whether s lower-cased is lower: ASCII letters only,
+// as strings.ToLower compares these names (strings.EqualFold would also
+// match ſ to s), without allocating.
+func asciiFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Decode returns the CloudEvent r carries by the binding, validated. A

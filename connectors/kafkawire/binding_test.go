@@ -91,3 +91,24 @@ func TestDecodeRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestClaims: the header names and the content type are compared without
+// regard to ASCII case, and only so.
+func TestClaims(t *testing.T) {
+	for _, tc := range []struct {
+		hs   []kgo.RecordHeader
+		want bool
+	}{
+		{hdrs("CE_SPECVERSION", "1.0"), true},
+		{hdrs("Content-Type", "Application/CloudEvents+JSON"), true},
+		{hdrs("content-type", "application/cloudevents-batch+json"), true},
+		{hdrs("content-type", "application/json"), false},
+		{hdrs("content-type", "application/cloud"), false},
+		{hdrs("ce_\u017fpecversion", "1.0"), false}, // ſ is not s
+		{hdrs("ce_specversionx", "1.0"), false},
+	} {
+		if got := Claims(&kgo.Record{Headers: tc.hs}); got != tc.want {
+			t.Errorf("Claims(%q) = %v, want %v", tc.hs, got, tc.want)
+		}
+	}
+}
