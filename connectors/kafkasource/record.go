@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,21 +27,21 @@ import (
 // the pipeline dead-letters with the reason.
 func (s *Source) change(ctx context.Context, r *kgo.Record) ferry.Change {
 	c := ferry.Change{
-		ID:     fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset),
+		ID:     recordID(r),
 		Op:     ferry.OpRequest,
 		Source: s.name,
 		Time:   r.Timestamp.UTC(),
 	}
+	// The header values become text once: the request's headers and the
+	// event's attributes share them.
+	texts := kafkawire.HeaderTexts(r)
 	req := &ferry.Request{
-		Header: make(http.Header, len(r.Headers)),
+		Header: s.keys.header(r.Headers, texts),
 		Data:   r.Value,
 		Kafka:  &ferry.KafkaCoords{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key},
 	}
-	for _, h := range r.Headers {
-		req.Header.Add(h.Key, string(h.Value))
-	}
 	c.Request = req
-	e, err := kafkawire.Decode(ctx, r)
+	e, err := kafkawire.DecodeTexts(ctx, r, texts)
 	switch {
 	case err == nil:
 		req.Event = e
@@ -61,6 +62,49 @@ func (s *Source) change(ctx context.Context, r *kgo.Record) ferry.Change {
 		}
 	}
 	return c
+}
+
+// recordID is topic/partition/offset, in one allocation.
+func recordID(r *kgo.Record) string {
+	b := make([]byte, 0, 64)
+	b = append(b, r.Topic...)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, int64(r.Partition), 10)
+	b = append(b, '/')
+	b = strconv.AppendInt(b, r.Offset, 10)
+	return string(b)
+}
+
+// headerKeys remembers the canonical form (net/http's) of the header
+// names records carry, so the few names a topic uses are canonicalized
+// once, not once per record. Only the Read goroutine uses it.
+type headerKeys map[string]string
+
+// maxHeaderKeys bounds the names remembered: a producer inventing names
+// per record must not grow the map without end.
+const maxHeaderKeys = 1024
+
+// header builds a record's http.Header, the values being texts; the
+// value slices share one allocation.
+func (k headerKeys) header(hs []kgo.RecordHeader, texts []string) http.Header {
+	h := make(http.Header, len(hs))
+	vals := make([]string, len(hs))
+	for i, rh := range hs {
+		name, ok := k[rh.Key]
+		if !ok {
+			name = http.CanonicalHeaderKey(rh.Key)
+			if len(k) < maxHeaderKeys {
+				k[rh.Key] = name
+			}
+		}
+		vals[i] = texts[i]
+		if prev := h[name]; prev != nil {
+			h[name] = append(prev, texts[i])
+			continue
+		}
+		h[name] = vals[i : i+1 : i+1]
+	}
+	return h
 }
 
 // contentType is the record's content-type header, else application/json

@@ -40,6 +40,7 @@ type Source struct {
 
 	offs *offsets
 	from positions // the checkpoint Open was given
+	keys headerKeys
 
 	mu     sync.Mutex // guards client, state, err
 	client *kgo.Client
@@ -67,7 +68,7 @@ func New(name string, cfg *Config, log *slog.Logger) (*Source, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	st, _ := parseStart(cfg.Start)
-	return &Source{name: name, cfg: cfg, start: st, log: log, state: ferry.StateConnecting, offs: newOffsets()}, nil
+	return &Source{name: name, cfg: cfg, start: st, log: log, state: ferry.StateConnecting, offs: newOffsets(), keys: headerKeys{}}, nil
 }
 
 // Open joins the group. It waits, logging why, until the brokers answer

@@ -3,6 +3,7 @@ package kafkawire
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,46 +31,115 @@ var ErrNotCloudEvent = errors.New("not a CloudEvents record")
 // the SDK knows as an event format means structured mode; else a
 // ce_specversion header means binary mode, with ce_* headers as attributes
 // or extensions, content-type as datacontenttype and the value as the data.
-// Header names are compared lower-cased.
+// Header names are compared lower-cased; of a name given twice the last
+// value counts.
 type Message struct {
-	value   []byte
-	headers map[string][]byte
+	value []byte
+	// headers are few (a record's), so a slice searched in order costs
+	// less than a map; values are text once, shared with the caller.
+	headers []header
 	format  format.Format
 	version spec.Version
 }
+
+type header struct{ name, value string }
 
 var (
 	_        binding.MessageMetadataReader = (*Message)(nil)
 	ceHeader                               = spec.WithPrefix(HeaderPrefix)
 )
 
-// NewMessage wraps r; it keeps references to r's value and header values.
-func NewMessage(r *kgo.Record) *Message {
-	m := &Message{value: r.Value, headers: make(map[string][]byte, len(r.Headers))}
+// NewMessage wraps r; it keeps a reference to r's value.
+func NewMessage(r *kgo.Record) *Message { return newMessage(r, HeaderTexts(r)) }
+
+// HeaderTexts returns the values of r's headers as text, in order, all
+// sharing one allocation.
+func HeaderTexts(r *kgo.Record) []string {
+	n := 0
 	for _, h := range r.Headers {
-		m.headers[strings.ToLower(h.Key)] = h.Value
+		n += len(h.Value)
 	}
-	if f := format.Lookup(string(m.headers[HeaderContentType])); f != nil {
+	var b strings.Builder
+	b.Grow(n)
+	for _, h := range r.Headers {
+		b.Write(h.Value)
+	}
+	all := b.String()
+	out := make([]string, len(r.Headers))
+	for i, h := range r.Headers {
+		out[i], all = all[:len(h.Value)], all[len(h.Value):]
+	}
+	return out
+}
+
+func newMessage(r *kgo.Record, texts []string) *Message {
+	m := &Message{value: r.Value, headers: make([]header, 0, len(r.Headers))}
+	for i, h := range r.Headers {
+		m.set(strings.ToLower(h.Key), texts[i])
+	}
+	ct, _ := m.get(HeaderContentType)
+	if f := format.Lookup(ct); f != nil {
 		m.format = f
 	} else {
-		m.version = ceHeader.Version(string(m.headers[ceHeader.PrefixedSpecVersionName()]))
+		v, _ := m.get(ceHeader.PrefixedSpecVersionName())
+		m.version = ceHeader.Version(v)
 	}
 	return m
+}
+
+func (m *Message) set(name, value string) {
+	for i := range m.headers {
+		if m.headers[i].name == name {
+			m.headers[i].value = value
+			return
+		}
+	}
+	m.headers = append(m.headers, header{name, value})
+}
+
+func (m *Message) get(name string) (string, bool) {
+	for _, h := range m.headers {
+		if h.name == name {
+			return h.value, true
+		}
+	}
+	return "", false
 }
 
 // Claims reports whether r says it carries a CloudEvent: a ce_specversion
 // header (binary mode) or a content type of application/cloudevents
 // (structured mode), whether or not what follows is valid.
 func Claims(r *kgo.Record) bool {
+	const ceType = "application/cloudevents"
 	for _, h := range r.Headers {
-		switch k := strings.ToLower(h.Key); {
-		case k == HeaderPrefix+"specversion":
+		switch {
+		case asciiFold(h.Key, HeaderPrefix+"specversion"):
 			return true
-		case k == HeaderContentType && strings.HasPrefix(strings.ToLower(string(h.Value)), "application/cloudevents"):
+		case asciiFold(h.Key, HeaderContentType) && len(h.Value) >= len(ceType) &&
+			asciiFold(string(h.Value[:len(ceType)]), ceType):
 			return true
 		}
 	}
 	return false
+}
+
+// asciiFold reports whether s lower-cased is lower: ASCII letters only,
+// as strings.ToLower compares these names (strings.EqualFold would also
+// match ſ to s), without allocating.
+func asciiFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // Decode returns the CloudEvent r carries by the binding, validated. A
@@ -81,15 +151,36 @@ func Decode(ctx context.Context, r *kgo.Record) (*event.Event, error) {
 	if !Claims(r) {
 		return nil, ErrNotCloudEvent
 	}
-	m := NewMessage(r)
-	if m.ReadEncoding() == binding.EncodingUnknown {
-		if m.format == nil && m.headers[ceHeader.PrefixedSpecVersionName()] == nil {
-			return nil, fmt.Errorf("content-type %q is no CloudEvents event format this binding reads (want %s)",
-				m.headers[HeaderContentType], StructuredType)
-		}
-		return nil, fmt.Errorf("unsupported ce_specversion %q", m.headers[ceHeader.PrefixedSpecVersionName()])
+	return decode(ctx, newMessage(r, HeaderTexts(r)))
+}
+
+// DecodeTexts is Decode for a caller that has r's header values as text
+// already (HeaderTexts): the event's attributes share them.
+func DecodeTexts(ctx context.Context, r *kgo.Record, texts []string) (*event.Event, error) {
+	if !Claims(r) {
+		return nil, ErrNotCloudEvent
 	}
-	e, err := binding.ToEvent(ctx, m)
+	return decode(ctx, newMessage(r, texts))
+}
+
+func decode(ctx context.Context, m *Message) (*event.Event, error) {
+	if m.ReadEncoding() == binding.EncodingUnknown {
+		ct, _ := m.get(HeaderContentType)
+		sv, hasSV := m.get(ceHeader.PrefixedSpecVersionName())
+		if m.format == nil && !hasSV {
+			return nil, fmt.Errorf("content-type %q is no CloudEvents event format this binding reads (want %s)",
+				ct, StructuredType)
+		}
+		return nil, fmt.Errorf("unsupported ce_specversion %q", sv)
+	}
+	var e *event.Event
+	var err error
+	if m.format != nil {
+		ev := event.New()
+		e, err = &ev, m.unmarshal(&ev)
+	} else {
+		e, err = binding.ToEvent(ctx, m)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decode CloudEvent: %w", err)
 	}
@@ -104,6 +195,18 @@ func Decode(ctx context.Context, r *kgo.Record) (*event.Event, error) {
 	return e, nil
 }
 
+// unmarshal does what binding.ToEvent does for a structured message,
+// without first copying the value into a buffer of its own. A JSON value
+// that json.Valid accepts (its scanner is pooled) goes straight to the
+// event's UnmarshalJSON, which encoding/json would call after scanning it
+// once more; an invalid one through the format for the usual error.
+func (m *Message) unmarshal(e *event.Event) error {
+	if m.format == format.JSON && json.Valid(m.value) {
+		return e.UnmarshalJSON(m.value)
+	}
+	return m.format.Unmarshal(m.value, e)
+}
+
 // keepExact puts back the header text of string attributes and
 // extensions the SDK's setters trimmed (white space, NEL): an event passes
 // through byte for byte, as the Kafka sink wrote it.
@@ -112,23 +215,25 @@ func (m *Message) keepExact(e *event.Event) {
 	if !ok {
 		return
 	}
-	for k, v := range m.headers {
-		name, ok := strings.CutPrefix(k, HeaderPrefix)
-		if !ok || len(v) == 0 {
+	for _, h := range m.headers {
+		name, ok := strings.CutPrefix(h.name, HeaderPrefix)
+		if !ok || h.value == "" {
 			continue
 		}
-		text := string(v)
 		switch name {
 		case "id":
-			ec.ID = text
+			ec.ID = h.value
 		case "type":
-			ec.Type = text
+			ec.Type = h.value
 		case "subject":
-			ec.Subject = &text
+			if ec.Subject == nil || *ec.Subject != h.value {
+				text := h.value // escapes only here
+				ec.Subject = &text
+			}
 		case "specversion", "source", "time", "dataschema", "datacontenttype":
 		default:
-			if s, isString := ec.Extensions[name].(string); isString && s != text {
-				ec.Extensions[name] = text
+			if s, isString := ec.Extensions[name].(string); isString && s != h.value {
+				ec.Extensions[name] = h.value
 			}
 		}
 	}
@@ -158,24 +263,25 @@ func (m *Message) ReadBinary(ctx context.Context, w binding.BinaryWriter) error 
 	if m.version == nil {
 		return binding.ErrNotBinary
 	}
-	for k, v := range m.headers {
+	for _, h := range m.headers {
 		var err error
 		switch {
-		case strings.HasPrefix(k, HeaderPrefix):
-			if attr := m.version.Attribute(k); attr != nil {
-				err = w.SetAttribute(attr, string(v))
+		case strings.HasPrefix(h.name, HeaderPrefix):
+			if attr := m.version.Attribute(h.name); attr != nil {
+				err = w.SetAttribute(attr, h.value)
 			} else {
-				err = w.SetExtension(strings.TrimPrefix(k, HeaderPrefix), string(v))
+				err = w.SetExtension(strings.TrimPrefix(h.name, HeaderPrefix), h.value)
 			}
-		case k == HeaderContentType:
-			err = w.SetAttribute(m.version.AttributeFromKind(spec.DataContentType), string(v))
+		case h.name == HeaderContentType:
+			err = w.SetAttribute(m.version.AttributeFromKind(spec.DataContentType), h.value)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	if m.value != nil {
-		return w.SetData(bytes.NewReader(m.value))
+		// A *bytes.Buffer is taken as the data as it is, not copied.
+		return w.SetData(bytes.NewBuffer(m.value))
 	}
 	return nil
 }
@@ -186,13 +292,17 @@ func (m *Message) GetAttribute(k spec.Kind) (spec.Attribute, any) {
 		return nil, nil
 	}
 	if attr := m.version.AttributeFromKind(k); attr != nil {
-		return attr, string(m.headers[attr.PrefixedName()])
+		v, _ := m.get(attr.PrefixedName())
+		return attr, v
 	}
 	return nil, nil
 }
 
 // GetExtension implements binding.MessageMetadataReader.
-func (m *Message) GetExtension(name string) any { return string(m.headers[HeaderPrefix+name]) }
+func (m *Message) GetExtension(name string) any {
+	v, _ := m.get(HeaderPrefix + name)
+	return v
+}
 
 // Finish implements binding.Message.
 func (m *Message) Finish(error) error { return nil }
