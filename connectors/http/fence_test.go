@@ -1,0 +1,70 @@
+package httpsink
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferry-cdc/ferry/connectors/conntest"
+)
+
+// errDeadline is why clockCtx ended.
+var errDeadline = errors.New("deadline passed by the clock")
+
+// clockCtx is a context that, like an HA leader's held write (ha.Fence.Hold),
+// learns it is over by reading the clock in Err, before any timer closes
+// Done: Err ends it at that moment. expired plays the clock.
+type clockCtx struct {
+	context.Context
+	cancel  context.CancelCauseFunc
+	expired atomic.Bool
+}
+
+func newClockCtx() *clockCtx {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &clockCtx{Context: ctx, cancel: cancel}
+}
+
+func (c *clockCtx) Err() error {
+	if c.expired.Load() {
+		c.cancel(errDeadline)
+	}
+	return c.Context.Err()
+}
+
+// TestNoRequestAfterTheWriteContextEnded: a lane sends its requests one
+// after another; once the Write's context says it is over, by Err alone
+// (a frozen HA leader resumes past its deadline before its timer runs),
+// no further request leaves, and the events not sent fail.
+func TestNoRequestAfterTheWriteContextEnded(t *testing.T) {
+	ctx := newClockCtx()
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Ce-Id"))
+		mu.Unlock()
+		ctx.expired.Store(true) // the deadline passes while this request is answered
+	}))
+	defer srv.Close()
+	s, _ := newSink(t, srv.URL, func(c *Config) { c.Concurrency, c.Mode = 1, ModeBinary })
+	events := conntest.Events(3, 3)
+	err := s.Write(ctx, events)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != events[0].ID() {
+		t.Fatalf("requests after the context ended: the endpoint got %v, want only %s", got, events[0].ID())
+	}
+	if err == nil {
+		t.Fatal("Write = nil, want the unsent events failed")
+	}
+	for i := 1; i < len(events); i++ {
+		if eventErr(t, err, i) == nil {
+			t.Fatalf("event %d not sent but not failed", i)
+		}
+	}
+}
