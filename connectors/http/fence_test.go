@@ -3,8 +3,10 @@ package httpsink
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,6 +47,9 @@ func TestNoRequestAfterTheWriteContextEnded(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			return
+		}
 		mu.Lock()
 		got = append(got, r.Header.Get("Ce-Id"))
 		mu.Unlock()
@@ -66,5 +71,37 @@ func TestNoRequestAfterTheWriteContextEnded(t *testing.T) {
 		if eventErr(t, err, i) == nil {
 			t.Fatalf("event %d not sent but not failed", i)
 		}
+	}
+}
+
+// TestNoBodySentAfterTheWriteContextEnded: the context ends between the
+// sink's last check and the transport writing the request (a process
+// frozen right there resumes past its deadline): the body is not written,
+// so the endpoint takes nothing, in every mode, and the event fails.
+func TestNoBodySentAfterTheWriteContextEnded(t *testing.T) {
+	for _, mode := range []string{ModeBinary, ModeStructured, ModeBatch} {
+		t.Run(mode, func(t *testing.T) {
+			var accepted, requests atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if _, err := io.ReadAll(r.Body); err == nil {
+					accepted.Add(1)
+				}
+			}))
+			defer srv.Close()
+			s, _ := newSink(t, srv.URL, func(c *Config) { c.Concurrency, c.Mode = 1, mode })
+			ctx := newClockCtx()
+			// The transport has the request in hand and a connection to
+			// write it to: the deadline passes now.
+			trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { ctx.expired.Store(true) }}
+			err := s.Write(httptrace.WithClientTrace(ctx, trace), conntest.Events(1, 1))
+			if n := accepted.Load(); n != 0 {
+				t.Fatalf("the endpoint read %d whole requests sent after the context ended", n)
+			}
+			if err == nil {
+				t.Fatal("Write = nil, want the event failed")
+			}
+			t.Logf("%d requests began (headers only); Write = %v", requests.Load(), err)
+		})
 	}
 }

@@ -140,7 +140,7 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, id string, fil
 		return s.requestFailed(ctx, first, n, err)
 	}
 	start := time.Now()
-	resp, err := s.roundTrip(req, id) // signs and authorizes last
+	resp, err := s.roundTrip(ctx, req, id) // signs and authorizes last
 	if err != nil {
 		return s.sendFailed(ctx, first, n, err)
 	}
