@@ -1,8 +1,6 @@
 package httpsink
 
 import (
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,36 +12,12 @@ import (
 	"github.com/ferry-cdc/ferry/connectors/conntest"
 )
 
-// errDeadline is why clockCtx ended.
-var errDeadline = errors.New("deadline passed by the clock")
-
-// clockCtx is a context that, like an HA leader's held write (ha.Fence.Hold),
-// learns it is over by reading the clock in Err, before any timer closes
-// Done: Err ends it at that moment. expired plays the clock.
-type clockCtx struct {
-	context.Context
-	cancel  context.CancelCauseFunc
-	expired atomic.Bool
-}
-
-func newClockCtx() *clockCtx {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	return &clockCtx{Context: ctx, cancel: cancel}
-}
-
-func (c *clockCtx) Err() error {
-	if c.expired.Load() {
-		c.cancel(errDeadline)
-	}
-	return c.Context.Err()
-}
-
 // TestNoRequestAfterTheWriteContextEnded: a lane sends its requests one
 // after another; once the Write's context says it is over, by Err alone
 // (a frozen HA leader resumes past its deadline before its timer runs),
 // no further request leaves, and the events not sent fail.
 func TestNoRequestAfterTheWriteContextEnded(t *testing.T) {
-	ctx := newClockCtx()
+	ctx := conntest.NewClockCtx()
 	var mu sync.Mutex
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -53,7 +27,7 @@ func TestNoRequestAfterTheWriteContextEnded(t *testing.T) {
 		mu.Lock()
 		got = append(got, r.Header.Get("Ce-Id"))
 		mu.Unlock()
-		ctx.expired.Store(true) // the deadline passes while this request is answered
+		ctx.Expire() // the deadline passes while this request is answered
 	}))
 	defer srv.Close()
 	s, _ := newSink(t, srv.URL, func(c *Config) { c.Concurrency, c.Mode = 1, ModeBinary })
@@ -90,10 +64,10 @@ func TestNoBodySentAfterTheWriteContextEnded(t *testing.T) {
 			}))
 			defer srv.Close()
 			s, _ := newSink(t, srv.URL, func(c *Config) { c.Concurrency, c.Mode = 1, mode })
-			ctx := newClockCtx()
+			ctx := conntest.NewClockCtx()
 			// The transport has the request in hand and a connection to
 			// write it to: the deadline passes now.
-			trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { ctx.expired.Store(true) }}
+			trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { ctx.Expire() }}
 			err := s.Write(httptrace.WithClientTrace(ctx, trace), conntest.Events(1, 1))
 			if n := accepted.Load(); n != 0 {
 				t.Fatalf("the endpoint read %d whole requests sent after the context ended", n)
