@@ -37,6 +37,12 @@ import (
 // delay before the key's next attempt. The pipeline never modifies the events
 // it passes and the sink must not keep them after Write returns. Close is
 // called once, after the last Write returned.
+//
+// Context: a Write that sends several requests checks ctx.Err() right before
+// each one and sends no more once it is non-nil. An HA leader's Write context
+// reports its end by the clock in Err before its timer closes Done (a leader
+// frozen past its deadline resumes before the timer runs), so that check is
+// what keeps a deposed leader from delivering.
 type Sink interface {
 	Open(ctx context.Context) error
 	Write(ctx context.Context, events []*event.Event) error

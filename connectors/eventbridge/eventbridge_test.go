@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -272,5 +273,28 @@ func TestDetailEventIsAValidCloudEvent(t *testing.T) {
 		if want == nil || g.Subject != want.Subject() || want.DataBase64 && string(g.Data) != string(want.Data()) {
 			t.Errorf("decoded %+v, want %v", g, want)
 		}
+	}
+}
+
+// TestNoCallAfterTheWriteContextEnded: a lane makes its calls one after
+// another; once the Write's context says it is over, by Err alone (a
+// frozen HA leader resumes past its deadline before its timer runs), no
+// further call is made and the events not sent fail.
+func TestNoCallAfterTheWriteContextEnded(t *testing.T) {
+	f := ebfake.New()
+	ctx := conntest.NewClockCtx()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.ServeHTTP(w, r)
+		ctx.Expire() // the deadline passes while the first call is answered
+	}))
+	defer srv.Close()
+	s := newSink(t, srv.URL, func(c *Config) { c.Concurrency = 1 })
+	err := s.Write(ctx, conntest.Events(25, 25)) // three calls: 10+10+5
+	if f.Calls() != 1 || len(f.Accepted()) != 10 {
+		t.Fatalf("after the context ended: %d calls, %d accepted; want only the first call's 10", f.Calls(), len(f.Accepted()))
+	}
+	var be *ferry.BatchError
+	if !errors.As(err, &be) || be.Len() != 15 {
+		t.Fatalf("Write = %v, want the 15 events not sent failed", err)
 	}
 }

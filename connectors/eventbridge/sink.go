@@ -221,6 +221,16 @@ func (s *Sink) put(ctx context.Context, entries []*types.PutEventsRequestEntry, 
 	for k, i := range call {
 		in.Entries[k] = *entries[i]
 	}
+	// A lane makes call after call within one Write, and a fenced HA
+	// leader's ctx reports itself done by the clock the moment its
+	// deadline passes (see ha.Fence.Hold), before its timer closes Done.
+	if err := ctx.Err(); err != nil {
+		err = fmt.Errorf("eventbridge sink %s: PutEvents not sent: %w", s.name, err)
+		for _, i := range call {
+			failed[i] = err
+		}
+		return err
+	}
 	out, err := s.api.PutEvents(ctx, in)
 	if err != nil && len(call) > 1 && apiCode(err) == "ValidationException" {
 		// One bad entry refuses the whole call: find it by sending alone.

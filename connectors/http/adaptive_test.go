@@ -112,7 +112,8 @@ func (h *throttler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestAdaptiveConcurrencyConvergesBelowTheEndpointsLimit: against a real
 // HTTP server that throttles above 6 concurrent requests, the limit comes
 // down from 32 and settles around 6 (a Write's lanes do not all reach the
-// server at the same instant, so it may probe a little above), the endpoint
+// server at the same instant, so it may probe a little above, but its
+// median is at most 7 and at least 4), the endpoint
 // then rarely throttles, and every event is delivered once, none refused
 // for good (nothing would be dead-lettered).
 func TestAdaptiveConcurrencyConvergesBelowTheEndpointsLimit(t *testing.T) {
@@ -138,21 +139,29 @@ func TestAdaptiveConcurrencyConvergesBelowTheEndpointsLimit(t *testing.T) {
 		}
 		limits = append(limits, s.Concurrency())
 	}
-	t.Logf("limit after each batch %v; %d requests throttled", limits, h.throttled.Load())
+	late := h.throttled.Load() - throttledBefore
+	t.Logf("limit after each batch %v; %d requests throttled, %d in the last %d batches", limits, h.throttled.Load(), late, settled)
 	if h.throttled.Load() == 0 {
 		t.Fatal("the endpoint never throttled: the test tested nothing")
 	}
-	tail, sum := limits[writes-settled:], 0
+	tail := limits[writes-settled:]
 	for _, l := range tail {
-		sum += l
 		if l > n+3 {
 			t.Fatalf("limit %d in the last batches %v; the endpoint takes %d", l, tail, n)
 		}
 	}
-	if sum > (n+1)*settled {
-		t.Fatalf("limits of the last batches %v average above %d; the endpoint takes %d", tail, n+1, n)
+	// Where the limit settles is its median: AIMD saws between the limit
+	// where the endpoint pushes back and a tenth below, and where it pushes
+	// back depends on how many lanes reach it at the same instant, which
+	// scheduling decides (on a loaded machine lanes drift apart, and a
+	// Write at n+2 may see no 429, so the sawtooth's top and the mean of
+	// a few batches rise without anything wrong). A limit that stays above
+	// n+1, or collapses well below n, moves the median.
+	sorted := slices.Sorted(slices.Values(tail))
+	if lo, hi := sorted[(settled-1)/2], sorted[settled/2]; hi > n+1 || lo < n-2 {
+		t.Fatalf("limits of the last batches %v settle at %d-%d; the endpoint takes %d", tail, lo, hi, n)
 	}
-	if late := h.throttled.Load() - throttledBefore; late > settled*per/10 {
+	if late > settled*per/10 {
 		t.Fatalf("%d requests throttled in the last %d batches of %d events: the limit did not settle", late, settled, per)
 	}
 	for _, e := range events {

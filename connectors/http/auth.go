@@ -68,10 +68,10 @@ func (s *Sink) setupAuth(cfg *Config, tlsCfg *tls.Config) error {
 // body and headers are signed with the current time. A 401 to a request
 // that carried a token drops the token (the endpoint may have revoked it
 // before its expiry) and sends the request once more with a new token,
-// signed anew.
-func (s *Sink) roundTrip(req *http.Request, id string) (*http.Response, error) {
+// signed anew. ctx is the Write's (see guardBody).
+func (s *Sink) roundTrip(ctx context.Context, req *http.Request, id string) (*http.Response, error) {
 	if s.signer == nil && s.tokens == nil {
-		return s.client.Do(req)
+		return s.client.Do(guardBody(ctx, req))
 	}
 	body, err := bufferBody(req)
 	if err != nil {
@@ -81,7 +81,7 @@ func (s *Sink) roundTrip(req *http.Request, id string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.client.Do(req)
+	resp, err := s.client.Do(guardBody(ctx, req))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || s.tokens == nil {
 		return resp, err
 	}
@@ -94,7 +94,7 @@ func (s *Sink) roundTrip(req *http.Request, id string) (*http.Response, error) {
 	if _, err := s.authorize(again, id, body); err != nil {
 		return nil, err
 	}
-	return s.client.Do(again)
+	return s.client.Do(guardBody(ctx, again))
 }
 
 // authorize sets the token and the signature of req, whose body is body,
@@ -168,6 +168,52 @@ func bufferBody(req *http.Request) ([]byte, error) {
 	}
 	setBody(req, body)
 	return body, nil
+}
+
+// guardBody makes req's body check ctx whenever the transport reads it,
+// which it does right before writing it to the connection: a body that
+// finds ctx done ends the request there, none of it sent (at most the
+// headers, which no endpoint takes for a delivery). It is the last check
+// before the bytes leave, closer than any before handing req to the
+// client: a fenced HA leader's ctx reports itself done by the clock (see
+// ha.Fence.Hold), and a leader frozen after an earlier check resumes
+// straight into the transport's write. ctx is the Write's own context,
+// not req's: the request's deadline context sees only its parent's Done.
+// A body other than the in-memory kinds makes the transport write the
+// headers ahead of it, one more packet per request.
+func guardBody(ctx context.Context, req *http.Request) *http.Request {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req
+	}
+	req.Body = &guardedBody{ctx: ctx, ReadCloser: req.Body}
+	if get := req.GetBody; get != nil {
+		req.GetBody = func() (io.ReadCloser, error) {
+			b, err := get()
+			if err != nil || b == http.NoBody {
+				return b, err
+			}
+			return &guardedBody{ctx: ctx, ReadCloser: b}, nil
+		}
+	}
+	return req
+}
+
+// guardedBody is a request body that yields bytes only while ctx is not
+// done. A read that yields none (the transport's probe past the end, after
+// the body went out) passes: the request was sent whole by then.
+type guardedBody struct {
+	ctx context.Context
+	io.ReadCloser
+}
+
+func (b *guardedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if cerr := b.ctx.Err(); cerr != nil {
+			return 0, cerr
+		}
+	}
+	return n, err
 }
 
 func setBody(req *http.Request, body []byte) {

@@ -132,8 +132,15 @@ func (s *Sink) do(ctx context.Context, first *event.Event, n int, id string, fil
 		// net/http would refuse to send it, on every attempt.
 		return ferry.Permanent(fmt.Errorf("build request for event %s: %w", first.ID(), err))
 	}
+	// The last check before the request leaves: a lane sends request after
+	// request within one Write, and a fenced HA leader's ctx reports itself
+	// done by the clock the moment its deadline passes (see ha.Fence.Hold),
+	// before its timer closes Done, which is all the transport watches.
+	if err := ctx.Err(); err != nil {
+		return s.requestFailed(ctx, first, n, err)
+	}
 	start := time.Now()
-	resp, err := s.roundTrip(req, id) // signs and authorizes last
+	resp, err := s.roundTrip(ctx, req, id) // signs and authorizes last
 	if err != nil {
 		return s.sendFailed(ctx, first, n, err)
 	}

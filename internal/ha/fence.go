@@ -144,8 +144,51 @@ func (f *Fence) Hold(ctx context.Context) (context.Context, context.CancelFunc, 
 		}
 		wctx, cancel := context.WithCancelCause(ctx)
 		stop := context.AfterFunc(term, func() { cancel(context.Cause(term)) })
-		return wctx, func() { stop(); cancel(nil) }, nil
+		held := &heldCtx{Context: wctx, fence: f, term: term, cancel: cancel}
+		return held, func() { stop(); cancel(nil) }, nil
 	}
+}
+
+// heldCtx is the context Hold returns. Its Err reads the clock: once the
+// deadline has passed it is done, whether or not the expiry timer has run.
+// A process frozen past its deadline (SIGSTOP, a VM or GC pause) resumes
+// all its goroutines at once, and the timer's callback is only one of
+// them: a sink goroutine whose answer arrived during the freeze would
+// otherwise send its next request with a context still live. Sinks check
+// ctx.Err() right before each request, so that check is what fences them.
+// Err cancels the context itself then, so Done and context.Cause agree
+// with it.
+type heldCtx struct {
+	context.Context
+	fence  *Fence
+	term   context.Context
+	cancel context.CancelCauseFunc
+}
+
+func (c *heldCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if err := c.fence.passed(c.term); err != nil {
+		c.cancel(err)
+		return c.Context.Err()
+	}
+	return nil
+}
+
+// passed returns why a write of term may not go on now (the term ended or
+// its deadline passed), or nil.
+func (f *Fence) passed(term context.Context) error {
+	f.mu.Lock()
+	current, until := f.term, f.until
+	f.mu.Unlock()
+	if term.Err() != nil || term != current { // a term is ended before another begins
+		return context.Cause(term)
+	}
+	if since := time.Since(until); since >= 0 {
+		return fmt.Errorf("%w: deadline passed %v ago", ErrLost, since.Round(time.Millisecond))
+	}
+	return nil
 }
 
 // Err reports whether a write could start now: nil, or why not.

@@ -76,3 +76,35 @@ func TestFenceRelease(t *testing.T) {
 		t.Fatal("a released term counts as lost")
 	}
 }
+
+// TestFenceHeldWriteEndsByTheClock: a write held before a freeze must not
+// go on after it just because the expiry timer has not run yet (a frozen
+// process's goroutines all resume at once): the held context reports
+// itself done once the deadline has passed, and then is.
+func TestFenceHeldWriteEndsByTheClock(t *testing.T) {
+	f := newFence(time.Hour)
+	f.begin(time.Now().Add(-time.Hour+200*time.Millisecond), 0) // 200ms of validity left
+	ctx, release, err := f.Hold(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	f.mu.Lock()
+	f.expiry.Stop() // as if the timer had not fired yet
+	f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("held write cancelled within its validity: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if ctx.Err() == nil {
+		t.Fatal("held write still live past its deadline")
+	}
+	select {
+	case <-ctx.Done():
+	default:
+		t.Fatal("Err reported the write done but Done is open")
+	}
+	if !errors.Is(context.Cause(ctx), ErrLost) {
+		t.Fatalf("cause = %v, want ErrLost", context.Cause(ctx))
+	}
+}

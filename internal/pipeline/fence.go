@@ -20,7 +20,9 @@ var ErrFenced = errors.New("deliveries fenced off")
 // sink worker calls Hold right before each Write (including writes to the
 // dead-letter sink) and the release func right after it returns; a Write
 // whose Hold failed is not started. The context Hold returns is cancelled
-// when the right to deliver ends, so a slow Write is cut short. Once Hold
+// when the right to deliver ends, so a slow Write is cut short; its Err
+// reports that end by the clock, before any timer has closed Done, and
+// sinks check it before each request (see ferry.Sink). Once Hold
 // fails, the runtime cancels everything at once: in-flight events are
 // abandoned (not acknowledged, no checkpoint past them), Run returns an
 // error wrapping ErrFenced, and the Runtime is not run again.

@@ -4,9 +4,11 @@ package kafkatest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -34,6 +36,34 @@ func Committed(t testing.TB, brokers []string, group, topic string, partitions i
 		}
 	}
 	return out
+}
+
+// Partitions returns how many partitions topic has, 0 when it does not
+// exist.
+func Partitions(t testing.TB, brokers []string, topic string) int {
+	t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	req.AllowAutoTopicCreation = false
+	resp, err := request(t, brokers, req)
+	if err != nil {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	for _, tt := range resp.(*kmsg.MetadataResponse).Topics {
+		if tt.Topic == nil || *tt.Topic != topic {
+			continue
+		}
+		switch err := kerr.ErrorForCode(tt.ErrorCode); {
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			return 0
+		case err != nil:
+			t.Fatalf("metadata of %s: %v", topic, err)
+		}
+		return len(tt.Partitions)
+	}
+	return 0
 }
 
 // Ends returns the high watermark of each of topic's first partitions
