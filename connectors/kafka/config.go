@@ -167,7 +167,11 @@ func maxVersions(v string) (vs *kversion.Versions, ok bool) {
 // client's defaults that matter here: idempotent writes with acks=all,
 // unlimited internal retries, per-partition order, and gapless failure (see
 // Sink.Write).
-func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
+//
+// With exactly_once the client is transactional (txnID): a failed record
+// aborts its whole transaction, so records already sent need not be
+// cancellable, and franz-go refuses that option with transactions.
+func (c *Config) clientOptions(log kgo.Logger, txnID string) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
@@ -179,8 +183,6 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 		kgo.ProducerLinger(0),
 		// Large enough that Produce never blocks inside a Write (see Write).
 		kgo.MaxBufferedRecords(maxBuffered),
-		// A Write's context may fail records already sent (see Sink.Write).
-		kgo.AllowIdempotentProduceCancellation(),
 		kgo.DialTimeout(c.Timeout),
 		// How soon a failed request reloads the metadata; records are
 		// failed on their deadline at such a reload, so it is kept well
@@ -192,6 +194,16 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 		// the topics topic_expression names.
 		kgo.AllowAutoTopicCreation(),
 		kgo.WithLogger(log),
+	}
+	if txnID == "" {
+		// A Write's context may fail records already sent (see Sink.Write).
+		opts = append(opts, kgo.AllowIdempotentProduceCancellation())
+	} else {
+		opts = append(opts, kgo.TransactionalID(txnID),
+			// A transaction lasts one Write, which the timeout bounds;
+			// the broker aborts one left open by a crashed Ferry after
+			// this (a successor's InitProducerId aborts it at once).
+			kgo.TransactionTimeout(max(2*c.Timeout, 10*time.Second)))
 	}
 	if vs, _ := maxVersions(c.Version); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))

@@ -40,6 +40,28 @@ var _ ferry.TransactionalSink = (*TxSink)(nil)
 // errTxnUnsupported: a broker does not serve the transaction requests.
 var errTxnUnsupported = errors.New("does not support transactions (InitProducerId, AddPartitionsToTxn, EndTxn: Kafka 0.11 or later, with transactions enabled)")
 
+// errCommit: EndTransaction(TryCommit) failed; the outcome may be unknown.
+var errCommit = errors.New("commit")
+
+// resetTx drops tx's client; the next write creates another.
+func (s *TxSink) resetTx(tx *txProducer) {
+	s.mu.Lock()
+	if s.tx == tx {
+		s.tx, s.prod = nil, nil
+	}
+	s.mu.Unlock()
+	tx.close()
+}
+
+// committed reports whether the checkpoint topic holds cp, i.e. whether
+// a transaction whose commit answer was lost did commit. The position
+// advances with every transaction that carries one, so an equal position
+// is this transaction's.
+func (s *TxSink) committed(ctx context.Context, cp ferry.SinkCheckpoint) bool {
+	pos, err := s.StoredPosition(ctx, cp.Source)
+	return err == nil && bytes.Equal(pos, cp.Position)
+}
+
 // txProducer is franz-go's transactional producer plus the checkpoint
 // topic's reader. Write's goroutine only, but for close.
 type txProducer struct {
@@ -60,12 +82,7 @@ func (s *TxSink) producerTx(ctx context.Context) (*txProducer, error) {
 	}
 	if s.tx == nil {
 		id := s.cfg.transactionalID(s.name)
-		opts := append(append([]kgo.Opt(nil), s.opts...), kgo.TransactionalID(id),
-			// A transaction lasts one Write, which the timeout bounds;
-			// the broker aborts one left open by a crashed Ferry after
-			// this (a successor's InitProducerId aborts it at once).
-			kgo.TransactionTimeout(max(2*s.cfg.Timeout, 10*time.Second)))
-		fp, err := newFranzProducer(opts, s.cfg.Timeout)
+		fp, err := newFranzProducer(s.opts, s.cfg.Timeout)
 		if err != nil {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("kafka sink %s: create the transactional client for %v: %w", s.name, s.cfg.Brokers, err)
@@ -123,9 +140,18 @@ func (s *TxSink) WriteAt(ctx context.Context, events []*event.Event, through []f
 			"sink", s.name, "transactional_id", tx.id, "error", err)
 		return fmt.Errorf("kafka sink %s: %w", s.name, err)
 	}
+	// franz-go may leave the producer ID in a fatal state after a failed
+	// transaction; a new client's InitProducerId aborts whatever the broker
+	// still holds open of it (an epoch bump), so the retry starts clean.
+	s.resetTx(tx)
+	if errors.Is(err, errCommit) && len(through) > 0 && s.committed(ctx, through[0]) {
+		// The commit's answer was lost but the position is there: the
+		// transaction committed, with every event of the write.
+		return nil
+	}
 	// A record Kafka refuses for good (too large) is dead-lettered; the
 	// others go again in the next transaction.
-	for i, e := range errs[:len(events)] {
+	for i, e := range errs[:min(len(errs), len(events))] {
 		if ferry.IsPermanent(e) {
 			be.Fail(i, fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, events[i].ID(), e))
 		}
@@ -155,7 +181,7 @@ func (s *TxSink) StoredPosition(ctx context.Context, source string) (ferry.Posit
 	if err != nil {
 		return nil, err
 	}
-	pos, err := tx.stored(ctx, source, s.opts)
+	pos, err := tx.stored(ctx, source, s.readOpts)
 	if err != nil {
 		return nil, fmt.Errorf("kafka sink %s: read %s: %w", s.name, tx.topic, err)
 	}
@@ -190,7 +216,7 @@ func (p *txProducer) transact(ctx context.Context, recs []*kgo.Record) (errs []e
 		if err == nil {
 			return nil, nil
 		}
-		err = fmt.Errorf("commit: %w", err)
+		err = fmt.Errorf("%w: %w", errCommit, err)
 	}
 	if aerr := p.end(ctx, kgo.TryAbort); aerr != nil {
 		err = fmt.Errorf("%w; abort: %w", err, aerr)
@@ -243,7 +269,13 @@ func (p *txProducer) checkBrokers(ctx context.Context) error {
 		return fmt.Errorf("reach the brokers: %w", err)
 	}
 	for _, m := range meta.Brokers {
-		resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, p.cl.Broker(int(m.NodeID)))
+		req := kmsg.NewPtrApiVersionsRequest()
+		// v3+ refuses a request without them (INVALID_REQUEST).
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "ferry", "1"
+		resp, err := req.RequestWith(ctx, p.cl.Broker(int(m.NodeID)))
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
 		if err != nil {
 			return fmt.Errorf("ask broker %d (%s:%d) for its API versions: %w", m.NodeID, m.Host, m.Port, err)
 		}
@@ -302,13 +334,20 @@ func (p *txProducer) stored(ctx context.Context, source string, base []kgo.Opt) 
 	defer cl.Close()
 	key := p.key(source)
 	var pos ferry.Position
-	for {
-		fs := cl.PollFetches(ctx)
+	for idle := 0; ; {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+
 		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = err
+			}
+		})
 		if ferr != nil {
 			return nil, ferr
 		}
@@ -320,6 +359,16 @@ func (p *txProducer) stored(ctx context.Context, source string, base []kgo.Opt) 
 			}
 		})
 		if last >= end-1 {
+			return pos, nil
+		}
+		if last >= 0 {
+			idle = 0
+			continue
+		}
+		// Compaction may have removed the offset before the end (a
+		// broker keeps the active segment whole, kfake need not):
+		// polls that bring nothing mean the end was passed.
+		if idle++; idle == 3 {
 			return pos, nil
 		}
 	}
