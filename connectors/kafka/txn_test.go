@@ -255,3 +255,30 @@ func TestBrokerWithoutTransactionsIsRefused(t *testing.T) {
 		t.Fatalf("StoredPosition = %v; want the broker named as not supporting transactions", err)
 	}
 }
+
+// BenchmarkDelivery300B compares exactly_once (one transaction per
+// 1000-event write, with its checkpoint record) with at_least_once on the
+// franz-go client: 300-byte events to kfake on loopback, same process.
+func BenchmarkDelivery300B(b *testing.B) {
+	b.Run(deliveryAtLeastOnce, func(b *testing.B) { benchWrite300B(b, clientFranz) })
+	b.Run(deliveryExactlyOnce, func(b *testing.B) {
+		c := cluster(b, kfake.SeedTopics(6, "orders"))
+		s := newTxSink(b, c.ListenAddrs(), nil)
+		events := conntest.Events(1000, 100)
+		pad := strings.Repeat("x", 300-len(events[0].Data())-len(`,"pad":""`))
+		for _, e := range events {
+			_ = e.SetData(event.ApplicationJSON, json.RawMessage(`{"pad":"`+pad+`"}`))
+		}
+		ctx := context.Background()
+		if err := s.WriteAt(ctx, events, cp("db", "p0")); err != nil { // connect first
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for b.Loop() {
+			if err := s.WriteAt(ctx, events, cp("db", "p1")); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+	})
+}
