@@ -34,7 +34,9 @@ func (s *txnSink) Write(context.Context, []*event.Event) error {
 	return errors.New("Write called on a transactional sink")
 }
 
-func (s *txnSink) StoredPosition(context.Context, string) (ferry.Position, error) { return s.stored, nil }
+func (s *txnSink) StoredPosition(context.Context, string) (ferry.Position, error) {
+	return s.stored, nil
+}
 
 func (s *txnSink) WriteAt(_ context.Context, evs []*event.Event, through []ferry.SinkCheckpoint) error {
 	s.mu.Lock()
