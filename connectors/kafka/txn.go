@@ -255,12 +255,25 @@ func (p *txProducer) fence(err error) error {
 }
 
 // prepare checks that every broker serves transactions (naming the one
-// that does not) and creates the checkpoint topic, compacted, if missing.
+// that does not), creates the checkpoint topic, compacted, if missing, and
+// takes the transactional id over.
 func (p *txProducer) prepare(ctx context.Context) error {
 	if err := p.checkBrokers(ctx); err != nil {
 		return err
 	}
-	return p.createTopic(ctx)
+	if err := p.createTopic(ctx); err != nil {
+		return err
+	}
+	// InitProducerId now, before the position is read: it fences the
+	// previous producer with this id (a killed Ferry, a deposed HA
+	// leader) and aborts its open transaction, so the position read next
+	// is final; lazily, on the first transaction, the old producer could
+	// still commit a batch after the position was read, and it would be
+	// delivered twice.
+	if _, _, err := p.cl.ProducerID(ctx); err != nil {
+		return p.fence(fmt.Errorf("initialize transactional id %q: %w", p.id, err))
+	}
+	return nil
 }
 
 func (p *txProducer) checkBrokers(ctx context.Context) error {

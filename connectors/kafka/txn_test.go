@@ -223,12 +223,14 @@ func TestZombieProducerIsFenced(t *testing.T) {
 	if got := storedPos(t, successor, "db"); got != "p1" {
 		t.Fatalf("successor read %q, want p1", got)
 	}
-	if err := successor.WriteAt(ctx, conntest.Events(6, 3)[3:], cp("db", "p2")); err != nil {
-		t.Fatalf("successor: %v", err)
-	}
+	// Reading the position took the id over: the old producer can no
+	// longer commit past what the successor resumes from.
 	err := old.WriteAt(ctx, conntest.Events(9, 3)[6:], cp("db", "zombie"))
 	if !errors.Is(err, ferry.ErrSinkFenced) {
-		t.Fatalf("zombie WriteAt = %v; want ErrSinkFenced", err)
+		t.Fatalf("zombie WriteAt after the successor read its position = %v; want ErrSinkFenced", err)
+	}
+	if err := successor.WriteAt(ctx, conntest.Events(6, 3)[3:], cp("db", "p2")); err != nil {
+		t.Fatalf("successor: %v", err)
 	}
 	if err := old.WriteAt(ctx, conntest.Events(1, 1), nil); !errors.Is(err, ferry.ErrSinkFenced) {
 		t.Fatalf("zombie's next WriteAt = %v; want ErrSinkFenced without contacting the broker", err)
