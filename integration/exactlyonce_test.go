@@ -198,3 +198,72 @@ func kcatCount(t *testing.T, addr, topic string) int {
 	}
 	return len(strings.Fields(out.String()))
 }
+
+// TestExactlyOnceFencesTheOlderInstance starts a second ferry with the
+// same Kafka sink (so the same transactional id) while the first streams:
+// the first is fenced and stops with one clear line instead of taking the
+// id back, and a read_committed consumer still sees every change once.
+func TestExactlyOnceFencesTheOlderInstance(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	start := binlogPos(t, shared)
+	name, db := newDB(t, shared)
+	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, pad VARCHAR(100) DEFAULT 'x')")
+	w := &workload{db: db, rng: rand.New(rand.NewPCG(seed, 1)), rows: map[int]int{}}
+	k := startKafka(t, "changes", 4)
+	// Two instances: own state directories and server ids, one sink name.
+	older := startFerry(t, exactlyOnceConfig(t, name, start, k.addr))
+
+	ctx, stopWriter := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			w.step(t)
+		}
+	})
+	t.Cleanup(func() { stopWriter(); wg.Wait() }) // before the database is dropped
+	eventually(t, 60*time.Second, "the first instance delivers", func() bool {
+		return someCommitted(t, k.addr, "changes")
+	})
+	newer := startFerry(t, exactlyOnceConfig(t, name, start, k.addr))
+	eventually(t, 60*time.Second, "the older instance stops", func() bool { return !older.running() })
+	stopWriter()
+	wg.Wait()
+	if code := older.wait(time.Second); code == 0 {
+		t.Errorf("the fenced instance exited with 0")
+	}
+	if log := older.stderr.String(); !strings.Contains(log, "kafka sink fenced") {
+		t.Errorf("the fenced instance did not say it was fenced:\n%s", log)
+	}
+	want := w.committed()
+	var events []event.Event
+	eventually(t, 90*time.Second, fmt.Sprintf("%d events read_committed", len(want)), func() bool {
+		events = readCommittedEvents(t, k.addr, "changes")
+		return len(events) >= len(want)
+	})
+	if code := newer.stop(); code != 0 {
+		t.Fatalf("newer ferry exit code %d", code)
+	}
+	events = readCommittedEvents(t, k.addr, "changes")
+	if d := distinct(events); d != len(events) {
+		t.Errorf("%d events under read_committed, %d distinct", len(events), d)
+	}
+	verifyAgainstWorkload(t, events, want)
+	verifyRebuiltTable(t, events, db)
+}
+
+// someCommitted reports whether a read_committed consumer gets a record
+// of topic within a few seconds (readCommittedEvents reads to the end,
+// which never comes while ferry streams).
+func someCommitted(t *testing.T, addr, topic string) bool {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return cl.PollFetches(ctx).NumRecords() > 0
+}
