@@ -92,3 +92,18 @@ type HeaderScrubber interface {
 type EveryReplica interface {
 	RunsOnEveryReplica() bool
 }
+
+// ExactlyOnceSink is a sink configuration that may commit its events
+// together with the source position (a ferry.TransactionalSink). Such a
+// sink is the checkpoint of the sources feeding it, so the application
+// refuses a configuration in which one of them also feeds another sink (that
+// sink would get the changes again after a crash, or lose them, depending on
+// which checkpoint wins), more than one source feeds it, or the source runs
+// on every HA replica (each replica would resume from the others' position
+// and fence them with the one transactional identity).
+//
+// Lifecycle: ExactlyOnce is called after Validate succeeded, any number of
+// times; it must not modify the configuration.
+type ExactlyOnceSink interface {
+	ExactlyOnce() bool
+}

@@ -20,6 +20,12 @@ var (
 	// earlier event of its ordering key failed in the same Write (see
 	// NotAttempted): the pipeline retries it without counting an attempt.
 	ErrNotAttempted = errors.New("not attempted: an earlier event of the same ordering key failed")
+	// ErrSinkFenced is returned by a transactional sink whose identity
+	// another instance took over (Kafka: a producer with the same
+	// transactional id initialized after this one): it must not write
+	// again, and the pipeline stops rather than retry and steal the
+	// identity back.
+	ErrSinkFenced = errors.New("fenced by another instance with the same identity")
 )
 
 // PermanentError marks a failure that retrying cannot fix (a 4xx answer, an

@@ -125,3 +125,40 @@ func OrderingKey(e *event.Event) string {
 	}
 	return e.ID()
 }
+
+// SinkCheckpoint is the position one source reaches with a transactional
+// write: every event of that source up to Position was routed to the sink
+// in this write or an earlier committed one.
+type SinkCheckpoint struct {
+	// Source is the source's checkpoint key (its name, or the key of a
+	// backfill or replay run beside it).
+	Source   string
+	Position Position
+}
+
+// TransactionalSink is a sink that stores the source position with the
+// events, atomically, so that the destination itself is the checkpoint
+// (the Kafka sink with delivery: exactly_once). The pipeline uses it
+// instead of Write for the events it routes; dead letters it forwards to
+// a dead-letter sink still go through Write.
+//
+// Lifecycle: Open, then StoredPosition once per source before that source
+// opens; the pipeline resumes the source from a non-nil answer, which
+// takes precedence over its own checkpoint store (the destination holds
+// what was really committed: a crash after the commit and before the
+// store's save must not deliver that batch again). An error from
+// StoredPosition stops the start. Then WriteAt, from one goroutine at a
+// time, never concurrently with Write.
+//
+// WriteAt is all or nothing: nil means every event and every checkpoint
+// of through was committed together; any error means none was. A
+// *BatchError must then name every event (the cause with its own
+// classification, the others NotAttempted), since the events it does not
+// name would count as delivered. An error wrapping ErrSinkFenced means
+// another instance took over the sink's identity: the pipeline stops.
+// through lists only the sources whose position advanced; it may be empty.
+type TransactionalSink interface {
+	Sink
+	StoredPosition(ctx context.Context, source string) (Position, error)
+	WriteAt(ctx context.Context, events []*event.Event, through []SinkCheckpoint) error
+}

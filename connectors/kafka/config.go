@@ -58,6 +58,38 @@ type Config struct {
 	TLS tlsconfig.Config `yaml:"tls"`
 	// SASL authenticates to the brokers.
 	SASL SASL `yaml:"sasl"`
+	// Delivery is at_least_once (a crash may deliver a batch again) or
+	// exactly_once: each Write is one Kafka transaction that also stores
+	// the source position in checkpoint_topic, so consumers with
+	// isolation.level=read_committed see every change once (franz-go
+	// client only; the sink must be its source's only sink).
+	Delivery string `yaml:"delivery" ferry:"default=at_least_once,enum=at_least_once|exactly_once"`
+	// TransactionalID identifies the transactional producer with
+	// exactly_once; by default ferry.<client_id>.<sink name>. It must be
+	// stable across restarts and equal on HA replicas (a new producer
+	// with it fences the old one) and unique per Ferry deployment
+	// sharing a cluster.
+	TransactionalID string `yaml:"transactional_id" ferry:"example=ferry.orders.kafka"`
+	// CheckpointTopic holds the source positions committed with
+	// exactly_once (created, compacted, if missing).
+	CheckpointTopic string `yaml:"checkpoint_topic" ferry:"default=_ferry_checkpoints"`
+}
+
+// The delivery guarantees.
+const (
+	deliveryAtLeastOnce = "at_least_once"
+	deliveryExactlyOnce = "exactly_once"
+)
+
+// ExactlyOnce implements ferry.ExactlyOnceSink.
+func (c *Config) ExactlyOnce() bool { return c.Delivery == deliveryExactlyOnce }
+
+// transactionalID is the configured id or the default.
+func (c *Config) transactionalID(sink string) string {
+	if c.TransactionalID != "" {
+		return c.TransactionalID
+	}
+	return "ferry." + c.ClientID + "." + sink
 }
 
 // The clients.
@@ -72,7 +104,11 @@ func DefaultConfig() *Config { return ferry.Defaults[Config]() }
 // Connector registers the `type: kafka` sink.
 var Connector = ferry.SinkSpec[Config]{Name: "kafka",
 	Build: func(name string, cfg *Config, env ferry.SinkEnv) (ferry.Sink, error) {
-		return ferry.AsSink(New(name, cfg, env.Log))
+		s, err := New(name, cfg, env.Log)
+		if err != nil || !cfg.ExactlyOnce() {
+			return ferry.AsSink(s, err)
+		}
+		return &TxSink{Sink: s}, nil
 	}}
 
 var compressions = map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
@@ -100,6 +136,15 @@ func (c *Config) Validate() error {
 	if c.Timeout <= 0 {
 		errs = append(errs, ferry.Invalid("timeout", "must be positive"))
 	}
+	if c.Delivery == deliveryExactlyOnce && c.Client == clientSarama {
+		errs = append(errs, ferry.Invalid("delivery", "exactly_once needs client franz-go: the sarama client's transactions are not supported by Ferry"))
+	}
+	if c.Delivery != deliveryExactlyOnce && c.TransactionalID != "" {
+		errs = append(errs, ferry.Invalid("transactional_id", "is used only with delivery: exactly_once"))
+	}
+	if c.Delivery == deliveryExactlyOnce && c.CheckpointTopic == "" {
+		errs = append(errs, ferry.Invalid("checkpoint_topic", "must not be empty with delivery: exactly_once"))
+	}
 	errs = append(errs, c.TLS.Validate("tls")...)
 	errs = append(errs, c.SASL.validate(c.Client)...)
 	return errors.Join(errs...)
@@ -122,7 +167,11 @@ func maxVersions(v string) (vs *kversion.Versions, ok bool) {
 // client's defaults that matter here: idempotent writes with acks=all,
 // unlimited internal retries, per-partition order, and gapless failure (see
 // Sink.Write).
-func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
+//
+// With exactly_once the client is transactional (txnID): a failed record
+// aborts its whole transaction, so records already sent need not be
+// cancellable, and franz-go refuses that option with transactions.
+func (c *Config) clientOptions(log kgo.Logger, txnID string) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
@@ -134,8 +183,6 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 		kgo.ProducerLinger(0),
 		// Large enough that Produce never blocks inside a Write (see Write).
 		kgo.MaxBufferedRecords(maxBuffered),
-		// A Write's context may fail records already sent (see Sink.Write).
-		kgo.AllowIdempotentProduceCancellation(),
 		kgo.DialTimeout(c.Timeout),
 		// How soon a failed request reloads the metadata; records are
 		// failed on their deadline at such a reload, so it is kept well
@@ -147,6 +194,16 @@ func (c *Config) clientOptions(log kgo.Logger) ([]kgo.Opt, error) {
 		// the topics topic_expression names.
 		kgo.AllowAutoTopicCreation(),
 		kgo.WithLogger(log),
+	}
+	if txnID == "" {
+		// A Write's context may fail records already sent (see Sink.Write).
+		opts = append(opts, kgo.AllowIdempotentProduceCancellation())
+	} else {
+		opts = append(opts, kgo.TransactionalID(txnID),
+			// A transaction lasts one Write, which the timeout bounds;
+			// the broker aborts one left open by a crashed Ferry after
+			// this (a successor's InitProducerId aborts it at once).
+			kgo.TransactionTimeout(max(2*c.Timeout, 10*time.Second)))
 	}
 	if vs, _ := maxVersions(c.Version); vs != nil {
 		opts = append(opts, kgo.MaxVersions(vs))

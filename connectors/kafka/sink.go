@@ -42,11 +42,14 @@ var errNoAck = errors.New("no acknowledgement before the write's deadline")
 // pipeline's contract); the client is created on the first Write, so an
 // unreachable cluster is a retried Write failure, not a failed start.
 type Sink struct {
-	name  string
-	cfg   *Config
-	opts  []kgo.Opt // franz-go only
-	topic cel.Program
-	log   *slog.Logger
+	name string
+	cfg  *Config
+	opts []kgo.Opt // franz-go only
+	// readOpts are opts without the transactional id: the base of the
+	// checkpoint topic's reader (exactly_once only).
+	readOpts []kgo.Opt
+	topic    cel.Program
+	log      *slog.Logger
 
 	mu     sync.Mutex // guards prod and closed against Close
 	prod   producer
@@ -67,11 +70,20 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{name: name, cfg: cfg, log: log, extHeaders: map[string]string{}}
 	if cfg.Client == clientFranz {
-		opts, err := cfg.clientOptions(kafkawire.Logger{Slog: log})
+		txnID := ""
+		if cfg.ExactlyOnce() {
+			txnID = cfg.transactionalID(name)
+		}
+		opts, err := cfg.clientOptions(kafkawire.Logger{Slog: log}, txnID)
 		if err != nil {
 			return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 		}
 		s.opts = opts
+		if txnID != "" {
+			if s.readOpts, err = cfg.clientOptions(kafkawire.Logger{Slog: log}, ""); err != nil {
+				return nil, fmt.Errorf("kafka sink %s: %w", name, err)
+			}
+		}
 	} else if _, err := cfg.saramaConfig(); err != nil {
 		return nil, fmt.Errorf("kafka sink %s: %w", name, err)
 	}

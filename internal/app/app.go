@@ -33,7 +33,7 @@ func Load(paths []string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if errs := checkClaims(cfg); len(errs) > 0 {
+	if errs := append(checkClaims(cfg), checkExactlyOnce(cfg)...); len(errs) > 0 {
 		return nil, errs
 	}
 	excludeCheckpointTable(cfg)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // ErrFenced means this process lost the right to deliver (an HA leader
@@ -42,9 +44,18 @@ type Fence interface {
 // only while the fence allows it. A Write the fence cut short fails with
 // ErrFenced whatever the sink answered, unless the sink accepted it.
 func (w *sinkWorker) fencedWrite(ctx context.Context, events []*event.Event) error {
+	return w.fenced(ctx, func(ctx context.Context) error { return w.sink.Write(ctx, events) })
+}
+
+// fencedWriteAt is fencedWrite for a transactional sink's own events.
+func (w *sinkWorker) fencedWriteAt(ctx context.Context, events []*event.Event, through []ferry.SinkCheckpoint) error {
+	return w.fenced(ctx, func(ctx context.Context) error { return w.txn.sink.WriteAt(ctx, events, through) })
+}
+
+func (w *sinkWorker) fenced(ctx context.Context, write func(context.Context) error) error {
 	fence := w.rt.cfg.Fence
 	if fence == nil {
-		return w.sink.Write(ctx, events)
+		return write(ctx)
 	}
 	wctx, release, err := fence.Hold(ctx)
 	if err != nil {
@@ -54,7 +65,7 @@ func (w *sinkWorker) fencedWrite(ctx context.Context, events []*event.Event) err
 		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	defer release()
-	err = w.sink.Write(wctx, events)
+	err = write(wctx)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 		return fmt.Errorf("%w: write cut short: %w (sink said: %w)", ErrFenced, context.Cause(wctx), err)
 	}

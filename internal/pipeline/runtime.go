@@ -288,6 +288,9 @@ func (r *Runtime) openSources(ctx context.Context) ([]*sourceLoop, error) {
 		if ok {
 			from = cp.Position
 		}
+		if from, ok, err = r.resumeFrom(ctx, l, from, ok); err != nil {
+			return opened, err
+		}
 		if err := l.src.Open(ctx, from); err != nil {
 			return opened, sourceFailed(l.name, fmt.Errorf("open source %s: %w", l.name, err))
 		}

@@ -76,6 +76,7 @@ type sinkWorker struct {
 	stats   *SinkStats
 	opened  bool
 	tracer  SinkTracer      // nil: no tracing
+	txn     *txnState       // nil unless the sink is a ferry.TransactionalSink
 	spans   []tracectx.Span // reused by traceContext
 
 	// Run's goroutine only:
@@ -106,6 +107,7 @@ func newSinkWorker(rt *Runtime, spec SinkSpec) *sinkWorker {
 		stats:   rt.stats.sink(spec.Name),
 		tracer:  sinkTracer(rt.cfg.Tracer, spec.Name),
 		held:    newHoldBack(),
+		txn:     newTxnState(spec.Sink),
 		out:     outcomes{keys: map[string]*keyOutcome{}},
 	}
 }
@@ -230,6 +232,9 @@ func (w *sinkWorker) coalesce() time.Duration { return w.retry.InitialBackoff / 
 // behind it, the others join batch.
 func (w *sinkWorker) admit(ctx context.Context, batch []attempt, d *delivery) []attempt {
 	d.unresolved = len(d.entries)
+	if w.txn != nil {
+		w.txn.admitted(d)
+	}
 	for _, e := range d.entries {
 		a := attempt{entry: e, d: d, key: ferry.OrderingKey(e.event)}
 		if w.tracer != nil {
@@ -249,6 +254,10 @@ func (w *sinkWorker) deliver(ctx context.Context, batch []attempt) error {
 		batch[i].tries++
 	}
 	err := w.write(ctx, batch)
+	if ferr := sinkFencedErr(w.name, err); ferr != nil {
+		w.log.Error("sink fenced: another instance took over its identity; this sink stops delivering and the pipeline stops", "error", err)
+		err = ferr
+	}
 	if errors.Is(err, ErrFenced) {
 		w.endSpans(batch, err)
 		return err // deposed: nothing more is settled, the successor re-delivers
@@ -324,7 +333,12 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 		w.events = append(w.events, batch[i].event)
 	}
 	start := time.Now()
-	err := w.fencedWrite(w.traceContext(ctx, batch), w.events)
+	var err error
+	if w.txn != nil {
+		err = w.fencedWriteAt(w.traceContext(ctx, batch), w.events, w.txn.reach(batch))
+	} else {
+		err = w.fencedWrite(w.traceContext(ctx, batch), w.events)
+	}
 	w.stats.observeWrite(time.Since(start))
 	if c, ok := w.sink.(ConcurrencyReporter); ok {
 		w.stats.Concurrency.Store(int64(c.Concurrency()))
