@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -135,18 +137,21 @@ func (s *Sink) sendFailed(ctx context.Context, first *event.Event, n int, err er
 	return err
 }
 
-// tlsHint explains the TLS alerts a server requiring client certificates
-// sends. Go reports a received alert as a plain error ("remote error:
-// tls: ..."), with no exported type to match, so its text is matched.
+// tlsHint explains how a server requiring client certificates refuses a
+// request. Go reports a received alert as a plain error ("remote error:
+// tls: ..."), with no exported type to match, so its text is matched. In
+// TLS 1.3 the handshake ends on the client's side before the server has
+// checked the certificate, so the client may be writing the request when
+// the server's alert and close arrive and see only a broken pipe or a
+// reset: after the server asked for a certificate, those count too.
 func (s *Sink) tlsHint(err error) string {
 	msg := err.Error()
-	if !strings.Contains(msg, "remote error: tls:") {
-		return ""
-	}
-	refused := strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
-		strings.Contains(msg, "unknown certificate authority") || strings.Contains(msg, "handshake failure")
+	alert := strings.Contains(msg, "remote error: tls:") && (strings.Contains(msg, "certificate required") ||
+		strings.Contains(msg, "bad certificate") || strings.Contains(msg, "unknown certificate authority") ||
+		strings.Contains(msg, "handshake failure"))
+	closed := s.certAsked.Load() && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 	switch {
-	case !refused:
+	case !alert && !closed:
 		return ""
 	case s.cfg.TLS.CertFile == "":
 		return "the endpoint requires a client certificate: set tls.cert_file and tls.key_file"
@@ -224,4 +229,26 @@ func setBody(req *http.Request, body []byte) {
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+}
+
+// noteCertificateRequests returns a copy of tlsCfg (nil: Go's defaults)
+// that answers a server's certificate request as Go would (the configured
+// client certificate, or none) and records in asked that the server asked.
+func noteCertificateRequests(tlsCfg *tls.Config, asked *atomic.Bool) *tls.Config {
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	} else {
+		tlsCfg = tlsCfg.Clone()
+	}
+	certs := tlsCfg.Certificates
+	tlsCfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		asked.Store(true)
+		for i := range certs { // Go's own choice: the first the server accepts
+			if cri.SupportsCertificate(&certs[i]) == nil {
+				return &certs[i], nil
+			}
+		}
+		return &tls.Certificate{}, nil
+	}
+	return tlsCfg
 }

@@ -43,6 +43,9 @@ type Sink struct {
 	endpoint *url.URL
 	shape    *shaper
 	limits   *limiters
+	// certAsked is set once an endpoint asked for a client certificate
+	// (see noteCertificateRequests).
+	certAsked *atomic.Bool
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -61,6 +64,8 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http sink %s: %w", name, err)
 	}
+	certAsked := new(atomic.Bool)
+	tlsCfg = noteCertificateRequests(tlsCfg, certAsked)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -74,13 +79,14 @@ func New(name string, cfg *Config, log *slog.Logger) (*Sink, error) {
 		return nil, fmt.Errorf("http sink %s: %w", name, errs[0])
 	}
 	s := &Sink{
-		name:    name,
-		cfg:     *cfg,
-		method:  strings.ToUpper(cfg.Method),
-		target:  target,
-		headers: make(http.Header, len(cfg.Headers)+1),
-		client:  newClient(tlsCfg, cfg.Concurrency),
-		log:     log.With("url", target), // the caller's log names the sink
+		name:      name,
+		cfg:       *cfg,
+		method:    strings.ToUpper(cfg.Method),
+		target:    target,
+		headers:   make(http.Header, len(cfg.Headers)+1),
+		client:    newClient(tlsCfg, cfg.Concurrency),
+		log:       log.With("url", target), // the caller's log names the sink
+		certAsked: certAsked,
 	}
 	s.endpoint, s.shape, s.limits = u, shape, newLimiters(cfg.RateLimit)
 	s.transient, s.permanent = codeSet(cfg.TransientStatuses), codeSet(cfg.PermanentStatuses)
