@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -142,14 +143,15 @@ func (s *Sink) sendFailed(ctx context.Context, first *event.Event, n int, err er
 // tls: ..."), with no exported type to match, so its text is matched. In
 // TLS 1.3 the handshake ends on the client's side before the server has
 // checked the certificate, so the client may be writing the request when
-// the server's alert and close arrive and see only a broken pipe or a
-// reset: after the server asked for a certificate, those count too.
+// the server's alert and close arrive and see only a broken pipe, a reset
+// or a closed connection: after the server asked for a certificate, those count too.
 func (s *Sink) tlsHint(err error) string {
 	msg := err.Error()
 	alert := strings.Contains(msg, "remote error: tls:") && (strings.Contains(msg, "certificate required") ||
 		strings.Contains(msg, "bad certificate") || strings.Contains(msg, "unknown certificate authority") ||
 		strings.Contains(msg, "handshake failure"))
-	closed := s.certAsked.Load() && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
+	closed := s.certAsked.Load() && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF))
 	switch {
 	case !alert && !closed:
 		return ""
