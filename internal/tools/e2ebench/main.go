@@ -180,7 +180,7 @@ func run(o options) error {
 			if err != nil {
 				return err
 			}
-			fmt.Printf("ferry -> %s: %.0f rows/s, peak RSS %d MB [%s]\n", o.sinkName(), r.rate, r.peakKB/1024, o.conditions(round, i))
+			fmt.Printf("ferry -> %s: %.0f rows/s, %.2f CPU-us/row, peak RSS %d MB [%s]\n", o.sinkName(), r.rate, r.cpuUS, r.peakKB/1024, o.conditions(round, i))
 			if ceiling > 0 {
 				fmt.Printf("ferry -> %s / raw decode: %.0f%% [%s]\n", o.sinkName(), 100*r.rate/ceiling, o.conditions(round, i))
 			}
@@ -335,6 +335,9 @@ func startHelper(bin string, args ...string) (string, func(), error) {
 type drainResult struct {
 	rate   float64 // rows/s from ferry's start to the sink's last ack
 	peakKB int64   // ferry's peak RSS
+	// cpuUS is ferry's CPU (utime+stime) per row in microseconds: unlike the
+	// rate it does not depend on what else the machine runs.
+	cpuUS float64
 }
 
 func drain(ferry, cfg, admin string, env []string, o options, logf func(string, ...any)) (drainResult, error) {
@@ -360,8 +363,13 @@ func drain(ferry, cfg, admin string, env []string, o options, logf func(string, 
 	}
 	el := time.Since(t0)
 	peak = max(peak, rssKB(cmd.Process.Pid))
+	ticks, err := cpuTicks(cmd.Process.Pid)
+	if err != nil {
+		return drainResult{}, err
+	}
 	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, o.sinkName(), el.Round(time.Millisecond))
-	return drainResult{rate: float64(o.rows) / el.Seconds(), peakKB: peak}, nil
+	cpuUS := float64(ticks) / userHZ * 1e6 / float64(o.rows)
+	return drainResult{rate: float64(o.rows) / el.Seconds(), peakKB: peak, cpuUS: cpuUS}, nil
 }
 
 func delivered(admin string) (uint64, error) {
