@@ -3,52 +3,42 @@ package mysql
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
-// pump reads events until ctx ends or a fatal error, reconnecting after lost
-// connections from the last transaction boundary it read. syncer is nil
-// while reconnecting, and stays nil when a reconnect fails (the database
-// is gone, or ctx ended during the back-off): every path out of pump must
-// cope with that.
-func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.BinlogSyncer, streamer *replication.BinlogStreamer, first *replication.BinlogEvent) {
+// pump streams until ctx ends or a fatal error, reconnecting after lost
+// connections from the last transaction boundary it read. The events are
+// handled on go-mysql's reading goroutine (see feed); the pump arms each
+// connection and waits for its end. c is nil while reconnecting, and stays
+// nil when a reconnect fails (the database is gone, or ctx ended during the
+// back-off): every path out of pump must cope with that.
+func (s *Source) pump(ctx context.Context, st *stream, c *binlogConn) {
+	var current atomic.Pointer[binlogConn]
 	defer func() {
-		if syncer != nil {
-			syncer.Close()
+		if c != nil {
+			c.close()
 		}
 	}()
-	var events atomic.Uint64
-	var current atomic.Pointer[replication.BinlogSyncer]
-	current.Store(syncer)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go s.watchdog(watchCtx, &events, &current)
-	ev := first
+	go s.watchdog(watchCtx, &current)
 	for {
-		var err error
-		if ev != nil {
-			err = st.step(ctx, ev)
-		}
+		current.Store(c)
+		c.feed.arm(ctx, st)
+		err := c.feed.end(ctx, s.explain)
 		if errors.Is(err, errReplayEnd) {
 			s.setState(stateStopped)
 			s.fail(ctx, ferry.ErrEndOfInput)
 			return
-		}
-		if err == nil {
-			if ev, err = streamer.GetEvent(ctx); err == nil {
-				events.Add(1)
-				continue
-			}
-			err = s.explain(err)
 		}
 		if ctx.Err() != nil {
 			return
@@ -60,60 +50,68 @@ func (s *Source) pump(ctx context.Context, st *stream, syncer *replication.Binlo
 		}
 		s.setState(stateReconnecting)
 		current.Store(nil) // reconnecting: nothing for the watchdog to close
-		syncer.Close()
-		syncer = nil
+		c.close()
+		c = nil
 		st.restart()
 		s.log.Warn("binlog stream interrupted; reconnecting", "error", err, "resume_at", st.committed.String())
-		if syncer, streamer, ev, err = s.reconnect(ctx, st.committed); err != nil {
+		if c, err = s.reconnect(ctx, st.committed); err != nil {
 			s.setState(stateStopped)
 			s.fail(ctx, err)
 			return
 		}
 		s.setState(stateStreaming)
-		current.Store(syncer)
 	}
+}
+
+// close ends the connection; the feed's events are no longer handled once
+// it returns.
+func (c *binlogConn) close() {
+	c.feed.stop()
+	c.syncer.Close()
 }
 
 // watchdog closes a stream that went silent: with heartbeats requested, the
 // server sends something at least every heartbeat period, so a longer
 // silence is a dead connection TCP has not noticed. Counting events and
 // checking on a ticker costs far less than a read deadline per packet.
-func (s *Source) watchdog(ctx context.Context, events *atomic.Uint64, current *atomic.Pointer[replication.BinlogSyncer]) {
+func (s *Source) watchdog(ctx context.Context, current *atomic.Pointer[binlogConn]) {
 	limit := 3*s.cfg.Heartbeat + 10*time.Second
 	t := time.NewTicker(limit)
 	defer t.Stop()
-	last := events.Load()
+	var last *binlogConn
+	var seen uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if n := events.Load(); n != last {
-			last = n
+		c := current.Load()
+		if c == nil {
+			last = nil
 			continue
 		}
-		if sy := current.Load(); sy != nil {
-			s.log.Warn("no binlog event or heartbeat received; closing the stalled connection", "silent_for", limit.String())
-			sy.Close()
+		if n := c.feed.events.Load(); c != last || n != seen {
+			last, seen = c, n
+			continue
 		}
+		s.log.Warn("no binlog event or heartbeat received; closing the stalled connection", "silent_for", limit.String())
+		c.syncer.Close()
 	}
 }
 
 // reconnect retries startStream with backoff until it works, a fatal error
 // occurs, or ctx ends. It waits before the first attempt too: the server
 // that just dropped the stream is rarely back at once.
-func (s *Source) reconnect(ctx context.Context, at position) (*replication.BinlogSyncer, *replication.BinlogStreamer, *replication.BinlogEvent, error) {
+func (s *Source) reconnect(ctx context.Context, at position) (*binlogConn, error) {
 	b := retry.New(retry.Reconnect())
 	if err := b.Wait(ctx, nil); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	var syncer *replication.BinlogSyncer
-	var streamer *replication.BinlogStreamer
-	var first *replication.BinlogEvent
+	var c *binlogConn
 	err := b.Do(ctx, func(ctx context.Context) error {
 		var err error
-		syncer, streamer, first, err = s.startStream(ctx, at)
+		c, err = s.startStream(ctx, at)
 		if isFatal(err) {
 			return retry.Permanent(err)
 		}
@@ -123,10 +121,10 @@ func (s *Source) reconnect(ctx context.Context, at position) (*replication.Binlo
 		s.log.Warn("reconnect failed", "attempt", failures-1, "retry_in", wait.String(), "error", err)
 	})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	s.log.Info("binlog connection restored", "attempt", b.Failures(), "resume_at", at.String())
-	return syncer, streamer, first, nil
+	return c, nil
 }
 
 func (s *Source) fail(ctx context.Context, err error) {
@@ -160,6 +158,13 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 		}
 	}
 	s.gate.release(b)
+	if queued := len(s.out); queued > 0 && len(b.Changes) < s.cfg.BatchSize {
+		// Room for the queued transactions if they are the size of this
+		// one, at once: appending them one by one regrew the slice for
+		// every few single-row transactions.
+		want := min(s.cfg.BatchSize, len(b.Changes)*(queued+1))
+		b.Changes = slices.Grow(b.Changes, want-len(b.Changes))
+	}
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:

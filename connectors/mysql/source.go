@@ -20,12 +20,6 @@ import (
 	"github.com/ferry-cdc/ferry/internal/retry"
 )
 
-// eventCacheCount is how many parsed binlog events go-mysql may queue
-// ahead of the stream goroutine. go-mysql bounds the queue by count only and
-// one event may hold a row of many MB (a 4 MB row is a 4 MB event), so it is
-// short: the decoded changes behind it are bounded by bytes instead.
-const eventCacheCount = 4
-
 // Source tails one server's binlog. See ferry.Source for the lifecycle.
 type Source struct {
 	name   string
@@ -127,7 +121,7 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	if from == nil {
 		s.start = st.checkpoint(st.committed)
 	}
-	syncer, streamer, first, err := s.startStream(ctx, st.committed)
+	c, err := s.startStream(ctx, st.committed)
 	if err != nil {
 		s.meta.close()
 		return err
@@ -138,7 +132,7 @@ func (s *Source) Open(ctx context.Context, from ferry.Position) error {
 	s.log.Info("streaming binlog", "server", s.info.version, "flavor", s.info.flavor, "from", st.committed.String())
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Go(func() { s.pump(runCtx, st, syncer, streamer, first) })
+	s.wg.Go(func() { s.pump(runCtx, st, c) })
 	s.role.run(runCtx, s)
 	return nil
 }
@@ -299,21 +293,79 @@ func (s *Source) warnMissingDomains(conn *client.Conn, state string) {
 }
 
 // startStream starts a binlog dump at p and waits for the server's first
-// answer, so refused positions and missing privileges fail Open.
-func (s *Source) startStream(ctx context.Context, p position) (*replication.BinlogSyncer, *replication.BinlogStreamer, *replication.BinlogEvent, error) {
+// answer, so refused positions and missing privileges fail Open. The
+// connection's events wait in its feed until the pump arms it.
+func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, error) {
 	if err := s.checkResume(p); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
+	byGTID := p.GTID != "" && (p.File == "" || s.info.gtidMode)
+	var set gomysql.GTIDSet
+	if byGTID {
+		var err error
+		if set, err = gomysql.ParseGTIDSet(s.info.flavor, p.GTID); err != nil {
+			return nil, s.explainStreamError(err)
+		}
+	}
+	f := newFeed()
+	cfg := s.syncerConfig(f)
+	mariaGTID := byGTID && s.info.flavor == gomysql.MariaDBFlavor
+	if mariaGTID {
+		cfg.Option = mariaGTIDDump(set)
+	}
+	c := &binlogConn{syncer: replication.NewBinlogSyncer(cfg), feed: f}
+	var streamer *replication.BinlogStreamer
+	var err error
+	switch {
+	case mariaGTID: // a GTID dump all the same: the server reads @slave_connect_state
+		streamer, err = c.syncer.StartSync(gomysql.Position{})
+	case byGTID:
+		streamer, err = c.syncer.StartSyncGTID(set)
+	default:
+		streamer, err = c.syncer.StartSync(gomysql.Position{Name: p.File, Pos: p.Pos})
+	}
+	if err == nil {
+		go f.watch(streamer)
+		if err = s.awaitFirst(ctx, f); err == nil {
+			return c, nil
+		}
+	}
+	c.close()
+	if unsupported, ok := explainUnsupportedDump(err, byGTID, s.cfg.Addr, s.name); ok {
+		return nil, unsupported
+	}
+	return nil, s.explainStreamError(err)
+}
+
+// awaitFirst waits up to connect_timeout for the server's first event, or
+// the error that ended the connection before it.
+func (s *Source) awaitFirst(ctx context.Context, f *feed) error {
+	t := time.NewTimer(s.cfg.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-f.first:
+		return nil
+	case err := <-f.ended:
+		return err
+	case <-t.C:
+		return context.DeadlineExceeded
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// syncerConfig is the go-mysql configuration of a binlog connection.
+func (s *Source) syncerConfig(f *feed) replication.BinlogSyncerConfig {
 	host, portText, _ := net.SplitHostPort(s.cfg.Addr)
 	port, _ := strconv.ParseUint(portText, 10, 16)
-	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	return replication.BinlogSyncerConfig{
 		ServerID: s.replicaID, Flavor: s.info.flavor, Host: host, Port: uint16(port),
 		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: s.replicaHost(),
 		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat,
 		DisableRetrySync: true, VerifyChecksum: true, // stalls are caught by the pump's watchdog
-		// Parsed events queued inside go-mysql: each may hold hundreds of
-		// decoded rows, so keep the queue short (its default is 10240).
-		EventCacheCount: eventCacheCount,
+		// Each event is handled on go-mysql's reading goroutine (see feed),
+		// so none queue inside go-mysql.
+		SynchronousEventHandler: f,
 		// Ferry reads each transaction's GTID from its own event; go-mysql
 		// would otherwise clone its whole GTID set into every XID and
 		// query event (3% of the CPU of single-row transactions, issue 18).
@@ -321,30 +373,27 @@ func (s *Source) startStream(ctx context.Context, p position) (*replication.Binl
 		Logger:         libraryLogger(s.log),
 		Dialer:         (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSConfig:      s.tls,
-	})
-	var streamer *replication.BinlogStreamer
-	var err error
-	byGTID := p.GTID != "" && (p.File == "" || s.info.gtidMode)
-	if byGTID {
-		var set gomysql.GTIDSet
-		if set, err = gomysql.ParseGTIDSet(s.info.flavor, p.GTID); err == nil {
-			streamer, err = syncer.StartSyncGTID(set)
+	}
+}
+
+// mariaGTIDDump prepares a replication connection for MariaDB's binlog dump
+// by GTID, which is the plain dump command after @slave_connect_state is
+// set (the server then ignores the file and position): the statements
+// go-mysql's StartSyncGTID sends. Starting the dump this way instead keeps
+// go-mysql from tracking the GTID set itself, which it does by cloning the
+// whole set on every transaction (5% of the CPU of single-row transactions,
+// issue 18) for a reconnect Ferry does on its own (DisableRetrySync).
+func mariaGTIDDump(set gomysql.GTIDSet) func(*client.Conn) error {
+	state := set.String() // digits, dashes and commas: parsed by ParseGTIDSet
+	return func(c *client.Conn) error {
+		if _, err := c.Execute("SET @slave_connect_state='" + state + "'"); err != nil {
+			return fmt.Errorf("set @slave_connect_state to %s: %w", state, err)
 		}
-	} else {
-		streamer, err = syncer.StartSync(gomysql.Position{Name: p.File, Pos: p.Pos})
-	}
-	if err == nil {
-		waitCtx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
-		var first *replication.BinlogEvent
-		first, err = streamer.GetEvent(waitCtx)
-		cancel()
-		if err == nil {
-			return syncer, streamer, first, nil
+		// What go-mysql sets too: the stream fails rather than skip or repeat
+		// transactions when the server's binlog disagrees with the state.
+		if _, err := c.Execute("SET @slave_gtid_strict_mode=1"); err != nil {
+			return fmt.Errorf("set @slave_gtid_strict_mode: %w", err)
 		}
+		return nil
 	}
-	syncer.Close()
-	if unsupported, ok := explainUnsupportedDump(err, byGTID, s.cfg.Addr, s.name); ok {
-		return nil, nil, nil, unsupported
-	}
-	return nil, nil, nil, s.explainStreamError(err)
 }

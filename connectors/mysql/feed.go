@@ -1,0 +1,116 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// binlogConn is one binlog connection: the go-mysql syncer reading it and
+// the feed its events go to.
+type binlogConn struct {
+	syncer *replication.BinlogSyncer
+	feed   *feed
+}
+
+// feed hands every binlog event to the stream on go-mysql's reading
+// goroutine (its SynchronousEventHandler): no channel hand-off and goroutine
+// wake-up per event between go-mysql's reader and the stream, which cost
+// more CPU than Ferry's own decoding of single-row transactions (issue 18).
+// Until the pump arms it, the feed only notes that the server answered, so
+// startStream can check the dump was accepted before Open returns.
+type feed struct {
+	events atomic.Uint64 // events received, for the pump's watchdog
+	first  chan struct{} // closed at the first event
+	armed  chan struct{} // closed by arm
+	quit   chan struct{} // closed by stop: an unarmed feed gives up
+	// ended receives the error that ended go-mysql's reading (its
+	// streamer's), once; err is then the stream's own error, if it was one.
+	ended chan error
+
+	// Set by arm before armed is closed; used only on the reading goroutine.
+	ctx     context.Context
+	st      *stream
+	running bool
+	err     error
+}
+
+// errFeedStopped ends a connection given up before the pump took it.
+var errFeedStopped = errors.New("binlog connection given up before streaming")
+
+func newFeed() *feed {
+	return &feed{first: make(chan struct{}), armed: make(chan struct{}), quit: make(chan struct{}), ended: make(chan error, 1)}
+}
+
+// watch reports the end of go-mysql's reading on ended. The streamer
+// returns only errors in synchronous mode, and go-mysql always reports one
+// when its reading goroutine ends (a lost connection, a handler error, a
+// Close), so watch ends with the connection.
+func (f *feed) watch(streamer *replication.BinlogStreamer) {
+	_, err := streamer.GetEvent(context.Background())
+	f.ended <- err
+}
+
+// arm starts handing events to st; ctx bounds the stream's hand-off to the
+// pipeline.
+func (f *feed) arm(ctx context.Context, st *stream) {
+	f.ctx, f.st = ctx, st
+	close(f.armed)
+}
+
+// stop releases a reading goroutine waiting for arm; call it before closing
+// the syncer, whose Close waits for that goroutine.
+func (f *feed) stop() {
+	select {
+	case <-f.quit:
+	default:
+		close(f.quit)
+	}
+}
+
+// HandleEvent is called by go-mysql for each event, in binlog order, on its
+// reading goroutine. An error ends the connection; the pump then reads it
+// from f.err.
+func (f *feed) HandleEvent(ev *replication.BinlogEvent) (err error) {
+	if f.events.Add(1) == 1 {
+		close(f.first)
+	}
+	if !f.running {
+		select {
+		case <-f.armed:
+			f.running = true
+		case <-f.quit:
+			return errFeedStopped
+		}
+	}
+	// go-mysql turns a panic of its reading goroutine into a stream error,
+	// which would reconnect and hit it again: stop the source instead.
+	defer func() {
+		if r := recover(); r != nil {
+			f.err = errFatal(fmt.Errorf("handle binlog event %s at log position %d: panic: %v", ev.Header.EventType, ev.Header.LogPos, r))
+			err = f.err
+		}
+	}()
+	if err := f.st.step(f.ctx, ev); err != nil {
+		f.err = err
+		return err
+	}
+	return nil
+}
+
+// end waits for the connection to end and returns why: the stream's error
+// as it was, or go-mysql's explained by explain.
+func (f *feed) end(ctx context.Context, explain func(error) error) error {
+	select {
+	case err := <-f.ended:
+		if f.err != nil { // written before go-mysql reported the end on ended
+			return f.err
+		}
+		return explain(err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
