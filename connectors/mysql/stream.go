@@ -57,7 +57,9 @@ type stream struct {
 	end           *replayEnd               // where a replay stops; nil streams forever
 	progress      atomic.Pointer[position] // a replay's readPos, for progress displays
 	status        streamStatus             // position and lag for Source.Status
-	quarantine    QuarantineStore          // rows of quarantined tables; nil: they stop the source
+	// block is where transactions' changes are carved from (see newBuf).
+	block      []ferry.Change
+	quarantine QuarantineStore // rows of quarantined tables; nil: they stop the source
 }
 
 // errReplayEnd ends a replay's stream.
@@ -190,7 +192,11 @@ func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
 	if id == "" {
 		id = s.file + ":" + strconv.FormatUint(uint64(h.LogPos-h.EventSize), 10)
 	}
-	s.tx = txState{active: true, id: id, time: t, buf: s.tx.buf[:0]}
+	buf := s.tx.buf[:0]
+	if buf == nil {
+		buf = s.newBuf()
+	}
+	s.tx = txState{active: true, id: id, time: t, buf: buf}
 }
 
 func (s *stream) query(ctx context.Context, h *replication.EventHeader, e *replication.QueryEvent) error {
@@ -377,7 +383,7 @@ func (s *stream) flushPartial(ctx context.Context) error {
 		s.log.Info("streaming a large transaction before its commit", "tx", s.tx.id, "buffered", len(s.tx.buf))
 	}
 	s.tx.streamed += len(s.tx.buf)
-	b := ferry.Batch{Changes: s.tx.buf}
+	b := ferry.Batch{Changes: s.handOver(s.tx.buf)}
 	s.tx.buf, s.tx.bufBytes = nil, 0
 	return s.emit(ctx, b)
 }
@@ -393,7 +399,7 @@ func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
 	}
 	s.gtid.commit()
 	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state(), ServerID: s.serverID.Load()}
-	changes, streamed := s.tx.buf, s.tx.streamed
+	changes, streamed := s.handOver(s.tx.buf), s.tx.streamed
 	s.tx = txState{}
 	if len(changes) == 0 && streamed == 0 {
 		s.pendingEmpty = true
@@ -459,4 +465,30 @@ func (s *stream) warnOnce(key, msg string, args ...any) {
 	}
 	s.warned[key] = true
 	s.log.Warn(msg, args...)
+}
+
+// changeBlockSize is how many changes one allocation holds for the
+// buffers of small transactions.
+const changeBlockSize = 64
+
+// newBuf is an empty buffer for a transaction's changes in the unused rest
+// of the current block: single-row transactions then cost one allocation
+// per 64 instead of one each (issue 18). A transaction outgrowing it is
+// moved out by append as usual.
+func (s *stream) newBuf() []ferry.Change {
+	if cap(s.block) == 0 {
+		s.block = make([]ferry.Change, 0, changeBlockSize)
+	}
+	return s.block[:0]
+}
+
+// handOver returns buf as emitted: clipped, so that appending to the
+// batch (Read merges batches) copies instead of writing into the block,
+// and moves the block past it when it was carved from it.
+func (s *stream) handOver(buf []ferry.Change) []ferry.Change {
+	n := len(buf)
+	if n > 0 && cap(s.block) > 0 && &buf[:1][0] == &s.block[:1][0] {
+		s.block = s.block[n:n]
+	}
+	return buf[:n:n]
 }
