@@ -158,12 +158,12 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 		}
 	}
 	s.gate.release(b)
-	if queued := len(s.out); queued > 0 && len(b.Changes) < s.cfg.BatchSize {
-		// Room for the queued transactions if they are the size of this
-		// one, at once: appending them one by one regrew the slice for
-		// every few single-row transactions.
-		want := min(s.cfg.BatchSize, len(b.Changes)*(queued+1))
-		b.Changes = slices.Grow(b.Changes, want-len(b.Changes))
+	if n, queued := len(b.Changes), len(s.out); queued > 0 && n > 0 && n < s.cfg.BatchSize {
+		// Room at once for the transactions merged below if they are the
+		// size of this one (the last may pass batch_size): appending them
+		// one by one regrew the slice for every few.
+		merged := min(queued+1, (s.cfg.BatchSize+n-1)/n)
+		b.Changes = slices.Grow(b.Changes, (merged-1)*n)
 	}
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
