@@ -141,33 +141,26 @@ func (s *Source) fail(ctx context.Context, err error) {
 // finite source's end, like a fatal error, is returned after every batch
 // read before it, so a stop delivers (and checkpoints) all it can.
 func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
-	var b ferry.Batch
-	if s.err != nil {
-		select {
-		case b = <-s.out:
-		default:
-			return ferry.Batch{}, s.err
-		}
-	} else {
-		select {
-		case b = <-s.out:
-		case s.err = <-s.errc:
-			return s.Read(ctx)
-		case <-ctx.Done():
-			return ferry.Batch{}, ctx.Err()
-		}
+	b, err := s.next(ctx)
+	if err != nil {
+		return ferry.Batch{}, err
 	}
-	s.gate.release(b)
 	if n, queued := len(b.Changes), len(s.out); queued > 0 && n > 0 && n < s.cfg.BatchSize {
 		// Room at once for the transactions merged below if they are the
-		// size of this one (the last may pass batch_size): appending them
-		// one by one regrew the slice for every few.
-		merged := min(queued+1, (s.cfg.BatchSize+n-1)/n)
+		// size of this one: appending them one by one regrew the slice
+		// for every few.
+		merged := min(queued+1, s.cfg.BatchSize/n)
 		b.Changes = slices.Grow(b.Changes, (merged-1)*n)
 	}
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:
+			if len(b.Changes)+len(nb.Changes) > s.cfg.BatchSize {
+				// Merging would only copy big transactions around: the
+				// next Read returns it as it is.
+				s.held = &nb
+				return b, nil
+			}
 			s.gate.release(nb)
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
@@ -175,6 +168,33 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 			return b, nil
 		}
 	}
+	return b, nil
+}
+
+// next is the batch a Read starts with: the one the last Read held back,
+// else the next one read, else the fatal error once every batch before it
+// was read.
+func (s *Source) next(ctx context.Context) (ferry.Batch, error) {
+	var b ferry.Batch
+	switch {
+	case s.held != nil:
+		b, s.held = *s.held, nil
+	case s.err != nil:
+		select {
+		case b = <-s.out:
+		default:
+			return ferry.Batch{}, s.err
+		}
+	default:
+		select {
+		case b = <-s.out:
+		case s.err = <-s.errc:
+			return s.next(ctx)
+		case <-ctx.Done():
+			return ferry.Batch{}, ctx.Err()
+		}
+	}
+	s.gate.release(b)
 	return b, nil
 }
 

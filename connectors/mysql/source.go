@@ -36,7 +36,8 @@ type Source struct {
 	out    chan ferry.Batch
 	gate   *gate
 	errc   chan error
-	err    error // sticky fatal error, returned by every Read after it
+	err    error        // sticky fatal error, returned by every Read after it
+	held   *ferry.Batch // read from out, returned by the next Read (too big to merge)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -157,7 +158,7 @@ func (s *Source) prepareStream(ctx context.Context, conn *client.Conn, from ferr
 }
 
 func (s *Source) newStream(start position) *stream {
-	s.out = make(chan ferry.Batch, 1024)
+	s.out, s.held = make(chan ferry.Batch, 1024), nil
 	s.gate = newGate(int64(s.cfg.BatchSize)*2, int64(s.cfg.MaxTxBufferBytes))
 	g := newGTIDTracker(s.info.flavor)
 	if start.GTID != "" {
