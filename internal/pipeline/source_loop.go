@@ -27,6 +27,13 @@ type sourceLoop struct {
 	tracker     *tracker
 	toTransform chan *batchState
 	stats       *SourceStats
+
+	// tmu serializes the transforms of the reader (inline) and of the
+	// transformer goroutine; see hand.
+	tmu     sync.Mutex
+	tr      *transformer
+	queued  int  // batches handed to toTransform and not transformed yet
+	stopped bool // a transform failed: transform nothing more
 }
 
 func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
@@ -47,13 +54,14 @@ func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
 		stats:       rt.stats.source(spec.Key),
 	}
 	l.tracker = newTracker(l)
+	l.tr = newTransformer(l, transformWorkers())
 	return l
 }
 
 // run blocks until the source ended or failed (soft) and the batches read so
 // far are settled, or until hard is cancelled. fail stops the whole
-// runtime; the reader calls it when the source fails, the transformer when
-// it cannot go on.
+// runtime; the reader calls it when the source fails or a transform
+// cannot go on, the transformer when it cannot go on.
 func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 	var wg sync.WaitGroup
 	var readErr error
@@ -103,74 +111,50 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 		}
 		l.stats.Read.Add(uint64(len(b.Changes)))
 		l.stats.InFlight.Add(int64(len(b.Changes)))
-		bs := l.tracker.push(b, weight, size)
-		select {
-		case l.toTransform <- bs:
-		case <-hard.Done():
-			return nil
+		if err := l.hand(hard, l.tracker.push(b, weight, size)); err != nil {
+			return err
 		}
 	}
 }
 
-// transform turns each batch into per-sink deliveries. A batch stays pending
-// until the transformer handed it to every sink (its own token) and every
-// sink delivered its part.
+// hand transforms a small batch on the reader's goroutine when nothing is
+// queued for the transformer, and queues the others: at a low rate each
+// transaction then costs one goroutine hand-off less (issue 18), while a
+// large batch is transformed as the next one is read. Order holds since
+// nothing queued is overtaken and tmu keeps the two from overlapping.
+func (l *sourceLoop) hand(hard context.Context, bs *batchState) error {
+	l.tmu.Lock()
+	if l.stopped {
+		l.tmu.Unlock()
+		return nil // the transformer failed; the runtime is stopping
+	}
+	if l.queued == 0 && len(bs.changes) < parallelMin {
+		err := l.tr.batch(hard, bs)
+		l.stopped = err != nil
+		l.tmu.Unlock()
+		return err
+	}
+	l.queued++
+	l.tmu.Unlock()
+	select {
+	case l.toTransform <- bs:
+	case <-hard.Done():
+	}
+	return nil
+}
+
+// transform turns each queued batch into per-sink deliveries (see
+// transformer and hand).
 func (l *sourceLoop) transform(hard context.Context) error {
-	w := l.rt.cfg.Engine.NewWorker()
-	var outs []transform.Output
-	perSink := map[string][]*entry{}
-	var capture []byte
-	// Entries are carved from blocks: one allocation per batch, not one per
-	// event. Small batches share a block of 16, so an event held back for a
-	// retry keeps at most 15 delivered neighbours' entries reachable.
-	var block []entry
 	for bs := range l.toTransform {
-		clear(perSink)
-		capture = l.capture(capture[:0], bs.changes)
-		for i := range bs.changes {
-			if c := &bs.changes[i]; c.Invalid != nil {
-				if err := l.invalid(hard, c); err != nil {
-					return err
-				}
-				continue
-			}
-			outs = w.Apply(&bs.changes[i], outs[:0])
-			if len(outs) == 0 {
-				l.stats.Dropped.Add(1)
-			}
-			for _, o := range outs {
-				if o.Err != nil {
-					if err := l.ruleFailed(hard, &bs.changes[i], o); err != nil {
-						return err
-					}
-					continue
-				}
-				if len(block) == cap(block) {
-					// A full block is never grown: sinks hold pointers into it.
-					block = make([]entry, 0, max(len(bs.changes)-i, 16))
-				}
-				block = append(block, entry{event: o.Event, rule: o.Rule, source: l.name})
-				e := &block[len(block)-1]
-				// A backfill or replay run beside its source (its own key)
-				// re-sends old changes: their age is not delivery latency.
-				if l.key == l.name {
-					e.committed = bs.changes[i].Time
-				}
-				to := o.To
-				if c := &bs.changes[i]; len(c.To) > 0 {
-					to = c.To
-				}
-				for _, sink := range to {
-					perSink[sink] = append(perSink[sink], e)
-				}
-			}
+		l.tmu.Lock()
+		err := l.tr.batch(hard, bs)
+		l.queued--
+		l.stopped = err != nil
+		l.tmu.Unlock()
+		if err != nil {
+			return err
 		}
-		bs.changes = nil // the events hold what sinks need; let the rows go
-		bs.pending.Add(int32(len(perSink)))
-		for sink, entries := range perSink {
-			l.rt.sinks[sink].submit(hard, &delivery{entries: entries, batch: bs})
-		}
-		bs.done()
 	}
 	return nil
 }
