@@ -27,13 +27,6 @@ type sourceLoop struct {
 	tracker     *tracker
 	toTransform chan *batchState
 	stats       *SourceStats
-
-	// tmu serializes the transforms of the reader (inline) and of the
-	// transformer goroutine; see hand.
-	tmu     sync.Mutex
-	tr      *transformer
-	queued  int  // batches handed to toTransform and not transformed yet
-	stopped bool // a transform failed: transform nothing more
 }
 
 func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
@@ -54,14 +47,13 @@ func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
 		stats:       rt.stats.source(spec.Key),
 	}
 	l.tracker = newTracker(l)
-	l.tr = newTransformer(l, transformWorkers())
 	return l
 }
 
 // run blocks until the source ended or failed (soft) and the batches read so
 // far are settled, or until hard is cancelled. fail stops the whole
-// runtime; the reader calls it when the source fails or a transform
-// cannot go on, the transformer when it cannot go on.
+// runtime; the reader calls it when the source fails, the transformer when
+// it cannot go on.
 func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 	var wg sync.WaitGroup
 	var readErr error
@@ -111,48 +103,20 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 		}
 		l.stats.Read.Add(uint64(len(b.Changes)))
 		l.stats.InFlight.Add(int64(len(b.Changes)))
-		if err := l.hand(hard, l.tracker.push(b, weight, size)); err != nil {
-			return err
+		bs := l.tracker.push(b, weight, size)
+		select {
+		case l.toTransform <- bs:
+		case <-hard.Done():
+			return nil
 		}
 	}
 }
 
-// hand transforms a small batch on the reader's goroutine when nothing is
-// queued for the transformer, and queues the others: at a low rate each
-// transaction then costs one goroutine hand-off less (issue 18), while a
-// large batch is transformed as the next one is read. Order holds since
-// nothing queued is overtaken and tmu keeps the two from overlapping.
-func (l *sourceLoop) hand(hard context.Context, bs *batchState) error {
-	l.tmu.Lock()
-	if l.stopped {
-		l.tmu.Unlock()
-		return nil // the transformer failed; the runtime is stopping
-	}
-	if l.queued == 0 && len(bs.changes) < parallelMin {
-		err := l.tr.batch(hard, bs)
-		l.stopped = err != nil
-		l.tmu.Unlock()
-		return err
-	}
-	l.queued++
-	l.tmu.Unlock()
-	select {
-	case l.toTransform <- bs:
-	case <-hard.Done():
-	}
-	return nil
-}
-
-// transform turns each queued batch into per-sink deliveries (see
-// transformer and hand).
+// transform turns each batch into per-sink deliveries (see transformer).
 func (l *sourceLoop) transform(hard context.Context) error {
+	t := newTransformer(l, transformWorkers())
 	for bs := range l.toTransform {
-		l.tmu.Lock()
-		err := l.tr.batch(hard, bs)
-		l.queued--
-		l.stopped = err != nil
-		l.tmu.Unlock()
-		if err != nil {
+		if err := t.batch(hard, bs); err != nil {
 			return err
 		}
 	}
