@@ -62,6 +62,7 @@ type Worker struct {
 	act     activation
 	base    eventBase // reused while building each rule event
 	scratch []byte
+	arena   eventArena
 }
 
 // NewWorker returns a Worker; it is not safe for concurrent use.
@@ -112,6 +113,6 @@ func (w *Worker) Apply(c *ferry.Change, out []Output) []Output {
 		return out
 	}
 	var ev *event.Event
-	ev, w.scratch = w.e.mapping.Event(c, w.scratch)
+	ev, w.scratch = w.e.mapping.event(c, w.scratch, &w.arena)
 	return append(out, Output{Event: ev, To: w.e.defaultTo})
 }

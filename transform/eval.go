@@ -59,12 +59,12 @@ func (w *Worker) ruleEvent(r *rule, c *ferry.Change) (*event.Event, error) {
 	w.base = eventBase{}
 	b := &w.base
 	if r.outbox != nil {
-		w.e.mapping.base(c, b, false, nil)
+		w.e.mapping.base(c, b, false, nil, nil)
 		if err := r.outbox.base(c, b); err != nil {
 			return nil, err
 		}
 	} else {
-		w.scratch = w.e.mapping.base(c, b, r.data == nil, w.scratch)
+		w.scratch = w.e.mapping.base(c, b, r.data == nil, w.scratch, &w.arena)
 		b.id = b.id + "/" + r.name // several rules may match one change: ids must differ
 	}
 	if err := w.overrideAttributes(r, b); err != nil {
@@ -83,7 +83,7 @@ func (w *Worker) ruleEvent(r *rule, c *ferry.Change) (*event.Event, error) {
 	if b.id == "" || b.typ == "" {
 		return nil, fmt.Errorf("the event's id and type must not be empty")
 	}
-	return b.event(), nil
+	return b.event(&w.arena), nil
 }
 
 func (w *Worker) overrideAttributes(r *rule, b *eventBase) error {
@@ -165,7 +165,7 @@ func (w *Worker) overrideData(r *rule, b *eventBase) error {
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
-	b.data = append([]byte(nil), w.scratch...)
+	b.data = w.arena.copy(w.scratch)
 	return nil
 }
 
@@ -188,7 +188,7 @@ func (w *Worker) dataFromFields(r *rule, b *eventBase) error {
 		}
 	}
 	w.scratch = append(buf, '}')
-	b.data = append([]byte(nil), w.scratch...)
+	b.data = w.arena.copy(w.scratch)
 	return nil
 }
 

@@ -36,8 +36,9 @@ func (b *eventBase) setExtension(name string, v any) {
 	b.extensions[name] = v
 }
 
-// eventAlloc keeps an event and everything its context points to in one
-// allocation (the default mapping and rules run once per change).
+// eventAlloc keeps an event and everything its context points to
+// together, carved from a Worker's eventArena (the default mapping and
+// rules run once per change).
 type eventAlloc struct {
 	ev      event.Event
 	ec      event.EventContextV1
@@ -46,9 +47,10 @@ type eventAlloc struct {
 	ts      types.Timestamp
 }
 
-// event materializes the CloudEvent.
-func (b *eventBase) event() *event.Event {
-	a := &eventAlloc{ct: b.dataType, subject: b.subject, ts: types.Timestamp{Time: b.time.UTC()}}
+// event materializes the CloudEvent in arena (nil: its own allocation).
+func (b *eventBase) event(arena *eventArena) *event.Event {
+	a := arena.event()
+	a.ct, a.subject, a.ts = b.dataType, b.subject, types.Timestamp{Time: b.time.UTC()}
 	if a.ct == "" {
 		a.ct = contentTypeJSON
 	}

@@ -83,17 +83,22 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 // Event builds the default CloudEvent of c. scratch is a reusable encoding
 // buffer; the returned buffer should be passed to the next call.
 func (m *DefaultMapping) Event(c *ferry.Change, scratch []byte) (*event.Event, []byte) {
+	return m.event(c, scratch, nil)
+}
+
+// event is Event with the event carved from arena.
+func (m *DefaultMapping) event(c *ferry.Change, scratch []byte, arena *eventArena) (*event.Event, []byte) {
 	if c.Request != nil && c.Request.Event != nil {
 		return passThrough(c), scratch
 	}
 	var b eventBase
-	scratch = m.base(c, &b, true, scratch)
-	return b.event(), scratch
+	scratch = m.base(c, &b, true, scratch, arena)
+	return b.event(arena), scratch
 }
 
 // base fills b with the default attributes of c; the data payload only
 // when withData is set (a rule with its own data skips encoding it).
-func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scratch []byte) []byte {
+func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scratch []byte, arena *eventArena) []byte {
 	if c.Request != nil {
 		m.requestBase(c, b)
 		return scratch
@@ -108,7 +113,7 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 	}
 	if withData {
 		scratch = AppendChangeData(scratch[:0], c)
-		b.data = append([]byte(nil), scratch...)
+		b.data = arena.copy(scratch)
 		b.encoded = true
 	}
 	return scratch

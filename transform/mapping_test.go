@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/ferry-cdc/ferry"
 )
 
@@ -222,5 +224,31 @@ func BenchmarkDefaultMapping(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		out = w.Apply(c, out[:0])
+	}
+}
+
+// TestArenaEventsDoNotShareData: events carved from one block are
+// independent: changing or appending to one event's data leaves its
+// neighbours' alone, and a later event does not overwrite an earlier one.
+func TestArenaEventsDoNotShareData(t *testing.T) {
+	e, _ := New(Options{TypePrefix: "com.example", DefaultTo: []string{"s"}})
+	w := e.NewWorker()
+	c := sampleChange()
+	var evs []*event.Event
+	var want [][]byte
+	for range arenaEvents + 3 { // crosses a block boundary
+		out := w.Apply(c, nil)
+		evs = append(evs, out[0].Event)
+		want = append(want, append([]byte(nil), out[0].Event.DataEncoded...))
+	}
+	evs[0].DataEncoded = append(evs[0].DataEncoded, "garbage"...)
+	evs[1].SetSubject("changed")
+	for i, ev := range evs[1:] {
+		if !bytes.Equal(ev.DataEncoded, want[i+1]) {
+			t.Fatalf("event %d's data changed to %q", i+1, ev.DataEncoded)
+		}
+	}
+	if evs[2].Subject() == "changed" || evs[0].Subject() == "changed" {
+		t.Fatal("events share their context")
 	}
 }

@@ -112,65 +112,13 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 	}
 }
 
-// transform turns each batch into per-sink deliveries. A batch stays pending
-// until the transformer handed it to every sink (its own token) and every
-// sink delivered its part.
+// transform turns each batch into per-sink deliveries (see transformer).
 func (l *sourceLoop) transform(hard context.Context) error {
-	w := l.rt.cfg.Engine.NewWorker()
-	var outs []transform.Output
-	perSink := map[string][]*entry{}
-	var capture []byte
-	// Entries are carved from blocks: one allocation per batch, not one per
-	// event. Small batches share a block of 16, so an event held back for a
-	// retry keeps at most 15 delivered neighbours' entries reachable.
-	var block []entry
+	t := newTransformer(l, transformWorkers())
 	for bs := range l.toTransform {
-		clear(perSink)
-		capture = l.capture(capture[:0], bs.changes)
-		for i := range bs.changes {
-			if c := &bs.changes[i]; c.Invalid != nil {
-				if err := l.invalid(hard, c); err != nil {
-					return err
-				}
-				continue
-			}
-			outs = w.Apply(&bs.changes[i], outs[:0])
-			if len(outs) == 0 {
-				l.stats.Dropped.Add(1)
-			}
-			for _, o := range outs {
-				if o.Err != nil {
-					if err := l.ruleFailed(hard, &bs.changes[i], o); err != nil {
-						return err
-					}
-					continue
-				}
-				if len(block) == cap(block) {
-					// A full block is never grown: sinks hold pointers into it.
-					block = make([]entry, 0, max(len(bs.changes)-i, 16))
-				}
-				block = append(block, entry{event: o.Event, rule: o.Rule, source: l.name})
-				e := &block[len(block)-1]
-				// A backfill or replay run beside its source (its own key)
-				// re-sends old changes: their age is not delivery latency.
-				if l.key == l.name {
-					e.committed = bs.changes[i].Time
-				}
-				to := o.To
-				if c := &bs.changes[i]; len(c.To) > 0 {
-					to = c.To
-				}
-				for _, sink := range to {
-					perSink[sink] = append(perSink[sink], e)
-				}
-			}
+		if err := t.batch(hard, bs); err != nil {
+			return err
 		}
-		bs.changes = nil // the events hold what sinks need; let the rows go
-		bs.pending.Add(int32(len(perSink)))
-		for sink, entries := range perSink {
-			l.rt.sinks[sink].submit(hard, &delivery{entries: entries, batch: bs})
-		}
-		bs.done()
 	}
 	return nil
 }

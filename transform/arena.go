@@ -1,0 +1,45 @@
+package transform
+
+// eventArena carves the events of one Worker, and their encoded data, out
+// of blocks shared by consecutive events: two allocations per block
+// instead of two per event (a bulk load builds one event per row, and
+// their allocations were most of the transform's CPU, issue 18). A block
+// is never reused or grown, since sinks hold the events; an event a sink
+// keeps for a retry keeps its block's neighbours reachable, at most
+// arenaEvents events and arenaData bytes.
+type eventArena struct {
+	events []eventAlloc
+	data   []byte
+}
+
+const (
+	arenaEvents = 64
+	arenaData   = 16 << 10
+)
+
+// event returns a zeroed eventAlloc; a nil arena allocates it alone.
+func (a *eventArena) event() *eventAlloc {
+	if a == nil {
+		return new(eventAlloc)
+	}
+	if len(a.events) == cap(a.events) {
+		a.events = make([]eventAlloc, 0, arenaEvents)
+	}
+	a.events = a.events[:len(a.events)+1]
+	return &a.events[len(a.events)-1]
+}
+
+// copy returns a copy of b whose capacity ends with it, so that appending
+// to it never writes into a neighbour's data. Large data, or a nil arena,
+// gets its own allocation.
+func (a *eventArena) copy(b []byte) []byte {
+	if a == nil || len(b) > arenaData/8 {
+		return append([]byte(nil), b...)
+	}
+	if cap(a.data)-len(a.data) < len(b) {
+		a.data = make([]byte, 0, arenaData)
+	}
+	n := len(a.data)
+	a.data = append(a.data, b...)
+	return a.data[n:len(a.data):len(a.data)]
+}
