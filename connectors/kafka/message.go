@@ -55,7 +55,7 @@ func (a *recordArena) headers(n int) []kgo.RecordHeader {
 	}
 	start := len(a.hdrs)
 	a.hdrs = a.hdrs[:start+n]
-	return a.hdrs[start:start:start+n]
+	return a.hdrs[start : start : start+n]
 }
 
 // bytes returns an empty slice with room for n bytes.
@@ -65,7 +65,7 @@ func (a *recordArena) bytes(n int) []byte {
 	}
 	start := len(a.buf)
 	a.buf = a.buf[:start+n]
-	return a.buf[start:start:start+n]
+	return a.buf[start : start : start+n]
 }
 
 // refill is the size of a new chunk when a record needs n: room for the
