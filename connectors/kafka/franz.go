@@ -28,16 +28,35 @@ func newFranzProducer(opts []kgo.Opt, timeout time.Duration) (*franzProducer, er
 }
 
 // outcomes collects the outcomes of one produce call's records: one
-// promise serves them all (no closure, no channel send per record), and
-// franz-go calls it before Flush learns the record is done.
+// promise serves them all and wakes the call once, when the last record
+// has its outcome (no closure, no channel send per record; issue 18).
 type outcomes struct {
 	mu       sync.Mutex
+	pending  int // records produced without an outcome, +1 until all are produced
+	done     chan struct{}
 	finished []*kgo.Record
 	failed   map[*kgo.Record]error
 }
 
+func newOutcomes(n int) *outcomes {
+	return &outcomes{pending: 1, done: make(chan struct{}), finished: make([]*kgo.Record, 0, n)}
+}
+
+// add counts a record about to be produced.
+func (o *outcomes) add() { o.mu.Lock(); o.pending++; o.mu.Unlock() }
+
+// release drops the count's +1 once every record is produced.
+func (o *outcomes) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending--; o.pending == 0 {
+		close(o.done)
+	}
+}
+
 func (o *outcomes) promise(r *kgo.Record, err error) {
 	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.finished = append(o.finished, r)
 	if err != nil {
 		if o.failed == nil {
@@ -45,7 +64,9 @@ func (o *outcomes) promise(r *kgo.Record, err error) {
 		}
 		o.failed[r] = err
 	}
-	o.mu.Unlock()
+	if o.pending--; o.pending == 0 {
+		close(o.done)
+	}
 }
 
 // produce: franz-go keeps each partition's records in order and fails them
@@ -61,12 +82,6 @@ func (o *outcomes) promise(r *kgo.Record, err error) {
 // the broker refuses a late copy of that request rather than write it
 // after the retry. Records left by an abandoned call have another
 // context: produce first waits for them.
-//
-// The client lingers (see clientOptions) and produce flushes once all
-// records are buffered, so each partition's records of a call travel in
-// one record batch and the call in one produce request, instead of a
-// first small request racing the rest (fewer requests and batches cost
-// both sides less; issue 18).
 func (p *franzProducer) produce(ctx context.Context, recs []*kgo.Record) []error {
 	errs := make([]error, len(recs))
 	if p.cl.BufferedProduceRecords() > 0 {
@@ -74,7 +89,7 @@ func (p *franzProducer) produce(ctx context.Context, recs []*kgo.Record) []error
 			return fillErr(errs, fmt.Errorf("wait for the records of an abandoned write: %w", err))
 		}
 	}
-	o := &outcomes{finished: make([]*kgo.Record, 0, len(recs))}
+	o := newOutcomes(len(recs))
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel() // after every record has its outcome, or was abandoned
 	for i, r := range recs {
@@ -85,25 +100,26 @@ func (p *franzProducer) produce(ctx context.Context, recs []*kgo.Record) []error
 			errs[i] = fmt.Errorf("event not sent: %w", err)
 			continue
 		}
+		o.add()
 		p.cl.Produce(rctx, r, o.promise)
 	}
-	err := p.cl.Flush(rctx)
-	if err != nil && ctx.Err() == nil {
-		// The timeout fails what is left (see above): wait for
-		// those outcomes.
-		err = p.cl.Flush(ctx)
+	o.release()
+	var abandon error
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		abandon = ctx.Err()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err != nil {
-		// Abandoned: the records left are failed by their cancelled
-		// context or, if written meanwhile, are still ahead of
-		// anything produced later to their partition: one client
-		// keeps each partition's order, so the retry can duplicate
-		// them but not overtake them. (A fresh client per retry would
-		// race the old one's requests.) The next call waits for them
-		// first.
-		return o.abandoned(recs, errs, ctx.Err())
+	if abandon != nil && o.pending > 0 {
+		// The records left are failed by their cancelled context or,
+		// if written meanwhile, are still ahead of anything produced
+		// later to their partition: one client keeps each partition's
+		// order, so the retry can duplicate them but not overtake
+		// them. (A fresh client per retry would race the old one's
+		// requests.) The next call waits for them first.
+		return o.abandoned(recs, errs, abandon)
 	}
 	if o.failed != nil {
 		for i, r := range recs {

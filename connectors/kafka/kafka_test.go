@@ -407,6 +407,23 @@ func BenchmarkWrite300B(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteOne is the steady trickle's shape: one event per Write,
+// one produce round trip each (franz-go; kfake runs in the process).
+func BenchmarkWriteOne(b *testing.B) {
+	c := cluster(b, kfake.SeedTopics(6, "orders"))
+	s := newSink(b, clientFranz, c.ListenAddrs(), nil)
+	events := conntest.Events(1, 1)
+	ctx := context.Background()
+	if err := s.Write(ctx, events); err != nil { // connect first
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.Write(ctx, events); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchWrite300B(b *testing.B, client string) {
 	c := cluster(b, kfake.SeedTopics(6, "orders"))
 	s := newSink(b, client, c.ListenAddrs(), nil)
