@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -26,10 +27,46 @@ func newFranzProducer(opts []kgo.Opt, timeout time.Duration) (*franzProducer, er
 	return &franzProducer{cl: cl, timeout: timeout}, nil
 }
 
-// result is one record's outcome, sent by its promise.
-type result struct {
-	idx int
-	err error
+// outcomes collects the outcomes of one produce call's records: one
+// promise serves them all and wakes the call once, when the last record
+// has its outcome (no closure, no channel send per record; issue 18).
+type outcomes struct {
+	mu       sync.Mutex
+	pending  int // records produced without an outcome, +1 until all are produced
+	done     chan struct{}
+	finished []*kgo.Record
+	failed   map[*kgo.Record]error
+}
+
+func newOutcomes(n int) *outcomes {
+	return &outcomes{pending: 1, done: make(chan struct{}), finished: make([]*kgo.Record, 0, n)}
+}
+
+// add counts a record about to be produced.
+func (o *outcomes) add() { o.mu.Lock(); o.pending++; o.mu.Unlock() }
+
+// release drops the count's +1 once every record is produced.
+func (o *outcomes) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pending--; o.pending == 0 {
+		close(o.done)
+	}
+}
+
+func (o *outcomes) promise(r *kgo.Record, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.finished = append(o.finished, r)
+	if err != nil {
+		if o.failed == nil {
+			o.failed = map[*kgo.Record]error{}
+		}
+		o.failed[r] = err
+	}
+	if o.pending--; o.pending == 0 {
+		close(o.done)
+	}
 }
 
 // produce: franz-go keeps each partition's records in order and fails them
@@ -52,42 +89,62 @@ func (p *franzProducer) produce(ctx context.Context, recs []*kgo.Record) []error
 			return fillErr(errs, fmt.Errorf("wait for the records of an abandoned write: %w", err))
 		}
 	}
-	results := make(chan result, len(recs)) // promises must never block
-	done := make([]bool, len(recs))
+	o := newOutcomes(len(recs))
 	rctx, cancel := context.WithTimeout(ctx, p.timeout)
-	defer cancel() // after every record has its result, or was abandoned
-	sent := 0
+	defer cancel() // after every record has its outcome, or was abandoned
 	for i, r := range recs {
 		if r == nil {
-			done[i] = true
 			continue
 		}
 		if err := rctx.Err(); err != nil {
-			done[i], errs[i] = true, fmt.Errorf("event not sent: %w", err)
+			errs[i] = fmt.Errorf("event not sent: %w", err)
 			continue
 		}
-		p.cl.Produce(rctx, r, func(_ *kgo.Record, err error) { results <- result{idx: i, err: err} })
-		sent++
+		o.add()
+		p.cl.Produce(rctx, r, o.promise)
 	}
-	for ; sent > 0; sent-- {
-		select {
-		case r := <-results:
-			done[r.idx] = true
-			errs[r.idx] = classifyFranz(r.err)
-		case <-ctx.Done():
-			// The records left are failed by their cancelled context
-			// or, if written meanwhile, are still ahead of anything
-			// produced later to their partition: one client keeps
-			// each partition's order, so the retry can duplicate them
-			// but not overtake them. (A fresh client per retry would
-			// race the old one's requests.) The next call waits for
-			// them first.
-			for i := range done {
-				if !done[i] {
-					errs[i] = fmt.Errorf("%w: %w", errNoAck, ctx.Err())
-				}
+	o.release()
+	var abandon error
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		abandon = ctx.Err()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if abandon != nil && o.pending > 0 {
+		// The records left are failed by their cancelled context or,
+		// if written meanwhile, are still ahead of anything produced
+		// later to their partition: one client keeps each partition's
+		// order, so the retry can duplicate them but not overtake
+		// them. (A fresh client per retry would race the old one's
+		// requests.) The next call waits for them first.
+		return o.abandoned(recs, errs, abandon)
+	}
+	if o.failed != nil {
+		for i, r := range recs {
+			if r != nil && errs[i] == nil {
+				errs[i] = classifyFranz(o.failed[r])
 			}
-			return errs
+		}
+	}
+	return errs
+}
+
+// abandoned sets the outcome of each record: its own if it has one, else
+// errNoAck. o.mu is held.
+func (o *outcomes) abandoned(recs []*kgo.Record, errs []error, cause error) []error {
+	have := make(map[*kgo.Record]bool, len(o.finished))
+	for _, r := range o.finished {
+		have[r] = true
+	}
+	for i, r := range recs {
+		switch {
+		case r == nil || errs[i] != nil: // no record, or not sent
+		case have[r]:
+			errs[i] = classifyFranz(o.failed[r])
+		default:
+			errs[i] = fmt.Errorf("%w: %w", errNoAck, cause)
 		}
 	}
 	return errs

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -406,9 +407,30 @@ func BenchmarkWrite300B(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteOne is the steady trickle's shape: one event per Write,
+// one produce round trip each (franz-go; kfake runs in the process).
+func BenchmarkWriteOne(b *testing.B) {
+	c := cluster(b, kfake.SeedTopics(6, "orders"))
+	s := newSink(b, clientFranz, c.ListenAddrs(), nil)
+	events := conntest.Events(1, 1)
+	ctx := context.Background()
+	if err := s.Write(ctx, events); err != nil { // connect first
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.Write(ctx, events); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func benchWrite300B(b *testing.B, client string) {
 	c := cluster(b, kfake.SeedTopics(6, "orders"))
 	s := newSink(b, client, c.ListenAddrs(), nil)
+	var n produceCounter
+	if client == clientFranz {
+		s.opts = append(s.opts, kgo.WithHooks(&n))
+	}
 	events := conntest.Events(1000, 100)
 	pad := strings.Repeat("x", 300-len(events[0].Data())-len(`,"pad":""`))
 	for _, e := range events {
@@ -424,4 +446,22 @@ func benchWrite300B(b *testing.B, client string) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+	if client == clientFranz { // the broker's work grows with them
+		b.ReportMetric(float64(n.requests.Load())/float64(b.N+1), "requests/op")
+		b.ReportMetric(float64(n.batches.Load())/float64(b.N+1), "batches/op")
+	}
+}
+
+// produceCounter counts the produce requests and record batches a
+// franz-go client wrote.
+type produceCounter struct{ requests, batches atomic.Int64 }
+
+func (c *produceCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 0 && err == nil {
+		c.requests.Add(1)
+	}
+}
+
+func (c *produceCounter) OnProduceBatchWritten(kgo.BrokerMetadata, string, int32, kgo.ProduceBatchMetrics) {
+	c.batches.Add(1)
 }

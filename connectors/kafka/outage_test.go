@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
@@ -146,4 +147,52 @@ func TestPartitionsLikeJavaClient(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A Write whose context ends while its produce request is unanswered
+// (the pipeline shutting down, a write deadline) fails every record it
+// holds no acknowledgement for, transiently; the next Write first waits
+// for those records, and every event is in the topic at the end.
+func TestAbandonedWriteFailsItsUnacknowledgedRecords(t *testing.T) {
+	c := cluster(t, kfake.SeedTopics(3, "orders"))
+	s := newSink(t, clientFranz, c.ListenAddrs(), nil)
+	first := conntest.Events(6, 3)
+	if err := s.Write(context.Background(), first[:3]); err != nil { // connect
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		c.SleepControl(func() { <-release })
+		return nil, nil, false // then handled as usual
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-held; cancel() }()
+	err := s.Write(ctx, first[3:])
+	var be *ferry.BatchError
+	if !errors.As(err, &be) || be.Len() != 3 {
+		t.Fatalf("abandoned Write = %v; want all 3 records failed", err)
+	}
+	for _, i := range be.Indexes() {
+		if f := be.Failed(i); !errors.Is(f, errNoAck) || ferry.IsPermanent(f) {
+			t.Fatalf("record %d: %v; want a transient errNoAck", i, f)
+		}
+	}
+	close(release)
+	if err := s.Write(context.Background(), first[3:]); err != nil { // the retry
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, r := range consume(t, c.ListenAddrs(), "orders") {
+		seen[toEvent(t, r).ID()]++
+	}
+	for _, e := range first {
+		if seen[e.ID()] == 0 {
+			t.Fatalf("event %s missing; seen %v", e.ID(), seen)
+		}
+	}
 }

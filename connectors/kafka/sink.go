@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -56,6 +57,11 @@ type Sink struct {
 	closed bool
 
 	extHeaders map[string]string // Write's goroutine only
+	lastSource struct {          // Write's goroutine only; see source
+		url  url.URL
+		text string
+		ok   bool
+	}
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -164,12 +170,13 @@ func (s *Sink) Write(ctx context.Context, events []*event.Event) error {
 func (s *Sink) records(ctx context.Context, events []*event.Event, be *ferry.BatchError) []*kgo.Record {
 	trace := tracectx.FromContext(ctx)
 	recs := make([]*kgo.Record, len(events))
+	a := newRecordArena(min(len(events), maxBuffered))
 	for i, e := range events {
 		if i >= maxBuffered {
 			be.Fail(i, fmt.Errorf("kafka sink %s: event not sent: more than %d events in one write", s.name, maxBuffered))
 			continue
 		}
-		r, err := s.record(e)
+		r, err := s.record(a, i, e)
 		if err != nil {
 			be.Fail(i, ferry.Permanent(fmt.Errorf("kafka sink %s: event %s: %w", s.name, e.ID(), err)))
 			continue

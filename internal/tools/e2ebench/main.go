@@ -306,8 +306,22 @@ func startKafka(bin string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
+	brokerPID = lastHelperPID
 	fmt.Fprintln(os.Stderr, "kfake broker process listening on", addr)
 	return addr, stop, nil
+}
+
+// brokerPID is the kfake broker process (0: none): its CPU per row is
+// part of the Kafka path's cost, since it shares the machine's cores.
+var brokerPID, lastHelperPID int
+
+// brokerCPU is the broker's utime+stime in ticks (0 without a broker).
+func brokerCPU() int64 {
+	if brokerPID == 0 {
+		return 0
+	}
+	t, _ := cpuTicks(brokerPID)
+	return t
 }
 
 // startHelper starts a helper process that prints its address on the
@@ -322,12 +336,13 @@ func startHelper(bin string, args ...string) (string, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
+	lastHelperPID = cmd.Process.Pid
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
 		return "", nil, fmt.Errorf("%s: %w", filepath.Base(bin), err)
 	}
-	return strings.TrimSpace(addr), func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+	return strings.TrimSpace(addr), func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }, nil // SIGINT flushes a broker profile
 }
 
 // drain starts ferry and waits until the sink acknowledged every row.
@@ -350,6 +365,7 @@ func drain(ferry, cfg, admin string, env []string, o options, logf func(string, 
 	}
 	defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
 	var peak int64
+	broker0 := brokerCPU()
 	for {
 		time.Sleep(20 * time.Millisecond)
 		peak = max(peak, rssKB(cmd.Process.Pid))
@@ -369,6 +385,9 @@ func drain(ferry, cfg, admin string, env []string, o options, logf func(string, 
 	}
 	logf("drained %d row changes (%s load) to %s in %v", o.rows, o.load, o.sinkName(), el.Round(time.Millisecond))
 	cpuUS := float64(ticks) / userHZ * 1e6 / float64(o.rows)
+	if brokerPID != 0 {
+		logf("kfake broker CPU %.2f us/row", float64(brokerCPU()-broker0)/userHZ*1e6/float64(o.rows))
+	}
 	return drainResult{rate: float64(o.rows) / el.Seconds(), peakKB: peak, cpuUS: cpuUS}, nil
 }
 

@@ -55,6 +55,7 @@ func steady(ctx context.Context, ferry, cfg, admin, brokers, mysqlAddr string, e
 	if err != nil {
 		return err
 	}
+	broker0 := brokerCPU()
 	t0 := time.Now()
 	inserted, err := insertAtRate(ctx, db, o.rate, o.duration)
 	if err != nil {
@@ -79,7 +80,7 @@ func steady(ctx context.Context, ferry, cfg, admin, brokers, mysqlAddr string, e
 	fmt.Printf("steady: inserted %d rows in %v (%.0f rows/s achieved) [%s]\n", inserted, window.Round(time.Millisecond), float64(inserted)/window.Seconds(), cond)
 	fmt.Printf("steady: ferry CPU %.0f us per change (utime+stime %.2f s over %d changes) [%s]\n", 1e6*cpuSec/float64(inserted), cpuSec, inserted, cond)
 	fmt.Printf("steady: commit -> consumer latency p50 %.1f ms, p99 %.1f ms, max %.1f ms [%s]\n", ms(p50), ms(p99), ms(worst), cond)
-	logf("peak RSS %d MB", rssKB(cmd.Process.Pid)/1024)
+	logf("peak RSS %d MB; kfake broker CPU %.0f us per change", rssKB(cmd.Process.Pid)/1024, 1e6*float64(brokerCPU()-broker0)/userHZ/float64(inserted))
 	return nil
 }
 
