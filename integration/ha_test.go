@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,31 +123,6 @@ func TestHAFailover(t *testing.T) {
 	if code := b.stop(); code != 0 {
 		t.Fatalf("standby-turned-leader exit %d", code)
 	}
-}
-
-// writeRows inserts rows 1, 2, ... into t, one per transaction, until the
-// returned stop is called; stop returns the number of committed rows.
-func writeRows(t *testing.T, db *sql.DB, pause time.Duration) (*atomic.Int64, func() int) {
-	var written atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 1; ctx.Err() == nil; i++ {
-			if _, err := db.Exec("INSERT INTO t VALUES (?, ?)", i, "row-"+strconv.Itoa(i)); err != nil {
-				t.Errorf("insert %d: %v", i, err)
-				return
-			}
-			written.Store(int64(i))
-			time.Sleep(pause)
-		}
-	})
-	stop := func() int {
-		cancel()
-		wg.Wait()
-		return int(written.Load())
-	}
-	t.Cleanup(func() { stop() })
-	return &written, stop
 }
 
 // allRows waits until rows 1..n all arrived and returns the events.
