@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
-	"os"
 	"testing"
 	"time"
 
@@ -38,19 +37,7 @@ func TestPipelineDefaultsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update {
-		if err := os.WriteFile(pipelineDefaultsFile, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(pipelineDefaultsFile)
-	if err != nil {
-		t.Fatalf("read %s: %v; %s", pipelineDefaultsFile, err, regenerate)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("internal/pipeline/defaults.go differs from what the config tags generate (%s)", regenerate)
-	}
+	checkGenerated(t, pipelineDefaultsFile, got, "the config's ferry tags")
 }
 
 func renderPipelineDefaults(c *config.Config) ([]byte, error) {
