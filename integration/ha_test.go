@@ -66,9 +66,7 @@ func getBody(addr, path string) (int, string) {
 // it answers so) and replica B (standing by) of one configuration.
 func startReplicaPair(t *testing.T) (db *sql.DB, r *receiver.Receiver, a, b *ferryProc, adminA, adminB string) {
 	t.Helper()
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r = receiver.New()
 	url := receiver.Start(t, r)
 	serverID := nextServerID()
@@ -191,9 +189,7 @@ func TestHAKubernetesLease(t *testing.T) {
 		return fmt.Sprintf("  lease: kubernetes\n  renew_interval: 500ms\n  kubernetes: {namespace: apps, identity: %s, lease_duration: 3s, api_server: %q, token_file: %q}\n",
 			id, apiSrv.URL, tok)
 	}
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r := receiver.New()
 	url := receiver.Start(t, r)
 	serverID := nextServerID()
@@ -271,9 +267,7 @@ func checkDuplicates(t *testing.T, events []event.Event) int {
 // TestHACheckpointCommands: `ferry checkpoint` reads the shared table, and
 // refuses to change it while a replica streams.
 func TestHACheckpointCommands(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r := receiver.New()
 	adminA := freeAddr(t)
 	cfg := haConfig(t, t.TempDir(), name, start, receiver.Start(t, r), adminA, nextServerID())
