@@ -84,9 +84,7 @@ func backfillDone(s *mysql.Source, table string) bool {
 // TestBackfillValuesEqualStreamValues: a row backfilled and the same row
 // streamed when it was inserted carry identical values, type for type.
 func TestBackfillValuesEqualStreamValues(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, typesTable...)
+	name, _, start := binlogDB(t, shared, typesTable...)
 	src := openSource(t, name+".*", start, nil)
 	streamed := readUntil(t, src, 30*time.Second, func(c []ferry.Change) bool { return len(c) >= 2 })
 	if err := src.Backfill(context.Background(), ferry.BackfillRequest{Table: name + ".types"}); err != nil {

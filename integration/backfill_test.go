@@ -29,8 +29,7 @@ func TestBackfillLiveWhileWriting(t *testing.T) {
 	r := receiver.New()
 	adminAddr := freeAddr(t)
 	cfg := pipelineConfig{server: shared, db: name, start: "latest", url: receiver.Start(t, r), mode: "batch", admin: adminAddr}.yaml(t, t.TempDir())
-	p := startFerry(t, cfg)
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + adminAddr + "/readyz") })
+	p := startFerryReady(t, cfg, adminAddr)
 
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -244,8 +243,7 @@ func TestBackfillLivePauseAndResume(t *testing.T) {
 	r := receiver.New()
 	adminAddr := freeAddr(t)
 	cfg := pipelineConfig{server: shared, db: name, start: "latest", url: receiver.Start(t, r), mode: "batch", admin: adminAddr}.yaml(t, t.TempDir())
-	startFerry(t, cfg)
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + adminAddr + "/readyz") })
+	startFerryReady(t, cfg, adminAddr)
 	args := []string{"backfill", "-c", cfg, "--source", "db", "--table", name + ".t", "--rate", "10000", "--chunk", "500"}
 
 	stderr := interruptBackfill(t, r, args, 5_000, "paused after")

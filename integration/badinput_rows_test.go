@@ -69,8 +69,7 @@ func TestPrimaryKeyChangingUpdate(t *testing.T) {
 // the server's own CONVERT(... USING utf8mb4) gives, as valid UTF-8 JSON;
 // the same bytes in a VARBINARY column arrive as base64, untouched.
 func TestLatin1BytesAsTheServerConvertsThem(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
+	name, db, start := binlogDB(t, shared)
 	var all strings.Builder
 	for b := 0; b < 256; b++ {
 		fmt.Fprintf(&all, "%02X", b)
@@ -100,9 +99,7 @@ func TestLatin1BytesAsTheServerConvertsThem(t *testing.T) {
 // server wrote beside it), other tables go on, and a table re-created
 // under the same name with other columns is decoded with the new ones.
 func TestTableDroppedWhileStreamed(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, old_col VARCHAR(10))", "CREATE TABLE u (id INT PRIMARY KEY)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, old_col VARCHAR(10))", "CREATE TABLE u (id INT PRIMARY KEY)")
 	r := receiver.New()
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r)}.yaml(t, t.TempDir())
 	p := startFerry(t, cfg)
@@ -128,9 +125,7 @@ func TestTableDroppedWhileStreamed(t *testing.T) {
 // 256 KB entry limit is dead-lettered for that sink with the reason, the
 // HTTP sink still gets it, and the rows after it reach both.
 func TestRowLargerThanSinkLimit(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, body MEDIUMTEXT)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, body MEDIUMTEXT)")
 	eb := ebfake.New()
 	ebSrv := httptest.NewServer(eb)
 	defer ebSrv.Close()

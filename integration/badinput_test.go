@@ -187,9 +187,7 @@ func TestServerIDClash(t *testing.T) {
 // TestSinkDownThenUp: the endpoint is unreachable at start and for a while;
 // Ferry says so and keeps retrying, and every change arrives once it is up.
 func TestSinkDownThenUp(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)")
 	addr := freeAddr(t)
 	p := startFerry(t, pipelineConfig{server: shared, db: name, start: start, url: "http://" + addr + "/events"}.yaml(t, t.TempDir()))
 	for i := range 50 {

@@ -16,9 +16,7 @@ import (
 // re-reads from there), show prints it, reset makes the source start at its
 // configured start again, and a running ferry keeps the store to itself.
 func TestCheckpointCommands(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)")
 	mid := binlogPos(t, shared)
 	exec1(t, db, "INSERT INTO t VALUES (3)")
 	r := receiver.New()
@@ -58,9 +56,7 @@ func TestCheckpointCommands(t *testing.T) {
 
 // TestAdminEndpoints checks /healthz, /readyz and /status of a running ferry.
 func TestAdminEndpoints(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+	name, _, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)", "INSERT INTO t VALUES (1)")
 	r := receiver.New()
 	admin := freeAddr(t)
 	dir := t.TempDir()

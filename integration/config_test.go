@@ -14,7 +14,8 @@ type pipelineConfig struct {
 	addr     string // the source's addr; default server.Addr
 	db       string
 	start    string
-	url      string
+	url      string // the "recv" HTTP sink's; empty: no such sink (then set to and sinks)
+	to       string // defaults.to; default recv
 	mode     string
 	serverID uint32
 	extra    string // appended to the source block
@@ -37,6 +38,12 @@ func (c pipelineConfig) yaml(t *testing.T, dir string) string {
 	if c.addr == "" {
 		c.addr = c.server.Addr
 	}
+	if c.to == "" {
+		c.to = "recv"
+	}
+	if c.url != "" {
+		c.sinks = httpSink("recv", c.url, c.mode) + c.sinks
+	}
 	return writeConfig(t, dir, fmt.Sprintf(`state:
   dir: %s/state
   checkpoint_interval: 50ms
@@ -46,7 +53,7 @@ pipeline:
   shutdown_timeout: 10s
 defaults:
   type_prefix: com.example
-  to: [recv]
+  to: [%s]
 sources:
   db:
     type: mysql
@@ -58,10 +65,10 @@ sources:
     startup_timeout: 5s
 %s
 sinks:
-  recv:
-    type: http
-    url: %s
-    mode: %s
-    retry: {initial_backoff: 20ms, max_backoff: 200ms}
-%s`, dir, c.state, c.top, c.admin, c.addr, c.serverID, c.db, c.start, c.extra, c.url, c.mode, c.sinks))
+%s`, dir, c.state, c.top, c.admin, c.to, c.addr, c.serverID, c.db, c.start, c.extra, c.sinks))
+}
+
+// httpSink is the config block of an HTTP sink with a quick retry.
+func httpSink(name, url, mode string) string {
+	return fmt.Sprintf("  %s:\n    type: http\n    url: %s\n    mode: %s\n    retry: {initial_backoff: 20ms, max_backoff: 200ms}\n", name, url, mode)
 }

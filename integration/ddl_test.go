@@ -12,9 +12,7 @@ import (
 // op truncate, type suffix truncated, table-wide partition key, in order
 // with the rows around it.
 func TestTruncateIsAnEvent(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE TABLE other (id INT PRIMARY KEY)",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)", "CREATE TABLE other (id INT PRIMARY KEY)",
 		"INSERT INTO t VALUES (1), (2)", "TRUNCATE TABLE t", "TRUNCATE other", "INSERT INTO t VALUES (3)")
 	r := receiver.New()
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r),

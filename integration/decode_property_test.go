@@ -87,8 +87,7 @@ func TestDecodingEqualsSelect(t *testing.T) { decodingEqualsSelect(t, shared) }
 // TABLE statements read from the binlog.
 func TestDecodingEqualsSelectMinimal(t *testing.T) {
 	t.Parallel()
-	srv := mariadbtest.StartT(t, mariadbtest.Options{ServerID: 16, ExtraArgs: []string{"--binlog-row-metadata=MINIMAL"}})
-	decodingEqualsSelect(t, srv)
+	decodingEqualsSelect(t, minimalServer(t))
 }
 
 func decodingEqualsSelect(t *testing.T, srv *mariadbtest.Server) {

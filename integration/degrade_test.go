@@ -20,9 +20,7 @@ import (
 // burst, not per event.
 func TestPermanentRejectsDoNotHoldBackOthers(t *testing.T) {
 	const rejected = 300
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE bad (id INT PRIMARY KEY)", "CREATE TABLE good (id INT PRIMARY KEY)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE bad (id INT PRIMARY KEY)", "CREATE TABLE good (id INT PRIMARY KEY)")
 	r := receiver.New()
 	r.FailMatching(func(e event.Event) bool { return strings.Contains(e.Type(), ".bad.") }, 400)
 	adminAddr := freeAddr(t)
@@ -55,8 +53,7 @@ func TestPermanentRejectsDoNotHoldBackOthers(t *testing.T) {
 // mode (it used to make a header net/http refuses, retried forever); the
 // subject percent-decodes to the key.
 func TestKeyWithControlCharactersIsDelivered(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
+	name, db, start := binlogDB(t, shared)
 	key := "a\x01b\t\"q\" 100% 🚀"
 	exec1(t, db, "CREATE TABLE k (id VARCHAR(40) CHARACTER SET utf8mb4 PRIMARY KEY)")
 	if _, err := db.Exec("INSERT INTO k VALUES (?)", key); err != nil {

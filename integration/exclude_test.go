@@ -18,9 +18,7 @@ import (
 // the stream, a sink's dead letters (`dlq list --json`), `run --capture`,
 // a replay and a backfill. An exclusion that hits a key column is refused.
 func TestExcludedColumnsNeverLeave(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE people (id INT PRIMARY KEY, Name VARCHAR(20), SSN VARCHAR(20), Card_No VARCHAR(20))",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE people (id INT PRIMARY KEY, Name VARCHAR(20), SSN VARCHAR(20), Card_No VARCHAR(20))",
 		"INSERT INTO people VALUES (1, 'ann', 'SECRET-SSN-1', 'SECRET-CARD-1')",
 		"INSERT INTO people VALUES (2, 'bob', 'SECRET-SSN-2', 'SECRET-CARD-2')",
 		"UPDATE people SET SSN = 'SECRET-SSN-3', Card_No = 'SECRET-CARD-3' WHERE id = 1")

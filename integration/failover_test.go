@@ -198,8 +198,7 @@ func testFailover(t *testing.T, viaForwarder, replicaBehind bool) {
 		cfg.addr = fwd.addr
 	}
 	cfgPath := cfg.yaml(t, dir)
-	f := startFerry(t, cfgPath)
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + adminAddr + "/readyz") })
+	f := startFerryReady(t, cfgPath, adminAddr)
 
 	w := &workload{rng: rand.New(rand.NewPCG(seed, 1)), rows: map[int]int{}}
 	onPrimary := &gtidWriter{w: w, conn: conn(t, pair.primary, pair.db)}

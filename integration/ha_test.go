@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,9 +66,7 @@ func getBody(addr, path string) (int, string) {
 // it answers so) and replica B (standing by) of one configuration.
 func startReplicaPair(t *testing.T) (db *sql.DB, r *receiver.Receiver, a, b *ferryProc, adminA, adminB string) {
 	t.Helper()
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r = receiver.New()
 	url := receiver.Start(t, r)
 	serverID := nextServerID()
@@ -126,31 +121,6 @@ func TestHAFailover(t *testing.T) {
 	if code := b.stop(); code != 0 {
 		t.Fatalf("standby-turned-leader exit %d", code)
 	}
-}
-
-// writeRows inserts rows 1, 2, ... into t, one per transaction, until the
-// returned stop is called; stop returns the number of committed rows.
-func writeRows(t *testing.T, db *sql.DB, pause time.Duration) (*atomic.Int64, func() int) {
-	var written atomic.Int64
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 1; ctx.Err() == nil; i++ {
-			if _, err := db.Exec("INSERT INTO t VALUES (?, ?)", i, "row-"+strconv.Itoa(i)); err != nil {
-				t.Errorf("insert %d: %v", i, err)
-				return
-			}
-			written.Store(int64(i))
-			time.Sleep(pause)
-		}
-	})
-	stop := func() int {
-		cancel()
-		wg.Wait()
-		return int(written.Load())
-	}
-	t.Cleanup(func() { stop() })
-	return &written, stop
 }
 
 // allRows waits until rows 1..n all arrived and returns the events.
@@ -219,9 +189,7 @@ func TestHAKubernetesLease(t *testing.T) {
 		return fmt.Sprintf("  lease: kubernetes\n  renew_interval: 500ms\n  kubernetes: {namespace: apps, identity: %s, lease_duration: 3s, api_server: %q, token_file: %q}\n",
 			id, apiSrv.URL, tok)
 	}
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r := receiver.New()
 	url := receiver.Start(t, r)
 	serverID := nextServerID()
@@ -299,9 +267,7 @@ func checkDuplicates(t *testing.T, events []event.Event) int {
 // TestHACheckpointCommands: `ferry checkpoint` reads the shared table, and
 // refuses to change it while a replica streams.
 func TestHACheckpointCommands(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r := receiver.New()
 	adminA := freeAddr(t)
 	cfg := haConfig(t, t.TempDir(), name, start, receiver.Start(t, r), adminA, nextServerID())

@@ -21,9 +21,7 @@ import (
 // only reported for the binlog source. Requests a replica acknowledged
 // before kill -9 are delivered when it comes back, as a standby.
 func TestHAWebhooksOnEveryReplica(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r := receiver.New()
 	url := receiver.Start(t, r)
 	serverID := nextServerID()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,55 @@ func newDB(t *testing.T, s *mariadbtest.Server) (string, *sql.DB) {
 		t.Fatal(err)
 	}
 	return name, s.DB(t, name)
+}
+
+// binlogDB creates a uniquely named database on srv holding what stmts
+// make, and returns it with the binlog position from before it was made: a
+// ferry starting there sees every change the test makes to it.
+func binlogDB(t *testing.T, srv *mariadbtest.Server, stmts ...string) (name string, db *sql.DB, start string) {
+	t.Helper()
+	start = binlogPos(t, srv)
+	name, db = newDB(t, srv)
+	exec1(t, db, stmts...)
+	return name, db, start
+}
+
+// ownServer starts a binlog server the test may kill, with database d
+// holding table t (id INT PRIMARY KEY), and returns it with the binlog
+// position from before d was made.
+func ownServer(t *testing.T) (*mariadbtest.Server, string) {
+	t.Helper()
+	srv := mariadbtest.StartT(t, mariadbtest.Options{})
+	start := binlogPos(t, srv)
+	if err := srv.Exec(context.Background(), "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	return srv, start
+}
+
+// writeRows inserts rows 1, 2, ... into t, one per transaction, until the
+// returned stop is called; stop returns the number of committed rows.
+func writeRows(t *testing.T, db *sql.DB, pause time.Duration) (*atomic.Int64, func() int) {
+	var written atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 1; ctx.Err() == nil; i++ {
+			if _, err := db.Exec("INSERT INTO t VALUES (?, ?)", i, "row-"+strconv.Itoa(i)); err != nil {
+				t.Errorf("insert %d: %v", i, err)
+				return
+			}
+			written.Store(int64(i))
+			time.Sleep(pause)
+		}
+	})
+	stop := func() int {
+		cancel()
+		wg.Wait()
+		return int(written.Load())
+	}
+	t.Cleanup(func() { stop() })
+	return &written, stop
 }
 
 func exec1(t *testing.T, db *sql.DB, stmts ...string) {
@@ -107,6 +157,22 @@ func writeConfig(t *testing.T, dir, body string) string {
 func startFerry(t *testing.T, cfg string, env ...string) *ferryProc {
 	t.Helper()
 	return startFerryEnv(t, env, "run", "-c", cfg)
+}
+
+// startFerryReady runs `ferry run -c cfg` and waits until the admin API
+// at adminAddr says it is ready.
+func startFerryReady(t *testing.T, cfg, adminAddr string) *ferryProc {
+	t.Helper()
+	p := startFerry(t, cfg)
+	waitReady(t, adminAddr)
+	return p
+}
+
+// waitReady waits until the ferry whose admin API listens on adminAddr
+// answers /readyz with 200.
+func waitReady(t *testing.T, adminAddr string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + adminAddr + "/readyz") })
 }
 
 func (p *ferryProc) running() bool {

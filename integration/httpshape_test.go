@@ -52,9 +52,7 @@ func (l *legacyEndpoint) count() int {
 // rate limit; a row whose expression fails is dead-lettered with the CEL
 // error while every other row arrives reshaped.
 func TestHTTPSinkShapesRequestsForALegacyEndpoint(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), region VARCHAR(8))")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), region VARCHAR(8))")
 	const rows = 40
 	const bad = 17 // its region is NULL: the header expression fails for it
 	for i := 1; i <= rows; i++ {
@@ -125,9 +123,7 @@ func TestHTTPSinkShapesRequestsForALegacyEndpoint(t *testing.T) {
 // test's database and endpoint: creates, updates and deletes reach the CRM
 // as its own payload, PUT to each customer's URL.
 func TestLegacyHTTPExample(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(80))",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(80))",
 		"INSERT INTO customers VALUES (1, 'Ada', 'ada@example.com'), (2, 'Grace', 'grace@example.com')",
 		"UPDATE customers SET email = 'ada@new.example' WHERE id = 1",
 		"DELETE FROM customers WHERE id = 2")

@@ -14,9 +14,7 @@ import (
 // being JSON (a replay, a checkpoint set into the past) must still decode
 // as it did live: the stream records the answer with the binlog position.
 func TestReplayedJSONEqualsLive(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, j JSON)", `INSERT INTO t VALUES (1, '{"a": 1}')`)
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, j JSON)", `INSERT INTO t VALUES (1, '{"a": 1}')`)
 	r := receiver.New()
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r)}.yaml(t, t.TempDir())
 	p := startFerry(t, cfg)

@@ -68,9 +68,7 @@ func TestLogsKeepSecretsAndNameTheirComponent(t *testing.T) {
 }
 
 func fullRunLogs(t *testing.T, format string) string {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)")
 	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"), kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-256", "ferry", logSecrets["KAFKA_PASSWORD"]))
 	if err != nil {

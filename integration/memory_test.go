@@ -24,9 +24,7 @@ func TestBigTransactionMemoryBounded(t *testing.T) {
 		t.Skip("the race detector multiplies memory; the bound is for release builds")
 	}
 	const rows, rowBytes, limit = 60, 4 << 20, 256 << 20
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE big (id INT PRIMARY KEY, body LONGTEXT NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE big (id INT PRIMARY KEY, body LONGTEXT NOT NULL)")
 	r := receiver.New()
 	r.SetOutage(true)
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r)}.yaml(t, t.TempDir())

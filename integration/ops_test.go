@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-cdc/ferry/internal/mariadbtest"
 	"github.com/ferry-cdc/ferry/internal/telemetry/scrape"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
@@ -85,9 +84,7 @@ func opsMetric(t *testing.T, s scrape.Samples, name string, labels ...string) fl
 // the metrics, /status, lag on an idle database (heartbeats every second),
 // /readyz while the HTTP sink's receiver is down and back, and `ferry health`.
 func TestOpsMetricsStatusAndLag(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))")
 	recvAddr, admin := freeAddr(t), freeAddr(t)
 	r := receiver.New()
 	recv := listenOn(t, recvAddr, r)
@@ -95,8 +92,7 @@ func TestOpsMetricsStatusAndLag(t *testing.T) {
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: "http://" + recvAddr + "/events", admin: admin,
 		extra: "    heartbeat: 1s"}.yaml(t, dir)
 	cfg = writeConfig(t, dir, strings.Replace(readFile(t, cfg), "  listen: "+admin, "  listen: "+admin+"\n  max_lag: 30s", 1))
-	p := startFerry(t, cfg)
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + admin + "/readyz") })
+	p := startFerryReady(t, cfg, admin)
 
 	const rows = 20
 	for i := range rows {
@@ -232,8 +228,7 @@ func TestOpsWebhookRequestsCounted(t *testing.T) {
 	listen, admin, dir := freeAddr(t), freeAddr(t), t.TempDir()
 	cfg := webhookConfig(t, dir, listen, receiver.Start(t, r), "    verify: {scheme: bearer, secret: s3cret}")
 	cfg = writeConfig(t, dir, strings.Replace(readFile(t, cfg), "admin: {listen: off}", "admin: {listen: "+admin+"}", 1))
-	startFerry(t, cfg)
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + admin + "/readyz") })
+	startFerryReady(t, cfg, admin)
 	post := func(token string) int {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/hooks/t", strings.NewReader(`{"n":1}`))
 		req.Header.Set("Content-Type", "application/json")
@@ -281,16 +276,11 @@ func TestOpsWebhookRequestsCounted(t *testing.T) {
 // to 0 until the server is back.
 func TestOpsSourceDownAndBack(t *testing.T) {
 	ctx := context.Background()
-	srv := mariadbtest.StartT(t, mariadbtest.Options{})
-	start := binlogPos(t, srv)
-	if err := srv.Exec(ctx, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
+	srv, start := ownServer(t)
 	r := receiver.New()
 	admin := freeAddr(t)
-	startFerry(t, pipelineConfig{server: srv, db: "d", start: start, url: receiver.Start(t, r), admin: admin,
-		extra: "    heartbeat: 1s"}.yaml(t, t.TempDir()))
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + admin + "/readyz") })
+	startFerryReady(t, pipelineConfig{server: srv, db: "d", start: start, url: receiver.Start(t, r), admin: admin,
+		extra: "    heartbeat: 1s"}.yaml(t, t.TempDir()), admin)
 	if err := srv.Kill(); err != nil {
 		t.Fatal(err)
 	}

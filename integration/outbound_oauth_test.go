@@ -141,9 +141,7 @@ func (g *bearerGate) counts() (accepted, refused, missing int) {
 // Every event arrives, each in a request with a live bearer token, none
 // without one; neither the client secret nor a token is in ferry's log.
 func TestOutboundOAuth2ClientCredentials(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2))")
 	const secret = "s3cr3t-client-Pa55-7f2c"
 	// golang.org/x/oauth2 renews a token 10 s before its expiry: 12 s
 	// makes every token live 2 s for the sink, so the outage needs new ones.

@@ -65,9 +65,7 @@ func TestOutboundWebhooksSignedWithStandardWebhooks(t *testing.T) {
 	nodece.Require(t)
 	for _, mode := range []string{"binary", "batch"} {
 		t.Run(mode, func(t *testing.T) {
-			start := binlogPos(t, shared)
-			name, db := newDB(t, shared)
-			exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note VARCHAR(40))")
+			name, db, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note VARCHAR(40))")
 			current, previous := newWhsec(t), newWhsec(t)
 			sr := &signedReceiver{failFirst: 3, recv: receiver.New()}
 			srv := httptest.NewServer(sr)

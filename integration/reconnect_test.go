@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-cdc/ferry/internal/mariadbtest"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
@@ -15,11 +14,7 @@ import (
 // reconnects from its last transaction boundary and nothing is lost.
 func TestServerCrashAndRestart(t *testing.T) {
 	ctx := context.Background()
-	srv := mariadbtest.StartT(t, mariadbtest.Options{})
-	start := binlogPos(t, srv)
-	if err := srv.Exec(ctx, "CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
+	srv, start := ownServer(t)
 	r := receiver.New()
 	p := startFerry(t, pipelineConfig{server: srv, db: "d", start: start, url: receiver.Start(t, r)}.yaml(t, t.TempDir()))
 	insert := func(from, to int) {
@@ -60,9 +55,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	if err := shared.CreateUser(ctx, "ferry_secret", dbPassword, "REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR, SELECT ON *.*"); err != nil {
 		t.Fatal(err)
 	}
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY)")
 	r := receiver.New()
 	r.FailNext(1, 401, "") // the first event is rejected (dead-lettered) and logged with the response
 	url := receiver.Start(t, r)

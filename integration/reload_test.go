@@ -1,14 +1,9 @@
 package integration
 
 import (
-	"context"
 	"fmt"
-	"os"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,71 +11,26 @@ import (
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
-// reloadConfig is a config whose defaults.to and sinks the test changes.
-func reloadConfig(dir, db, start, adminAddr string, serverID uint32, to, sinks string) string {
-	return fmt.Sprintf(`state:
-  dir: %s/state
-  checkpoint_interval: 50ms
-admin:
-  listen: %s
-pipeline:
-  shutdown_timeout: 10s
-defaults:
-  type_prefix: com.example
-  to: [%s]
-sources:
-  db:
-    type: mysql
-    addr: %s
-    user: root
-    server_id: %d
-    include: ["%s.*"]
-    start: %s
-    startup_timeout: 5s
-sinks:
-%s`, dir, adminAddr, to, shared.Addr, serverID, db, start, sinks)
-}
-
-func httpSink(name, url string) string {
-	return fmt.Sprintf("  %s:\n    type: http\n    url: %s\n    mode: batch\n    retry: {initial_backoff: 20ms, max_backoff: 200ms}\n", name, url)
-}
-
 // TestReloadOnSIGHUP: a broken configuration is refused with its file and
 // line while the old one keeps delivering; a valid one with an extra sink
 // takes effect without a restart, and every row written before, during and
 // after the reloads reaches the first sink.
 func TestReloadOnSIGHUP(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL)")
 	r1, r2 := receiver.New(), receiver.New()
 	url1, url2 := receiver.Start(t, r1), receiver.Start(t, r2)
-	dir, adminAddr, serverID := t.TempDir(), freeAddr(t), nextServerID()
-	cfgPath := writeConfig(t, dir, reloadConfig(dir, name, start, adminAddr, serverID, "r1", httpSink("r1", url1)))
-	p := startFerry(t, cfgPath)
-	eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + adminAddr + "/readyz") })
-
-	var written atomic.Int64
-	ctx, stopWriter := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 1; ctx.Err() == nil; i++ {
-			if _, err := db.Exec("INSERT INTO t VALUES (?, ?)", i, "row-"+strconv.Itoa(i)); err != nil {
-				t.Errorf("insert %d: %v", i, err)
-				return
-			}
-			written.Store(int64(i))
-			time.Sleep(2 * time.Millisecond)
-		}
-	})
+	dir := t.TempDir()
+	c := pipelineConfig{server: shared, db: name, start: start, admin: freeAddr(t), serverID: nextServerID(),
+		to: "r1", sinks: httpSink("r1", url1, "batch")}
+	cfgPath := c.yaml(t, dir)
+	p := startFerryReady(t, cfgPath, c.admin)
+	written, stopWriter := writeRows(t, db, 2*time.Millisecond)
 	eventually(t, 30*time.Second, "100 events", func() bool { return r1.Count() >= 100 })
 
 	// A broken configuration: an unknown key on line 20 of the file.
-	broken := strings.Replace(reloadConfig(dir, name, start, adminAddr, serverID, "r1", httpSink("r1", url1)),
-		"    startup_timeout: 5s\n", "    startup_timeout: 5s\n    bogus_key: 1\n", 1)
-	if err := os.WriteFile(cfgPath, []byte(broken), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	broken := c
+	broken.extra = "    bogus_key: 1"
+	broken.yaml(t, dir)
 	hangup(t, p)
 	wantErr := regexp.MustCompile(regexp.QuoteMeta(cfgPath) + `:20:\d+: sources\.db\.bogus_key: unknown key`)
 	eventually(t, 10*time.Second, "the rejection logged at file:line", func() bool {
@@ -93,10 +43,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 
 	// A valid change: a second sink that receives every default event.
-	valid := reloadConfig(dir, name, start, adminAddr, serverID, "r1, r2", httpSink("r1", url1)+httpSink("r2", url2))
-	if err := os.WriteFile(cfgPath, []byte(valid), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	valid := c
+	valid.to, valid.sinks = "r1, r2", httpSink("r1", url1, "batch")+httpSink("r2", url2, "batch")
+	valid.yaml(t, dir)
 	hangup(t, p)
 	eventually(t, 30*time.Second, "the new configuration running", func() bool {
 		return strings.Contains(p.stderr.String(), "reload: starting the pipeline with the new configuration") && r2.Count() > 0
@@ -106,9 +55,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	afterReload := int(written.Load())
 	eventually(t, 30*time.Second, "rows after the reload at r2", func() bool { return r2.Count() >= 100 })
-	stopWriter()
-	wg.Wait()
-	n := int(written.Load())
+	n := stopWriter()
 
 	eventually(t, 60*time.Second, fmt.Sprintf("all %d rows at r1", n), func() bool { return len(rowIDs(t, r1.Events())) >= n })
 	ids1, ids2 := rowIDs(t, r1.Events()), rowIDs(t, r2.Events())

@@ -19,9 +19,7 @@ import (
 // events the live stream emitted for it (same ids, same data), restricted
 // to --table when given, and leaves the source's checkpoint alone.
 func TestReplayRepeatsTheStream(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20))", "CREATE TABLE b (id INT PRIMARY KEY, v INT)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(20))", "CREATE TABLE b (id INT PRIMARY KEY, v INT)")
 	for i := 1; i <= 20; i++ {
 		exec1(t, db, fmt.Sprintf("INSERT INTO a VALUES (%d, 'a%d')", i, i), fmt.Sprintf("INSERT INTO b VALUES (%d, %d)", i, i))
 	}
@@ -87,8 +85,7 @@ func TestReplayRepeatsTheStream(t *testing.T) {
 		r := receiver.New()
 		adminAddr := freeAddr(t)
 		rcfg := pipelineConfig{server: shared, db: name, start: "latest", url: receiver.Start(t, r), admin: adminAddr}.yaml(t, t.TempDir())
-		p := startFerry(t, rcfg)
-		eventually(t, 30*time.Second, "ferry ready", func() bool { return httpOK("http://" + adminAddr + "/readyz") })
+		p := startFerryReady(t, rcfg, adminAddr)
 		code, _, errOut := runFerry(t, time.Minute, "replay", "-c", rcfg, "--source", "db", "--from", start, "--until", mid)
 		if code != 0 || !strings.Contains(errOut, "replay of db from "+start) {
 			t.Fatalf("replay through the running ferry: exit %d\n%s", code, tailLines(errOut, 10))

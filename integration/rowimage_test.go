@@ -18,9 +18,7 @@ import (
 // (never null), that invent no delete, and whose present values equal
 // SELECT.
 func TestMinimalAndNoblobRowImages(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) DEFAULT 'dflt', b BLOB)",
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(20) DEFAULT 'dflt', b BLOB)",
 		"INSERT INTO t VALUES (1, 1, 'one', 'blob-1'), (2, 2, 'two', 'blob-2'), (3, 3, NULL, 'blob-3')")
 	ctx := context.Background()
 	conn, err := db.Conn(ctx)

@@ -43,9 +43,7 @@ func TestExampleConfigs(t *testing.T) {
 // --capture`, then replays the file through `ferry transform test`: the
 // offline events equal the ones delivered live.
 func TestCaptureThenTestOffline(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(8,2), meta JSON)",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(8,2), meta JSON)",
 		`INSERT INTO orders VALUES (1, 9.50, '{"channel":"web"}')`, "UPDATE orders SET total = 12 WHERE id = 1")
 	r := receiver.New()
 	dir := t.TempDir()
@@ -91,9 +89,7 @@ func TestCaptureThenTestOffline(t *testing.T) {
 // in one transaction, then deletes processed outbox rows; the bus gets
 // exactly the outbox events, keyed by aggregate, and nothing for deletes.
 func TestOutboxEndToEnd(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(8,2))",
+	name, db, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(8,2))",
 		`CREATE TABLE outbox (id CHAR(36) PRIMARY KEY, aggregate_type VARCHAR(64), aggregate_id VARCHAR(64),
 			type VARCHAR(128), payload JSON, trace VARCHAR(55))`)
 	for i := 1; i <= 5; i++ {
@@ -138,9 +134,7 @@ func TestOutboxEndToEnd(t *testing.T) {
 // TestRuleFailureIsDeadLettered: a rule that fails at runtime on one
 // change dead-letters that change with the rule's name; the others flow.
 func TestRuleFailureIsDeadLettered(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, doc VARCHAR(100))",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, doc VARCHAR(100))",
 		`INSERT INTO t VALUES (1, '{"ok": true}')`, `INSERT INTO t VALUES (2, 'not json')`, `INSERT INTO t VALUES (3, '{"ok": false}')`)
 	r := receiver.New()
 	dir := t.TempDir()

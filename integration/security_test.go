@@ -24,9 +24,7 @@ import (
 // rows do not carry it.
 func TestBackfillNeverSelectsExcludedColumns(t *testing.T) {
 	ctx := context.Background()
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card_number VARCHAR(20))",
+	name, db, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card_number VARCHAR(20))",
 		"INSERT INTO orders VALUES (1, 'paid', '4111-1111'), (2, 'open', '5500-0000'), (3, 'paid', '3400-0000')")
 	if err := shared.Exec(ctx, "SET GLOBAL log_output = 'TABLE'", "SET GLOBAL general_log = 1"); err != nil {
 		t.Fatal(err)
@@ -69,9 +67,7 @@ func TestBackfillNeverSelectsExcludedColumns(t *testing.T) {
 // column or reach past the condition are refused by name before any
 // query runs, as a field error on "where".
 func TestBackfillWhereInjection(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card VARCHAR(20))",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card VARCHAR(20))",
 		"INSERT INTO orders VALUES (1, 'paid', '4111-1111')")
 	src := openSource(t, name+".*", start, func(c *mysql.Config) { c.ExcludeColumns = []string{name + ".*.card"} })
 	for where, want := range map[string]string{
@@ -95,9 +91,7 @@ func TestBackfillWhereInjection(t *testing.T) {
 // probes keep working; a condition not allowed is refused by name with
 // exit 2 on one line, and an excluded column never reaches the events.
 func TestLiveAdminNeedsToken(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card VARCHAR(20))",
+	name, _, start := binlogDB(t, shared, "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(10), card VARCHAR(20))",
 		"INSERT INTO orders VALUES (1, 'paid', '4111-1111'), (2, 'open', '5500-0000')")
 	dir := t.TempDir()
 	const token = "admin-T0ken-for-the-test"

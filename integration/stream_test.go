@@ -56,8 +56,7 @@ func waitEvents(t *testing.T, r *receiver.Receiver, n int) []event.Event {
 }
 
 func TestRowChangesAndTransactions(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
+	name, db, start := binlogDB(t, shared)
 	exec1(t, db,
 		"CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), status VARCHAR(20), card VARCHAR(20))",
 		"CREATE TABLE nopk (note VARCHAR(20))",
@@ -194,9 +193,7 @@ func checkDefaultEvent(t *testing.T, e event.Event, db string) {
 // TestRestartResumesWithoutLossOrDuplicates stops Ferry gracefully, writes
 // while it is down, and starts it again: every change arrives exactly once.
 func TestRestartResumesWithoutLossOrDuplicates(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v INT)")
 	r := receiver.New()
 	dir := t.TempDir()
 	cfg := pipelineConfig{server: shared, db: name, start: start, url: receiver.Start(t, r)}.yaml(t, dir)

@@ -23,9 +23,7 @@ import (
 // transaction's GTID with consecutive ordinals, and rows undone by ROLLBACK
 // TO are not emitted even when the binlog holds them.
 func TestSavepointsAndCreateSelectKeepTransactions(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
 		"CREATE TABLE m (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=MyISAM")
 	inTx(t, db,
 		"INSERT INTO t VALUES (1, 1)", "SAVEPOINT a", "INSERT INTO t VALUES (2, 2)",
@@ -68,9 +66,7 @@ func TestSavepointsAndCreateSelectKeepTransactions(t *testing.T) {
 func TestTransactionBoundariesSurviveKills(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
+	name, db, start := binlogDB(t, shared, "CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
 		"CREATE TABLE m (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=MyISAM")
 	w := &savepointWorkload{db: db, rng: rand.New(rand.NewPCG(seed, 1)), tables: []string{"t", "m"}}
 

@@ -39,9 +39,7 @@ var typesTable = []string{
 // TestTypesRoundTrip writes every column type the contract covers, edge
 // values included, and checks the JSON of each event's `after` image.
 func TestTypesRoundTrip(t *testing.T) {
-	start := binlogPos(t, shared)
-	name, db := newDB(t, shared)
-	exec1(t, db, typesTable...)
+	name, _, start := binlogDB(t, shared, typesTable...)
 	want := map[float64]string{
 		1: `{"id":1,"ti":-128,"tiu":255,"si":65535,"mi":16777215,"i":4294967295,
 			"bi":"-9223372036854775808","biu":"18446744073709551615","bis":"9007199254740993",

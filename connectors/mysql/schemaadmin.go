@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // SchemaVersionView is one version of a table's schema as `ferry schema
@@ -50,7 +52,8 @@ func ShowSchemaHistory(ctx context.Context, store SchemaHistory, source, table, 
 	if at != "" {
 		p, err := parsePositionText(at)
 		if err != nil || p.File == "" {
-			return nil, fmt.Errorf("--at %q: want FILE:POS (%v)", at, err)
+			// A field error: the admin API answers it 400, naming the parameter.
+			return nil, ferry.Invalid("at", "%q: want FILE:POS (%v)", at, err)
 		}
 		when = &p
 	}

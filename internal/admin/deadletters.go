@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"net/http"
-	"net/url"
 
 	"github.com/ferry-cdc/ferry/internal/state"
 )
@@ -41,18 +40,20 @@ type DeadLetterReplayRequest struct {
 // routeDeadLetters registers GET /deadletters[?sink=NAME] and POST
 // /deadletters/replay on the mux of the work API.
 func (s *Server) routeDeadLetters(mux *http.ServeMux, dl DeadLetters) {
-	mux.HandleFunc("GET /deadletters", func(w http.ResponseWriter, r *http.Request) {
-		letters, err := dl.List(r.Context(), r.URL.Query().Get("sink"))
+	route(mux, "/deadletters", methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		q, err := queryParams(r, "sink")
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		if letters == nil {
-			letters = []state.DeadLetter{}
+		letters, err := dl.List(r.Context(), q["sink"])
+		if err != nil {
+			writeError(w, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, letters)
-	})
-	mux.HandleFunc("POST /deadletters/replay", func(w http.ResponseWriter, r *http.Request) {
+		writeList(w, letters)
+	}})
+	route(mux, "/deadletters/replay", methods{http.MethodPost: func(w http.ResponseWriter, r *http.Request) {
 		var req DeadLetterReplayRequest
 		if !readJSON(w, r, &req) {
 			return
@@ -65,18 +66,14 @@ func (s *Server) routeDeadLetters(mux *http.ServeMux, dl DeadLetters) {
 		s.log.Info("dead letters replayed through the admin API", "sink", req.Sink, "replayed", out.Replayed,
 			"failed", len(out.Failed), "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, out)
-	})
+	}})
 }
 
 // DeadLetters lists the dead letters of the running Ferry (of one sink
 // when sink is not empty).
 func (c *Client) DeadLetters(ctx context.Context, sink string) ([]state.DeadLetter, error) {
 	var out []state.DeadLetter
-	path := "/deadletters"
-	if sink != "" {
-		path += "?sink=" + url.QueryEscape(sink)
-	}
-	return out, c.call(ctx, http.MethodGet, path, nil, &out)
+	return out, c.call(ctx, http.MethodGet, withQuery("/deadletters", "sink", sink), nil, &out)
 }
 
 // ReplayDeadLetters asks the running Ferry to replay its dead letters.

@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"net/http"
-	"net/url"
 
 	"github.com/ferry-cdc/ferry/connectors/mysql"
 )
@@ -34,21 +33,29 @@ type SchemaResync = mysql.Resync
 // routeSchemas registers GET /schemas?source=S[&table=T][&at=POS] and
 // POST /schemas/resync on the mux of the work API.
 func (s *Server) routeSchemas(mux *http.ServeMux, sc Schemas) {
-	mux.HandleFunc("GET /schemas", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		views, err := sc.Show(r.Context(), q.Get("source"), q.Get("table"), q.Get("at"))
+	route(mux, "/schemas", methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) {
+		q, err := queryParams(r, "source", "table", "at")
+		if err == nil {
+			err = required("source", q["source"])
+		}
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		if views == nil {
-			views = []mysql.SchemaVersionView{}
+		views, err := sc.Show(r.Context(), q["source"], q["table"], q["at"])
+		if err != nil {
+			writeError(w, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, views)
-	})
-	mux.HandleFunc("POST /schemas/resync", func(w http.ResponseWriter, r *http.Request) {
+		writeList(w, views)
+	}})
+	route(mux, "/schemas/resync", methods{http.MethodPost: func(w http.ResponseWriter, r *http.Request) {
 		var req SchemaResyncRequest
 		if !readJSON(w, r, &req) {
+			return
+		}
+		if err := required("source", req.Source, "table", req.Table); err != nil {
+			writeError(w, err)
 			return
 		}
 		res, err := sc.Resync(r.Context(), req.Source, req.Table)
@@ -59,21 +66,14 @@ func (s *Server) routeSchemas(mux *http.ServeMux, sc Schemas) {
 		s.log.Info("table schema resynced through the admin API", "source", req.Source, "table", req.Table, "at", res.At,
 			"replay_from", res.ReplayFrom, "replay_until", res.ReplayUntil, "remote", r.RemoteAddr)
 		writeJSON(w, http.StatusOK, res)
-	})
+	}})
 }
 
 // SchemaHistory returns a mysql source's schema history from the running
 // Ferry.
 func (c *Client) SchemaHistory(ctx context.Context, source, table, at string) ([]mysql.SchemaVersionView, error) {
 	var out []mysql.SchemaVersionView
-	q := url.Values{"source": {source}}
-	if table != "" {
-		q.Set("table", table)
-	}
-	if at != "" {
-		q.Set("at", at)
-	}
-	return out, c.call(ctx, http.MethodGet, "/schemas?"+q.Encode(), nil, &out)
+	return out, c.call(ctx, http.MethodGet, withQuery("/schemas", "source", source, "table", table, "at", at), nil, &out)
 }
 
 // ResyncSchema asks the running Ferry to re-read a table's schema; it

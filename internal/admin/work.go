@@ -74,9 +74,11 @@ type ReplayStatus struct {
 // Finished reports whether the replay is over.
 func (s ReplayStatus) Finished() bool { return s.State != ReplayRunning }
 
-// errorBody is every error answer of the work API.
+// errorBody is every error answer of the work API; Field names the
+// parameter or body field at fault, when one is.
 type errorBody struct {
 	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
 }
 
 func (s *Server) routeWork(mux *http.ServeMux) {
@@ -138,7 +140,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{"invalid request body: " + err.Error()})
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid request body: " + err.Error()})
 		return false
 	}
 	return true
@@ -146,16 +148,16 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func writeError(w http.ResponseWriter, err error) {
 	var fe *ferry.FieldError
-	status := http.StatusInternalServerError
+	status, field := http.StatusInternalServerError, ""
 	switch {
 	case errors.As(err, &fe):
-		status = http.StatusBadRequest
+		status, field = http.StatusBadRequest, fe.Field
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
 	case errors.Is(err, ErrConflict), errors.Is(err, ferry.ErrConflict):
 		status = http.StatusConflict
 	}
-	writeJSON(w, status, errorBody{err.Error()})
+	writeJSON(w, status, errorBody{Error: err.Error(), Field: field})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

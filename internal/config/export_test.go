@@ -18,3 +18,6 @@ func SchemaHintPaths() []string {
 
 // SchemaDocs are the doc comments compiled into the schema.
 var SchemaDocs = schemaDocs
+
+// EmptyFileDefaults is the configuration of an empty file, before validation.
+var EmptyFileDefaults = defaults

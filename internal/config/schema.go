@@ -18,6 +18,7 @@ import (
 //go:generate go test -run TestSchemaDocsUpToDate -update .
 //go:generate go test -run TestSchemaFileUpToDate -update .
 //go:generate go test -run TestReadmeKeyTablesUpToDate -update .
+//go:generate go test -run TestPipelineDefaultsUpToDate -update .
 
 // Schema returns the JSON Schema (draft 2020-12) of one configuration file
 // as Load reads it, with the connectors of reg: editors complete keys and

@@ -39,18 +39,25 @@ func TestSchemaFileUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkGenerated(t, schemaFile, got, "the config types")
+}
+
+// checkGenerated is the CI check that the checked-in file at path is got,
+// what the code generates from source; with -update it writes got there.
+func checkGenerated(t *testing.T, path string, got []byte, source string) {
+	t.Helper()
 	if *update {
-		if err := os.WriteFile(schemaFile, got, 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	want, err := os.ReadFile(schemaFile)
+	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("read the checked-in schema: %v; %s", err, regenerate)
+		t.Fatalf("read the checked-in %s: %v; %s", path, err, regenerate)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("configs/ferry.schema.json differs from what the config types generate (%s)", regenerate)
+		t.Fatalf("%s differs from what %s generate (%s)", path, source, regenerate)
 	}
 }
 
