@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry/internal/testkit/kafkatest"
 )
 
 // exactlyOnceConfig streams db's tables to a Kafka sink with delivery:
@@ -145,9 +147,7 @@ func (l *eosLoad) checkExactlyOnce(t *testing.T, addr string, finish func()) []e
 	t.Helper()
 	l.stop()
 	want := l.w.committed()
-	eventually(t, 90*time.Second, fmt.Sprintf("%d events read_committed", len(want)), func() bool {
-		return len(readCommittedEvents(t, addr, "changes")) >= len(want)
-	})
+	waitReadCommitted(t, addr, len(want))
 	finish()
 	events := readCommittedEvents(t, addr, "changes")
 	if d := distinct(events); d != len(events) {
@@ -242,61 +242,75 @@ func TestExactlyOnceFencesTheOlderInstance(t *testing.T) {
 	})
 }
 
+// waitReadCommitted waits until a read_committed consumer of addr's topic
+// changes sees at least want events.
+func waitReadCommitted(t *testing.T, addr string, want int) {
+	t.Helper()
+	var seen int
+	deadline := time.Now().Add(90 * time.Second)
+	for seen = len(readCommittedEvents(t, addr, "changes")); seen < want; seen = len(readCommittedEvents(t, addr, "changes")) {
+		if time.Now().After(deadline) {
+			// Ends against stable ends tells a transaction left open (the
+			// last stable offset stuck) from records never written.
+			n := kafkatest.Partitions(t, []string{addr}, "changes")
+			t.Fatalf("after 90s a read_committed consumer sees %d events of %d committed changes; partitions' ends %v, last stable offsets %v",
+				seen, want, kafkatest.Ends(t, []string{addr}, "changes", n), kafkatest.StableEnds(t, []string{addr}, "changes", n))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // TestExactlyOnceThroughBrokerRestart kills the broker process with
-// SIGKILL again and again while ferry streams under load, and starts it
-// again on the same port and data directory; a read_committed consumer
-// must see every committed change exactly once, in per-key commit order.
+// SIGKILL and starts it again on the same port and data directory, again
+// and again, between bursts of random writes, each kill once ferry has
+// committed the burst; ferry must carry on by itself (no transaction is
+// open then), and a read_committed consumer must see every committed
+// change exactly once, in per-key commit order.
 //
-// Where kfake differs from a real broker (kfake's persist.go, txns.go):
-// it keeps no transaction log. On restart it aborts every transaction
-// that was open when it died and bumps the epoch of its producer, where a
-// real coordinator keeps the transaction open until its timeout and the
-// producer carries on. Ferry's next request with the old epoch then gets
-// INVALID_PRODUCER_EPOCH / PRODUCER_FENCED, which is what a producer
-// fenced by another instance gets too, so ferry stops as fenced (one
-// line, a non-zero exit): the test accepts that outcome only, and starts
-// ferry again as an orchestrator would. When no transaction was open at
-// the kill, ferry must carry on by itself. kfake also writes a commit's
-// markers partition by partition with no PrepareCommit record before
-// them, so a kill between two markers would leave that transaction
-// committed on some partitions and aborted on the others after the
-// restart (a real coordinator completes the commit everywhere); that
-// window is one in-memory loop, which a random kill practically never
-// hits, and this test cannot check a broker's atomicity, only ferry's
-// side: no committed change lost or doubled across broker crashes.
+// The kills are not made mid-commit because kfake's commit is not atomic
+// across a crash, unlike a real broker's (kfake's txns.go, persist.go):
+// it writes a commit's markers partition by partition, in map order, with
+// no PrepareCommit record before them, and on restart treats a partition
+// without its marker as aborted; a real coordinator logs PrepareCommit
+// first and completes the commit on every partition after a crash. Killed
+// mid-load, kfake came back with the checkpoint partition committed and an
+// events partition aborted (1,237 changes missing, ferry rightly resuming
+// after the committed position) or the other way round (2 duplicates
+// after ferry's retry). It also aborts a transaction open at the crash
+// without writing abort markers and bumps its producer's epoch (ferry then
+// stops as fenced: a real coordinator keeps the transaction open until
+// its timeout), and a later crash's replay matches records to markers by
+// producer id alone, so those aborted records come back as committed when
+// the producer's next transaction commits (46 duplicates seen).
 func TestExactlyOnceThroughBrokerRestart(t *testing.T) {
 	l := startEOSLoad(t, "x")
 	k := startKafka(t, "changes", 4)
-	cfg := exactlyOnceConfig(t, l.name, l.start, k.addr)
-	p := startFerry(t, cfg)
-	l.write(t)
-	restarts, carriedOn := 4, 0
-	for i := range restarts {
-		eventually(t, 60*time.Second, "ferry commits", func() bool { return someCommitted(t, k.addr, "changes") })
+	p := startFerry(t, exactlyOnceConfig(t, l.name, l.start, k.addr))
+	burst := func() {
+		l.write(t)
 		time.Sleep(time.Duration(300+l.rng.IntN(1200)) * time.Millisecond)
+		l.stop()
+	}
+	restarts := 4
+	for i := range restarts {
+		burst()
+		waitReadCommitted(t, k.addr, len(l.w.committed()))
 		down := time.Duration(l.rng.IntN(2000)) * time.Millisecond
 		k.restart(t, down)
-		from := stableEnd(t, k.addr, "changes")
-		eventually(t, 60*time.Second, "ferry commits after the restart or stops as fenced", func() bool {
-			return !p.running() || stableEnd(t, k.addr, "changes") > from
-		})
-		if p.running() {
-			carriedOn++
-			t.Logf("broker restart %d (down %v): ferry carried on; %d committed changes so far", i+1, down, len(l.w.committed()))
-			continue
+		t.Logf("broker restart %d (down %v) after %d committed changes", i+1, down, len(l.w.committed()))
+		if !p.running() {
+			t.Fatalf("ferry exited after broker restart %d:\n%s", i+1, tailLines(p.stderr.String(), 30))
 		}
-		log := p.stderr.String()
-		if code := p.wait(time.Second); code == 0 || !strings.Contains(log, "kafka sink fenced") || strings.Contains(log, "panic:") {
-			t.Fatalf("ferry exited (code %d) after broker restart %d, not as fenced by kfake's epoch bump:\n%s", code, i+1, tailLines(log, 30))
-		}
-		t.Logf("broker restart %d (down %v): a transaction was open, kfake bumped the epoch, ferry stopped as fenced: %s",
-			i+1, down, grepLines(log, "msg=\"kafka sink fenced"))
-		p = startFerry(t, cfg)
 	}
+	l.write(t) // the last burst is delivered after the last restart
+	time.Sleep(time.Duration(300+l.rng.IntN(1200)) * time.Millisecond)
 	events := l.checkExactlyOnce(t, k.addr, func() {
 		if code := p.stop(); code != 0 {
 			t.Fatalf("ferry exit code %d:\n%s", code, tailLines(p.stderr.String(), 30))
 		}
 	})
-	t.Logf("%d events read_committed after %d broker restarts (ferry carried on through %d)", len(events), restarts, carriedOn)
+	if log := p.stderr.String(); strings.Contains(log, "kafka sink fenced") {
+		t.Errorf("ferry took a broker restart for fencing:\n%s", grepLines(log, "kafka sink fenced"))
+	}
+	t.Logf("%d events read_committed through %d broker restarts", len(events), restarts)
 }
