@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry/internal/testkit/ebfake"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
@@ -120,37 +118,7 @@ func (s *chaosSinks) verify(t *testing.T, want []op) {
 // order (so per key in produce order), as CloudEvents.
 func (s *chaosSinks) kafkaEvents(t *testing.T) []event.Event {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.kafka.addr), kgo.ConsumeTopics("changes"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var out []event.Event
-	for {
-		// The first fetch waits longer: on a loaded machine a fresh
-		// client's metadata and first fetch can take over a second, and an
-		// empty answer reads as "no records".
-		wait := time.Second
-		if len(out) == 0 {
-			wait = 10 * time.Second
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			var e event.Event
-			if err := json.Unmarshal(r.Value, &e); err != nil {
-				t.Errorf("kafka record at offset %d is not a structured CloudEvent: %v", r.Offset, err)
-				return
-			}
-			out = append(out, e)
-		})
-		if n == 0 {
-			return out
-		}
-	}
+	return readEvents(t, s.kafka.addr, "changes")
 }
 
 // ebEvents decodes the accepted entries' Detail (the whole CloudEvent).

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -14,39 +13,10 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ferry-cdc/ferry/internal/testkit/ebfake"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
-
-// kafkaIDs reads every record of topic and returns the ce_id headers.
-func kafkaIDs(t *testing.T, brokers []string, topic string) map[string]int {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ids := map[string]int{}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		n := 0
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			for _, h := range r.Headers {
-				if h.Key == "ce_id" {
-					ids[string(h.Value)]++
-				}
-			}
-		})
-		if n == 0 {
-			return ids
-		}
-	}
-}
 
 // TestFanOutWithOneSinkDown routes every change to HTTP, Kafka and
 // EventBridge. EventBridge throttles everything for a while: HTTP and Kafka
@@ -83,7 +53,7 @@ sinks:
 		exec1(t, db, fmt.Sprintf("INSERT INTO t VALUES (%d, %d)", i, i))
 	}
 	eventually(t, 30*time.Second, "HTTP and Kafka to receive all 50 while EventBridge is down", func() bool {
-		return distinct(r.Events()) == 50 && len(kafkaIDs(t, kc.ListenAddrs(), "changes")) == 50
+		return distinct(r.Events()) == 50 && len(headerIDs(t, kc.ListenAddrs(), "changes")) == 50
 	})
 	if n := len(eb.Accepted()); n != 0 {
 		t.Fatalf("EventBridge accepted %d while throttling everything", n)

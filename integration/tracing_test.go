@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -13,12 +12,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kgo"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ferry-cdc/ferry/internal/testkit/ebfake"
+	"github.com/ferry-cdc/ferry/internal/testkit/kafkatest"
 	"github.com/ferry-cdc/ferry/internal/testkit/receiver"
 )
 
@@ -75,22 +74,12 @@ func (c *otlpCollector) byName(t *testing.T) map[string]*tracepb.Span {
 // kafkaHeaders returns the headers of the first record of topic.
 func kafkaHeaders(t *testing.T, brokers []string, topic string) map[string]string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
 	h := map[string]string{}
-	cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-		if len(h) > 0 {
-			return
-		}
-		for _, x := range r.Headers {
+	if recs := kafkatest.Consume(t, brokers, topic); len(recs) > 0 {
+		for _, x := range recs[0].Headers {
 			h[x.Key] = string(x.Value)
 		}
-	})
+	}
 	return h
 }
 

@@ -59,57 +59,10 @@ func newSink(t testing.TB, client string, brokers []string, mut func(*Config)) *
 	return s
 }
 
-// consume reads every record of topic up to the ends its partitions have
-// when it is called (every record a Write acknowledged is below them), in
-// partition order. It knows it is done by those offsets, not by polls
-// coming back empty: on a loaded machine a new consumer's first fetches
-// can take seconds, and a quiet spell is not the end of the topic.
+// consume reads topic to its ends (see kafkatest.Consume).
 func consume(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	left := map[int32]int64{} // partition -> its end, until read to it
-	for p, end := range kafkatest.Ends(t, brokers, topic, kafkatest.Partitions(t, brokers, topic)) {
-		if end > 0 {
-			left[p] = end
-		}
-	}
-	if len(left) == 0 {
-		return nil
-	}
-	// Control records (transaction markers) are kept so the last offset
-	// of a transactional partition, always a marker, is seen: read
-	// committed hides it, and the partition would never reach its end.
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords()}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	// Only a hang ends this early: the records are there to be read.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var out []*kgo.Record
-	var errs []error
-	for len(left) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consume %s: %d records read in a minute; partitions not read to their ends (partition: end) %v; fetch errors %v",
-				topic, len(out), left, errs)
-		}
-		fs.EachError(func(_ string, _ int32, err error) {
-			if len(errs) < 5 {
-				errs = append(errs, err)
-			}
-		})
-		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
-				delete(left, r.Partition)
-			}
-		})
-	}
-	return out
+	return kafkatest.Consume(t, brokers, topic, opts...)
 }
 
 // toEvent decodes a record by the CloudEvents Kafka binding's rules (see

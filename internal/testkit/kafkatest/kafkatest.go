@@ -1,5 +1,6 @@
 // Package kafkatest asks a Kafka cluster (kfake in tests) what a consumer
-// test checks against: a group's committed offsets and partitions' ends.
+// test checks against: a group's committed offsets, partitions' ends, and
+// a topic's records up to those ends.
 package kafkatest
 
 import (
@@ -70,8 +71,24 @@ func Partitions(t testing.TB, brokers []string, topic string) int {
 // partitions.
 func Ends(t testing.TB, brokers []string, topic string, partitions int) map[int32]int64 {
 	t.Helper()
+	return ends(t, brokers, topic, partitions, 0)
+}
+
+// StableEnds returns the last stable offset of each of topic's first
+// partitions partitions: where a read_committed consumer stops, before the
+// first transaction still open.
+func StableEnds(t testing.TB, brokers []string, topic string, partitions int) map[int32]int64 {
+	t.Helper()
+	return ends(t, brokers, topic, partitions, 1)
+}
+
+// ends lists the latest offsets under isolation (0: read_uncommitted, the
+// high watermark; 1: read_committed, the last stable offset).
+func ends(t testing.TB, brokers []string, topic string, partitions int, isolation int8) map[int32]int64 {
+	t.Helper()
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
+	req.IsolationLevel = isolation
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	for p := range partitions {
@@ -89,6 +106,74 @@ func Ends(t testing.TB, brokers []string, topic string, partitions int) map[int3
 		for _, p := range tt.Partitions {
 			out[p.Partition] = p.Offset
 		}
+	}
+	return out
+}
+
+// Consume reads topic from its start up to the ends its partitions have
+// when called (records produced meanwhile may or may not be included)
+// and returns the data records, partition by partition in offset order.
+// An empty poll is not taken for the end, which on a loaded machine it
+// often is not: the test fails if the ends are not reached within a
+// minute, naming the partitions left and the fetch errors seen.
+func Consume(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	return consume(t, brokers, topic, Ends(t, brokers, topic, Partitions(t, brokers, topic)), opts)
+}
+
+// ConsumeCommitted is Consume with isolation.level=read_committed, up to
+// the partitions' last stable offsets: every committed transaction's
+// records once, no aborted or open one's.
+func ConsumeCommitted(t testing.TB, brokers []string, topic string, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	ends := StableEnds(t, brokers, topic, Partitions(t, brokers, topic))
+	return consume(t, brokers, topic, ends, append([]kgo.Opt{kgo.FetchIsolationLevel(kgo.ReadCommitted())}, opts...))
+}
+
+func consume(t testing.TB, brokers []string, topic string, ends map[int32]int64, opts []kgo.Opt) []*kgo.Record {
+	t.Helper()
+	left := map[int32]int64{} // partition -> its end, until read to it
+	for p, end := range ends {
+		if end > 0 {
+			left[p] = end
+		}
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	// Control records (transaction markers) are kept so the last offset
+	// of a transactional partition, always a marker, is seen: read
+	// committed hides it, and the partition would never reach its end.
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// Only a hang ends this early: the records are there to be read.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out []*kgo.Record
+	var errs []error
+	for len(left) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consume %s: %d records read in a minute; partitions not read to their ends (partition: end) %v; fetch errors %v",
+				topic, len(out), left, errs)
+		}
+		fs.EachError(func(_ string, _ int32, err error) {
+			if len(errs) < 5 {
+				errs = append(errs, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+		})
 	}
 	return out
 }

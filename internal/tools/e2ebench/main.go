@@ -42,6 +42,7 @@ type options struct {
 	rows     int
 	load     string // single: one row per transaction; bulk: 1000-row INSERT ... SELECT statements
 	sink     string // discard | http | kafka
+	delivery string // kafka sink: at_least_once | exactly_once
 	mode     string // http mode: binary | structured | batch
 	work     string // stream | backfill
 	metadata string // binlog_row_metadata of the server: FULL, or MINIMAL (decoded from the schema history)
@@ -60,6 +61,7 @@ func main() {
 	flag.IntVar(&o.rows, "rows", 1000000, "row changes to load and drain")
 	flag.StringVar(&o.load, "load", "single", "single (one-row transactions) or bulk (1000-row statements)")
 	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (a kfake broker in a second process)")
+	flag.StringVar(&o.delivery, "delivery", "at_least_once", "kafka sink delivery: at_least_once or exactly_once (one transaction per write, the position in the checkpoint topic)")
 	flag.StringVar(&o.work, "work", "stream", "stream (ferry run drains the binlog) or backfill (ferry backfill reads the table)")
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
 	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
@@ -79,6 +81,9 @@ func main() {
 }
 
 func run(o options) error {
+	if o.delivery != "at_least_once" && (o.delivery != "exactly_once" || o.sink != "kafka") {
+		return fmt.Errorf("-delivery %q: want at_least_once, or exactly_once with -sink kafka", o.delivery)
+	}
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "ferry-e2ebench-")
 	if err != nil {
@@ -127,6 +132,12 @@ func run(o options) error {
 		}
 		defer stop()
 		sinkBlock = fmt.Sprintf("{type: kafka, brokers: [%s], topic: orders}", brokers)
+		if o.delivery == "exactly_once" {
+			// A transactional id per run ($RUN, see writeConfig): each run
+			// drains the same binlog, which a position committed by an
+			// earlier run under the same id would skip.
+			sinkBlock = fmt.Sprintf("{type: kafka, brokers: [%s], topic: orders, delivery: exactly_once, transactional_id: e2ebench-$RUN}", brokers)
+		}
 	}
 	addrs, err := benchkit.FreeAddrs(1)
 	if err != nil {
@@ -202,6 +213,9 @@ func (o options) conditions(round, binary int) string {
 	if o.linger > 0 {
 		c += fmt.Sprintf(" sink_linger=%s", o.linger)
 	}
+	if o.sink == "kafka" && binary >= 0 {
+		c += " delivery=" + o.delivery
+	}
 	if binary >= 0 && o.ferry != "" {
 		c += fmt.Sprintf(" binary=%s", strings.Split(o.ferry, ",")[binary])
 	}
@@ -226,6 +240,7 @@ func writeConfig(dir, run, admin, mysqlAddr, start, sinkBlock string, linger tim
 	if linger > 0 { // only when asked: an older binary under A/B does not know the key
 		body = fmt.Sprintf("pipeline: {sink_linger: %s}\n", linger)
 	}
+	sinkBlock = strings.ReplaceAll(sinkBlock, "$RUN", run)
 	body += fmt.Sprintf(`state: {dir: %s/%s}
 admin: {listen: %s}
 defaults: {to: [out]}
