@@ -5,7 +5,8 @@
 # (mariadb-server for the throwaway servers internal/mariadbtest starts, gcc
 # for -race, kcat for the Kafka cross-checks, node and the `cloudevents` npm
 # package for the JavaScript SDK cross-checks), checks gofmt and go vet, then
-# runs every test, integration tests included, with the race detector, and
+# runs every test, integration tests included, with the race detector, the
+# few tests that only mean something without it once more without it, and
 # then every fuzz target for a few seconds (scripts/fuzz.sh). The tests never
 # use the machine's own MariaDB on 3306.
 #
@@ -125,7 +126,20 @@ if [ "$rc" -ne 0 ]; then
   exit "$rc"
 fi
 
-# ---- 4. fuzzing ---------------------------------------------------------------
+# ---- 4. tests without the race detector --------------------------------------
+# Tests that measure the release build (peak memory under the shipped
+# GOMEMLIMIT) skip under -race, which multiplies memory: they run here once
+# more without it. Only for the whole suite, like fuzzing below; name them in
+# NORACE_TESTS when you add one (grep integration/ for raceEnabled).
+NORACE_TESTS='^TestBigTransactionMemoryBounded$'
+if [ "$has_pkg" = 0 ] && [ "$#" -eq 0 ]; then
+  step="go test without -race"
+  echo "== go test -count=1 -timeout 10m -v -run '${NORACE_TESTS}' ./integration/ (no -race)"
+  go test -count=1 -timeout 10m -v -run "$NORACE_TESTS" ./integration/
+  summary="$summary; without -race: ${NORACE_TESTS}"
+fi
+
+# ---- 5. fuzzing ---------------------------------------------------------------
 # Every fuzz target gets a few seconds of new inputs beyond its checked-in
 # corpus (which ran above as tests). Only for the whole suite, not for a
 # selection of tests. FUZZTIME=0 skips it.

@@ -6,7 +6,8 @@ package transform
 // their allocations were most of the transform's CPU, issue 18). A block
 // is never reused or grown, since sinks hold the events; an event a sink
 // keeps for a retry keeps its block's neighbours reachable, at most
-// arenaEvents events and arenaData bytes.
+// arenaEvents events and arenaData bytes: events with large data are
+// never carved from a block (see arenaLarge).
 type eventArena struct {
 	events []eventAlloc
 	data   []byte
@@ -17,9 +18,17 @@ const (
 	arenaData   = 16 << 10
 )
 
-// event returns a zeroed eventAlloc; a nil arena allocates it alone.
-func (a *eventArena) event() *eventAlloc {
-	if a == nil {
+// arenaLarge is the data size from which an event and its data get their
+// own allocations: a block keeps every event carved from it reachable
+// while any one of them is, so a block of events with megabytes of data
+// each would hold tens of delivered events' data beyond the pipeline's
+// max_in_flight_bytes.
+const arenaLarge = arenaData / 8
+
+// event returns a zeroed eventAlloc for an event with dataLen bytes of
+// data; a nil arena, or large data, allocates it alone.
+func (a *eventArena) event(dataLen int) *eventAlloc {
+	if a == nil || dataLen > arenaLarge {
 		return new(eventAlloc)
 	}
 	if len(a.events) == cap(a.events) {
@@ -33,7 +42,7 @@ func (a *eventArena) event() *eventAlloc {
 // to it never writes into a neighbour's data. Large data, or a nil arena,
 // gets its own allocation.
 func (a *eventArena) copy(b []byte) []byte {
-	if a == nil || len(b) > arenaData/8 {
+	if a == nil || len(b) > arenaLarge {
 		return append([]byte(nil), b...)
 	}
 	if cap(a.data)-len(a.data) < len(b) {

@@ -49,7 +49,7 @@ type eventAlloc struct {
 
 // event materializes the CloudEvent in arena (nil: its own allocation).
 func (b *eventBase) event(arena *eventArena) *event.Event {
-	a := arena.event()
+	a := arena.event(len(b.data))
 	a.ct, a.subject, a.ts = b.dataType, b.subject, types.Timestamp{Time: b.time.UTC()}
 	if a.ct == "" {
 		a.ct = contentTypeJSON

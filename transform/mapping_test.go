@@ -252,3 +252,36 @@ func TestArenaEventsDoNotShareData(t *testing.T) {
 		t.Fatal("events share their context")
 	}
 }
+
+// TestLargeEventsAreNotCarvedFromTheArena: an event with large data gets
+// its own allocation, so a block of small events a sink holds for a retry
+// does not keep megabytes of delivered data reachable, and the block's
+// small events still share it.
+func TestLargeEventsAreNotCarvedFromTheArena(t *testing.T) {
+	e, _ := New(Options{TypePrefix: "com.example", DefaultTo: []string{"s"}})
+	w := e.NewWorker()
+	small := w.Apply(sampleChange(), nil)[0].Event
+	c := sampleChange()
+	c.After.Values[2] = strings.Repeat("x", arenaLarge)
+	big := w.Apply(c, nil)[0].Event
+	if len(big.DataEncoded) <= arenaLarge {
+		t.Fatalf("data of %d bytes is not large", len(big.DataEncoded))
+	}
+	carved := func(ev *event.Event) bool {
+		for i := range w.arena.events {
+			if &w.arena.events[i].ev == ev {
+				return true
+			}
+		}
+		return false
+	}
+	if !carved(small) {
+		t.Fatal("a small event was not carved from the arena")
+	}
+	if carved(big) {
+		t.Fatal("an event with large data was carved from the arena")
+	}
+	if !bytes.Contains(big.DataEncoded, []byte(c.After.Values[2].(string))) {
+		t.Fatal("the large event lost its data")
+	}
+}

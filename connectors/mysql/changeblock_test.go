@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ferry-cdc/ferry"
@@ -26,7 +27,7 @@ func TestHandOverKeepsBatchesApart(t *testing.T) {
 		for j := range n {
 			buf = append(buf, ferry.Change{ID: fmt.Sprintf("%d#%d", i, j)})
 		}
-		out := s.handOver(buf)
+		out := s.handOver(buf, 0)
 		if len(out) != n || cap(out) != n {
 			t.Fatalf("transaction %d: handed over len %d cap %d, want %d and %d", i, len(out), cap(out), n, n)
 		}
@@ -40,7 +41,50 @@ func TestHandOverKeepsBatchesApart(t *testing.T) {
 			}
 		}
 	}
-	if got := s.handOver(nil); len(got) != 0 {
+	if got := s.handOver(nil, 0); len(got) != 0 {
 		t.Errorf("handOver(nil) = %d changes", len(got))
+	}
+}
+
+// A transaction of large rows carved from a block is moved out of it when
+// handed over, and one that outgrew the block leaves none of its rows in
+// it: the block stays reachable while any small transaction carved from it
+// is, and must not keep large rows beyond max_tx_buffer_bytes and the
+// pipeline's max_in_flight_bytes.
+func TestHandOverLeavesNoLargeRowsInTheBlock(t *testing.T) {
+	s := &stream{}
+	big := strings.Repeat("x", blockLarge)
+	row := func(id string) ferry.Change { return ferry.Change{ID: id, After: ferry.Row{Values: []any{big}}} }
+
+	buf := s.newBuf()
+	slot := buf[:1] // the block's next slot
+	buf = append(buf, row("big#1"))
+	out := s.handOver(buf, int(ferry.BatchSize(buf)))
+	if &out[0] == &slot[0] {
+		t.Fatal("a transaction of large rows was handed over in the block")
+	}
+	if slot[0].ID != "" || slot[0].After.Values != nil {
+		t.Fatal("the block still holds the large row")
+	}
+	if len(out) != 1 || cap(out) != 1 || out[0].ID != "big#1" || out[0].After.Values[0] != big {
+		t.Fatalf("handed over %d changes (cap %d), %q", len(out), cap(out), out[0].ID)
+	}
+
+	buf = s.newBuf()
+	slot = buf[:1]
+	for j := range changeBlockSize + 1 { // outgrows the block: moved out by append
+		buf = append(buf, row(fmt.Sprintf("huge#%d", j+1)))
+	}
+	out = s.handOver(buf, int(ferry.BatchSize(buf)))
+	if slot[0].ID != "" || slot[0].After.Values != nil {
+		t.Fatal("a transaction that outgrew the block left its first rows in it")
+	}
+	if len(out) != changeBlockSize+1 || out[0].ID != "huge#1" || out[changeBlockSize].ID != fmt.Sprintf("huge#%d", changeBlockSize+1) {
+		t.Fatalf("handed over %d changes", len(out))
+	}
+
+	small := append(s.newBuf(), ferry.Change{ID: "small#1"}) // small ones still share the block
+	if got := s.handOver(small, 300); &got[0] != &slot[0] {
+		t.Fatal("a small transaction was not carved from the block")
 	}
 }

@@ -192,6 +192,7 @@ func (s *stream) begin(h *replication.EventHeader, gtid string, t time.Time) {
 	if id == "" {
 		id = s.file + ":" + strconv.FormatUint(uint64(h.LogPos-h.EventSize), 10)
 	}
+	clear(s.tx.buf) // dropped changes (see above) must not stay reachable
 	buf := s.tx.buf[:0]
 	if buf == nil {
 		buf = s.newBuf()
@@ -383,7 +384,7 @@ func (s *stream) flushPartial(ctx context.Context) error {
 		s.log.Info("streaming a large transaction before its commit", "tx", s.tx.id, "buffered", len(s.tx.buf))
 	}
 	s.tx.streamed += len(s.tx.buf)
-	b := ferry.Batch{Changes: s.handOver(s.tx.buf)}
+	b := ferry.Batch{Changes: s.handOver(s.tx.buf, s.tx.bufBytes)}
 	s.tx.buf, s.tx.bufBytes = nil, 0
 	return s.emit(ctx, b)
 }
@@ -399,7 +400,7 @@ func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
 	}
 	s.gtid.commit()
 	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state(), ServerID: s.serverID.Load()}
-	changes, streamed := s.handOver(s.tx.buf), s.tx.streamed
+	changes, streamed := s.handOver(s.tx.buf, s.tx.bufBytes), s.tx.streamed
 	s.tx = txState{}
 	if len(changes) == 0 && streamed == 0 {
 		s.pendingEmpty = true
@@ -426,6 +427,7 @@ func (s *stream) rollback() {
 			"(raise max_tx_buffer above the largest transaction to avoid this)", "tx", s.tx.id, "streamed", s.tx.streamed)
 	}
 	s.gtid.abort()
+	clear(s.tx.buf) // the buffer is reused: do not keep the rows undone
 	s.tx = txState{buf: s.tx.buf[:0]}
 }
 
@@ -482,13 +484,32 @@ func (s *stream) newBuf() []ferry.Change {
 	return s.block[:0]
 }
 
-// handOver returns buf as emitted: clipped, so that appending to the
-// batch (Read merges batches) copies instead of writing into the block,
-// and moves the block past it when it was carved from it.
-func (s *stream) handOver(buf []ferry.Change) []ferry.Change {
+// blockLarge is the size (ferry.Change.Size) of a transaction's changes
+// above which they are moved out of the block when handed over: a block
+// stays reachable while any transaction carved from it is, and so do the
+// rows of all of them, which for large rows would be far beyond
+// max_tx_buffer_bytes and the pipeline's max_in_flight_bytes.
+const blockLarge = 16 << 10
+
+// handOver returns buf, whose changes hold size bytes, as emitted:
+// clipped, so that appending to the batch (Read merges batches) copies
+// instead of writing into the block, and moves the block past it when it
+// was carved from it (large changes are copied out of it then).
+func (s *stream) handOver(buf []ferry.Change, size int) []ferry.Change {
 	n := len(buf)
-	if n > 0 && cap(s.block) > 0 && &buf[:1][0] == &s.block[:1][0] {
+	switch {
+	case cap(s.block) == 0:
+	case n > 0 && &buf[:1][0] == &s.block[:1][0]:
 		s.block = s.block[n:n]
+		if size > blockLarge {
+			own := append(make([]ferry.Change, 0, n), buf...)
+			clear(buf)
+			return own
+		}
+	case s.block[:1][0].ID != "":
+		// A transaction that outgrew the block left its first changes
+		// in it (every change has an id); nothing handed over is there.
+		clear(s.block[:cap(s.block)])
 	}
 	return buf[:n:n]
 }

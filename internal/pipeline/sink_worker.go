@@ -141,6 +141,9 @@ func (w *sinkWorker) run(ctx context.Context) error {
 		if err := w.deliver(ctx, batch); err != nil {
 			return err
 		}
+		// The array is reused: settled events must not stay reachable
+		// from it, beyond max_in_flight_bytes, until overwritten.
+		clear(batch)
 	}
 	return nil
 }
@@ -339,6 +342,7 @@ func (w *sinkWorker) write(ctx context.Context, batch []attempt) error {
 	} else {
 		err = w.fencedWrite(w.traceContext(ctx, batch), w.events)
 	}
+	clear(w.events) // reused: see run
 	w.stats.observeWrite(time.Since(start))
 	if c, ok := w.sink.(ConcurrencyReporter); ok {
 		w.stats.Concurrency.Store(int64(c.Concurrency()))

@@ -27,7 +27,8 @@ type transformer struct {
 	capture []byte
 	// Entries are carved from blocks: one allocation per batch, not one
 	// per event. Small batches share a block of 16, so an event held back
-	// for a retry keeps at most 15 delivered neighbours' entries reachable.
+	// for a retry keeps at most 15 delivered neighbours' entries reachable
+	// (small events only: see largeEvent).
 	block []entry
 }
 
@@ -84,7 +85,6 @@ func (t *transformer) apply(changes []ferry.Change) []part {
 // pending until the transformer handed it to every sink (its own token)
 // and every sink delivered its part.
 func (t *transformer) batch(ctx context.Context, bs *batchState) error {
-	clear(t.perSink)
 	t.capture = t.l.capture(t.capture[:0], bs.changes)
 	i := 0
 	for _, p := range t.apply(bs.changes) {
@@ -103,8 +103,30 @@ func (t *transformer) batch(ctx context.Context, bs *batchState) error {
 	for sink, entries := range t.perSink {
 		t.l.rt.sinks[sink].submit(ctx, &delivery{entries: entries, batch: bs})
 	}
+	clear(t.perSink) // the sinks hold the entries; do not keep them here
 	bs.done()
 	return nil
+}
+
+// largeEvent is the data size from which an event's entry is allocated
+// alone: a block stays reachable while any of its entries is held, and
+// with it the events of all its entries, settled or not, which for large
+// events would be megabytes beyond max_in_flight_bytes.
+const largeEvent = 2 << 10
+
+// entry returns a new entry for o's event, from the current block or
+// alone for a large event; n (the changes left in the batch) sizes a new
+// block.
+func (t *transformer) entry(o *transform.Output, n int) *entry {
+	if len(o.Event.DataEncoded) > largeEvent {
+		return &entry{event: o.Event, rule: o.Rule, source: t.l.name}
+	}
+	if len(t.block) == cap(t.block) {
+		// A full block is never grown: sinks hold pointers into it.
+		t.block = make([]entry, 0, max(n, 16))
+	}
+	t.block = append(t.block, entry{event: o.Event, rule: o.Rule, source: t.l.name})
+	return &t.block[len(t.block)-1]
 }
 
 // route dead-letters the failures among the outputs of rest[0] and adds
@@ -125,12 +147,7 @@ func (t *transformer) route(ctx context.Context, rest []ferry.Change, outs []tra
 			}
 			continue
 		}
-		if len(t.block) == cap(t.block) {
-			// A full block is never grown: sinks hold pointers into it.
-			t.block = make([]entry, 0, max(len(rest), 16))
-		}
-		t.block = append(t.block, entry{event: o.Event, rule: o.Rule, source: l.name})
-		e := &t.block[len(t.block)-1]
+		e := t.entry(&o, len(rest))
 		// A backfill or replay run beside its source (its own key)
 		// re-sends old changes: their age is not delivery latency.
 		if l.key == l.name {
