@@ -124,7 +124,7 @@ func (p *franzProducer) produce(ctx context.Context, recs []*kgo.Record) []error
 	if o.failed != nil {
 		for i, r := range recs {
 			if r != nil && errs[i] == nil {
-				errs[i] = classifyFranz(o.failed[r])
+				errs[i] = franzOutcome(o.failed[r])
 			}
 		}
 	}
@@ -142,12 +142,23 @@ func (o *outcomes) abandoned(recs []*kgo.Record, errs []error, cause error) []er
 		switch {
 		case r == nil || errs[i] != nil: // no record, or not sent
 		case have[r]:
-			errs[i] = classifyFranz(o.failed[r])
+			errs[i] = franzOutcome(o.failed[r])
 		default:
 			errs[i] = fmt.Errorf("%w: %w", errNoAck, cause)
 		}
 	}
 	return errs
+}
+
+// franzOutcome classifies a record's failure. A record failed by its
+// context (the write's deadline, or the caller giving up, whose
+// cancellation can reach the promise before produce sees it) has no
+// acknowledgement: it may have been written, so it is errNoAck, transient.
+func franzOutcome(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", errNoAck, err)
+	}
+	return classifyFranz(err)
 }
 
 // fillErr sets err for every record.
