@@ -36,6 +36,8 @@ type feed struct {
 	st      *stream
 	running bool
 	err     error
+	// rows is the rows event go-mysql parsed last, its images undecoded.
+	rows pendingRows
 }
 
 // errFeedStopped ends a connection given up before the pump took it.
@@ -58,6 +60,7 @@ func (f *feed) watch(streamer *replication.BinlogStreamer) {
 // pipeline.
 func (f *feed) arm(ctx context.Context, st *stream) {
 	f.ctx, f.st = ctx, st
+	st.pending = &f.rows
 	close(f.armed)
 }
 

@@ -35,6 +35,10 @@ type tablePlan struct {
 	keyColumns []string // primary key, in key order
 	keyIdx     []int
 	keyDecode  []decodeFunc
+
+	// bin decodes each column from the event's bytes (binrows.go); nil
+	// when a column's type is left to go-mysql.
+	bin []binCol
 }
 
 func (p *tablePlan) matches(tm *replication.TableMapEvent) bool {
@@ -202,6 +206,13 @@ func (pl *planner) build(p *tablePlan, tm *replication.TableMapEvent) error {
 			p.columns = append(p.columns, c.name)
 			p.srcIdx = append(p.srcIdx, i)
 			p.decode = append(p.decode, decoders[i])
+		}
+	}
+	p.bin = make([]binCol, len(cols))
+	for i, c := range cols {
+		if p.bin[i] = binColumn(tm, i, c, decoders[i]); p.bin[i].kind == binUnsupported {
+			p.bin = nil
+			break
 		}
 	}
 	for _, k := range keyIdx {

@@ -367,6 +367,9 @@ func (s *Source) syncerConfig(f *feed) replication.BinlogSyncerConfig {
 		// Each event is handled on go-mysql's reading goroutine (see feed),
 		// so none queue inside go-mysql.
 		SynchronousEventHandler: f,
+		// Row images are decoded by the stream, straight into Ferry's
+		// values (binrows.go).
+		RowsEventDecodeFunc: f.decodeRowsHeader,
 		// Ferry reads each transaction's GTID from its own event; go-mysql
 		// would otherwise clone its whole GTID set into every XID and
 		// query event (3% of the CPU of single-row transactions, issue 18).

@@ -60,6 +60,14 @@ type stream struct {
 	// block is where transactions' changes are carved from (see newBuf).
 	block      []ferry.Change
 	quarantine QuarantineStore // rows of quarantined tables; nil: they stop the source
+
+	// pending is the feed's slot of the rows event whose images are still
+	// undecoded (see pendingRows); the rest is binrows.go's scratch space.
+	pending               *pendingRows
+	binVals               []any
+	binSpans, binKeySpans []span
+	binChanges            []binChange
+	binText               textArena
 }
 
 // errReplayEnd ends a replay's stream.
@@ -296,6 +304,9 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	s.planner.at = position{File: s.file, Pos: h.LogPos - h.EventSize}
 	p, err := s.planner.plan(e.Table)
 	if errors.Is(err, errQuarantined) {
+		if err := s.goMySQLRows(h, e); err != nil {
+			return err
+		}
 		return s.deadLetterRows(ctx, h, e, op.String(), step, err)
 	}
 	if err != nil && isFatal(err) { // the event itself lacks what decoding needs
@@ -304,6 +315,14 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 	}
 	if err != nil { // a failed metadata lookup: read the transaction again
 		return fmt.Errorf("decode rows at %s:%d: %w", s.file, h.LogPos-h.EventSize, err)
+	}
+	if p.included {
+		if done, err := s.fastRows(ctx, h, e, p, op, step); done {
+			return err
+		}
+	}
+	if err := s.goMySQLRows(h, e); err != nil {
+		return err
 	}
 	for i := 0; i+step <= len(e.Rows); i += step {
 		s.tx.ordinal++
@@ -343,17 +362,7 @@ func (s *stream) absentColumns(p *tablePlan, e *replication.RowsEvent, i, step i
 }
 
 func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, rows [][]any, miss []absent) ferry.Change {
-	c := ferry.Change{
-		ID:     s.tx.id + "#" + strconv.Itoa(s.tx.ordinal),
-		Op:     op,
-		Source: s.source,
-		DB:     p.db,
-		Table:  p.table,
-		Time:   s.tx.time,
-		Binlog: ferry.BinlogCoords{File: s.file, Pos: uint64(h.LogPos - h.EventSize), GTID: s.gtid.current(),
-			ServerID: h.ServerID, TxID: s.tx.id, TxOrder: s.tx.ordinal},
-		To: s.forceTo,
-	}
+	c := s.changeHead(h, p, op)
 	switch op {
 	case ferry.OpCreate:
 		c.After, c.Key = p.row(rows[0], miss[0]), p.key(rows, miss)
@@ -364,6 +373,21 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 		c.Key = p.key([][]any{rows[1], rows[0]}, []absent{miss[1], miss[0]})
 	}
 	return c
+}
+
+// changeHead is a change of the current transaction without its rows.
+func (s *stream) changeHead(h *replication.EventHeader, p *tablePlan, op ferry.Op) ferry.Change {
+	return ferry.Change{
+		ID:     s.tx.id + "#" + strconv.Itoa(s.tx.ordinal),
+		Op:     op,
+		Source: s.source,
+		DB:     p.db,
+		Table:  p.table,
+		Time:   s.tx.time,
+		Binlog: ferry.BinlogCoords{File: s.file, Pos: uint64(h.LogPos - h.EventSize), GTID: s.gtid.current(),
+			ServerID: h.ServerID, TxID: s.tx.id, TxOrder: s.tx.ordinal},
+		To: s.forceTo,
+	}
 }
 
 // oldKeyDelete is the delete event an UPDATE that changes the primary key
