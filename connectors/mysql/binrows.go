@@ -130,7 +130,7 @@ func (s *stream) decodeImages(p *tablePlan, op ferry.Op, step int) ([]binChange,
 	for pos < len(data) {
 		var c binChange
 		var err error
-		if pos, err = decodeImage(p, data, pos, vals, spans, &s.binText); err != nil {
+		if pos, err = decodeImage(p, data, pos, vals, spans, &s.texts); err != nil {
 			return changes, err
 		}
 		row, key := p.binRow(vals)
@@ -141,7 +141,7 @@ func (s *stream) decodeImages(p *tablePlan, op ferry.Op, step int) ([]binChange,
 			c.before, c.key = row, key
 		case ferry.OpUpdate:
 			copy(before, spans)
-			if pos, err = decodeImage(p, data, pos, vals, spans, &s.binText); err != nil {
+			if pos, err = decodeImage(p, data, pos, vals, spans, &s.texts); err != nil {
 				return changes, err
 			}
 			c.before = row

@@ -121,7 +121,7 @@ func parseRows(t *testing.T, tableMap, rows []byte, lazy bool) (*replication.Row
 	return ev.Event.(*replication.RowsEvent), &f.rows
 }
 
-func testPlan(t *testing.T, r *rand.Rand, tm *replication.TableMapEvent, cols []colSpec) *tablePlan {
+func testPlan(t testing.TB, r *rand.Rand, tm *replication.TableMapEvent, cols []colSpec) *tablePlan {
 	p := &tablePlan{db: "db", table: "t", included: true, bin: make([]binCol, len(cols))}
 	pl := &planner{}
 	for i, c := range cols {
@@ -224,5 +224,92 @@ func TestBinaryDecoderLeavesTypesToGoMySQL(t *testing.T) {
 		if b := binColumn(tm, 0, colInfo{}, passThrough); b.kind != binUnsupported {
 			t.Errorf("%s: binary decoder %d, want none", c.name, b.kind)
 		}
+	}
+}
+
+// w1Columns is the table of e2ebench's workloads: BIGINT PRIMARY KEY,
+// VARCHAR(64), INT, DECIMAL(10,2), DATETIME(6).
+func w1Columns() []colSpec {
+	specs := allColumnSpecs()
+	pick := func(name string) colSpec {
+		for _, s := range specs {
+			if s.name == name {
+				return s
+			}
+		}
+		panic(name)
+	}
+	vc := pick("varchar utf8")
+	vc.meta = 256 // VARCHAR(64) utf8mb4
+	vc.gen = textGen(20, 2, true)
+	return []colSpec{pick("int8"), vc, pick("int4"), pick("decimal(10,2)"), pick("datetime(6)")}
+}
+
+// BenchmarkRowsEventDecode decodes a 100-row INSERT event of the W1 table
+// into Ferry's rows: go-mysql's decoding then the plan's conversion, against
+// Ferry's own decoder. Reported per row.
+func BenchmarkRowsEventDecode(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	cols := w1Columns()
+	tableMap := binlogEvent(replication.TABLE_MAP_EVENT, tableMapBody(cols))
+	body := []byte{testTableID, 0, 0, 0, 0, 0, 0, 0, 2, 0} // no STMT_END_F: the table map stays
+	body = gomysql.AppendLengthEncodedInteger(body, uint64(len(cols)))
+	body = append(body, 0xff)
+	const rows = 100
+	for range rows {
+		nulls := []byte{0}
+		var vals []byte
+		for _, c := range cols {
+			vals = append(vals, c.gen(r)...)
+		}
+		body = append(body, append(nulls, vals...)...)
+	}
+	event := binlogEvent(replication.WRITE_ROWS_EVENTv2, body)
+	for _, lazy := range []bool{false, true} {
+		name := map[bool]string{false: "go-mysql", true: "ferry"}[lazy]
+		b.Run(name, func(b *testing.B) {
+			p := replication.NewBinlogParser()
+			p.SetFlavor(gomysql.MariaDBFlavor)
+			p.SetTimestampStringLocation(time.UTC)
+			f := &feed{}
+			if lazy {
+				p.SetRowsEventDecodeFunc(f.decodeRowsHeader)
+			}
+			for _, raw := range [][]byte{formatDescription(), tableMap} {
+				if _, err := p.Parse(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ev, _ := p.Parse(event)
+			plan := testPlan(b, rand.New(rand.NewPCG(1, 1)), ev.Event.(*replication.RowsEvent).Table, cols)
+			plan.keyColumns, plan.keyIdx, plan.keyDecode = plan.columns[:1], []int{0}, plan.allDecode[:1]
+			s := &stream{pending: &f.rows}
+			var sink []ferry.Row
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				ev, err := p.Parse(event)
+				if err != nil {
+					b.Fatal(err)
+				}
+				e := ev.Event.(*replication.RowsEvent)
+				sink = sink[:0]
+				if lazy {
+					changes, err := s.decodeImages(plan, ferry.OpCreate, 1)
+					if err != nil || len(changes) != rows {
+						b.Fatal(err, len(changes))
+					}
+					for _, c := range changes {
+						sink = append(sink, c.after, c.key)
+					}
+					s.binChanges = changes[:0]
+					continue
+				}
+				for _, raw := range e.Rows {
+					sink = append(sink, plan.row(raw, nil), plan.key([][]any{raw}, []absent{nil}))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+		})
 	}
 }

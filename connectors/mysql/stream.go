@@ -67,7 +67,8 @@ type stream struct {
 	binVals               []any
 	binSpans, binKeySpans []span
 	binChanges            []binChange
-	binText               textArena
+	// texts holds the text of change ids and decoded values (textArena).
+	texts textArena
 }
 
 // errReplayEnd ends a replay's stream.
@@ -375,10 +376,18 @@ func (s *stream) change(h *replication.EventHeader, p *tablePlan, op ferry.Op, r
 	return c
 }
 
+// changeID is the id of the transaction's current row change: its text
+// is carved from the stream's text arena instead of two allocations each.
+func (s *stream) changeID() string {
+	var buf [64]byte
+	b := append(append(buf[:0], s.tx.id...), '#')
+	return s.texts.text(strconv.AppendInt(b, int64(s.tx.ordinal), 10))
+}
+
 // changeHead is a change of the current transaction without its rows.
 func (s *stream) changeHead(h *replication.EventHeader, p *tablePlan, op ferry.Op) ferry.Change {
 	return ferry.Change{
-		ID:     s.tx.id + "#" + strconv.Itoa(s.tx.ordinal),
+		ID:     s.changeID(),
 		Op:     op,
 		Source: s.source,
 		DB:     p.db,
