@@ -34,6 +34,10 @@ func (f *feed) decodeRowsHeader(e *replication.RowsEvent, data []byte) error {
 // left undecoded; events not read through a feed come decoded.
 func (s *stream) goMySQLRows(h *replication.EventHeader, e *replication.RowsEvent) error {
 	if s.pending == nil || s.pending.ev != e {
+		if e.Rows == nil { // go-mysql's decoding always leaves a non-nil slice
+			// Never read as zero rows: that would drop the event's changes.
+			return errFatal(fmt.Errorf("rows event at %s:%d was left undecoded (not the event go-mysql parsed last)", s.file, h.LogPos-h.EventSize))
+		}
 		return nil
 	}
 	p := *s.pending
