@@ -342,6 +342,12 @@ func bigEndian(b []byte) uint64 {
 
 // appendPadded appends v in decimal, zero-padded to at least width digits.
 func appendPadded(dst []byte, v int64, width int) []byte {
+	switch { // the widths of dates and times, without strconv
+	case width == 2 && v >= 0 && v < 100:
+		return append(dst, byte('0'+v/10), byte('0'+v%10))
+	case width == 4 && v >= 0 && v < 10000:
+		return append(dst, byte('0'+v/1000), byte('0'+v/100%10), byte('0'+v/10%10), byte('0'+v%10))
+	}
 	var tmp [20]byte
 	d := strconv.AppendInt(tmp[:0], v, 10)
 	for i := len(d); i < width; i++ {
