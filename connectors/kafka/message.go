@@ -166,12 +166,27 @@ func (s *Sink) key(e *event.Event) string {
 }
 
 // binaryHeaders writes the binding's headers into a, with room left for
-// appendTrace.
+// appendTrace. The values most events share (type, source, content type,
+// time to the microsecond) point into s.shared rather than being copied
+// or formatted per record (issue 18); the rest are copied into a.
 func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader {
-	ext := extensions(e)
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return s.binaryHeadersAny(a, e)
+	}
+	ext := ec.Extensions
 	h := a.headers(10 + len(ext)) // the attributes, the extensions, 2 for appendTrace
-	source := s.source(e)
-	size := len(e.ID()) + len(source) + len(e.Type()) + len(e.DataContentType()) + len(e.Subject()) + len(e.DataSchema()) + len(time.RFC3339Nano) + 8
+	subject, ct, schema := "", "", ""
+	if ec.Subject != nil {
+		subject = *ec.Subject
+	}
+	if ec.DataContentType != nil {
+		ct = *ec.DataContentType
+	}
+	if ec.DataSchema != nil {
+		schema = ec.DataSchema.String()
+	}
+	size := len(ec.ID) + len(subject) + len(schema)
 	for _, v := range ext {
 		size += len(extensionText(v))
 	}
@@ -183,13 +198,50 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader 
 			h = append(h, kgo.RecordHeader{Key: k, Value: buf[start:len(buf):len(buf)]})
 		}
 	}
-	if e.SpecVersion() == event.CloudEventsVersionV1 {
-		h = append(h, kgo.RecordHeader{Key: hSpecVersion, Value: specVersion1})
-	} else {
-		add(hSpecVersion, e.SpecVersion())
+	h = append(h, kgo.RecordHeader{Key: hSpecVersion, Value: specVersion1})
+	add(hID, ec.ID)
+	h = appendShared(h, hSource, s.source(e))
+	h = appendShared(h, hType, s.shared.types.bytes(ec.Type))
+	h = appendShared(h, hContentType, s.shared.contentTypes.bytes(ct))
+	add(hSubject, subject)
+	add(hDataSchema, schema)
+	if ec.Time != nil && !ec.Time.IsZero() {
+		h = append(h, kgo.RecordHeader{Key: hTime, Value: s.shared.timeText(ec.Time.Time)})
 	}
+	for name, v := range ext {
+		add(s.extensionHeader(name), extensionText(v))
+	}
+	return h
+}
+
+// appendShared appends a header whose value is shared, if it has one.
+func appendShared(h []kgo.RecordHeader, k string, v []byte) []kgo.RecordHeader {
+	if len(v) == 0 {
+		return h
+	}
+	return append(h, kgo.RecordHeader{Key: k, Value: v})
+}
+
+// binaryHeadersAny is binaryHeaders for an event of another spec version
+// (Ferry builds only 1.0 events): everything copied into a.
+func (s *Sink) binaryHeadersAny(a *recordArena, e *event.Event) []kgo.RecordHeader {
+	ext := e.Extensions()
+	h := a.headers(10 + len(ext))
+	size := len(e.SpecVersion()) + len(e.ID()) + len(e.Source()) + len(e.Type()) + len(e.DataContentType()) + len(e.Subject()) + len(e.DataSchema()) + len(time.RFC3339Nano) + 8
+	for _, v := range ext {
+		size += len(extensionText(v))
+	}
+	buf := a.bytes(size)
+	add := func(k string, v string) {
+		if v != "" {
+			start := len(buf)
+			buf = append(buf, v...)
+			h = append(h, kgo.RecordHeader{Key: k, Value: buf[start:len(buf):len(buf)]})
+		}
+	}
+	add(hSpecVersion, e.SpecVersion())
 	add(hID, e.ID())
-	add(hSource, source)
+	add(hSource, e.Source())
 	add(hType, e.Type())
 	add(hContentType, e.DataContentType())
 	add(hSubject, e.Subject())
@@ -205,17 +257,16 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader 
 	return h
 }
 
-// source is e.Source(), which formats the source URL anew on every call:
-// the last one is kept (a stream's events share a few sources).
-func (s *Sink) source(e *event.Event) string {
-	ec, ok := e.Context.(*event.EventContextV1)
-	if !ok {
-		return e.Source()
+// source is e's source as header bytes. e.Source() formats the source URL
+// anew on every call: the last one is kept (a stream's events share a few
+// sources).
+func (s *Sink) source(e *event.Event) []byte {
+	ec := e.Context.(*event.EventContextV1) // binaryHeaders checked
+	last := &s.shared.lastSource
+	if last.value == nil || ec.Source.URL != last.url {
+		last.url, last.value = ec.Source.URL, s.shared.sources.bytes(ec.Source.String())
 	}
-	if !s.lastSource.ok || ec.Source.URL != s.lastSource.url {
-		s.lastSource.url, s.lastSource.text, s.lastSource.ok = ec.Source.URL, ec.Source.String(), true
-	}
-	return s.lastSource.text
+	return last.value
 }
 
 // extensionHeader caches "ce_<name>"; Write runs on one goroutine.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -57,11 +56,7 @@ type Sink struct {
 	closed bool
 
 	extHeaders map[string]string // Write's goroutine only
-	lastSource struct {          // Write's goroutine only; see source
-		url  url.URL
-		text string
-		ok   bool
-	}
+	shared     sharedValues      // Write's goroutine only
 }
 
 var _ ferry.Sink = (*Sink)(nil)
