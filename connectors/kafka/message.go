@@ -186,11 +186,7 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader 
 	if ec.DataSchema != nil {
 		schema = ec.DataSchema.String()
 	}
-	size := len(ec.ID) + len(subject) + len(schema)
-	for _, v := range ext {
-		size += len(extensionText(v))
-	}
-	buf := a.bytes(size)
+	buf := a.bytes(len(ec.ID) + len(subject) + len(schema))
 	add := func(k string, v string) {
 		if v != "" {
 			start := len(buf)
@@ -208,8 +204,13 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader 
 	if ec.Time != nil && !ec.Time.IsZero() {
 		h = append(h, kgo.RecordHeader{Key: hTime, Value: s.shared.timeText(ec.Time.Time)})
 	}
+	// One pass over the extensions (starting a map's iteration is most of
+	// what a one-entry map costs), each value in room of its own.
 	for name, v := range ext {
-		add(s.extensionHeader(name), extensionText(v))
+		if txt := extensionText(v); txt != "" {
+			b := append(a.bytes(len(txt)), txt...)
+			h = append(h, kgo.RecordHeader{Key: s.extensionHeader(name), Value: b[:len(b):len(b)]})
+		}
 	}
 	return h
 }
