@@ -80,7 +80,8 @@ func (a *recordArena) refill(n, most int) int {
 // the sink's target; tests decode what this writes by the CloudEvents
 // Kafka binding's rules through the SDK's binding machinery to keep it
 // conformant.
-func (s *Sink) record(a *recordArena, i int, e *event.Event) (*kgo.Record, error) {
+// extra is the room to leave for headers appended after (appendTrace).
+func (s *Sink) record(a *recordArena, i int, e *event.Event, extra int) (*kgo.Record, error) {
 	topic := s.cfg.Topic
 	if s.topic != nil {
 		var err error
@@ -100,11 +101,11 @@ func (s *Sink) record(a *recordArena, i int, e *event.Event) (*kgo.Record, error
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
 		msg.Value = v
-		msg.Headers = append(a.headers(1+2), kgo.RecordHeader{Key: headerContentType, Value: structuredTypeBytes})
+		msg.Headers = append(a.headers(1+extra), kgo.RecordHeader{Key: headerContentType, Value: structuredTypeBytes})
 		return msg, nil
 	}
 	msg.Value = e.Data()
-	msg.Headers = s.binaryHeaders(a, e)
+	msg.Headers = s.binaryHeaders(a, e, extra)
 	return msg, nil
 }
 
@@ -131,24 +132,40 @@ const (
 	hTracestate  = tracectx.Tracestate
 )
 
+// maxAttributes is how many of the binding's attribute headers an event
+// has at most: specversion, id, source, type, content type, subject,
+// dataschema, time.
+const maxAttributes = 8
+
 // Shared header values; nothing writes into a header's value.
 var (
 	specVersion1        = []byte("1.0")
 	structuredTypeBytes = []byte(structuredType)
 )
 
-// appendTrace adds the W3C trace context as plain traceparent and
-// tracestate headers, the convention Kafka instrumentations (OpenTelemetry
-// among them) read, in both modes; binary mode also carries the event's
-// extension as ce_traceparent.
-func appendTrace(h []kgo.RecordHeader, l tracectx.Lookup, i int, e *event.Event) []kgo.RecordHeader {
-	tp, ts := l.For(i, e)
+// traceHeaders is how many headers appendTrace adds for tp and ts.
+func traceHeaders(tp, ts string) int {
+	switch {
+	case tp == "":
+		return 0
+	case ts == "":
+		return 1
+	}
+	return 2
+}
+
+// appendTrace adds the W3C trace context (tp, ts: tracectx.Lookup.For) as
+// plain traceparent and tracestate headers, the convention Kafka
+// instrumentations (OpenTelemetry among them) read, in both modes; binary
+// mode also carries the event's extension as ce_traceparent. The values
+// are copied into a.
+func appendTrace(a *recordArena, h []kgo.RecordHeader, tp, ts string) []kgo.RecordHeader {
 	if tp == "" {
 		return h
 	}
-	h = append(h, kgo.RecordHeader{Key: hTraceparent, Value: []byte(tp)})
+	h = append(h, kgo.RecordHeader{Key: hTraceparent, Value: append(a.bytes(len(tp)), tp...)})
 	if ts != "" {
-		h = append(h, kgo.RecordHeader{Key: hTracestate, Value: []byte(ts)})
+		h = append(h, kgo.RecordHeader{Key: hTracestate, Value: append(a.bytes(len(ts)), ts...)})
 	}
 	return h
 }
@@ -166,16 +183,16 @@ func (s *Sink) key(e *event.Event) string {
 }
 
 // binaryHeaders writes the binding's headers into a, with room left for
-// appendTrace. The values most events share (type, source, content type,
+// extra more (appendTrace's). The values most events share (type, source, content type,
 // time to the microsecond) point into s.shared rather than being copied
 // or formatted per record (issue 18); the rest are copied into a.
-func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader {
+func (s *Sink) binaryHeaders(a *recordArena, e *event.Event, extra int) []kgo.RecordHeader {
 	ec, ok := e.Context.(*event.EventContextV1)
 	if !ok {
-		return s.binaryHeadersAny(a, e)
+		return s.binaryHeadersAny(a, e, extra)
 	}
 	ext := ec.Extensions
-	h := a.headers(10 + len(ext)) // the attributes, the extensions, 2 for appendTrace
+	h := a.headers(maxAttributes + len(ext) + extra)
 	subject, ct, schema := "", "", ""
 	if ec.Subject != nil {
 		subject = *ec.Subject
@@ -225,9 +242,9 @@ func appendShared(h []kgo.RecordHeader, k string, v []byte) []kgo.RecordHeader {
 
 // binaryHeadersAny is binaryHeaders for an event of another spec version
 // (Ferry builds only 1.0 events): everything copied into a.
-func (s *Sink) binaryHeadersAny(a *recordArena, e *event.Event) []kgo.RecordHeader {
+func (s *Sink) binaryHeadersAny(a *recordArena, e *event.Event, extra int) []kgo.RecordHeader {
 	ext := e.Extensions()
-	h := a.headers(10 + len(ext))
+	h := a.headers(maxAttributes + len(ext) + extra)
 	size := len(e.SpecVersion()) + len(e.ID()) + len(e.Source()) + len(e.Type()) + len(e.DataContentType()) + len(e.Subject()) + len(e.DataSchema()) + len(time.RFC3339Nano) + 8
 	for _, v := range ext {
 		size += len(extensionText(v))
