@@ -80,7 +80,8 @@ func (a *recordArena) refill(n, most int) int {
 // the sink's target; tests decode what this writes by the CloudEvents
 // Kafka binding's rules through the SDK's binding machinery to keep it
 // conformant.
-func (s *Sink) record(a *recordArena, i int, e *event.Event) (*kgo.Record, error) {
+// extra is the room to leave for headers appended after (appendTrace).
+func (s *Sink) record(a *recordArena, i int, e *event.Event, extra int) (*kgo.Record, error) {
 	topic := s.cfg.Topic
 	if s.topic != nil {
 		var err error
@@ -100,11 +101,11 @@ func (s *Sink) record(a *recordArena, i int, e *event.Event) (*kgo.Record, error
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
 		msg.Value = v
-		msg.Headers = append(a.headers(1+2), kgo.RecordHeader{Key: headerContentType, Value: structuredTypeBytes})
+		msg.Headers = append(a.headers(1+extra), kgo.RecordHeader{Key: headerContentType, Value: structuredTypeBytes})
 		return msg, nil
 	}
 	msg.Value = e.Data()
-	msg.Headers = s.binaryHeaders(a, e)
+	msg.Headers = s.binaryHeaders(a, e, extra)
 	return msg, nil
 }
 
@@ -131,24 +132,40 @@ const (
 	hTracestate  = tracectx.Tracestate
 )
 
+// maxAttributes is how many of the binding's attribute headers an event
+// has at most: specversion, id, source, type, content type, subject,
+// dataschema, time.
+const maxAttributes = 8
+
 // Shared header values; nothing writes into a header's value.
 var (
 	specVersion1        = []byte("1.0")
 	structuredTypeBytes = []byte(structuredType)
 )
 
-// appendTrace adds the W3C trace context as plain traceparent and
-// tracestate headers, the convention Kafka instrumentations (OpenTelemetry
-// among them) read, in both modes; binary mode also carries the event's
-// extension as ce_traceparent.
-func appendTrace(h []kgo.RecordHeader, l tracectx.Lookup, i int, e *event.Event) []kgo.RecordHeader {
-	tp, ts := l.For(i, e)
+// traceHeaders is how many headers appendTrace adds for tp and ts.
+func traceHeaders(tp, ts string) int {
+	switch {
+	case tp == "":
+		return 0
+	case ts == "":
+		return 1
+	}
+	return 2
+}
+
+// appendTrace adds the W3C trace context (tp, ts: tracectx.Lookup.For) as
+// plain traceparent and tracestate headers, the convention Kafka
+// instrumentations (OpenTelemetry among them) read, in both modes; binary
+// mode also carries the event's extension as ce_traceparent. The values
+// are copied into a.
+func appendTrace(a *recordArena, h []kgo.RecordHeader, tp, ts string) []kgo.RecordHeader {
 	if tp == "" {
 		return h
 	}
-	h = append(h, kgo.RecordHeader{Key: hTraceparent, Value: []byte(tp)})
+	h = append(h, kgo.RecordHeader{Key: hTraceparent, Value: append(a.bytes(len(tp)), tp...)})
 	if ts != "" {
-		h = append(h, kgo.RecordHeader{Key: hTracestate, Value: []byte(ts)})
+		h = append(h, kgo.RecordHeader{Key: hTracestate, Value: append(a.bytes(len(ts)), ts...)})
 	}
 	return h
 }
@@ -166,12 +183,69 @@ func (s *Sink) key(e *event.Event) string {
 }
 
 // binaryHeaders writes the binding's headers into a, with room left for
-// appendTrace.
-func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader {
-	ext := extensions(e)
-	h := a.headers(10 + len(ext)) // the attributes, the extensions, 2 for appendTrace
-	source := s.source(e)
-	size := len(e.ID()) + len(source) + len(e.Type()) + len(e.DataContentType()) + len(e.Subject()) + len(e.DataSchema()) + len(time.RFC3339Nano) + 8
+// extra more (appendTrace's). The values most events share (type, source, content type,
+// time to the microsecond) point into s.shared rather than being copied
+// or formatted per record (issue 18); the rest are copied into a.
+func (s *Sink) binaryHeaders(a *recordArena, e *event.Event, extra int) []kgo.RecordHeader {
+	ec, ok := e.Context.(*event.EventContextV1)
+	if !ok {
+		return s.binaryHeadersAny(a, e, extra)
+	}
+	ext := ec.Extensions
+	h := a.headers(maxAttributes + len(ext) + extra)
+	subject, ct, schema := "", "", ""
+	if ec.Subject != nil {
+		subject = *ec.Subject
+	}
+	if ec.DataContentType != nil {
+		ct = *ec.DataContentType
+	}
+	if ec.DataSchema != nil {
+		schema = ec.DataSchema.String()
+	}
+	buf := a.bytes(len(ec.ID) + len(subject) + len(schema))
+	add := func(k string, v string) {
+		if v != "" {
+			start := len(buf)
+			buf = append(buf, v...)
+			h = append(h, kgo.RecordHeader{Key: k, Value: buf[start:len(buf):len(buf)]})
+		}
+	}
+	h = append(h, kgo.RecordHeader{Key: hSpecVersion, Value: specVersion1})
+	add(hID, ec.ID)
+	h = appendShared(h, hSource, s.source(e))
+	h = appendShared(h, hType, s.shared.types.bytes(ec.Type))
+	h = appendShared(h, hContentType, s.shared.contentTypes.bytes(ct))
+	add(hSubject, subject)
+	add(hDataSchema, schema)
+	if ec.Time != nil && !ec.Time.IsZero() {
+		h = append(h, kgo.RecordHeader{Key: hTime, Value: s.shared.timeText(ec.Time.Time)})
+	}
+	// One pass over the extensions (starting a map's iteration is most of
+	// what a one-entry map costs), each value in room of its own.
+	for name, v := range ext {
+		if txt := extensionText(v); txt != "" {
+			b := append(a.bytes(len(txt)), txt...)
+			h = append(h, kgo.RecordHeader{Key: s.extensionHeader(name), Value: b[:len(b):len(b)]})
+		}
+	}
+	return h
+}
+
+// appendShared appends a header whose value is shared, if it has one.
+func appendShared(h []kgo.RecordHeader, k string, v []byte) []kgo.RecordHeader {
+	if len(v) == 0 {
+		return h
+	}
+	return append(h, kgo.RecordHeader{Key: k, Value: v})
+}
+
+// binaryHeadersAny is binaryHeaders for an event of another spec version
+// (Ferry builds only 1.0 events): everything copied into a.
+func (s *Sink) binaryHeadersAny(a *recordArena, e *event.Event, extra int) []kgo.RecordHeader {
+	ext := e.Extensions()
+	h := a.headers(maxAttributes + len(ext) + extra)
+	size := len(e.SpecVersion()) + len(e.ID()) + len(e.Source()) + len(e.Type()) + len(e.DataContentType()) + len(e.Subject()) + len(e.DataSchema()) + len(time.RFC3339Nano) + 8
 	for _, v := range ext {
 		size += len(extensionText(v))
 	}
@@ -183,13 +257,9 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader 
 			h = append(h, kgo.RecordHeader{Key: k, Value: buf[start:len(buf):len(buf)]})
 		}
 	}
-	if e.SpecVersion() == event.CloudEventsVersionV1 {
-		h = append(h, kgo.RecordHeader{Key: hSpecVersion, Value: specVersion1})
-	} else {
-		add(hSpecVersion, e.SpecVersion())
-	}
+	add(hSpecVersion, e.SpecVersion())
 	add(hID, e.ID())
-	add(hSource, source)
+	add(hSource, e.Source())
 	add(hType, e.Type())
 	add(hContentType, e.DataContentType())
 	add(hSubject, e.Subject())
@@ -205,17 +275,16 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event) []kgo.RecordHeader 
 	return h
 }
 
-// source is e.Source(), which formats the source URL anew on every call:
-// the last one is kept (a stream's events share a few sources).
-func (s *Sink) source(e *event.Event) string {
-	ec, ok := e.Context.(*event.EventContextV1)
-	if !ok {
-		return e.Source()
+// source is e's source as header bytes. e.Source() formats the source URL
+// anew on every call: the last one is kept (a stream's events share a few
+// sources).
+func (s *Sink) source(e *event.Event) []byte {
+	ec := e.Context.(*event.EventContextV1) // binaryHeaders checked
+	last := &s.shared.lastSource
+	if last.value == nil || ec.Source.URL != last.url {
+		last.url, last.value = ec.Source.URL, s.shared.sources.bytes(ec.Source.String())
 	}
-	if !s.lastSource.ok || ec.Source.URL != s.lastSource.url {
-		s.lastSource.url, s.lastSource.text, s.lastSource.ok = ec.Source.URL, ec.Source.String(), true
-	}
-	return s.lastSource.text
+	return last.value
 }
 
 // extensionHeader caches "ce_<name>"; Write runs on one goroutine.

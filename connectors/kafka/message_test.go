@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/conntest"
@@ -12,7 +13,7 @@ import (
 )
 
 // Records built into one arena per Write (shared header and byte chunks,
-// a cached source) decode, each, to exactly its own event: sources that
+// shared type, source, content type and time values) decode, each, to exactly its own event: sources that
 // change from event to event, extensions of several types, values past a
 // chunk's end, and the trace headers appended after the others must not
 // leak from one record into its neighbour.
@@ -22,6 +23,11 @@ func TestArenaRecordsDecodeToTheirOwnEvents(t *testing.T) {
 	evs := conntest.Events(n, 50)
 	for i, e := range evs {
 		e.SetSource(fmt.Sprintf("/ferry/db/shop/t%d", i%3/2)) // runs of two sources
+		e.SetType(fmt.Sprintf("shop.t%d.created", i%6))       // more types than the cache holds
+		e.SetTime(e.Time().Add(time.Duration(i/3) * time.Microsecond))
+		if i%11 == 0 {
+			_ = e.SetData("application/vnd.ferry+json", e.Data())
+		}
 		e.SetExtension("seq", int32(i))
 		e.SetExtension("flag", i%2 == 0)
 		if i%7 == 0 {
@@ -43,6 +49,7 @@ func TestArenaRecordsDecodeToTheirOwnEvents(t *testing.T) {
 	for i, r := range recs {
 		got, want := toEvent(t, r), evs[i]
 		if got.ID() != want.ID() || got.Source() != want.Source() || got.Subject() != want.Subject() ||
+			got.Type() != want.Type() || got.DataContentType() != want.DataContentType() ||
 			!got.Time().Equal(want.Time()) || string(got.Data()) != string(want.Data()) {
 			t.Fatalf("record %d decodes to %v, want %v", i, got, want)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -57,11 +56,7 @@ type Sink struct {
 	closed bool
 
 	extHeaders map[string]string // Write's goroutine only
-	lastSource struct {          // Write's goroutine only; see source
-		url  url.URL
-		text string
-		ok   bool
-	}
+	shared     sharedValues      // Write's goroutine only
 }
 
 var _ ferry.Sink = (*Sink)(nil)
@@ -176,12 +171,13 @@ func (s *Sink) records(ctx context.Context, events []*event.Event, be *ferry.Bat
 			be.Fail(i, fmt.Errorf("kafka sink %s: event not sent: more than %d events in one write", s.name, maxBuffered))
 			continue
 		}
-		r, err := s.record(a, i, e)
+		tp, ts := trace.For(i, e)
+		r, err := s.record(a, i, e, traceHeaders(tp, ts))
 		if err != nil {
 			be.Fail(i, ferry.Permanent(fmt.Errorf("kafka sink %s: event %s: %w", s.name, e.ID(), err)))
 			continue
 		}
-		r.Headers = appendTrace(r.Headers, trace, i, e)
+		r.Headers = appendTrace(a, r.Headers, tp, ts)
 		recs[i] = r
 	}
 	return recs
