@@ -15,24 +15,32 @@ import (
 var version = ""
 
 func main() {
+	singleProcUnderCPULimit()
 	stop := profile()
 	code := cli.Main(context.Background(), os.Args[1:], cli.Env{Stdout: os.Stdout, Stderr: os.Stderr, Version: buildVersion()})
 	stop()
 	os.Exit(code)
 }
 
-// profile writes a CPU profile to $FERRY_CPUPROFILE, for developers
-// measuring ferry under load; it does nothing when the variable is unset.
+// profile writes a CPU profile to $FERRY_CPUPROFILE and, at exit, an
+// allocation profile to $FERRY_MEMPROFILE, for developers measuring ferry
+// under load; it does nothing when the variables are unset.
 func profile() (stop func()) {
-	path := os.Getenv("FERRY_CPUPROFILE")
-	if path == "" {
-		return func() {}
+	stopCPU := func() {}
+	if path := os.Getenv("FERRY_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			stopCPU = func() { pprof.StopCPUProfile(); f.Close() }
+		}
 	}
-	f, err := os.Create(path)
-	if err != nil || pprof.StartCPUProfile(f) != nil {
-		return func() {}
+	return func() {
+		stopCPU()
+		if path := os.Getenv("FERRY_MEMPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func buildVersion() string {

@@ -57,6 +57,7 @@ func newSourceLoop(rt *Runtime, spec SourceSpec) *sourceLoop {
 func (l *sourceLoop) run(soft, hard context.Context, fail func(error)) error {
 	var wg sync.WaitGroup
 	var readErr error
+	l.tracker.hard = hard
 	wg.Go(func() {
 		defer close(l.toTransform)
 		defer l.tracker.closeInput()

@@ -31,22 +31,35 @@ type batchState struct {
 // done releases one pending token; the last one settles the batch.
 func (b *batchState) done() {
 	if b.pending.Add(-1) == 0 {
-		b.t.wake()
+		b.t.settled()
 	}
 }
 
 // tracker releases settled batches strictly in read order: it persists the
 // checkpoint of the newest batch whose predecessors are all settled, calls
 // acks, and returns in-flight budget to the reader.
+//
+// Releasing runs on the goroutine that settled a batch (usually a sink
+// worker, right after a Write) when no other release is under way: at a
+// steady trickle of small transactions, waking the committer's goroutine
+// for every Write cost a goroutine hand-off per transaction (issue 18).
+// The committer's goroutine still persists checkpoints on its interval,
+// and releases whatever a busy release left to it.
 type tracker struct {
 	l      *sourceLoop
 	mu     sync.Mutex
 	queue  []*batchState
 	closed bool // no more pushes
 	notify chan struct{}
+	// hard is the run's context, for acks called by release; set before
+	// the first push.
+	hard context.Context
 
+	// releasing serializes release; it guards the fields below it.
+	releasing      sync.Mutex
 	lastCheckpoint ferry.Position
-	dirty          bool
+	checkpoints    uint64 // settled batches with a checkpoint, ever
+	saved          uint64 // checkpoints when the last save read lastCheckpoint
 	lastSave       time.Time
 }
 
@@ -77,6 +90,23 @@ func (t *tracker) wake() {
 	}
 }
 
+// settled releases what a batch's settling made releasable, on the
+// caller's goroutine, unless a release is under way: then the committer's
+// goroutine is woken to look again, so no settle is missed. The
+// committer is also woken when nothing is left after the input closed, so
+// that it saves the last checkpoint and returns.
+func (t *tracker) settled() {
+	if !t.releasing.TryLock() {
+		t.wake()
+		return
+	}
+	finished := t.settle(t.hard)
+	t.releasing.Unlock()
+	if finished {
+		t.wake()
+	}
+}
+
 // run settles batches until the input is closed and drained, or hard is
 // cancelled; it always tries to persist the last settled checkpoint.
 func (t *tracker) run(hard context.Context) error {
@@ -89,10 +119,14 @@ func (t *tracker) run(hard context.Context) error {
 		case <-t.notify:
 		case <-ticker.C:
 		case <-hard.Done():
+			t.releasing.Lock()
 			t.settle(context.Background())
+			t.releasing.Unlock()
 			return t.save(true)
 		}
+		t.releasing.Lock()
 		finished := t.settle(hard)
+		t.releasing.Unlock()
 		if err := t.save(finished); err != nil {
 			return err
 		}
@@ -103,7 +137,7 @@ func (t *tracker) run(hard context.Context) error {
 }
 
 // settle pops settled batches off the head of the queue; it reports whether
-// the input is closed and nothing is left.
+// the input is closed and nothing is left. t.releasing is held.
 func (t *tracker) settle(ctx context.Context) bool {
 	for {
 		t.mu.Lock()
@@ -123,7 +157,7 @@ func (t *tracker) settle(ctx context.Context) bool {
 
 		if head.checkpoint != nil {
 			t.lastCheckpoint = head.checkpoint
-			t.dirty = true
+			t.checkpoints++
 		}
 		if head.ack != nil {
 			if err := head.ack(ctx, nil); err != nil {
@@ -139,19 +173,26 @@ func (t *tracker) settle(ctx context.Context) bool {
 
 // save persists the last settled checkpoint when it changed and the interval
 // elapsed, or unconditionally when force is set.
+// Only the committer's goroutine saves; release may run meanwhile, so the
+// checkpoint is read under t.releasing and written without it.
 func (t *tracker) save(force bool) error {
-	if !t.dirty || (!force && time.Since(t.lastSave) < t.l.rt.cfg.CheckpointInterval) {
+	t.releasing.Lock()
+	pos, n, last := t.lastCheckpoint, t.checkpoints, t.lastSave
+	t.releasing.Unlock()
+	if n == t.saved || (!force && time.Since(last) < t.l.rt.cfg.CheckpointInterval) {
 		return nil
 	}
 	// A cancelled run context must not prevent the final save.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := t.l.rt.cfg.Checkpoints.SaveCheckpoint(ctx, t.l.key, t.lastCheckpoint); err != nil {
+	if err := t.l.rt.cfg.Checkpoints.SaveCheckpoint(ctx, t.l.key, pos); err != nil {
 		return err
 	}
-	t.dirty = false
-	t.lastSave = time.Now()
-	t.l.stats.setCheckpoint(t.lastCheckpoint, t.lastSave)
+	now := time.Now()
+	t.releasing.Lock()
+	t.saved, t.lastSave = n, now
+	t.releasing.Unlock()
+	t.l.stats.setCheckpoint(pos, now)
 	return nil
 }
 
