@@ -53,6 +53,7 @@ type options struct {
 	ceiling  bool          // also time go-mysql's raw decode of the same binlog
 	rate     int           // steady mode: row changes per second (0: drain a preloaded backlog)
 	linger   time.Duration // pipeline.sink_linger of the ferry under test
+	lingers  string        // steady mode: comma-separated sink_linger values interleaved with the binaries
 	duration time.Duration
 }
 
@@ -71,6 +72,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 0, "steady mode: insert this many single-row transactions per second while ferry runs (needs -sink kafka); reports CPU per change and commit->consume latency")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "steady mode: how long to insert at -rate")
 	flag.DurationVar(&o.linger, "linger", 0, "pipeline.sink_linger of the ferry under test (0: not set)")
+	flag.StringVar(&o.lingers, "lingers", "", "steady mode: comma-separated pipeline.sink_linger values (0: not set) run in turn with each binary, interleaved; overrides -linger")
 	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof (FERRY_CPUPROFILE)")
 	flag.Parse()
@@ -149,15 +151,7 @@ func run(o options) error {
 		ferries = strings.Split(o.ferry, ",")
 	}
 	if o.rate > 0 {
-		cfg, err := writeConfig(dir, "steady", admin, srv.Addr, start, sinkBlock, o.linger)
-		if err != nil {
-			return err
-		}
-		env := os.Environ()
-		if o.profile != "" {
-			env = append(env, "FERRY_CPUPROFILE="+o.profile+"-steady.pprof")
-		}
-		return steady(ctx, ferries[0], cfg, admin, brokers, srv.Addr, env, o, logf)
+		return steadyRounds(ctx, srv, ferries, dir, admin, brokers, start, o, logf)
 	}
 	for round := range max(o.rounds, 1) {
 		var ceiling float64
@@ -420,20 +414,29 @@ func drain(ferry, cfg, admin string, env []string, o options, logf func(string, 
 }
 
 func delivered(admin string) (uint64, error) {
+	st, err := sinkCounters(admin)
+	return st.Delivered, err
+}
+
+// sinkCounts are the counters of the sink "out" in ferry's /status.
+type sinkCounts struct {
+	Delivered uint64 `json:"delivered"`
+	Writes    uint64 `json:"writes"`
+}
+
+func sinkCounters(admin string) (sinkCounts, error) {
 	resp, err := http.Get("http://" + admin + "/status")
 	if err != nil {
-		return 0, err
+		return sinkCounts{}, err
 	}
 	defer resp.Body.Close()
 	var st struct {
-		Sinks map[string]struct {
-			Delivered uint64 `json:"delivered"`
-		} `json:"sinks"`
+		Sinks map[string]sinkCounts `json:"sinks"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return 0, err
+		return sinkCounts{}, err
 	}
-	return st.Sinks["out"].Delivered, nil
+	return st.Sinks["out"], nil
 }
 
 // rssKB reads the process's peak resident set (VmHWM) in KiB.
