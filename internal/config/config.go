@@ -162,11 +162,13 @@ type Pipeline struct {
 	// MaxInFlightBytes bounds the same changes by their size in memory.
 	MaxInFlightBytes int           `yaml:"max_in_flight_bytes" ferry:"default=16777216"`
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" ferry:"default=30s"`
-	// SinkLinger, when positive, lets a sink wait up to this long for more
-	// events when a Write would carry fewer than a full batch, so a steady
-	// trickle of small transactions shares Writes (one produce round trip,
-	// one request) instead of paying one each: less CPU per change for at
-	// most this much more latency. 0 (the default) writes at once.
+	// SinkLinger, when positive, lets a sink wait this long for more
+	// events when a Write would carry fewer than a full batch and events
+	// arrive more often than that, so a steady trickle of small
+	// transactions shares Writes (one produce round trip, one request)
+	// instead of paying one each: less broker CPU per change for at most
+	// this much more latency; a lone change is written at once. 0 (the
+	// default) writes at once.
 	SinkLinger time.Duration `yaml:"sink_linger"`
 	// DeadLetterSink, when set, receives dead letters as CloudEvents
 	// (anything it does not accept still goes to the state store).

@@ -74,7 +74,7 @@ func main() {
 	flag.DurationVar(&o.linger, "linger", 0, "pipeline.sink_linger of the ferry under test (0: not set)")
 	flag.StringVar(&o.lingers, "lingers", "", "steady mode: comma-separated pipeline.sink_linger values (0: not set) run in turn with each binary, interleaved; overrides -linger")
 	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
-	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof (FERRY_CPUPROFILE)")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof, in steady mode PREFIX-<binary index>-<-lingers index>-<round>.pprof (FERRY_CPUPROFILE)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
