@@ -39,7 +39,7 @@ func TestGateHoldsBackAKeyBehindAFailure(t *testing.T) {
 		t.Fatalf("key none held back: %v", err)
 	}
 	// Record 1 was encoded, then its batch failed: 5 waits.
-	g.fail(1)
+	g.answered(1, errors.New("batch given up"))
 	if err := g.pass(5); !held(err, 1) {
 		t.Fatalf("record 5 behind failed record 1: %v", err)
 	}
@@ -49,5 +49,58 @@ func TestGateHoldsBackAKeyBehindAFailure(t *testing.T) {
 		if g2.pass(0) != nil || g2.pass(1) != nil {
 			t.Fatal("in-order records held back")
 		}
+	}
+}
+
+// TestGateAfterARerouteWaitsForAcknowledgements replays the sequence
+// TestOutageKeepsPerKeyOrder caught once in ~70 runs ("event 1102 first
+// written after event 1147"): sarama sent record 0's batch and encoded
+// the next records behind it; the connection broke, so record 0's batch
+// went to retryBatch and the unsent records back through the dispatcher;
+// a new connection re-encoded them while record 0 still waited, and
+// retryBatch then gave record 0 up (no leader known) and sent them. With
+// encoded as the only proof, record 2 passed; after a re-route the gate
+// asks for the previous record's acknowledgement, which sarama had not
+// given, and holds the rest of the key back whatever comes later.
+func TestGateAfterARerouteWaitsForAcknowledgements(t *testing.T) {
+	ka, kb := []byte("a"), []byte("b")
+	// 0:a 1:b 2:a 3:b 4:a
+	recs := []*kgo.Record{{Key: ka}, {Key: kb}, {Key: ka}, {Key: kb}, {Key: ka}}
+	g := newGate(recs)
+	for i := range recs {
+		g.routed(i)
+	}
+	for i := range recs { // 0 and 1 in flight, 2 to 4 encoded behind them
+		if err := g.pass(i); err != nil {
+			t.Fatalf("record %d held back before any retry: %v", i, err)
+		}
+	}
+	for i := 2; i < len(recs); i++ { // the connection broke: re-routed
+		g.routed(i)
+	}
+	g.answered(1, nil) // key b's batch made it, key a's waits in retryBatch
+	var h *heldBack
+	if err := g.pass(2); !errors.As(err, &h) || h.earlier != 0 || !h.unacked {
+		t.Fatalf("record 2 re-encoded while record 0 is unacknowledged: %v", err)
+	}
+	if err := g.pass(3); err != nil {
+		t.Fatalf("record 3 held back behind acknowledged record 1: %v", err)
+	}
+	g.answered(0, errors.New("run out of available brokers")) // retryBatch gives up, late
+	if err := g.pass(4); !errors.As(err, &h) || h.earlier >= 4 {
+		t.Fatalf("record 4 passed behind held-back record 2: %v", err)
+	}
+
+	// Acknowledged: the re-encoded record goes.
+	g2 := newGate(recs[:3])
+	for _, i := range []int{0, 1, 2, 2} {
+		g2.routed(i)
+	}
+	if g2.pass(0) != nil || g2.pass(1) != nil {
+		t.Fatal("first records held back")
+	}
+	g2.answered(0, nil)
+	if err := g2.pass(2); err != nil {
+		t.Fatalf("record 2 held back behind acknowledged record 0: %v", err)
 	}
 }
