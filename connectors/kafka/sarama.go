@@ -26,34 +26,34 @@ import (
 // partition's later messages are held (dropPartition, the retry levels of
 // partitionProducer) and go out after it: so a retry never lets a later
 // message overtake an earlier one, and a duplicate of a written batch is
-// answered DuplicateSequenceNumber, i.e. success. What breaks order:
-// (1) a single message sarama fails before it is put in a batch (no
-// leader known while the broker is away: updateLeader in
-// partitionProducer.dispatch, or partitioning in topicProducer), after
-// which it goes on with the next messages of the partition, which the
-// returning broker accepts; TestOutageKeepsPerKeyOrder caught this on
-// kfake; (2) a batch sarama gives up on, after Retry.Max attempts or on
-// an error it does not retry: it fails that batch (and bumps the producer
-// epoch so the sequence restarts), unmutes the partition, and sends the
-// messages behind it. Hence:
-//   - the gate (below) keeps a record from the broker when an earlier
-//     record of its key in the call was failed or never encoded;
-//   - Retry.Max is high (saramaRetryMax, hours of retries), so within a
-//     Write a batch is only given up on an error retrying cannot fix;
+// answered DuplicateSequenceNumber, i.e. success. What breaks order is a
+// message sarama fails while it goes on with the next ones of its
+// partition: one it cannot find a leader or partition for; a batch
+// retryBatch fails (its leader lookup fails while the broker is away,
+// Retry.Max, or the broker refuses the resent batch: "old epoch"); a
+// batch the broker answers with an error sarama does not retry.
+// TestOutageKeepsPerKeyOrder caught the first two on kfake. Hence:
+//   - the gate (saramagate.go) keeps a record from the broker unless the
+//     previous record of its key in the call was encoded and, once sarama
+//     re-routed a record of the call, acknowledged;
+//   - Retry.Max is high (saramaRetryMax, hours of retries);
 //   - when a record fails, produce also fails every later record of its
 //     partition in that call, transiently, whatever sarama said about
 //     them: the pipeline retries them behind the failed one, so the last
-//     copy of each key's events is in order even if sarama wrote a later
-//     one first (a duplicate, never a loss);
+//     copy of each key's events is in order even where a first copy is
+//     not (the gap below);
 //   - sarama has no per-message deadline: records without an answer at
-//     the Write's deadline are failed, transiently, and stay in sarama,
-//     still ahead of anything produced later, so their retries come after
-//     them; the next call first waits (up to the timeout) until sarama
-//     answered for them, and fails its records, unsent, while it has not.
+//     the Write's deadline are failed, transiently, and stay in sarama
+//     (their gate with them), still ahead of anything produced later, so
+//     their retries come after them; the next call first waits (up to the
+//     timeout) until sarama answered for them, and fails its records,
+//     unsent, while it has not.
 //
-// Residual gap, unlike franz-go: if a partition stays unwritable past
-// Retry.Max attempts, messages of an abandoned Write behind the given-up
-// batch can be written before the pipeline's retry of it.
+// Residual gap, unlike franz-go: a broker answer sarama does not retry
+// (authorization revoked, an out-of-order sequence, an unknown producer
+// id) fails a batch after sarama, with no retry under way, may have built
+// the partition's next batch; that one is then sent, and a later event of
+// a key can be first written before the retry of an earlier one.
 type saramaProducer struct {
 	client  sarama.Client
 	ap      sarama.AsyncProducer
@@ -71,98 +71,6 @@ type ticket struct {
 	results chan<- saramaResult
 	gate    *gate
 }
-
-// gate holds back a record whose key has an earlier record in the same
-// call that sarama failed or never sent. sarama fails single messages and
-// goes on with the next ones of their partition (no leader known during
-// an outage, a partitioning error): without the gate, a later event of a
-// key would be written before the pipeline's retry of an earlier one. The
-// check runs where sarama encodes a message's value into the batch for
-// the broker: a partition's messages get there in order (retries
-// included), so an earlier record of the key not encoded by then was
-// failed; one failed after it was encoded (a batch sarama gave up on) is
-// seen by route.
-type gate struct {
-	mu      sync.Mutex
-	key     []int // the record's key number, or -1 (key: none)
-	prev    []int // the previous record of the same key, or -1
-	encoded []bool
-	failed  []int // per key: the first record that failed, or -1
-}
-
-// heldBack fails a record the gate kept from the broker.
-type heldBack struct{ earlier int }
-
-func (h *heldBack) Error() string {
-	return fmt.Sprintf("not sent: record %d of the same key failed before it", h.earlier)
-}
-
-func newGate(recs []*kgo.Record) *gate {
-	g := &gate{key: make([]int, len(recs)), prev: make([]int, len(recs)), encoded: make([]bool, len(recs))}
-	last, num := map[string]int{}, map[string]int{}
-	for i, r := range recs {
-		g.key[i], g.prev[i] = -1, -1
-		if r == nil || r.Key == nil {
-			continue // not sent, or key: none, which keeps no order
-		}
-		k, ok := num[string(r.Key)]
-		if !ok {
-			k = len(g.failed)
-			num[string(r.Key)] = k
-			g.failed = append(g.failed, -1)
-		}
-		g.key[i] = k
-		if p, ok := last[string(r.Key)]; ok {
-			g.prev[i] = p
-		}
-		last[string(r.Key)] = i
-	}
-	return g
-}
-
-// pass reports whether record i may go to the broker, and marks it sent.
-// Its previous record was checked the same way when it was encoded, so
-// that one and the key's failures are enough.
-func (g *gate) pass(i int) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if k := g.key[i]; k >= 0 {
-		if f := g.failed[k]; f >= 0 && f < i {
-			return &heldBack{earlier: f}
-		}
-		if p := g.prev[i]; p >= 0 && !g.encoded[p] {
-			g.failed[k] = p
-			return &heldBack{earlier: p}
-		}
-	}
-	g.encoded[i] = true
-	return nil
-}
-
-// fail records that sarama failed record i.
-func (g *gate) fail(i int) {
-	g.mu.Lock()
-	if k := g.key[i]; k >= 0 && (g.failed[k] < 0 || i < g.failed[k]) {
-		g.failed[k] = i
-	}
-	g.mu.Unlock()
-}
-
-// gatedValue is a record's value behind its gate.
-type gatedValue struct {
-	b    []byte
-	gate *gate
-	idx  int
-}
-
-func (v gatedValue) Encode() ([]byte, error) {
-	if err := v.gate.pass(v.idx); err != nil {
-		return nil, err
-	}
-	return v.b, nil
-}
-
-func (v gatedValue) Length() int { return len(v.b) }
 
 type saramaResult struct {
 	idx       int
@@ -182,6 +90,7 @@ func newSaramaProducer(cfg *Config, log *slog.Logger) (*saramaProducer, error) {
 		}
 		log.Info("kafka sink: kerberos tickets obtained", "principal", sc.Net.SASL.GSSAPI.Username+"@"+sc.Net.SASL.GSSAPI.Realm, "services", spns)
 	}
+	sc.Producer.Interceptors = append(sc.Producer.Interceptors, rerouteWatch{})
 	client, err := sarama.NewClient(cfg.Brokers, sc)
 	if err != nil {
 		return nil, saslRefused(cfg, err)
@@ -228,9 +137,7 @@ func (p *saramaProducer) route(ok <-chan *sarama.ProducerMessage, failed <-chan 
 		}
 		t := m.Metadata.(ticket)
 		r.idx, r.partition = t.idx, m.Partition
-		if r.err != nil {
-			t.gate.fail(t.idx)
-		}
+		t.gate.answered(t.idx, r.err)
 		t.results <- r // buffered for the whole call: never blocks
 		p.done()
 	}
