@@ -163,29 +163,64 @@ type KafkaCoords struct {
 	Key       []byte
 }
 
-// Size estimates the memory a change holds, in bytes: its values' text and
-// bytes plus a fixed overhead per value. Memory bounds (the pipeline's
-// max_in_flight_bytes, a source's transaction buffer) weigh changes by it.
+// Size estimates the memory a change holds while it is in flight, in
+// bytes: the change itself (its values, boxed in interfaces, and their
+// text) and the CloudEvent built from it (its context, extensions and JSON
+// data, which repeats every column name and value), since the two coexist
+// while a batch is transformed and the event, then the sink's encoding of
+// it, holds about as much again until it is settled. Memory bounds (the
+// pipeline's max_in_flight_bytes, a source's transaction buffer) weigh
+// changes by it; it once counted only the values' text and missed most of
+// the footprint (~450 of ~1,700 bytes for a five-column row, issue 18), so
+// the bounds never bound. TestChangeSizeApproximatesHeap
+// (transform/size_test.go) keeps it within 1.5x of the heap really held.
 func (c *Change) Size() int {
-	const perValue, perChange = 16, 256
-	n := perChange + len(c.ID)
-	for _, r := range [...]Row{c.Before, c.After, c.Key} {
-		for _, v := range r.Values {
-			n += perValue
-			switch x := v.(type) {
-			case string:
-				n += len(x)
-			case []byte:
-				n += len(x)
-			case json.RawMessage:
-				n += len(x)
+	n := sizeChange + 2*len(c.ID)
+	for _, r := range [...]Row{c.Before, c.After} {
+		for i, v := range r.Values {
+			n += sizePerValue + 2*valueLen(v)
+			if i < len(r.Columns) {
+				n += len(r.Columns[i])
 			}
 		}
 	}
+	// Key values share the images' text; only their slots are new.
+	n += len(c.Key.Values) * sizePerKeyValue
 	if c.Request != nil {
-		n += len(c.Request.Data)
+		n += 2 * len(c.Request.Data)
 	}
 	return n
+}
+
+// The constants of Size, fitted to the heap measured for narrow and wide
+// rows (transform/size_test.go): a change and its event hold ~1.2 KB
+// whatever their values (the Change, the event's context, extension map,
+// id, type and subject), and each value ~60 bytes beyond its text (its
+// interface slot and box, size-class rounding, its JSON punctuation).
+const (
+	sizeChange      = 1200
+	sizePerValue    = 56
+	sizePerKeyValue = 24
+)
+
+// valueLen is the length of a value's text or bytes, 8 for a number.
+func valueLen(v any) int {
+	switch x := v.(type) {
+	case string:
+		return len(x)
+	case []byte:
+		return len(x) * 4 / 3 // held raw, encoded as base64
+	case json.RawMessage:
+		return len(x)
+	case []string:
+		n := 0
+		for _, s := range x {
+			n += len(s) + 16
+		}
+		return n
+	default:
+		return 8
+	}
 }
 
 // BatchSize is the sum of the Size of a batch's changes.
