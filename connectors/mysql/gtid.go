@@ -29,6 +29,13 @@ type gtidTracker struct {
 	curSID   uuid.UUID
 	curGNO   int64
 	hasCur   bool
+	// text is the rendered state of a MariaDB state of one domain, the
+	// GTID last committed (its cur): state then allocates nothing per
+	// transaction; "" when not set.
+	text string
+	// texts holds the MariaDB GTIDs' text, one allocation for many
+	// transactions instead of one each.
+	texts textArena
 }
 
 func newGTIDTracker(flavor string) *gtidTracker {
@@ -54,7 +61,7 @@ func (g *gtidTracker) seed(text string) error {
 				m[id.DomainID] = *id
 			}
 		}
-		g.maria = m
+		g.maria, g.text = m, ""
 	} else {
 		set, err := gomysql.ParseMysqlGTIDSet(text)
 		if err != nil {
@@ -93,7 +100,8 @@ func (g *gtidTracker) seedFromList(ev replication.Event) {
 // possibly before this one has read the event.
 func (g *gtidTracker) beginMaria(ev *replication.BinlogEvent) {
 	g.curMaria = mariaGTIDOf(ev)
-	g.cur = formatMariaGTID(g.curMaria)
+	var buf [64]byte // three uint32/uint64 and two dashes fit
+	g.cur = g.texts.text(appendMariaGTID(buf[:0], g.curMaria))
 	g.hasCur = true
 }
 
@@ -138,6 +146,10 @@ func (g *gtidTracker) commit() {
 	}
 	if g.flavor == gomysql.MariaDBFlavor {
 		g.maria[g.curMaria.DomainID] = g.curMaria
+		g.text = ""
+		if len(g.maria) == 1 {
+			g.text = g.cur
+		}
 	} else {
 		g.my.AddGTID(g.curSID, g.curGNO)
 	}
@@ -154,6 +166,9 @@ func (g *gtidTracker) state() string {
 	}
 	if g.flavor != gomysql.MariaDBFlavor {
 		return g.my.String()
+	}
+	if g.text != "" && len(g.maria) == 1 {
+		return g.text
 	}
 	// Built with one allocation: it runs once per transaction read.
 	var buf [64]byte
