@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -128,12 +129,43 @@ func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) (seen bool) {
 		return false
 	}
 	g.curSID, g.curGNO = sid, e.GNO
-	g.cur = sid.String() + ":" + strconv.FormatInt(e.GNO, 10)
+	var buf [64]byte // a uuid, a colon and an int64 fit
+	b := appendUUID(buf[:0], sid)
+	key := b[:len(b):len(b)]
+	g.cur = g.texts.text(strconv.AppendInt(append(b, ':'), e.GNO, 10))
 	g.hasCur = true
-	one := &gomysql.MysqlGTIDSet{Sets: map[string]*gomysql.UUIDSet{
-		sid.String(): gomysql.NewUUIDSet(sid, gomysql.Interval{Start: e.GNO, Stop: e.GNO + 1}),
-	}}
-	return g.known && g.my.Contain(one)
+	return g.known && mysqlSetHas(g.my, key, e.GNO)
+}
+
+// mysqlSetHas reports whether set holds GTID sid:gno, sid as
+// uuid.String spells it (go-mysql's key): without building a one-GTID set
+// to call Contain with, once per transaction.
+func mysqlSetHas(set *gomysql.MysqlGTIDSet, sid []byte, gno int64) bool {
+	us, ok := set.Sets[string(sid)]
+	if !ok {
+		return false
+	}
+	for _, iv := range us.Intervals {
+		if iv.Start <= gno && gno < iv.Stop {
+			return true
+		}
+	}
+	return false
+}
+
+// appendUUID appends id as uuid.String spells it, without its allocation.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	var text [36]byte
+	hex.Encode(text[0:8], id[0:4])
+	text[8] = '-'
+	hex.Encode(text[9:13], id[4:6])
+	text[13] = '-'
+	hex.Encode(text[14:18], id[6:8])
+	text[18] = '-'
+	hex.Encode(text[19:23], id[8:10])
+	text[23] = '-'
+	hex.Encode(text[24:], id[10:])
+	return append(b, text[:]...)
 }
 
 // current returns the GTID of the transaction being read, "" if none.

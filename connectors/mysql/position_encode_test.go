@@ -11,6 +11,7 @@ import (
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
 
 	"github.com/ferry-cdc/ferry"
 )
@@ -168,5 +169,45 @@ func TestCheckpointsCarvedAsEncoded(t *testing.T) {
 			t.Fatalf("checkpoint %s changed by appending to the one before, want %s", got, want)
 		}
 		prev = got
+	}
+}
+
+// TestMySQLSeenAsGoMySQLContains: the per-transaction "already in the
+// state" check and the GTID's text are what go-mysql's Contain and
+// uuid.String give, on random states.
+func TestMySQLSeenAsGoMySQLContains(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	sids := make([]uuid.UUID, 3)
+	for i := range sids {
+		for j := range sids[i] {
+			sids[i][j] = byte(r.IntN(256))
+		}
+	}
+	for range 200 {
+		g := newGTIDTracker(gomysql.MySQLFlavor)
+		var parts []string
+		for _, sid := range sids[:1+r.IntN(len(sids))] {
+			part := sid.String()
+			for start := int64(1); start < 60; start += int64(2 + r.IntN(10)) {
+				stop := start + int64(r.IntN(5))
+				part += ":" + strconv.FormatInt(start, 10) + "-" + strconv.FormatInt(stop, 10)
+				start = stop
+			}
+			parts = append(parts, part)
+		}
+		if err := g.seed(strings.Join(parts, ",")); err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			sid, gno := sids[r.IntN(len(sids))], int64(1+r.IntN(70))
+			one := &gomysql.MysqlGTIDSet{Sets: map[string]*gomysql.UUIDSet{
+				sid.String(): gomysql.NewUUIDSet(sid, gomysql.Interval{Start: gno, Stop: gno + 1})}}
+			want := g.my.Contain(one)
+			seen := g.beginMySQL(&replication.GTIDEvent{SID: sid[:], GNO: gno})
+			if seen != want || g.current() != sid.String()+":"+strconv.FormatInt(gno, 10) {
+				t.Fatalf("%s: %s:%d seen %v (GTID %s), go-mysql's Contain %v", g.my, sid, gno, seen, g.current(), want)
+			}
+			g.abort()
+		}
 	}
 }
