@@ -105,6 +105,20 @@ func (a *textArena) text(b []byte) string {
 	return bytesText(a.buf[start:])
 }
 
+// bytes is a copy of b carved from the arena, its capacity clipped so that
+// appending to it copies.
+func (a *textArena) bytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(textBlock, len(b)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
 // bytesText views b as a string; b must never change afterwards.
 func bytesText(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 

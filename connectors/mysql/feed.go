@@ -38,13 +38,17 @@ type feed struct {
 	err     error
 	// rows is the rows event go-mysql parsed last, its images undecoded.
 	rows pendingRows
+	// maps completes the table maps go-mysql parsed without their optional
+	// metadata (see tableMaps).
+	maps tableMaps
 }
 
 // errFeedStopped ends a connection given up before the pump took it.
 var errFeedStopped = errors.New("binlog connection given up before streaming")
 
-func newFeed() *feed {
-	return &feed{first: make(chan struct{}), armed: make(chan struct{}), quit: make(chan struct{}), ended: make(chan error, 1)}
+func newFeed(flavor string) *feed {
+	return &feed{first: make(chan struct{}), armed: make(chan struct{}), quit: make(chan struct{}), ended: make(chan error, 1),
+		maps: tableMaps{flavor: flavor}}
 }
 
 // watch reports the end of go-mysql's reading on ended. The streamer
@@ -97,6 +101,10 @@ func (f *feed) HandleEvent(ev *replication.BinlogEvent) (err error) {
 			err = f.err
 		}
 	}()
+	if err := f.maps.observe(ev); err != nil {
+		f.err = err
+		return err
+	}
 	if err := f.st.step(f.ctx, ev); err != nil {
 		f.err = err
 		return err

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,6 +30,13 @@ type gtidTracker struct {
 	curSID   uuid.UUID
 	curGNO   int64
 	hasCur   bool
+	// text is the rendered state of a MariaDB state of one domain, the
+	// GTID last committed (its cur): state then allocates nothing per
+	// transaction; "" when not set.
+	text string
+	// texts holds the MariaDB GTIDs' text, one allocation for many
+	// transactions instead of one each.
+	texts textArena
 }
 
 func newGTIDTracker(flavor string) *gtidTracker {
@@ -54,7 +62,7 @@ func (g *gtidTracker) seed(text string) error {
 				m[id.DomainID] = *id
 			}
 		}
-		g.maria = m
+		g.maria, g.text = m, ""
 	} else {
 		set, err := gomysql.ParseMysqlGTIDSet(text)
 		if err != nil {
@@ -93,7 +101,8 @@ func (g *gtidTracker) seedFromList(ev replication.Event) {
 // possibly before this one has read the event.
 func (g *gtidTracker) beginMaria(ev *replication.BinlogEvent) {
 	g.curMaria = mariaGTIDOf(ev)
-	g.cur = formatMariaGTID(g.curMaria)
+	var buf [64]byte // three uint32/uint64 and two dashes fit
+	g.cur = g.texts.text(appendMariaGTID(buf[:0], g.curMaria))
 	g.hasCur = true
 }
 
@@ -120,12 +129,43 @@ func (g *gtidTracker) beginMySQL(e *replication.GTIDEvent) (seen bool) {
 		return false
 	}
 	g.curSID, g.curGNO = sid, e.GNO
-	g.cur = sid.String() + ":" + strconv.FormatInt(e.GNO, 10)
+	var buf [64]byte // a uuid, a colon and an int64 fit
+	b := appendUUID(buf[:0], sid)
+	key := b[:len(b):len(b)]
+	g.cur = g.texts.text(strconv.AppendInt(append(b, ':'), e.GNO, 10))
 	g.hasCur = true
-	one := &gomysql.MysqlGTIDSet{Sets: map[string]*gomysql.UUIDSet{
-		sid.String(): gomysql.NewUUIDSet(sid, gomysql.Interval{Start: e.GNO, Stop: e.GNO + 1}),
-	}}
-	return g.known && g.my.Contain(one)
+	return g.known && mysqlSetHas(g.my, key, e.GNO)
+}
+
+// mysqlSetHas reports whether set holds GTID sid:gno, sid as
+// uuid.String spells it (go-mysql's key): without building a one-GTID set
+// to call Contain with, once per transaction.
+func mysqlSetHas(set *gomysql.MysqlGTIDSet, sid []byte, gno int64) bool {
+	us, ok := set.Sets[string(sid)]
+	if !ok {
+		return false
+	}
+	for _, iv := range us.Intervals {
+		if iv.Start <= gno && gno < iv.Stop {
+			return true
+		}
+	}
+	return false
+}
+
+// appendUUID appends id as uuid.String spells it, without its allocation.
+func appendUUID(b []byte, id uuid.UUID) []byte {
+	var text [36]byte
+	hex.Encode(text[0:8], id[0:4])
+	text[8] = '-'
+	hex.Encode(text[9:13], id[4:6])
+	text[13] = '-'
+	hex.Encode(text[14:18], id[6:8])
+	text[18] = '-'
+	hex.Encode(text[19:23], id[8:10])
+	text[23] = '-'
+	hex.Encode(text[24:], id[10:])
+	return append(b, text[:]...)
 }
 
 // current returns the GTID of the transaction being read, "" if none.
@@ -138,6 +178,10 @@ func (g *gtidTracker) commit() {
 	}
 	if g.flavor == gomysql.MariaDBFlavor {
 		g.maria[g.curMaria.DomainID] = g.curMaria
+		g.text = ""
+		if len(g.maria) == 1 {
+			g.text = g.cur
+		}
 	} else {
 		g.my.AddGTID(g.curSID, g.curGNO)
 	}
@@ -154,6 +198,9 @@ func (g *gtidTracker) state() string {
 	}
 	if g.flavor != gomysql.MariaDBFlavor {
 		return g.my.String()
+	}
+	if g.text != "" && len(g.maria) == 1 {
+		return g.text
 	}
 	// Built with one allocation: it runs once per transaction read.
 	var buf [64]byte

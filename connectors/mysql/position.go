@@ -34,7 +34,11 @@ type position struct {
 // encode writes p as json.Marshal would, without reflection: it runs once
 // per transaction read (issue 18).
 func (p position) encode() ferry.Position {
-	b := make([]byte, 0, 64+len(p.File)+len(p.GTID)) // keys, quotes and two uint32s fit in 64
+	return p.appendEncoded(make([]byte, 0, 64+len(p.File)+len(p.GTID))) // keys, quotes and two uint32s fit in 64
+}
+
+// appendEncoded appends p's encoding to b.
+func (p position) appendEncoded(b []byte) []byte {
 	b = append(b, '{')
 	if p.File != "" {
 		b = append(b, `"file":`...)

@@ -308,7 +308,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, erro
 			return nil, s.explainStreamError(err)
 		}
 	}
-	f := newFeed()
+	f := newFeed(s.info.flavor)
 	cfg := s.syncerConfig(f)
 	mariaGTID := byGTID && s.info.flavor == gomysql.MariaDBFlavor
 	if mariaGTID {
@@ -370,6 +370,9 @@ func (s *Source) syncerConfig(f *feed) replication.BinlogSyncerConfig {
 		// Row images are decoded by the stream, straight into Ferry's
 		// values (binrows.go).
 		RowsEventDecodeFunc: f.decodeRowsHeader,
+		// A table map the same as its table's last one is not decoded
+		// again (tablemap.go).
+		TableMapOptionalMetaDecodeFunc: f.maps.skipOptionalMeta,
 		// Ferry reads each transaction's GTID from its own event; go-mysql
 		// would otherwise clone its whole GTID set into every XID and
 		// query event (3% of the CPU of single-row transactions, issue 18).
