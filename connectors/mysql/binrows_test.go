@@ -27,9 +27,16 @@ func binlogEvent(typ replication.EventType, body []byte) []byte {
 // formatDescription is a FORMAT_DESCRIPTION_EVENT of a server old enough
 // to log no checksums, with v2 rows events and 6-byte table ids.
 func formatDescription() []byte {
+	return formatDescriptionOf("5.5.0-ferry-test", false)
+}
+
+// formatDescriptionOf is a FORMAT_DESCRIPTION_EVENT of the given server
+// version, with v2 rows events and 6-byte table ids; crc announces CRC32
+// checksums (the event itself then carries one, zero here).
+func formatDescriptionOf(serverVersion string, crc bool) []byte {
 	body := binary.LittleEndian.AppendUint16(nil, 4)
 	version := make([]byte, 50)
-	copy(version, "5.5.0-ferry-test")
+	copy(version, serverVersion)
 	body = append(body, version...)
 	body = binary.LittleEndian.AppendUint32(body, 0)
 	body = append(body, replication.EventHeaderSize)
@@ -37,7 +44,11 @@ func formatDescription() []byte {
 	for _, t := range []replication.EventType{replication.WRITE_ROWS_EVENTv2, replication.UPDATE_ROWS_EVENTv2, replication.DELETE_ROWS_EVENTv2} {
 		lengths[t-1] = 10
 	}
-	return binlogEvent(replication.FORMAT_DESCRIPTION_EVENT, append(body, lengths...))
+	body = append(body, lengths...)
+	if crc {
+		body = append(body, replication.BINLOG_CHECKSUM_ALG_CRC32, 0, 0, 0, 0)
+	}
+	return binlogEvent(replication.FORMAT_DESCRIPTION_EVENT, body)
 }
 
 const testTableID = 42

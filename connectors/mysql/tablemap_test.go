@@ -41,18 +41,7 @@ func fullMetaTableMap(names [2]string, unsigned bool, at uint32, crc bool) []byt
 // checksummedFormatDescription is a MariaDB 10.6 FORMAT_DESCRIPTION event
 // announcing CRC32 checksums.
 func checksummedFormatDescription() []byte {
-	body := binary.LittleEndian.AppendUint16(nil, 4)
-	version := make([]byte, 50)
-	copy(version, "10.6.0-MariaDB-ferry-test")
-	body = append(body, version...)
-	body = binary.LittleEndian.AppendUint32(body, 0)
-	body = append(body, replication.EventHeaderSize)
-	lengths := bytes.Repeat([]byte{8}, 200)
-	for _, t := range []replication.EventType{replication.WRITE_ROWS_EVENTv2, replication.UPDATE_ROWS_EVENTv2, replication.DELETE_ROWS_EVENTv2} {
-		lengths[t-1] = 10
-	}
-	body = append(append(body, lengths...), replication.BINLOG_CHECKSUM_ALG_CRC32)
-	return binlogEvent(replication.FORMAT_DESCRIPTION_EVENT, append(body, 0, 0, 0, 0))
+	return formatDescriptionOf("10.6.0-MariaDB-ferry-test", true)
 }
 
 func dumpEvent(e *replication.TableMapEvent) string {
