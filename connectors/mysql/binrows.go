@@ -83,12 +83,8 @@ func (s *stream) fastRows(ctx context.Context, h *replication.EventHeader, e *re
 		}
 		ch := s.changeHead(h, p, op)
 		ch.Before, ch.After, ch.Key = c.before, c.after, c.key
-		s.tx.buf = append(s.tx.buf, ch)
-		s.tx.bufBytes += ch.Size()
-		if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
-			if err := s.flushPartial(ctx); err != nil {
-				return true, err
-			}
+		if err := s.buffer(ctx, ch); err != nil {
+			return true, err
 		}
 	}
 	return true, nil

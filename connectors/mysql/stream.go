@@ -343,13 +343,20 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1], miss[0], miss[1]) {
 			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
 		}
-		s.tx.buf = append(s.tx.buf, s.change(h, p, op, e.Rows[i:i+step], miss))
-		s.tx.bufBytes += s.tx.buf[len(s.tx.buf)-1].Size()
-		if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
-			if err := s.flushPartial(ctx); err != nil {
-				return err
-			}
+		if err := s.buffer(ctx, s.change(h, p, op, e.Rows[i:i+step], miss)); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// buffer adds a row change to the transaction's buffer and, when the
+// buffer is at its count or byte bound, streams it ahead of the commit.
+func (s *stream) buffer(ctx context.Context, c ferry.Change) error {
+	s.tx.buf = append(s.tx.buf, c)
+	s.tx.bufBytes += c.Size()
+	if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
+		return s.flushPartial(ctx)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ type tableMaps struct {
 	// events end with a CRC32 checksum, which is not part of what they say.
 	fde []byte
 	crc bool
+	// parser decodes table maps whole; it has read fde (nil: not yet).
+	parser *replication.BinlogParser
 	// skipped: go-mysql left the last table map's optional metadata to us.
 	skipped bool
 	byID    map[uint64]tableMapSeen
@@ -53,6 +55,7 @@ func (t *tableMaps) observe(ev *replication.BinlogEvent) error {
 	switch e := ev.Event.(type) {
 	case *replication.FormatDescriptionEvent:
 		t.fde, t.crc = ev.RawData, e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32
+		t.parser = nil
 		clear(t.byID) // a new file or server: its table ids are read afresh
 	case *replication.TableMapEvent:
 		if !t.skipped {
@@ -84,7 +87,8 @@ func (t *tableMaps) complete(ev *replication.BinlogEvent, te *replication.TableM
 	}
 	*te = *full
 	if t.byID == nil || len(t.byID) >= maxTableMaps {
-		t.byID = make(map[uint64]tableMapSeen)
+		// The parser keeps every table map it parsed: forget those too.
+		t.byID, t.parser = make(map[uint64]tableMapSeen), nil
 	}
 	t.byID[te.TableID] = tableMapSeen{body: body, ev: full}
 	return nil
@@ -96,12 +100,15 @@ func (t *tableMaps) decode(raw []byte) (*replication.TableMapEvent, error) {
 	if t.fde == nil {
 		return nil, errors.New("no format description event before it")
 	}
-	p := replication.NewBinlogParser()
-	p.SetFlavor(t.flavor)
-	if _, err := p.Parse(t.fde); err != nil {
-		return nil, fmt.Errorf("parse the format description: %w", err)
+	if t.parser == nil { // once per format description, not per table map
+		p := replication.NewBinlogParser()
+		p.SetFlavor(t.flavor)
+		if _, err := p.Parse(t.fde); err != nil {
+			return nil, fmt.Errorf("parse the format description: %w", err)
+		}
+		t.parser = p
 	}
-	ev, err := p.Parse(raw)
+	ev, err := t.parser.Parse(raw)
 	if err != nil {
 		return nil, err
 	}
