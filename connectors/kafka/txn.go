@@ -68,9 +68,12 @@ type txProducer struct {
 	*franzProducer
 	topic  string
 	id     string
-	ready  bool  // the checkpoint topic exists and the brokers were checked
-	abort  bool  // a transaction is still open: abort it before the next
-	fenced error // set once fenced: this producer never writes again
+	ready  bool // the checkpoint topic exists and the brokers were checked
+	abort  bool // a transaction is still open: abort it before the next
+	unsure bool // an EndTxn of the last transact has an unknown outcome
+	// canDescribe: every broker serves DescribeTransactions (Kafka 3.0+).
+	canDescribe bool
+	fenced      error // set once fenced: this producer never writes again
 }
 
 // producerTx returns the transactional client, creating it if needed.
@@ -135,14 +138,30 @@ func (s *TxSink) WriteAt(ctx context.Context, events []*event.Event, through []f
 	if err == nil {
 		return nil
 	}
+	return s.failed(ctx, tx, events, through, errs, err)
+}
+
+// failed handles a transaction that did not commit (err) after producing
+// events and through; errs has each record's outcome.
+func (s *TxSink) failed(ctx context.Context, tx *txProducer, events []*event.Event, through []ferry.SinkCheckpoint, errs []error, err error) error {
+	if !errors.Is(err, ferry.ErrSinkFenced) {
+		// franz-go may leave the producer ID in a fatal state after a
+		// failed transaction, so a new client takes over; its
+		// InitProducerId aborts whatever the broker still holds open of
+		// this one. But that InitProducerId would win over any other
+		// instance too: only once the coordinator confirms that this
+		// producer still holds the id.
+		if oerr := tx.stillOwner(ctx, err); oerr != nil && !errors.Is(oerr, ferry.ErrSinkFenced) {
+			return fmt.Errorf("kafka sink %s: transaction of %d event(s) aborted: %w; %w", s.name, len(events), err, oerr)
+		} else if oerr != nil {
+			err = oerr
+		}
+	}
 	if errors.Is(err, ferry.ErrSinkFenced) {
 		s.log.Error("kafka sink fenced: another producer initialized the same transactional id; this sink stops",
 			"sink", s.name, "transactional_id", tx.id, "error", err)
 		return fmt.Errorf("kafka sink %s: %w", s.name, err)
 	}
-	// franz-go may leave the producer ID in a fatal state after a failed
-	// transaction; a new client's InitProducerId aborts whatever the broker
-	// still holds open of it (an epoch bump), so the retry starts clean.
 	s.resetTx(tx)
 	if errors.Is(err, errCommit) && len(through) > 0 && s.committed(ctx, through[0]) {
 		// The commit's answer was lost but the position is there: the
@@ -151,6 +170,7 @@ func (s *TxSink) WriteAt(ctx context.Context, events []*event.Event, through []f
 	}
 	// A record Kafka refuses for good (too large) is dead-lettered; the
 	// others go again in the next transaction.
+	be := ferry.NewBatchError()
 	for i, e := range errs[:min(len(errs), len(events))] {
 		if ferry.IsPermanent(e) {
 			be.Fail(i, fmt.Errorf("kafka sink %s: produce event %s: %w", s.name, events[i].ID(), e))
@@ -195,6 +215,7 @@ func (p *txProducer) key(source string) []byte { return []byte(p.id + "\x00" + s
 // transact runs recs as one transaction. errs has each record's outcome
 // when producing failed; err is nil only when the transaction committed.
 func (p *txProducer) transact(ctx context.Context, recs []*kgo.Record) (errs []error, err error) {
+	p.unsure = false
 	if p.abort {
 		if err := p.end(ctx, kgo.TryAbort); err != nil {
 			return nil, fmt.Errorf("abort the previous transaction: %w", err)
@@ -236,6 +257,10 @@ func (p *txProducer) end(ctx context.Context, how kgo.TransactionEndTry) error {
 		}
 	}
 	if err := p.cl.EndTransaction(ectx, how); err != nil {
+		// Only a broker's refusal says the EndTxn did nothing; after a
+		// timeout or a lost connection it may have ended the transaction
+		// and moved the epoch on (KIP-890).
+		p.unsure = p.unsure || !brokerRefused(err)
 		return err
 	}
 	p.abort = false
@@ -277,6 +302,7 @@ func (p *txProducer) prepare(ctx context.Context) error {
 }
 
 func (p *txProducer) checkBrokers(ctx context.Context) error {
+	p.canDescribe = true
 	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, p.cl)
 	if err != nil {
 		return fmt.Errorf("reach the brokers: %w", err)
@@ -301,6 +327,7 @@ func (p *txProducer) checkBrokers(ctx context.Context) error {
 				return fmt.Errorf("broker %d (%s:%d) %w", m.NodeID, m.Host, m.Port, errTxnUnsupported)
 			}
 		}
+		p.canDescribe = p.canDescribe && have[kmsg.DescribeTransactions.Int16()]
 	}
 	return nil
 }

@@ -284,3 +284,50 @@ func BenchmarkDelivery300B(b *testing.B) {
 		b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// A second instance initializing the transactional id while the first is
+// committing makes the first one's commit fail with an error that does not
+// say "fenced" (kfake: INVALID_TXN_STATE, its epoch having moved on). The
+// first must find out from the coordinator that it was fenced and stop,
+// not take the id back with a new producer (which fenced the successor in
+// turn and stopped the wrong instance: CI of 2026-12-03).
+func TestInitDuringCommitFencesTheCommitter(t *testing.T) {
+	c := cluster(t, kfake.SeedTopics(3, "orders"))
+	ctx := context.Background()
+	older := newTxSink(t, c.ListenAddrs(), nil)
+	if err := older.WriteAt(ctx, conntest.Events(3, 3), cp("db", "p1")); err != nil {
+		t.Fatal(err)
+	}
+	successor := newTxSink(t, c.ListenAddrs(), nil)
+	took := make(chan error, 1)
+	c.ControlKey(kmsg.EndTxn.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !req.(*kmsg.EndTxnRequest).Commit {
+			c.KeepControl()
+			return nil, nil, false
+		}
+		// Hold the older instance's commit until the successor has taken
+		// the id over (its InitProducerId runs while this one sleeps).
+		go func() { _, err := successor.producerTx(ctx); took <- err }()
+		var err error
+		c.SleepControl(func() { err = <-took })
+		if err != nil {
+			t.Errorf("successor: %v", err)
+		}
+		return nil, nil, false
+	})
+	err := older.WriteAt(ctx, conntest.Events(6, 3)[3:], cp("db", "older"))
+	if !errors.Is(err, ferry.ErrSinkFenced) {
+		t.Fatalf("older WriteAt whose commit met the successor's init = %v; want ErrSinkFenced", err)
+	}
+	if err := older.WriteAt(ctx, conntest.Events(7, 3)[6:], cp("db", "older2")); !errors.Is(err, ferry.ErrSinkFenced) {
+		t.Fatalf("older's next WriteAt = %v; want ErrSinkFenced", err)
+	}
+	for i, pos := range []string{"p2", "p3"} {
+		if err := successor.WriteAt(ctx, conntest.Events(9, 3)[6+i:7+i], cp("db", pos)); err != nil {
+			t.Fatalf("the successor must go on after the older instance failed its commit: %v", err)
+		}
+	}
+	if got := storedPos(t, successor, "db"); got != "p3" {
+		t.Fatalf("position %q, want p3", got)
+	}
+}
