@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -136,7 +137,7 @@ func (r *snapshotReader) readRows(c *chunk, stmt *client.Stmt, args []any) (brok
 			return err
 		}
 		values = values[width:]
-		id = append(append(id[:0], prefix...), ferry.KeyText(key)...)
+		id = appendKeyText(append(id[:0], prefix...), key)
 		c.rows = append(c.rows, snapRow{key: key, after: row, id: arena.text(id), keyStart: len(prefix)})
 		kept = p.keepKey(kept, res)
 		return nil
@@ -157,6 +158,20 @@ func (r *snapshotReader) readRows(c *chunk, stmt *client.Stmt, args []any) (brok
 		}
 	}
 	return false, nil
+}
+
+// appendKeyText appends ferry.KeyText(key); a single integer column, the
+// common key, is written in place (its digits are never escaped).
+func appendKeyText(dst []byte, key ferry.Row) []byte {
+	if len(key.Values) == 1 {
+		switch v := key.Values[0].(type) {
+		case int64:
+			return strconv.AppendInt(dst, v, 10)
+		case uint64:
+			return strconv.AppendUint(dst, v, 10)
+		}
+	}
+	return append(dst, ferry.KeyText(key)...)
 }
 
 // snapshotPosition is the binlog position of the transaction's snapshot.

@@ -2,12 +2,15 @@ package mysql
 
 import (
 	"encoding/binary"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // goMySQLTemporal is how the snapshot rendered a temporal value before it
@@ -196,6 +199,25 @@ func TestRawTemporalRewritesOnlyPlannedTypes(t *testing.T) {
 	} {
 		if err := p.rawTemporal(bad); err == nil {
 			t.Errorf("result of %d fields accepted", len(bad.Fields))
+		}
+	}
+}
+
+// TestAppendKeyTextMatchesKeyText: the in-place key text of integer keys
+// is ferry.KeyText's.
+func TestAppendKeyTextMatchesKeyText(t *testing.T) {
+	r := rand.New(rand.NewPCG(18, 4))
+	keys := []ferry.Row{
+		{Values: []any{int64(math.MinInt64)}}, {Values: []any{uint64(math.MaxUint64)}},
+		{Values: []any{int64(0)}}, {Values: []any{"a/b%\x01"}}, {Values: []any{int64(1), "x/y"}},
+		{Values: []any{nil}}, {Values: []any{[]byte{0xff}}},
+	}
+	for range 1000 {
+		keys = append(keys, ferry.Row{Values: []any{int64(r.Uint64())}}, ferry.Row{Values: []any{r.Uint64()}})
+	}
+	for _, k := range keys {
+		if got, want := string(appendKeyText([]byte("p/"), k)), "p/"+ferry.KeyText(k); got != want {
+			t.Fatalf("%v: got %q, want %q", k.Values, got, want)
 		}
 	}
 }
