@@ -216,7 +216,7 @@ func snapshotDecoder(c columnInfo, isJSON bool) snapDecoder {
 	case "bit":
 		return snapBit
 	case "date", "datetime", "timestamp", "time":
-		return nil // read as raw bytes, see temporalValue
+		return nil // read as raw bytes: snapshotPlan.value renders them
 	case "enum":
 		return snapString
 	case "set":
