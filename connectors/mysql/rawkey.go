@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // rawKey is the last key a backfill read, as the server sent it: what the
@@ -22,18 +20,6 @@ type rawValue struct {
 	u    uint64
 	f    float64
 	s    []byte
-}
-
-func newRawValue(v *gomysql.FieldValue) rawValue {
-	switch v.Type {
-	case gomysql.FieldValueTypeSigned:
-		return rawValue{kind: 'i', i: v.AsInt64()}
-	case gomysql.FieldValueTypeUnsigned:
-		return rawValue{kind: 'u', u: v.AsUint64()}
-	case gomysql.FieldValueTypeFloat:
-		return rawValue{kind: 'f', f: v.AsFloat64()}
-	}
-	return rawValue{kind: 's', s: append([]byte(nil), v.AsString()...)}
 }
 
 // arg is the value as a statement argument.

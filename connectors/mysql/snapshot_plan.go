@@ -28,16 +28,24 @@ type snapshotPlan struct {
 	selectCols []string
 	selectExpr []string // how each is selected (see selectExpression)
 	decode     []snapDecoder
-	rowIdx     []int    // selected columns kept in the row (exclude_columns removed)
-	rowCols    []string // their names
-	keyIdx     []int    // selected index of each key column
+	// temporal is the kind of each selected DATE/DATETIME/TIMESTAMP/TIME
+	// column, read as the binary protocol's bytes (snaptime.go), and fsp
+	// its fractional digits; notTemporal for the others.
+	temporal []temporalKind
+	fsp      []int
+	rowIdx   []int    // selected columns kept in the row (exclude_columns removed)
+	rowCols  []string // their names
+	keyIdx   []int    // selected index of each key column
+	keyRow   []int    // row index of each key column (a key column is never excluded)
 	// where is the backfill's condition rendered from its syntax tree
 	// (renderWhere); empty for every row.
 	where string
 }
 
 // snapDecoder turns one non-NULL result value into the contract's type.
-type snapDecoder func(v *gomysql.FieldValue) any
+// Text is carved from a (see textArena): the strings of a chunk share a few
+// blocks instead of one allocation each.
+type snapDecoder func(v *gomysql.FieldValue, a *textArena) any
 
 // columnInfo is one row of information_schema.COLUMNS.
 type columnInfo struct {
@@ -102,9 +110,12 @@ func newSnapshotPlan(f *filter, db, table string, cols []columnInfo, keyCols []s
 		p.selectCols = append(p.selectCols, c.name)
 		p.selectExpr = append(p.selectExpr, selectExpression(c))
 		p.decode = append(p.decode, snapshotDecoder(c, jsonCols[c.name]))
+		p.temporal = append(p.temporal, temporalKindOf(c.dataType))
+		p.fsp = append(p.fsp, c.fsp)
 	}
 	for _, k := range p.keyCols {
 		p.keyIdx = append(p.keyIdx, slices.Index(p.selectCols, k))
+		p.keyRow = append(p.keyRow, slices.Index(p.rowCols, k))
 	}
 	return p, nil
 }
@@ -199,39 +210,32 @@ func snapshotDecoder(c columnInfo, isJSON bool) snapDecoder {
 	case "decimal", "numeric":
 		return snapString
 	case "float":
-		return func(v *gomysql.FieldValue) any { return float32(v.AsFloat64()) }
+		return func(v *gomysql.FieldValue, _ *textArena) any { return float32(v.AsFloat64()) }
 	case "double", "real":
-		return func(v *gomysql.FieldValue) any { return v.AsFloat64() }
+		return func(v *gomysql.FieldValue, _ *textArena) any { return v.AsFloat64() }
 	case "bit":
 		return snapBit
-	case "date":
-		return func(v *gomysql.FieldValue) any { return dateValue(string(v.AsString())) }
-	case "datetime":
-		dec := datetimeValue(c.fsp)
-		return func(v *gomysql.FieldValue) any { return dec(fitFraction(string(v.AsString()), c.fsp)) }
-	case "timestamp":
-		dec := timestampValue(c.fsp)
-		return func(v *gomysql.FieldValue) any { return dec(fitFraction(string(v.AsString()), c.fsp)) }
-	case "time":
-		dec := timeValue(c.fsp)
-		return func(v *gomysql.FieldValue) any { return dec(fitFraction(string(v.AsString()), c.fsp)) }
+	case "date", "datetime", "timestamp", "time":
+		return nil // read as raw bytes: snapshotPlan.value renders them
 	case "enum":
 		return snapString
 	case "set":
 		return snapSet
 	case "json":
-		return func(v *gomysql.FieldValue) any { return jsonValue(slices.Clone(v.AsString())) }
+		return snapJSON
 	}
 	switch {
 	case c.charset == "" || c.charset == "binary":
-		return func(v *gomysql.FieldValue) any { return slices.Clone(v.AsString()) }
+		return func(v *gomysql.FieldValue, _ *textArena) any { return slices.Clone(v.AsString()) }
 	case isJSON:
-		return func(v *gomysql.FieldValue) any { return jsonValue(slices.Clone(v.AsString())) }
+		return snapJSON
 	}
 	return snapString
 }
 
-func snapInteger(v *gomysql.FieldValue) any {
+func snapJSON(v *gomysql.FieldValue, _ *textArena) any { return jsonValue(slices.Clone(v.AsString())) }
+
+func snapInteger(v *gomysql.FieldValue, _ *textArena) any {
 	if v.Type == gomysql.FieldValueTypeUnsigned {
 		return v.AsUint64()
 	}
@@ -240,7 +244,7 @@ func snapInteger(v *gomysql.FieldValue) any {
 
 // snapYear: YEAR is flagged unsigned in results but signed in the binlog
 // path's values; 0000 is null like zero dates.
-func snapYear(v *gomysql.FieldValue) any {
+func snapYear(v *gomysql.FieldValue, _ *textArena) any {
 	y := int64(v.AsUint64())
 	if y == 0 {
 		return nil
@@ -248,58 +252,143 @@ func snapYear(v *gomysql.FieldValue) any {
 	return y
 }
 
-func snapString(v *gomysql.FieldValue) any { return string(v.AsString()) }
+func snapString(v *gomysql.FieldValue, a *textArena) any { return a.text(v.AsString()) }
 
 // snapBit: BIT(n) arrives as big-endian bytes.
-func snapBit(v *gomysql.FieldValue) any {
+func snapBit(v *gomysql.FieldValue, _ *textArena) any {
 	b := v.AsString()
 	var buf [8]byte
 	copy(buf[8-min(len(b), 8):], b[max(len(b)-8, 0):])
 	return binary.BigEndian.Uint64(buf[:])
 }
 
-func snapSet(v *gomysql.FieldValue) any {
-	s := string(v.AsString())
+func snapSet(v *gomysql.FieldValue, a *textArena) any {
+	s := a.text(v.AsString())
 	if s == "" {
 		return []string{}
 	}
 	return strings.Split(s, ",")
 }
 
-// fitFraction cuts the six fractional digits the binary protocol always
-// sends to the column's precision; the binlog decoders pad shorter ones.
-func fitFraction(s string, fsp int) string {
-	i := strings.LastIndexByte(s, '.')
-	if i < 0 {
-		return s
+// rawTemporal makes go-mysql hand over the temporal columns' values as
+// the bytes the binary protocol carries (one length byte, then the fields),
+// which it reads like a length-encoded string once the field says string,
+// instead of formatting each with fmt.Sprintf. It runs after the result's
+// columns were read, before its rows; a column of another type than the
+// plan's (a change of the table since it was planned) fails the read.
+func (p *snapshotPlan) rawTemporal(res *gomysql.Result) error {
+	if len(res.Fields) != len(p.selectCols) {
+		return fmt.Errorf("backfill of %s.%s: the chunk query returned %d columns, want %d", p.db, p.table, len(res.Fields), len(p.selectCols))
 	}
-	if fsp == 0 {
-		return s[:i]
+	for i, k := range p.temporal {
+		if k == notTemporal {
+			continue
+		}
+		f := res.Fields[i]
+		if !k.accepts(f.Type) {
+			return fmt.Errorf("backfill of %s.%s: column %s has result type %d, not the planned temporal type", p.db, p.table, p.selectCols[i], f.Type)
+		}
+		f.Type = gomysql.MYSQL_TYPE_STRING
 	}
-	return s[:min(len(s), i+1+fsp)]
+	return nil
 }
 
-// row converts one result row; the key values are returned separately and
-// raw, for the next chunk's condition and for the checkpoint.
-func (p *snapshotPlan) row(vals []gomysql.FieldValue) (row, key ferry.Row, raw rawKey) {
-	row = ferry.Row{Columns: p.rowCols, Values: make([]any, len(p.rowIdx))}
+// row converts one result row into vals, which holds the row's values and
+// then its key's (one allocation for both; the slices are capped so an
+// append by a transform cannot reach the neighbour).
+func (p *snapshotPlan) row(res []gomysql.FieldValue, vals []any, a *textArena) (row, key ferry.Row, err error) {
+	n := len(p.rowIdx)
 	for i, src := range p.rowIdx {
-		row.Values[i] = p.value(vals, src)
+		if vals[i], err = p.value(res, src, a); err != nil {
+			return row, key, err
+		}
 	}
-	key = ferry.Row{Columns: p.keyCols, Values: make([]any, len(p.keyIdx))}
-	raw = make(rawKey, len(p.keyIdx))
-	for i, src := range p.keyIdx {
-		key.Values[i] = p.value(vals, src)
-		raw[i] = newRawValue(&vals[src])
+	for i, r := range p.keyRow {
+		vals[n+i] = vals[r]
 	}
-	return row, key, raw
+	row = ferry.Row{Columns: p.rowCols, Values: vals[:n:n]}
+	key = ferry.Row{Columns: p.keyCols, Values: vals[n : n+len(p.keyRow) : n+len(p.keyRow)]}
+	return row, key, nil
 }
 
-func (p *snapshotPlan) value(vals []gomysql.FieldValue, i int) any {
-	if vals[i].Type == gomysql.FieldValueTypeNull {
-		return nil
+// rowWidth is the number of values row fills per result row.
+func (p *snapshotPlan) rowWidth() int { return len(p.rowIdx) + len(p.keyRow) }
+
+func (p *snapshotPlan) value(res []gomysql.FieldValue, i int, a *textArena) (any, error) {
+	v := &res[i]
+	if v.Type == gomysql.FieldValueTypeNull {
+		return nil, nil
 	}
-	return p.decode[i](&vals[i])
+	var (
+		val any
+		err error
+	)
+	switch p.temporal[i] {
+	case notTemporal:
+		return p.decode[i](v, a), nil
+	case temporalDate:
+		val, err = snapDate(v.AsString(), a)
+	case temporalDateTime:
+		val, err = snapDateTime(v.AsString(), p.fsp[i], "", a)
+	case temporalTimestamp:
+		val, err = snapDateTime(v.AsString(), p.fsp[i], "Z", a)
+	case temporalTime:
+		val, err = snapTime(v.AsString(), p.fsp[i], a)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("column %s: %w", p.selectCols[i], err)
+	}
+	return val, nil
+}
+
+// keepKey copies the key columns of a result row into dst, reusing its
+// byte buffers: only the chunk's last key is kept (rawKey).
+func (p *snapshotPlan) keepKey(dst rawKey, res []gomysql.FieldValue) rawKey {
+	if dst == nil {
+		dst = make(rawKey, len(p.keyIdx))
+	}
+	for i, src := range p.keyIdx {
+		v := &res[src]
+		switch v.Type {
+		case gomysql.FieldValueTypeSigned:
+			dst[i] = rawValue{kind: 'i', i: v.AsInt64(), s: dst[i].s}
+		case gomysql.FieldValueTypeUnsigned:
+			dst[i] = rawValue{kind: 'u', u: v.AsUint64(), s: dst[i].s}
+		case gomysql.FieldValueTypeFloat:
+			dst[i] = rawValue{kind: 'f', f: v.AsFloat64(), s: dst[i].s}
+		case gomysql.FieldValueTypeNull: // not in a NOT NULL key; kept as it was read
+			dst[i] = rawValue{kind: 'n', s: dst[i].s}
+		default:
+			dst[i] = rawValue{kind: 's', s: append(dst[i].s[:0], v.AsString()...)}
+		}
+	}
+	return dst
+}
+
+// rawKey turns a key kept by keepKey into the chunk's last key: its own
+// copy, temporal values as go-mysql formats them (what checkpoints held
+// before the snapshot read them raw, and what the next chunk compares).
+func (p *snapshotPlan) rawKey(kept rawKey) (rawKey, error) {
+	out := make(rawKey, len(kept))
+	for i, v := range kept {
+		switch v.kind {
+		case 'n':
+			out[i] = rawValue{kind: 's'}
+			continue
+		case 'i', 'u', 'f':
+			out[i] = rawValue{kind: v.kind, i: v.i, u: v.u, f: v.f}
+			continue
+		}
+		out[i] = rawValue{kind: 's', s: append([]byte(nil), v.s...)}
+		if k := p.temporal[p.keyIdx[i]]; k != notTemporal {
+			text, err := temporalKeyText(k, v.s)
+			if err != nil {
+				return nil, fmt.Errorf("key column %s: %w", p.keyCols[i], err)
+			}
+			out[i].s = append([]byte(nil), text...)
+		}
+	}
+	return out, nil
 }
 
 // storedBytes are the MariaDB types a SELECT shows as text but the binlog

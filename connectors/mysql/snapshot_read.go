@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,8 +26,13 @@ type chunk struct {
 
 type snapRow struct {
 	key, after ferry.Row
-	keyText    string
+	// id is the change's ID, "snapshot/<position>/<db>.<table>/<key text>";
+	// the key text is its tail (one string for both).
+	id       string
+	keyStart int
 }
+
+func (r *snapRow) keyText() string { return r.id[r.keyStart:] }
 
 // snapshotReader reads chunks on a connection of its own. Each chunk is one
 // read-only transaction WITH CONSISTENT SNAPSHOT: no locks, no writes, and
@@ -38,6 +44,7 @@ type snapshotReader struct {
 	plan        *snapshotPlan
 	limit       int
 	first, next *client.Stmt
+	result      gomysql.Result // reused by each chunk's query
 }
 
 func (r *snapshotReader) connect(ctx context.Context) error {
@@ -77,7 +84,12 @@ func (r *snapshotReader) read(last rawKey) (c *chunk, err error) {
 	if _, err := r.conn.Execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
 		return nil, err
 	}
+	broken := false // rows of the result are left unread on the connection
 	defer func() {
+		if broken {
+			r.close() // the caller reconnects (recoverRead)
+			return
+		}
 		if _, cerr := r.conn.Execute("COMMIT"); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -90,22 +102,76 @@ func (r *snapshotReader) read(last rawKey) (c *chunk, err error) {
 	if last != nil {
 		stmt, args = r.next, keysetArgs(last)
 	}
-	c.rows = make([]snapRow, 0, r.limit)
-	var result gomysql.Result
-	err = stmt.ExecuteSelectStreaming(&result, func(vals []gomysql.FieldValue) error {
-		row, key, raw := r.plan.row(vals)
-		c.rows = append(c.rows, snapRow{key: key, after: row, keyText: ferry.KeyText(key)})
-		c.last = raw
-		return nil
-	}, nil, args...)
-	if err != nil {
+	if broken, err = r.readRows(c, stmt, args); err != nil {
 		return nil, err
-	}
-	if n := len(c.rows); n > 0 {
-		c.lastText = c.rows[n-1].keyText
 	}
 	c.final = len(c.rows) < r.limit
 	return c, nil
+}
+
+// rowBlock is how many rows' values readRows allocates at once.
+const rowBlock = 256
+
+// readRows streams the chunk's rows into c. The values of a block of rows
+// share one backing array and their text a few arena blocks, so a row
+// costs a handful of allocations; only the last row's key is kept raw.
+// broken reports an error of Ferry's own while rows were still arriving.
+func (r *snapshotReader) readRows(c *chunk, stmt *client.Stmt, args []any) (broken bool, err error) {
+	p := r.plan
+	width := p.rowWidth()
+	c.rows = make([]snapRow, 0, r.limit)
+	var (
+		values []any
+		arena  textArena
+		kept   rawKey
+		id     []byte
+	)
+	prefix := "snapshot/" + c.at.String() + "/" + p.db + "." + p.table + "/"
+	err = stmt.ExecuteSelectStreaming(&r.result, func(res []gomysql.FieldValue) error {
+		if len(values) < width {
+			values = make([]any, min(r.limit, rowBlock)*width)
+		}
+		row, key, err := p.row(res, values[:width:width], &arena)
+		if err != nil {
+			broken = true
+			return err
+		}
+		values = values[width:]
+		id = appendKeyText(append(id[:0], prefix...), key)
+		c.rows = append(c.rows, snapRow{key: key, after: row, id: arena.text(id), keyStart: len(prefix)})
+		kept = p.keepKey(kept, res)
+		return nil
+	}, func(res *gomysql.Result) error {
+		if err := p.rawTemporal(res); err != nil {
+			broken = true
+			return err
+		}
+		return nil
+	}, args...)
+	if err != nil {
+		return broken, err
+	}
+	if n := len(c.rows); n > 0 {
+		c.lastText = c.rows[n-1].keyText()
+		if c.last, err = p.rawKey(kept); err != nil {
+			return false, fmt.Errorf("backfill of %s.%s: %w", p.db, p.table, err)
+		}
+	}
+	return false, nil
+}
+
+// appendKeyText appends ferry.KeyText(key); a single integer column, the
+// common key, is written in place (its digits are never escaped).
+func appendKeyText(dst []byte, key ferry.Row) []byte {
+	if len(key.Values) == 1 {
+		switch v := key.Values[0].(type) {
+		case int64:
+			return strconv.AppendInt(dst, v, 10)
+		case uint64:
+			return strconv.AppendUint(dst, v, 10)
+		}
+	}
+	return append(dst, ferry.KeyText(key)...)
 }
 
 // snapshotPosition is the binlog position of the transaction's snapshot.

@@ -109,11 +109,11 @@ func (s *stream) emitChunkIfReady(ctx context.Context) error {
 	c := w.pending
 	changes := make([]ferry.Change, 0, len(c.rows))
 	for _, r := range c.rows {
-		if _, newer := w.seen[r.keyText]; newer {
+		if _, newer := w.seen[r.keyText()]; newer {
 			continue
 		}
 		changes = append(changes, ferry.Change{
-			ID: "snapshot/" + c.at.String() + "/" + w.db + "." + w.table + "/" + r.keyText,
+			ID: r.id,
 			Op: ferry.OpSnapshot, Source: s.source, DB: w.db, Table: w.table,
 			Key: r.key, After: r.after, Time: c.readAt,
 			Binlog: ferry.BinlogCoords{File: c.at.File, Pos: uint64(c.at.Pos)},

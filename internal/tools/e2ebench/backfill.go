@@ -8,9 +8,12 @@ import (
 )
 
 // backfill times `ferry backfill` of the loaded table, run without a
-// running ferry (it performs the backfill itself), and its peak RSS.
-func backfill(ferry, cfg string, o options, logf func(string, ...any)) error {
+// running ferry (it performs the backfill itself), its peak RSS and its CPU
+// time (user + system, from the exited process) per row. env carries
+// FERRY_CPUPROFILE when -cpuprofile is set.
+func backfill(ferry, cfg string, env []string, o options, round, binary int, logf func(string, ...any)) error {
 	cmd := exec.Command(ferry, "backfill", "-c", cfg, "--source", "db", "--table", "bench.orders", "--log-level", "warn")
+	cmd.Env = env
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	t0 := time.Now()
@@ -37,7 +40,9 @@ func backfill(ferry, cfg string, o options, logf func(string, ...any)) error {
 	if !strings.Contains(stderr.String(), fmt.Sprintf("done: %d rows", o.rows)) {
 		return fmt.Errorf("ferry backfill did not report %d rows:\n%s", o.rows, stderr.String())
 	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	logf("backfilled %d rows to %s in %v", o.rows, o.sink, el.Round(time.Millisecond))
-	fmt.Printf("| %d | backfill | %s | %.0f | %d |\n", o.rows, o.sink, float64(o.rows)/el.Seconds(), peak/1024)
+	fmt.Printf("ferry backfill -> %s: %.0f rows/s, %.2f CPU-us/row, peak RSS %d MB [%s]\n", o.sinkName(),
+		float64(o.rows)/el.Seconds(), float64(cpu.Microseconds())/float64(o.rows), peak/1024, o.conditions(round, binary))
 	return nil
 }

@@ -182,7 +182,7 @@ func run(o options) error {
 				logf("round %d, binary %d: %s", round, i, bin)
 			}
 			if o.work == "backfill" {
-				if err := backfill(bin, cfg, o, logf); err != nil {
+				if err := backfill(bin, cfg, env, o, round, i, logf); err != nil {
 					return err
 				}
 				continue
