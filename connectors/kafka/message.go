@@ -192,7 +192,6 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event, extra int) []kgo.Re
 		return s.binaryHeadersAny(a, e, extra)
 	}
 	ext := ec.Extensions
-	h := a.headers(maxAttributes + len(ext) + extra)
 	subject, ct, schema := "", "", ""
 	if ec.Subject != nil {
 		subject = *ec.Subject
@@ -203,6 +202,12 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event, extra int) []kgo.Re
 	if ec.DataSchema != nil {
 		schema = ec.DataSchema.String()
 	}
+	hasTime := ec.Time != nil && !ec.Time.IsZero()
+	// Room for the headers this event has, not for every attribute: the
+	// header slices are the largest part of a Write's arena (40 bytes a
+	// header; issue 18). Counting too many only wastes room, too few
+	// only makes append copy (the slice's capacity ends with it).
+	h := a.headers(maxAttributes - count(subject == "", ct == "", schema == "", !hasTime) + len(ext) + extra)
 	buf := a.bytes(len(ec.ID) + len(subject) + len(schema))
 	add := func(k string, v string) {
 		if v != "" {
@@ -218,7 +223,7 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event, extra int) []kgo.Re
 	h = appendShared(h, hContentType, s.shared.contentTypes.bytes(ct))
 	add(hSubject, subject)
 	add(hDataSchema, schema)
-	if ec.Time != nil && !ec.Time.IsZero() {
+	if hasTime {
 		h = append(h, kgo.RecordHeader{Key: hTime, Value: s.shared.timeText(ec.Time.Time)})
 	}
 	// One pass over the extensions (starting a map's iteration is most of
@@ -230,6 +235,17 @@ func (s *Sink) binaryHeaders(a *recordArena, e *event.Event, extra int) []kgo.Re
 		}
 	}
 	return h
+}
+
+// count is how many of bs are true.
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
 }
 
 // appendShared appends a header whose value is shared, if it has one.

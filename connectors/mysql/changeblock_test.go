@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -86,5 +87,47 @@ func TestHandOverLeavesNoLargeRowsInTheBlock(t *testing.T) {
 	small := append(s.newBuf(), ferry.Change{ID: "small#1"}) // small ones still share the block
 	if got := s.handOver(small, 300); &got[0] != &slot[0] {
 		t.Fatal("a small transaction was not carved from the block")
+	}
+}
+
+// A transaction that outgrows the block gets room for as many changes as
+// the last one held and is handed over in it when the guess was close;
+// one with more than a quarter of its room unused is handed over in a
+// copy of its length. Either way a handed-over batch keeps its changes
+// while later transactions are buffered.
+func TestGrowBufGuessesFromTheLastTransaction(t *testing.T) {
+	s := &stream{cfg: &Config{MaxTxBuffer: 100000, MaxTxBufferBytes: 1 << 30}}
+	ctx := context.Background()
+	var emitted [][]ferry.Change
+	sizes := []int{1000, 1000, 990, 3, 70, 1500, maxGuess + 500, 900, 1000, 1000}
+	for i, n := range sizes {
+		s.tx.buf = s.newBuf()
+		for j := range n {
+			if err := s.buffer(ctx, ferry.Change{ID: fmt.Sprintf("%d#%d", i, j), After: ferry.Row{Values: []any{j}}}); err != nil {
+				t.Fatal(err)
+			}
+			if j == changeBlockSize && i > 0 && sizes[i-1] > changeBlockSize {
+				if want := min(sizes[i-1], maxGuess); cap(s.tx.buf) < want {
+					t.Fatalf("transaction %d outgrew the block into room for %d changes, want %d (the last one's)", i, cap(s.tx.buf), want)
+				}
+			}
+		}
+		buf := s.tx.buf
+		out := s.handOver(buf, s.tx.bufBytes)
+		s.tx = txState{}
+		if len(out) != n || cap(out) != len(out) {
+			t.Fatalf("transaction %d: handed over len %d cap %d, want %d", i, len(out), cap(out), n)
+		}
+		if copied := &out[0] != &buf[0]; n > changeBlockSize && copied != (cap(buf) > n+n/4) {
+			t.Fatalf("transaction %d of %d changes in room for %d: copied %v", i, n, cap(buf), copied)
+		}
+		emitted = append(emitted, out)
+	}
+	for i, b := range emitted {
+		for j, c := range b {
+			if want := fmt.Sprintf("%d#%d", i, j); c.ID != want || c.After.Values[0] != j {
+				t.Fatalf("transaction %d change %d: ID %q, want %q (overwritten by a later buffer)", i, j, c.ID, want)
+			}
+		}
 	}
 }

@@ -35,20 +35,24 @@ func readTestSource(t *testing.T, batchSize int, sizes []int, err error) *Source
 }
 
 // Read merges queued transactions up to batch_size, never past it unless
-// one transaction alone is bigger, keeps their order, carries the last
-// merged checkpoint, and returns a fatal error only after every batch.
+// one transaction alone is bigger, and never one of mergeFrom changes or
+// more; it keeps their order, carries the last merged checkpoint, and
+// returns a fatal error only after every batch.
 func TestReadMergesWithinBatchSize(t *testing.T) {
 	fatal := errors.New("fatal")
 	for _, c := range []struct {
-		sizes []int
-		want  []int // changes per Read
+		sizes     []int
+		want      []int // changes per Read
+		batchSize int   // at least 10
 	}{
-		{[]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, []int{10, 3}},
-		{[]int{6, 6, 6}, []int{6, 6, 6}},                  // a second one would pass 10: held for the next Read
-		{[]int{3, 3, 3, 3, 2, 12, 1}, []int{9, 5, 12, 1}}, // 12 alone is bigger than batch_size
-		{[]int{0, 4, 0, 6, 1}, []int{10, 1}},              // checkpoint-only batches merge too
+		{sizes: []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, want: []int{10, 3}},
+		{sizes: []int{6, 6, 6}, want: []int{6, 6, 6}},                  // a second one would pass 10: held for the next Read
+		{sizes: []int{3, 3, 3, 3, 2, 12, 1}, want: []int{9, 5, 12, 1}}, // 12 alone is bigger than batch_size
+		{sizes: []int{0, 4, 0, 6, 1}, want: []int{10, 1}},              // checkpoint-only batches merge too
+		// Transactions of mergeFrom changes or more are returned alone.
+		{sizes: []int{1000, 1000, 3, 3, mergeFrom, 1, mergeFrom - 1}, want: []int{1000, 1000, 6, mergeFrom, mergeFrom}, batchSize: 2048},
 	} {
-		s := readTestSource(t, 10, c.sizes, fatal)
+		s := readTestSource(t, max(c.batchSize, 10), c.sizes, fatal)
 		next, total := 1, 0
 		for _, size := range c.sizes {
 			total += size
