@@ -88,3 +88,45 @@ func TestHandOverLeavesNoLargeRowsInTheBlock(t *testing.T) {
 		t.Fatal("a small transaction was not carved from the block")
 	}
 }
+
+// A transaction that outgrows its block grows at once to the size of the
+// last one that did (bulk loads of similar transactions are moved once,
+// not at every doubling); one that stays below half of that is handed
+// over in a buffer of its own size, so the batch holds no unused rest.
+func TestTransactionBufferGrowsToTheLastSize(t *testing.T) {
+	s := &stream{cfg: &Config{MaxTxBuffer: 10000}}
+	fill := func(tx, n int) []ferry.Change {
+		s.tx.buf = s.newBuf()
+		grows := 0
+		for j := range n {
+			before := cap(s.tx.buf)
+			s.appendChange(ferry.Change{ID: fmt.Sprintf("%d#%d", tx, j)})
+			if cap(s.tx.buf) != before {
+				grows++
+			}
+		}
+		if tx > 0 && n > changeBlockSize && n <= s.grownTo && grows != 1 {
+			t.Errorf("transaction %d of %d changes (last %d): buffer grew %d times, want once", tx, n, s.grownTo, grows)
+		}
+		return s.handOver(s.tx.buf, 0)
+	}
+	for tx, n := range []int{1000, 1000, 990, 3, 400, 2000, 2000, 70, 70} {
+		out := fill(tx, n)
+		if len(out) != n || cap(out) > 2*n && cap(out) > changeBlockSize {
+			t.Fatalf("transaction %d: handed over len %d cap %d, want %d changes", tx, len(out), cap(out), n)
+		}
+		for j, c := range out {
+			if want := fmt.Sprintf("%d#%d", tx, j); c.ID != want {
+				t.Fatalf("transaction %d change %d: ID %q, want %q", tx, j, c.ID, want)
+			}
+		}
+	}
+	s.grownTo = 1 << 30 // never beyond max_tx_buffer
+	s.tx.buf = s.newBuf()
+	for range changeBlockSize + 1 {
+		s.appendChange(ferry.Change{ID: "x"})
+	}
+	if c := cap(s.tx.buf); c > 2*s.cfg.MaxTxBuffer {
+		t.Errorf("grew to %d changes, max_tx_buffer is %d", c, s.cfg.MaxTxBuffer)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +59,10 @@ type stream struct {
 	progress      atomic.Pointer[position] // a replay's readPos, for progress displays
 	status        streamStatus             // position and lag for Source.Status
 	// block is where transactions' changes are carved from (see newBuf).
-	block      []ferry.Change
+	block []ferry.Change
+	// grownTo is how many changes the last transaction that outgrew a
+	// block held when handed over (see appendChange).
+	grownTo    int
 	quarantine QuarantineStore // rows of quarantined tables; nil: they stop the source
 
 	// pending is the feed's slot of the rows event whose images are still
@@ -341,7 +345,7 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			s.recordChange(p, e.Rows[i:i+step])
 		}
 		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1], miss[0], miss[1]) {
-			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
+			s.appendChange(s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
 		}
 		if err := s.buffer(ctx, s.change(h, p, op, e.Rows[i:i+step], miss)); err != nil {
 			return err
@@ -353,7 +357,7 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 // buffer adds a row change to the transaction's buffer and, when the
 // buffer is at its count or byte bound, streams it ahead of the commit.
 func (s *stream) buffer(ctx context.Context, c ferry.Change) error {
-	s.tx.buf = append(s.tx.buf, c)
+	s.appendChange(c)
 	s.tx.bufBytes += c.Size()
 	if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
 		return s.flushPartial(ctx)
@@ -557,5 +561,29 @@ func (s *stream) handOver(buf []ferry.Change, size int) []ferry.Change {
 		// in it (every change has an id); nothing handed over is there.
 		clear(s.block[:cap(s.block)])
 	}
+	if cap(buf) > changeBlockSize {
+		s.grownTo = n
+		if cap(buf) > 2*n {
+			// Grown to the last transaction's size, which this one did not
+			// reach: the batch must not hold the unused rest in flight.
+			return append(make([]ferry.Change, 0, n), buf...)
+		}
+	}
 	return buf[:n:n]
+}
+
+// appendChange adds c to the transaction's buffer. A full buffer grows at
+// once to the size of the last transaction that outgrew a block, when
+// that is more than doubling would give: a bulk load's transactions of
+// similar sizes are then moved once (out of the block) instead of at
+// every doubling, which was 9 % of the CPU of a 1000-row-transaction load
+// (W1 of issue 18).
+func (s *stream) appendChange(c ferry.Change) {
+	buf := s.tx.buf
+	if len(buf) == cap(buf) {
+		if want := min(s.grownTo, s.cfg.MaxTxBuffer); want > 2*cap(buf) {
+			buf = slices.Grow(buf, want-len(buf))
+		}
+	}
+	s.tx.buf = append(buf, c)
 }
