@@ -40,15 +40,19 @@ func readTestSource(t *testing.T, batchSize int, sizes []int, err error) *Source
 func TestReadMergesWithinBatchSize(t *testing.T) {
 	fatal := errors.New("fatal")
 	for _, c := range []struct {
-		sizes []int
-		want  []int // changes per Read
+		batchSize int
+		sizes     []int
+		want      []int // changes per Read
 	}{
-		{[]int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, []int{10, 3}},
-		{[]int{6, 6, 6}, []int{6, 6, 6}},                  // a second one would pass 10: held for the next Read
-		{[]int{3, 3, 3, 3, 2, 12, 1}, []int{9, 5, 12, 1}}, // 12 alone is bigger than batch_size
-		{[]int{0, 4, 0, 6, 1}, []int{10, 1}},              // checkpoint-only batches merge too
+		{10, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, []int{10, 3}},
+		{10, []int{6, 6, 6}, []int{6, 6, 6}},                  // a second one would pass 10: held for the next Read
+		{10, []int{3, 3, 3, 3, 2, 12, 1}, []int{9, 5, 12, 1}}, // 12 alone is bigger than batch_size
+		{10, []int{0, 4, 0, 6, 1}, []int{10, 1}},              // checkpoint-only batches merge too
+		// From mergeBelow changes on, a transaction is neither merged into
+		// nor merged (that would copy it for nothing).
+		{2048, []int{1000, 1000, 0, 1, 255, 256, 100, 100}, []int{1000, 1000, 256, 256, 200}},
 	} {
-		s := readTestSource(t, 10, c.sizes, fatal)
+		s := readTestSource(t, c.batchSize, c.sizes, fatal)
 		next, total := 1, 0
 		for _, size := range c.sizes {
 			total += size
