@@ -11,6 +11,13 @@ package transform
 type eventArena struct {
 	events []eventAlloc
 	data   []byte
+	// last is the table of the Worker's last change (see
+	// DefaultMapping.tableNamesOf); it lives here, with the rest of a
+	// Worker's own state the mapping uses.
+	last struct {
+		key   tableKey
+		names *tableNames
+	}
 }
 
 const (

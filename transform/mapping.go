@@ -38,6 +38,7 @@ type tableNames struct {
 	// types holds typeStem+op.TypeSuffix() per operation, built once per
 	// table instead of once per change.
 	types [8]string
+	data  *tableData
 }
 
 // typ is the default CloudEvent type of op on this table.
@@ -72,12 +73,27 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 		keyStem:    stem,
 		keyStemSep: stem + "/",
 		vals:       [2]ref.Val{celtypes.String(c.DB), celtypes.String(c.Table)},
+		data:       newTableData(c.DB, c.Table),
 	}
 	for op := range n.types {
 		n.types[op] = n.typeStem + ferry.Op(op).TypeSuffix()
 	}
 	v, _ := m.names.LoadOrStore(k, n)
 	return v.(*tableNames)
+}
+
+// tableNamesOf is tableNames, remembering the last table in arena: a
+// Worker's changes come in runs of one table, and comparing three strings
+// that share their text is cheaper than hashing them for the map.
+func (m *DefaultMapping) tableNamesOf(c *ferry.Change, arena *eventArena) *tableNames {
+	if arena == nil {
+		return m.tableNames(c)
+	}
+	k := tableKey{c.Source, c.DB, c.Table}
+	if arena.last.names == nil || arena.last.key != k {
+		arena.last.key, arena.last.names = k, m.tableNames(c)
+	}
+	return arena.last.names
 }
 
 // Event builds the default CloudEvent of c. scratch is a reusable encoding
@@ -103,7 +119,7 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 		m.requestBase(c, b)
 		return scratch
 	}
-	n := m.tableNames(c)
+	n := m.tableNamesOf(c, arena)
 	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typ(c.Op), c.Time
 	b.partitionKey = n.keyStem
 	if !c.Key.IsZero() {
@@ -112,7 +128,7 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 		b.subject = b.partitionKey[len(n.keyStemSep):]
 	}
 	if withData {
-		scratch = AppendChangeData(scratch[:0], c)
+		scratch = n.data.appendChangeData(scratch[:0], c)
 		b.data = arena.copy(scratch)
 		b.encoded = true
 	}
