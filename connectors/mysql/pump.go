@@ -163,6 +163,10 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 		merged := min(queued+1, s.cfg.BatchSize/n)
 		b.Changes = slices.Grow(b.Changes, (merged-1)*n)
 	}
+	// The gate is released once for all the merged batches: two
+	// semaphore calls per Read instead of per single-row transaction.
+	var count, size int64
+	defer func() { s.gate.releaseWeights(count, size) }()
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:
@@ -172,7 +176,8 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 				s.held = &nb
 				return b, nil
 			}
-			s.gate.release(nb)
+			n, sz := s.gate.weights(nb)
+			count, size = count+n, size+sz
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
 		default:
