@@ -124,7 +124,7 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 	b.partitionKey = n.keyStem
 	if !c.Key.IsZero() {
 		// One string holds both: the subject is the partition key's tail.
-		b.partitionKey = keyWithStem(n.keyStemSep, c.Key)
+		b.partitionKey = keyWithStem(n.keyStemSep, c.Key, arena)
 		b.subject = b.partitionKey[len(n.keyStemSep):]
 	}
 	if withData {
@@ -135,16 +135,16 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 	return scratch
 }
 
-// keyWithStem is stem+Subject(key) in one allocation for the common
-// single-integer key (integers need no escaping).
-func keyWithStem(stem string, key ferry.Row) string {
+// keyWithStem is stem+Subject(key), for the common single-integer key
+// (integers need no escaping) carved from arena (or one allocation).
+func keyWithStem(stem string, key ferry.Row, arena *eventArena) string {
 	if len(key.Values) == 1 {
 		var buf [96]byte
 		switch v := key.Values[0].(type) {
 		case int64:
-			return string(strconv.AppendInt(append(buf[:0], stem...), v, 10))
+			return arena.text(strconv.AppendInt(append(buf[:0], stem...), v, 10))
 		case uint64:
-			return string(strconv.AppendUint(append(buf[:0], stem...), v, 10))
+			return arena.text(strconv.AppendUint(append(buf[:0], stem...), v, 10))
 		}
 	}
 	return stem + Subject(key)
