@@ -39,15 +39,7 @@ func (g *gate) acquire(ctx context.Context, b ferry.Batch) error {
 }
 
 func (g *gate) release(b ferry.Batch) {
-	g.releaseWeights(g.weights(b))
-}
-
-// releaseWeights releases what batches of these summed weights acquired.
-func (g *gate) releaseWeights(n, size int64) {
-	if n > 0 {
-		g.count.Release(n)
-	}
-	if size > 0 {
-		g.bytes.Release(size)
-	}
+	n, size := g.weights(b)
+	g.count.Release(n)
+	g.bytes.Release(size)
 }

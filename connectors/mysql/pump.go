@@ -163,10 +163,6 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 		merged := min(queued+1, s.cfg.BatchSize/n)
 		b.Changes = slices.Grow(b.Changes, (merged-1)*n)
 	}
-	// The gate is released once for all the merged batches: two
-	// semaphore calls per Read instead of per single-row transaction.
-	var count, size int64
-	defer func() { s.gate.releaseWeights(count, size) }()
 	for len(b.Changes) < s.cfg.BatchSize {
 		select {
 		case nb := <-s.out:
@@ -176,8 +172,7 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 				s.held = &nb
 				return b, nil
 			}
-			n, sz := s.gate.weights(nb)
-			count, size = count+n, size+sz
+			s.gate.release(nb)
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
 		default:

@@ -500,11 +500,6 @@ func (s *stream) emit(ctx context.Context, b ferry.Batch) error {
 		return err
 	}
 	select {
-	case s.out <- b: // most often there is room: a send without a select
-		return nil
-	default:
-	}
-	select {
 	case s.out <- b:
 		return nil
 	case <-ctx.Done():
