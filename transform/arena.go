@@ -1,5 +1,7 @@
 package transform
 
+import "unsafe"
+
 // eventArena carves the events of one Worker, and their encoded data, out
 // of blocks shared by consecutive events: two allocations per block
 // instead of two per event (a bulk load builds one event per row, and
@@ -11,6 +13,13 @@ package transform
 type eventArena struct {
 	events []eventAlloc
 	data   []byte
+	// last is the table of the Worker's last change (see
+	// DefaultMapping.tableNamesOf); it lives here, with the rest of a
+	// Worker's own state the mapping uses.
+	last struct {
+		key   tableKey
+		names *tableNames
+	}
 }
 
 const (
@@ -51,4 +60,15 @@ func (a *eventArena) copy(b []byte) []byte {
 	n := len(a.data)
 	a.data = append(a.data, b...)
 	return a.data[n:len(a.data):len(a.data)]
+}
+
+// text is b as a string carved from the data block (a nil arena, or
+// large b, allocates it alone). The block's bytes are only ever appended
+// to, so the string never changes.
+func (a *eventArena) text(b []byte) string {
+	if a == nil || len(b) > arenaLarge {
+		return string(b)
+	}
+	c := a.copy(b)
+	return unsafe.String(unsafe.SliceData(c), len(c))
 }

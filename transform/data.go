@@ -26,6 +26,12 @@ func AppendChangeData(dst []byte, c *ferry.Change) []byte {
 	dst = appendRow(dst, c.Before)
 	dst = append(dst, `,"after":`...)
 	dst = appendRow(dst, c.After)
+	return appendChangeTail(dst, c)
+}
+
+// appendChangeTail appends what follows the after image: the source and
+// tx objects, and the payload's closing brace.
+func appendChangeTail(dst []byte, c *ferry.Change) []byte {
 	b := &c.Binlog
 	dst = append(dst, `,"source":{"file":`...)
 	dst = appendOptString(dst, b.File)

@@ -74,7 +74,9 @@ func (e *Engine) NewWorker() *Worker {
 // output means the change is dropped: a drop rule matched, or nothing
 // matched and there are no default sinks.
 func (w *Worker) Apply(c *ferry.Change, out []Output) []Output {
-	w.act.bind(c)
+	if len(w.e.rules) > 0 { // the activation is only read by rules
+		w.act.bind(c)
+	}
 	matched := false
 	for _, r := range w.e.rules {
 		if r.from != nil && !r.from[c.Source] {

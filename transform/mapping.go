@@ -38,6 +38,7 @@ type tableNames struct {
 	// types holds typeStem+op.TypeSuffix() per operation, built once per
 	// table instead of once per change.
 	types [8]string
+	data  *tableData
 }
 
 // typ is the default CloudEvent type of op on this table.
@@ -72,12 +73,27 @@ func (m *DefaultMapping) tableNames(c *ferry.Change) *tableNames {
 		keyStem:    stem,
 		keyStemSep: stem + "/",
 		vals:       [2]ref.Val{celtypes.String(c.DB), celtypes.String(c.Table)},
+		data:       newTableData(c.DB, c.Table),
 	}
 	for op := range n.types {
 		n.types[op] = n.typeStem + ferry.Op(op).TypeSuffix()
 	}
 	v, _ := m.names.LoadOrStore(k, n)
 	return v.(*tableNames)
+}
+
+// tableNamesOf is tableNames, remembering the last table in arena: a
+// Worker's changes come in runs of one table, and comparing three strings
+// that share their text is cheaper than hashing them for the map.
+func (m *DefaultMapping) tableNamesOf(c *ferry.Change, arena *eventArena) *tableNames {
+	if arena == nil {
+		return m.tableNames(c)
+	}
+	k := tableKey{c.Source, c.DB, c.Table}
+	if arena.last.names == nil || arena.last.key != k {
+		arena.last.key, arena.last.names = k, m.tableNames(c)
+	}
+	return arena.last.names
 }
 
 // Event builds the default CloudEvent of c. scratch is a reusable encoding
@@ -103,32 +119,32 @@ func (m *DefaultMapping) base(c *ferry.Change, b *eventBase, withData bool, scra
 		m.requestBase(c, b)
 		return scratch
 	}
-	n := m.tableNames(c)
+	n := m.tableNamesOf(c, arena)
 	b.id, b.source, b.typ, b.time = c.ID, n.source, n.typ(c.Op), c.Time
 	b.partitionKey = n.keyStem
 	if !c.Key.IsZero() {
 		// One string holds both: the subject is the partition key's tail.
-		b.partitionKey = keyWithStem(n.keyStemSep, c.Key)
+		b.partitionKey = keyWithStem(n.keyStemSep, c.Key, arena)
 		b.subject = b.partitionKey[len(n.keyStemSep):]
 	}
 	if withData {
-		scratch = AppendChangeData(scratch[:0], c)
+		scratch = n.data.appendChangeData(scratch[:0], c)
 		b.data = arena.copy(scratch)
 		b.encoded = true
 	}
 	return scratch
 }
 
-// keyWithStem is stem+Subject(key) in one allocation for the common
-// single-integer key (integers need no escaping).
-func keyWithStem(stem string, key ferry.Row) string {
+// keyWithStem is stem+Subject(key), for the common single-integer key
+// (integers need no escaping) carved from arena (or one allocation).
+func keyWithStem(stem string, key ferry.Row, arena *eventArena) string {
 	if len(key.Values) == 1 {
 		var buf [96]byte
 		switch v := key.Values[0].(type) {
 		case int64:
-			return string(strconv.AppendInt(append(buf[:0], stem...), v, 10))
+			return arena.text(strconv.AppendInt(append(buf[:0], stem...), v, 10))
 		case uint64:
-			return string(strconv.AppendUint(append(buf[:0], stem...), v, 10))
+			return arena.text(strconv.AppendUint(append(buf[:0], stem...), v, 10))
 		}
 	}
 	return stem + Subject(key)

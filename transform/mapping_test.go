@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,16 +237,24 @@ func TestArenaEventsDoNotShareData(t *testing.T) {
 	c := sampleChange()
 	var evs []*event.Event
 	var want [][]byte
-	for range arenaEvents + 3 { // crosses a block boundary
+	var keys []string                // the partition keys share the data's block
+	for i := range arenaEvents + 3 { // crosses a block boundary
+		c.Key.Values[0] = int64(i)
 		out := w.Apply(c, nil)
 		evs = append(evs, out[0].Event)
 		want = append(want, append([]byte(nil), out[0].Event.DataEncoded...))
+		keys = append(keys, strings.Clone(out[0].Event.Extensions()[PartitionKeyExtension].(string)))
 	}
 	evs[0].DataEncoded = append(evs[0].DataEncoded, "garbage"...)
 	evs[1].SetSubject("changed")
 	for i, ev := range evs[1:] {
 		if !bytes.Equal(ev.DataEncoded, want[i+1]) {
 			t.Fatalf("event %d's data changed to %q", i+1, ev.DataEncoded)
+		}
+	}
+	for i, ev := range evs {
+		if got := ev.Extensions()[PartitionKeyExtension]; got != keys[i] || !strings.HasSuffix(keys[i], "/"+strconv.Itoa(i)) {
+			t.Fatalf("event %d's partition key %q, want %q", i, got, keys[i])
 		}
 	}
 	if evs[2].Subject() == "changed" || evs[0].Subject() == "changed" {

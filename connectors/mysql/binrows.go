@@ -79,7 +79,7 @@ func (s *stream) fastRows(ctx context.Context, h *replication.EventHeader, e *re
 			del := s.changeHead(h, p, ferry.OpDelete)
 			del.Before, del.Key = c.oldRow, c.oldKey
 			del.ID += "/old-key"
-			s.tx.buf = append(s.tx.buf, del)
+			s.appendChange(del)
 		}
 		ch := s.changeHead(h, p, op)
 		ch.Before, ch.After, ch.Key = c.before, c.after, c.key

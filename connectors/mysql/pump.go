@@ -165,7 +165,8 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 			if len(b.Changes)+len(nb.Changes) > s.cfg.BatchSize || len(nb.Changes) >= mergeFrom {
 				// Merging would only copy big transactions around: the
 				// next Read returns it as it is.
-				s.held = &nb
+				held := nb // not &nb: that moved every batch received here to the heap
+				s.held = &held
 				return b, nil
 			}
 			s.gate.release(nb)

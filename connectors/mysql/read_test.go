@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/ferry-cdc/ferry"
@@ -83,5 +84,31 @@ func TestReadMergesWithinBatchSize(t *testing.T) {
 		if !s.gate.count.TryAcquire(s.gate.maxCount) {
 			t.Errorf("sizes %v: gate not fully released after every batch was read", c.sizes)
 		}
+	}
+}
+
+// Merging queued single-row transactions allocates the merged batch, not
+// one object per transaction merged (a received batch whose address was
+// kept for holding it back escaped to the heap on every receive: an
+// allocation per W2 transaction).
+func TestReadMergeAllocations(t *testing.T) {
+	sizes := make([]int, 1000)
+	for i := range sizes {
+		sizes[i] = 1
+	}
+	s := readTestSource(t, 2048, sizes, nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b, err := s.Read(context.Background())
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := after.Mallocs - before.Mallocs
+	if len(b.Changes) != 1000 {
+		t.Fatalf("merged %d changes, want 1000", len(b.Changes))
+	}
+	if allocs > 50 {
+		t.Errorf("Read allocated %d times merging 1000 transactions", allocs)
 	}
 }

@@ -346,7 +346,7 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 			s.recordChange(p, e.Rows[i:i+step])
 		}
 		if op == ferry.OpUpdate && p.keyChanged(e.Rows[i], e.Rows[i+1], miss[0], miss[1]) {
-			s.tx.buf = append(s.tx.buf, s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
+			s.appendChange(s.oldKeyDelete(h, p, e.Rows[i], miss[0]))
 		}
 		if err := s.buffer(ctx, s.change(h, p, op, e.Rows[i:i+step], miss)); err != nil {
 			return err
@@ -358,10 +358,7 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 // buffer adds a row change to the transaction's buffer and, when the
 // buffer is at its count or byte bound, streams it ahead of the commit.
 func (s *stream) buffer(ctx context.Context, c ferry.Change) error {
-	if len(s.tx.buf) == cap(s.tx.buf) {
-		s.tx.buf = s.growBuf(s.tx.buf)
-	}
-	s.tx.buf = append(s.tx.buf, c)
+	s.appendChange(c)
 	s.tx.bufBytes += c.Size()
 	if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
 		return s.flushPartial(ctx)
@@ -594,4 +591,12 @@ func (s *stream) handOver(buf []ferry.Change, size int) []ferry.Change {
 		return append(make([]ferry.Change, 0, n), buf...)
 	}
 	return buf[:n:n]
+}
+
+// appendChange adds c to the transaction's buffer, grown by growBuf.
+func (s *stream) appendChange(c ferry.Change) {
+	if len(s.tx.buf) == cap(s.tx.buf) {
+		s.tx.buf = s.growBuf(s.tx.buf)
+	}
+	s.tx.buf = append(s.tx.buf, c)
 }
