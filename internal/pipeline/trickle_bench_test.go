@@ -84,32 +84,43 @@ func benchmarkTrickle(b *testing.B, linger time.Duration) {
 	defer st.Close()
 	sink := &rttSink{countSink: countSink{done: make(chan struct{})}, rtt: 300 * time.Microsecond}
 	sink.want.Store(int64(b.N))
+	b.ReportAllocs()
+	runPaced(b, st, sink, sink.done, time.Second/3000, linger)
+	b.ReportMetric(float64(b.N)/float64(sink.writes.Load()), "events/write")
+}
+
+// runPaced runs a pipeline from a source of b.N single-row transactions,
+// one every gap, to sink as "out" until done closes (the sink saw b.N
+// events), and reports the process CPU per change. It returns the
+// runtime, stopped, for its statistics.
+func runPaced(b *testing.B, st *state.Store, sink ferry.Sink, done <-chan struct{}, gap, linger time.Duration) *Runtime {
+	b.Helper()
 	eng, err := transform.New(transform.Options{TypePrefix: "com.example", DefaultTo: []string{"out"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt, err := New(Config{Store: st, Engine: eng, SinkLinger: linger, Sources: []SourceSpec{{Name: "src", Source: &pacedSource{gap: time.Second / 3000, total: b.N}}},
+	rt, err := New(Config{Store: st, Engine: eng, SinkLinger: linger, Sources: []SourceSpec{{Name: "src", Source: &pacedSource{gap: gap, total: b.N}}},
 		Sinks: []SinkSpec{{Name: "out", Sink: sink}}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	b.ReportAllocs()
+	defer cancel()
+	stopped := make(chan error, 1)
 	b.ResetTimer()
 	cpu0 := cpuNow()
-	go func() { done <- rt.Run(ctx) }()
+	go func() { stopped <- rt.Run(ctx) }()
 	select {
-	case <-sink.done:
-	case err := <-done:
+	case <-done:
+	case err := <-stopped:
 		b.Fatalf("pipeline stopped early: %v", err)
 	}
 	cpu := cpuNow() - cpu0
 	b.StopTimer()
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-stopped; err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/change")
-	b.ReportMetric(float64(b.N)/float64(sink.writes.Load()), "events/write")
+	return rt
 }

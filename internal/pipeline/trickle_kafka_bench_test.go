@@ -12,7 +12,6 @@ import (
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/connectors/kafka"
 	"github.com/ferry-cdc/ferry/internal/state"
-	"github.com/ferry-cdc/ferry/transform"
 )
 
 // countingSink counts what its sink acknowledged and closes done at want.
@@ -59,32 +58,7 @@ func BenchmarkPipelineTrickleKafka(b *testing.B) {
 	}
 	sink := &countingSink{Sink: ks, countSink: countSink{done: make(chan struct{})}}
 	sink.want.Store(int64(b.N))
-	eng, err := transform.New(transform.Options{TypePrefix: "com.example", DefaultTo: []string{"out"}})
-	if err != nil {
-		b.Fatal(err)
-	}
 	linger, _ := time.ParseDuration(os.Getenv("SINK_LINGER"))
-	rt, err := New(Config{Store: st, Engine: eng, SinkLinger: linger, Sources: []SourceSpec{{Name: "src", Source: &pacedSource{gap: time.Second / 5000, total: b.N}}},
-		Sinks: []SinkSpec{{Name: "out", Sink: sink}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	b.ResetTimer()
-	cpu0 := cpuNow()
-	go func() { done <- rt.Run(ctx) }()
-	select {
-	case <-sink.done:
-	case err := <-done:
-		b.Fatalf("pipeline stopped early: %v", err)
-	}
-	cpu := cpuNow() - cpu0
-	b.StopTimer()
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/change")
+	rt := runPaced(b, st, sink, sink.done, time.Second/5000, linger)
 	b.ReportMetric(float64(b.N)/float64(rt.Stats().sink("out").Writes.Load()), "events/write")
 }
