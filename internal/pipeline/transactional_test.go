@@ -77,11 +77,14 @@ func TestTransactionalPositionNeverPassesUncommittedEvent(t *testing.T) {
 	// a key of its own, so a failing write holds back only its own keys.
 	src := &scriptSource{batches: 40, per: per, keys: 1000}
 	sink := &txnSink{}
-	tries := 0
+	// 23's transactions fail until another key's event (100, of batch 20;
+	// 23 is in batch 4) is committed: a count of failures raced the source on a
+	// loaded machine (CI: 20 retries were over before batch 20 was read).
+	// If other keys did not flow while 23 is held back, 100 never commits,
+	// 23 never does either, and runUntil times out.
 	sink.fail = func(evs []*event.Event) error {
 		for _, e := range evs {
-			if e.ID() == "23" && tries < 20 {
-				tries++
+			if e.ID() == "23" && sink.committed["100"] == 0 {
 				return errors.New("transaction aborted")
 			}
 		}
