@@ -14,19 +14,24 @@ import (
 // Unknown parts are null (gtid on a server without GTIDs, pk of a table
 // without a primary key).
 func AppendChangeData(dst []byte, c *ferry.Change) []byte {
-	dst = append(dst, `{"op":`...)
-	dst = appendString(dst, c.Op.String())
-	dst = append(dst, `,"db":`...)
-	dst = appendString(dst, c.DB)
-	dst = append(dst, `,"table":`...)
-	dst = appendString(dst, c.Table)
-	dst = append(dst, `,"pk":`...)
+	dst = appendDataHead(dst, c.Op, c.DB, c.Table)
 	dst = appendRow(dst, c.Key)
 	dst = append(dst, `,"before":`...)
 	dst = appendRow(dst, c.Before)
 	dst = append(dst, `,"after":`...)
 	dst = appendRow(dst, c.After)
 	return appendChangeTail(dst, c)
+}
+
+// appendDataHead appends the payload's `{"op":…,"db":…,"table":…,"pk":`.
+func appendDataHead(dst []byte, op ferry.Op, db, table string) []byte {
+	dst = append(dst, `{"op":`...)
+	dst = appendString(dst, op.String())
+	dst = append(dst, `,"db":`...)
+	dst = appendString(dst, db)
+	dst = append(dst, `,"table":`...)
+	dst = appendString(dst, table)
+	return append(dst, `,"pk":`...)
 }
 
 // appendChangeTail appends what follows the after image: the source and

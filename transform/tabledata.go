@@ -31,14 +31,7 @@ type columnKeys struct {
 func newTableData(db, table string) *tableData {
 	d := &tableData{}
 	for op := range d.heads {
-		var h []byte
-		h = append(h, `{"op":`...)
-		h = appendString(h, ferry.Op(op).String())
-		h = append(h, `,"db":`...)
-		h = appendString(h, db)
-		h = append(h, `,"table":`...)
-		h = appendString(h, table)
-		d.heads[op] = append(h, `,"pk":`...)
+		d.heads[op] = appendDataHead(nil, ferry.Op(op), db, table)
 	}
 	return d
 }

@@ -132,11 +132,7 @@ func dateBytes(data []byte, a *textArena) (any, int, error) {
 		return nil, 3, nil
 	}
 	var buf [24]byte
-	out := appendPadded(buf[:0], v>>9, 4)
-	out = append(out, '-')
-	out = appendPadded(out, v>>5&15, 2)
-	out = append(out, '-')
-	out = appendPadded(out, v&31, 2)
+	out := appendDate(buf[:0], v>>9, v>>5&15, v&31)
 	if isZeroDate(bytesText(out)) {
 		return nil, 3, nil
 	}
@@ -168,17 +164,9 @@ func datetime2Bytes(data []byte, fsp int, a *textArena) (any, int, error) {
 	ymd, hms := fields>>17, fields%(1<<17)
 	ym := ymd >> 5
 	var buf [48]byte
-	out := appendPadded(buf[:0], ym/13, 4)
-	out = append(out, '-')
-	out = appendPadded(out, ym%13, 2)
-	out = append(out, '-')
-	out = appendPadded(out, ymd%(1<<5), 2)
+	out := appendDate(buf[:0], ym/13, ym%13, ymd%(1<<5))
 	out = append(out, 'T')
-	out = appendPadded(out, hms>>12, 2)
-	out = append(out, ':')
-	out = appendPadded(out, hms>>6%(1<<6), 2)
-	out = append(out, ':')
-	out = appendPadded(out, hms%(1<<6), 2)
+	out = appendClock(out, hms>>12, hms>>6%(1<<6), hms%(1<<6))
 	if fsp > 0 {
 		// six digits cut to fsp from the right, as go-mysql cuts them
 		out = append(out, '.')

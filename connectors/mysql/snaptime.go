@@ -94,7 +94,7 @@ func snapDate(b []byte, a *textArena) (any, error) {
 		return nil, nil
 	}
 	var buf [16]byte
-	return a.text(appendDate(buf[:0], p)), nil
+	return a.text(appendDate(buf[:0], int64(p.year), int64(p.month), int64(p.day))), nil
 }
 
 // snapDateTime renders a DATETIME (zone "") or TIMESTAMP (zone "Z") as
@@ -110,9 +110,9 @@ func snapDateTime(b []byte, fsp int, zone string, a *textArena) (any, error) {
 		return nil, nil
 	}
 	var buf [48]byte
-	out := appendDate(buf[:0], p)
+	out := appendDate(buf[:0], int64(p.year), int64(p.month), int64(p.day))
 	out = append(out, 'T')
-	out = appendClock(out, int64(p.h), p.mi, p.s)
+	out = appendClock(out, int64(p.h), int64(p.mi), int64(p.s))
 	out = appendFraction(out, p.micro, fsp)
 	return a.text(append(out, zone...)), nil
 }
@@ -132,7 +132,7 @@ func snapTime(b []byte, fsp int, a *textArena) (any, error) {
 		}
 		// go-mysql reads the low byte of the days only: TIME's range,
 		// ±838:59:59, is under 35 days.
-		out = appendClock(out, int64(b[1])*24+int64(b[5]), b[6], b[7])
+		out = appendClock(out, int64(b[1])*24+int64(b[5]), int64(b[6]), int64(b[7]))
 		if len(b) == 12 {
 			micro = binary.LittleEndian.Uint32(b[8:])
 		}
@@ -142,20 +142,22 @@ func snapTime(b []byte, fsp int, a *textArena) (any, error) {
 	return a.text(appendFraction(out, micro, fsp)), nil
 }
 
-func appendDate(buf []byte, p dateTimeParts) []byte {
-	buf = appendPadded(buf, int64(p.year), 4)
+// appendDate appends YYYY-MM-DD (the binlog's and the backfill's dates).
+func appendDate(buf []byte, year, month, day int64) []byte {
+	buf = appendPadded(buf, year, 4)
 	buf = append(buf, '-')
-	buf = appendPadded(buf, int64(p.month), 2)
+	buf = appendPadded(buf, month, 2)
 	buf = append(buf, '-')
-	return appendPadded(buf, int64(p.day), 2)
+	return appendPadded(buf, day, 2)
 }
 
-func appendClock(buf []byte, h int64, mi, s byte) []byte {
+// appendClock appends HH:MM:SS, the hours at least two digits.
+func appendClock(buf []byte, h, mi, s int64) []byte {
 	buf = appendPadded(buf, h, 2)
 	buf = append(buf, ':')
-	buf = appendPadded(buf, int64(mi), 2)
+	buf = appendPadded(buf, mi, 2)
 	buf = append(buf, ':')
-	return appendPadded(buf, int64(s), 2)
+	return appendPadded(buf, s, 2)
 }
 
 // appendFraction writes the first fsp digits of the six-digit microseconds
