@@ -21,6 +21,11 @@ type SourceHarness struct {
 	// Produce makes n more changes, each in its own transaction, visible
 	// to the sources New returns.
 	Produce func(t *testing.T, n int)
+	// IgnoreGoroutines names functions (goleak.IgnoreAnyFunction) of the
+	// origin's own goroutines, as SinkHarness.IgnoreGoroutines does: an
+	// in-process broker's server side of a connection the source closed
+	// ends on its own schedule. The source's goroutines are always checked.
+	IgnoreGoroutines []string
 }
 
 // RunSource runs the source suite. Subtests share the harness's stream, so
@@ -28,7 +33,11 @@ type SourceHarness struct {
 // did.
 func RunSource(t *testing.T, h SourceHarness) {
 	t.Run("ReadsWhatWasProduced", func(t *testing.T) {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		opts := []goleak.Option{goleak.IgnoreCurrent()}
+		for _, f := range h.IgnoreGoroutines {
+			opts = append(opts, goleak.IgnoreAnyFunction(f))
+		}
+		defer goleak.VerifyNone(t, opts...)
 		h.Produce(t, 3)
 		s := open(t, h, nil)
 		changes, _ := readN(t, s, 3)
