@@ -65,6 +65,7 @@ func (f *feed) watch(streamer *replication.BinlogStreamer) {
 func (f *feed) arm(ctx context.Context, st *stream) {
 	f.ctx, f.st = ctx, st
 	st.pending = &f.rows
+	st.deferring = true // the feed's connection is a boundaryConn: it calls atReadBoundary
 	close(f.armed)
 }
 
@@ -106,10 +107,29 @@ func (f *feed) HandleEvent(ev *replication.BinlogEvent) (err error) {
 		return err
 	}
 	if err := f.st.step(f.ctx, ev); err != nil {
+		// What was committed before the event goes out as it did before
+		// the deferral (a replay's last transactions, the batches a fatal
+		// error lets the pipeline deliver first).
+		_, _ = f.st.flushDeferred(f.ctx)
 		f.err = err
 		return err
 	}
 	return nil
+}
+
+// atReadBoundary hands the transactions committed since the last read of
+// the connection to the pipeline, and reports whether there were any. It
+// runs on the reading goroutine, before each read of the socket.
+func (f *feed) atReadBoundary() (bool, error) {
+	if !f.running || f.err != nil {
+		return false, nil
+	}
+	n, err := f.st.flushDeferred(f.ctx)
+	if err != nil {
+		f.err = err
+		return false, err
+	}
+	return n > 0, nil
 }
 
 // end waits for the connection to end and returns why: the stream's error

@@ -378,7 +378,7 @@ func (s *Source) syncerConfig(f *feed) replication.BinlogSyncerConfig {
 		// query event (3% of the CPU of single-row transactions, issue 18).
 		DiscardGTIDSet: true,
 		Logger:         libraryLogger(s.log),
-		Dialer:         (&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		Dialer:         boundaryDialer(&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}, f, s.cfg.ReadCoalesce),
 		TLSConfig:      s.tls,
 	}
 }

@@ -74,7 +74,19 @@ type stream struct {
 	binChanges            []binChange
 	// texts holds the text of change ids and decoded values (textArena).
 	texts textArena
+
+	// deferring: batches wait in deferred until the connection's next read
+	// (flushDeferred) or until they fill a batch_size, instead of going to
+	// out one by one (see boundaryConn).
+	deferring       bool
+	deferred        []ferry.Batch
+	deferredChanges int
 }
+
+// maxDeferred bounds the batches waiting for a read boundary: beyond it the
+// pipeline gains nothing from waiting longer, since its Read merges at most
+// batch_size changes anyway.
+const maxDeferred = 256
 
 // errReplayEnd ends a replay's stream.
 var errReplayEnd = errors.New("replay reached its end")
@@ -493,10 +505,49 @@ func (s *stream) restart() {
 	s.readPos = s.committed
 }
 
+// emit hands b to the pipeline, at once or, when deferring, at the
+// connection's next read boundary.
 func (s *stream) emit(ctx context.Context, b ferry.Batch) error {
 	if len(b.Changes) == 0 && b.Checkpoint == nil {
 		return nil
 	}
+	if !s.deferring {
+		return s.send(ctx, b)
+	}
+	s.deferred = append(s.deferred, b)
+	s.deferredChanges += len(b.Changes)
+	if len(s.deferred) < maxDeferred && s.deferredChanges < s.cfg.BatchSize {
+		return nil
+	}
+	_, err := s.sendDeferred(ctx)
+	return err
+}
+
+// flushDeferred sends the deferred batches and returns how many it sent.
+func (s *stream) flushDeferred(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendDeferred(ctx)
+}
+
+// sendDeferred sends the deferred batches in order; called with s.mu held.
+// Those it could not send (ctx ended) are dropped like an unsent emit:
+// the checkpoint has not passed them, so they are read again.
+func (s *stream) sendDeferred(ctx context.Context) (int, error) {
+	n := len(s.deferred)
+	var err error
+	for i, b := range s.deferred {
+		if err = s.send(ctx, b); err != nil {
+			n = i
+			break
+		}
+	}
+	clear(s.deferred) // do not keep the changes sent
+	s.deferred, s.deferredChanges = s.deferred[:0], 0
+	return n, err
+}
+
+func (s *stream) send(ctx context.Context, b ferry.Batch) error {
 	if err := s.gate.acquire(ctx, b); err != nil {
 		return err
 	}

@@ -123,5 +123,11 @@ func (s *stream) emitChunkIfReady(ctx context.Context) error {
 	s.win = nil
 	s.jobs.chunkEmitted(w.job, c, len(changes))
 	close(w.emitted)
-	return s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.checkpoint(s.committed)})
+	if err := s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.checkpoint(s.committed)}); err != nil {
+		return err
+	}
+	// At once, after the transactions deferred before it: a backfill's
+	// goroutine may emit the chunk while the connection waits for events.
+	_, err := s.sendDeferred(ctx)
+	return err
 }
