@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,31 +35,36 @@ func TestReadCoalesceDeliversEveryTransactionInOrder(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 1))
 	const n = 300
-	go func() {
-		for i := 1; i <= n; i++ {
+	// The inserter reports its error after the reading below, and the test
+	// waits for it even when it fails early (no t.Errorf after the test).
+	var inserting sync.WaitGroup
+	var insertErr error
+	inserting.Go(func() {
+		for i := 1; i <= n && insertErr == nil; i++ {
 			if _, err := db.Exec(fmt.Sprintf("INSERT INTO t VALUES (%d, 'v%d')", i, i)); err != nil {
-				t.Errorf("insert %d: %v", i, err)
-				return
+				insertErr = fmt.Errorf("insert %d: %w", i, err)
 			}
 			time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
 		}
-	}()
+	})
+	t.Cleanup(inserting.Wait)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var ids []int64
-	var batches, shared int
+	var batches, several int
 	last := ""
 	for len(ids) < n {
 		b, err := s.Read(ctx)
 		if err != nil {
-			t.Fatalf("Read after %d changes: %v", len(ids), err)
+			inserting.Wait()
+			t.Fatalf("Read after %d changes: %v (inserter: %v)", len(ids), err, insertErr)
 		}
 		if len(b.Changes) == 0 {
 			continue
 		}
 		batches++
 		if len(b.Changes) > 1 {
-			shared++
+			several++
 		}
 		if cp := string(b.Checkpoint); cp == last {
 			t.Fatalf("batch %d repeats the checkpoint %s", batches, cp)
@@ -74,8 +80,8 @@ func TestReadCoalesceDeliversEveryTransactionInOrder(t *testing.T) {
 			t.Fatalf("change %d is row %d, want %d (order: %s...)", i, id, i+1, strconv.Quote(fmt.Sprint(ids[:min(len(ids), 20)])))
 		}
 	}
-	if shared == 0 {
+	if several == 0 {
 		t.Fatalf("%d transactions committed within 100ms of each other arrived in %d batches of one", n, batches)
 	}
-	t.Logf("%d transactions in %d batches (%d of several)", n, batches, shared)
+	t.Logf("%d transactions in %d batches (%d of several)", n, batches, several)
 }
