@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 
 	"github.com/ferry-cdc/ferry/internal/cli"
 )
@@ -22,14 +23,21 @@ func main() {
 	os.Exit(code)
 }
 
-// profile writes a CPU profile to $FERRY_CPUPROFILE and, at exit, an
-// allocation profile to $FERRY_MEMPROFILE, for developers measuring ferry
-// under load; it does nothing when the variables are unset.
+// profile writes a CPU profile to $FERRY_CPUPROFILE, an execution trace
+// to $FERRY_TRACE (goroutine and thread wake-ups: go tool trace) and, at
+// exit, an allocation profile to $FERRY_MEMPROFILE, for developers
+// measuring ferry under load; it does nothing when the variables are unset.
 func profile() (stop func()) {
 	stopCPU := func() {}
 	if path := os.Getenv("FERRY_CPUPROFILE"); path != "" {
 		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
 			stopCPU = func() { pprof.StopCPUProfile(); f.Close() }
+		}
+	}
+	if path := os.Getenv("FERRY_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
+			stopProfile := stopCPU
+			stopCPU = func() { stopProfile(); trace.Stop(); f.Close() }
 		}
 	}
 	return func() {

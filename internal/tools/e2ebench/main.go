@@ -43,6 +43,7 @@ type options struct {
 	load     string // single: one row per transaction; bulk: 1000-row INSERT ... SELECT statements
 	sink     string // discard | http | kafka
 	delivery string // kafka sink: at_least_once | exactly_once
+	client   string // kafka sink: franz-go | sarama
 	mode     string // http mode: binary | structured | batch
 	work     string // stream | backfill
 	metadata string // binlog_row_metadata of the server: FULL, or MINIMAL (decoded from the schema history)
@@ -63,6 +64,7 @@ func main() {
 	flag.StringVar(&o.load, "load", "single", "single (one-row transactions) or bulk (1000-row statements)")
 	flag.StringVar(&o.sink, "sink", "discard", "discard, http (a receiver in a second process) or kafka (a kfake broker in a second process)")
 	flag.StringVar(&o.delivery, "delivery", "at_least_once", "kafka sink delivery: at_least_once or exactly_once (one transaction per write, the position in the checkpoint topic)")
+	flag.StringVar(&o.client, "kafka-client", "franz-go", "kafka sink client: franz-go or sarama")
 	flag.StringVar(&o.work, "work", "stream", "stream (ferry run drains the binlog) or backfill (ferry backfill reads the table)")
 	flag.StringVar(&o.mode, "mode", "batch", "http sink mode: binary, structured or batch")
 	flag.StringVar(&o.metadata, "metadata", "FULL", "the server's binlog_row_metadata: FULL, or MINIMAL (ferry decodes with its schema history)")
@@ -133,7 +135,7 @@ func run(o options) error {
 			return err
 		}
 		defer stop()
-		sinkBlock = fmt.Sprintf("{type: kafka, brokers: [%s], topic: orders}", brokers)
+		sinkBlock = fmt.Sprintf("{type: kafka, brokers: [%s], topic: orders, client: %s}", brokers, o.client)
 		if o.delivery == "exactly_once" {
 			// A transactional id per run ($RUN, see writeConfig): each run
 			// drains the same binlog, which a position committed by an
