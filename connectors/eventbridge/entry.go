@@ -12,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/ferry-cdc/ferry"
 )
 
 // PutEvents limits, as documented by AWS.
@@ -76,7 +78,7 @@ func (s *Sink) entry(e *event.Event) (*types.PutEventsRequestEntry, error) {
 // structured CloudEvent.
 func (s *Sink) detail(e *event.Event) (string, error) {
 	if s.cfg.Detail == "event" {
-		b, err := json.Marshal(e)
+		b, err := ferry.MarshalStructured(e)
 		return string(b), err
 	}
 	data := bytes.TrimSpace(e.Data())

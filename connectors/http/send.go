@@ -3,7 +3,6 @@ package httpsink
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,8 +83,6 @@ func (s *Sink) sendBatch(ctx context.Context, events []*event.Event, lane []int,
 // it; when it is the first, encodeBatch fails permanently.
 func (s *Sink) encodeBatch(events []*event.Event, lane []int, limit int) ([]byte, int, error) {
 	var body bytes.Buffer
-	enc := json.NewEncoder(&body)
-	enc.SetEscapeHTML(false) // keep data bytes as they are
 	body.WriteByte('[')
 	n := 0
 	for _, i := range lane {
@@ -96,14 +93,13 @@ func (s *Sink) encodeBatch(events []*event.Event, lane []int, limit int) ([]byte
 		if n > 0 {
 			body.WriteByte(',')
 		}
-		if err := enc.Encode(events[i]); err != nil { // writes nothing on error
+		if err := ferry.WriteStructured(&body, events[i]); err != nil { // writes nothing on error
 			if n == 0 {
 				return nil, 0, ferry.Permanent(fmt.Errorf("encode event %s as JSON: %w", events[i].ID(), err))
 			}
 			body.Truncate(mark)
 			break
 		}
-		body.Truncate(body.Len() - 1) // the newline Encode appends
 		if n > 0 && body.Len()+1 > s.cfg.BatchMaxBytes {
 			body.Truncate(mark)
 			break

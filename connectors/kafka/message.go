@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -96,7 +95,7 @@ func (s *Sink) record(a *recordArena, i int, e *event.Event, extra int) (*kgo.Re
 		msg.Key = append(a.bytes(len(k)), k...)
 	}
 	if s.cfg.Mode == "structured" {
-		v, err := json.Marshal(e)
+		v, err := ferry.MarshalStructured(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}

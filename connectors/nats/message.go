@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -26,7 +25,7 @@ const (
 func (s *Sink) message(subject string, e *event.Event) (*natsgo.Msg, error) {
 	m := natsgo.NewMsg(subject)
 	if s.cfg.Mode == "structured" {
-		b, err := json.Marshal(e)
+		b, err := ferry.MarshalStructured(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID(), err)
 		}
