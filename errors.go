@@ -26,6 +26,10 @@ var (
 	// again, and the pipeline stops rather than retry and steal the
 	// identity back.
 	ErrSinkFenced = errors.New("fenced by another instance with the same identity")
+	// ErrDataNotJSON is returned by WriteStructured for an event whose
+	// data the JSON format would carry as JSON (a JSON content type, not
+	// base64) but is not JSON: the event skipped MarkBinaryData.
+	ErrDataNotJSON = errors.New("data is not valid JSON for its JSON content type")
 )
 
 // PermanentError marks a failure that retrying cannot fix (a 4xx answer, an

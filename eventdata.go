@@ -2,7 +2,6 @@ package ferry
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"mime"
 	"strings"
@@ -61,10 +60,6 @@ func textual(mediaType, contentType string) bool {
 	return err == nil && params["charset"] != ""
 }
 
-// errDataNotJSON: an event's data the SDK would write into the JSON format
-// as it is is not JSON (it skipped MarkBinaryData).
-var errDataNotJSON = errors.New("data is not valid JSON for its JSON content type")
-
 // WriteStructured appends e to buf in the CloudEvents JSON format, the
 // SDK's encoding (what json.Marshal(e) writes, without escaping HTML).
 // json.Marshal would pass the SDK's output through encoding/json's
@@ -76,7 +71,7 @@ var errDataNotJSON = errors.New("data is not valid JSON for its JSON content typ
 // are. On error buf is as it was.
 func WriteStructured(buf *bytes.Buffer, e *event.Event) error {
 	if !e.DataBase64 && len(e.DataEncoded) > 0 && sdkWritesDataAsIs(e.DataContentType()) && !jsonscan.Valid(e.DataEncoded) {
-		return errDataNotJSON
+		return ErrDataNotJSON
 	}
 	mark := buf.Len()
 	if err := event.WriteJson(e, buf); err != nil {

@@ -3,6 +3,7 @@ package ferry_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -79,6 +80,9 @@ func TestWriteStructuredMatchesJSONMarshal(t *testing.T) {
 			t.Fatalf("event %d (%s, base64 %v, data %q): error %v, json.Marshal's %v", i, e.DataContentType(), e.DataBase64, e.DataEncoded, err, oldErr)
 		}
 		if err != nil {
+			if !errors.Is(err, ferry.ErrDataNotJSON) {
+				t.Fatalf("event %d: error %v, want ErrDataNotJSON", i, err)
+			}
 			if got != "" {
 				t.Fatalf("event %d: failed but wrote %q", i, got)
 			}
