@@ -16,7 +16,7 @@ func Valid(b []byte) bool {
 	stack := inline[:0] // the open containers' opening brackets
 	i := skipSpace(b, 0)
 	for {
-		// A value starts at b[i].
+		// A value starts at b[i] (i < 0: what led to it was invalid).
 		if i < 0 || i >= len(b) {
 			return false
 		}
@@ -42,7 +42,7 @@ func Valid(b []byte) bool {
 			if len(stack) == 0 {
 				return i == len(b)
 			}
-			if i < 0 || i >= len(b) {
+			if i >= len(b) {
 				return false
 			}
 			top := stack[len(stack)-1]
@@ -57,9 +57,6 @@ func Valid(b []byte) bool {
 			}
 			stack = stack[:len(stack)-1]
 			i++
-		}
-		if i < 0 {
-			return false
 		}
 	}
 }
@@ -90,7 +87,7 @@ func scalar(b []byte, i int) int {
 
 // key scans `"name" :` and the whitespace after it.
 func key(b []byte, i int) int {
-	if i < 0 || i >= len(b) || b[i] != '"' {
+	if i >= len(b) || b[i] != '"' {
 		return -1
 	}
 	if i = skipSpace(b, str(b, i)); i < 0 || i >= len(b) || b[i] != ':' {
