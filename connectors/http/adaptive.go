@@ -20,6 +20,9 @@ const (
 	// the endpoint queueing requests.
 	rttRise    = 2.0
 	rttRiseMin = 0.2
+	// maxProbeWait caps how many clean Writes the limit waits before it
+	// tries again a limit the endpoint pushed back at.
+	maxProbeWait = 32
 )
 
 // window is what one Write saw: the limit it ran with, how many requests
@@ -38,19 +41,34 @@ type window struct {
 // when the endpoint pushed back (a 429 or 503 answer, a request unanswered
 // in time, or a mean response time clearly above its moving average: the
 // endpoint queues), and otherwise adds one when the Write used the whole
-// limit. Only the sink's Write goroutine calls observe; current may be
-// read from any goroutine.
+// limit.
+//
+// Plain AIMD probes the limit that was just pushed back at again after a
+// single clean Write, so against an endpoint with a fixed capacity every
+// other Write costs a wave of throttled requests. aimd remembers that limit
+// (the ceiling) and waits probeWait clean Writes before trying it again:
+// twice as many each time the same ceiling pushes back (up to
+// maxProbeWait), half as many after a probe goes through or a push-back
+// comes below the ceiling (the endpoint takes more, or less, than it did:
+// either way what was learned about the old ceiling counts for less).
+// Below the ceiling the limit climbs one per Write as before.
+//
+// Only the sink's Write goroutine calls observe; current may be read from
+// any goroutine.
 type aimd struct {
-	max   int
-	limit float64
-	avg   float64      // moving average of windows' mean response time, seconds
-	dev   float64      // moving average of its absolute deviation
-	warm  int          // windows averaged so far, up to rttWarmup
-	shown atomic.Int64 // int(limit), for current
+	max       int
+	limit     float64
+	ceiling   int          // the limit the endpoint last pushed back at; 0 once a probe went through
+	probeWait int          // clean Writes at ceiling-1 before probing the ceiling
+	waited    int          // clean Writes at ceiling-1 so far
+	avg       float64      // moving average of windows' mean response time, seconds
+	dev       float64      // moving average of its absolute deviation
+	warm      int          // windows averaged so far, up to rttWarmup
+	shown     atomic.Int64 // int(limit), for current
 }
 
 func newAIMD(max int) *aimd {
-	c := &aimd{max: max, limit: float64(max)}
+	c := &aimd{max: max, limit: float64(max), probeWait: 1}
 	c.shown.Store(int64(max))
 	return c
 }
@@ -63,12 +81,41 @@ func (c *aimd) observe(w window) int {
 	queueing := c.observeRTT(w)
 	switch {
 	case w.pushback > 0 || queueing:
-		c.limit = max(1, math.Floor(c.limit*decreaseRatio))
+		c.pushedBack()
 	case w.lanes >= int(c.limit) && w.answered > 0:
-		c.limit = min(float64(c.max), c.limit+1)
+		c.usedCleanly()
 	}
 	c.shown.Store(int64(c.limit))
 	return int(c.limit)
+}
+
+// pushedBack lowers the limit after push-back and remembers where it came.
+func (c *aimd) pushedBack() {
+	at := int(c.limit)
+	switch {
+	case c.ceiling > 0 && at >= c.ceiling: // the same ceiling again
+		c.probeWait = min(2*c.probeWait, maxProbeWait)
+	case at < c.ceiling: // the endpoint takes less than it did
+		c.probeWait = max(1, c.probeWait/2)
+	}
+	c.ceiling, c.waited = at, 0
+	c.limit = max(1, math.Floor(c.limit*decreaseRatio))
+}
+
+// usedCleanly raises the limit after a Write that used it all without
+// push-back, waiting before it probes the ceiling.
+func (c *aimd) usedCleanly() {
+	if c.ceiling > 0 && int(c.limit) >= c.ceiling {
+		c.ceiling = 0 // the probe went through
+		c.probeWait = max(1, c.probeWait/2)
+	}
+	if c.ceiling > 0 && int(c.limit)+1 >= c.ceiling {
+		if c.waited++; c.waited < c.probeWait {
+			return
+		}
+		c.waited = 0
+	}
+	c.limit = min(float64(c.max), c.limit+1)
 }
 
 // observeRTT feeds a window's mean response time into the moving average

@@ -47,7 +47,9 @@ type Config struct {
 	// AdaptiveConcurrency adapts the requests run in parallel to what the
 	// endpoint takes, from 1 to Concurrency: one more after a Write that
 	// used them all without push-back, a tenth fewer after 429 or 503
-	// answers, timeouts or a clear rise of the response time.
+	// answers, timeouts or a clear rise of the response time; a limit
+	// that was pushed back is tried again only after clean Writes, twice
+	// as many each time it is pushed back again (at most 32).
 	AdaptiveConcurrency bool `yaml:"adaptive_concurrency"`
 	// BatchMaxEvents and BatchMaxBytes bound one request in batch mode.
 	BatchMaxEvents int `yaml:"batch_max_events" ferry:"default=100"`

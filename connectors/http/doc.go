@@ -29,7 +29,8 @@
 // With adaptive_concurrency the number of lanes adapts after each Write
 // (see aimd): a tenth fewer after push-back (429, 503, a request
 // unanswered within the timeout, a clear rise of the response time), one
-// more after a Write that used them all, from 1 to `concurrency`; the
+// more after a Write that used them all, from 1 to `concurrency`, waiting
+// longer each time before it tries again a limit that was pushed back; the
 // pipeline exports it as ferry_sink_concurrency (Sink.Concurrency).
 //
 // Binary mode percent-encodes every ce-* header value as the HTTP binding
