@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -51,6 +52,7 @@ type options struct {
 	ferry    string        // comma-separated prebuilt ferry binaries to A/B on one loaded binlog (default: build ./cmd/ferry)
 	rounds   int           // interleaved rounds over the binaries
 	profile  string        // CPU profile path prefix: each run writes PREFIX-<binary>-<round>.pprof
+	heap     string        // heap profile path prefix: each drain writes PREFIX-<binary>-<round>.pprof at its peak RSS
 	ceiling  bool          // also time go-mysql's raw decode of the same binlog
 	rate     int           // steady mode: row changes per second (0: drain a preloaded backlog)
 	linger   time.Duration // pipeline.sink_linger of the ferry under test
@@ -77,7 +79,11 @@ func main() {
 	flag.StringVar(&o.lingers, "lingers", "", "steady mode: comma-separated pipeline.sink_linger values (0: not set) run in turn with each binary, interleaved; overrides -linger")
 	flag.IntVar(&o.rounds, "rounds", 1, "interleaved rounds over the -ferry binaries")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write each run's CPU profile to PREFIX-<binary index>-<round>.pprof, in steady mode PREFIX-<binary index>-<-lingers index>-<round>.pprof (FERRY_CPUPROFILE)")
+	flag.StringVar(&o.heap, "heapprofile", "", "backlog mode: write each drain's in-use heap profile to PREFIX-<binary index>-<round>.pprof, taken from admin /debug/pprof/heap when the process's RSS reaches a new peak (admin.pprof with a token)")
 	flag.Parse()
+	if o.heap != "" {
+		adminToken = "e2ebench-heap-profile-token"
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
 		os.Exit(1)
@@ -189,7 +195,11 @@ func run(o options) error {
 				}
 				continue
 			}
-			r, err := drain(bin, cfg, admin, env, o, logf)
+			heapPath := ""
+			if o.heap != "" {
+				heapPath = fmt.Sprintf("%s-%d-%d.pprof", o.heap, i, round)
+			}
+			r, err := drain(bin, cfg, admin, heapPath, env, o, logf)
 			if err != nil {
 				return err
 			}
@@ -237,6 +247,9 @@ func writeConfig(dir, run, admin, mysqlAddr, start, sinkBlock string, linger tim
 		body = fmt.Sprintf("pipeline: {sink_linger: %s}\n", linger)
 	}
 	sinkBlock = strings.ReplaceAll(sinkBlock, "$RUN", run)
+	if adminToken != "" { // -heapprofile: pprof needs a token
+		admin += ", token: " + adminToken + ", pprof: true"
+	}
 	body += fmt.Sprintf(`state: {dir: %s/%s}
 admin: {listen: %s}
 defaults: {to: [out]}
@@ -377,7 +390,7 @@ type drainResult struct {
 	cpuUS float64
 }
 
-func drain(ferry, cfg, admin string, env []string, o options, logf func(string, ...any)) (drainResult, error) {
+func drain(ferry, cfg, admin, heapPath string, env []string, o options, logf func(string, ...any)) (drainResult, error) {
 	cmd := exec.Command(ferry, "run", "-c", cfg, "--log-level", "warn")
 	cmd.Env = env
 	cmd.Stderr = os.Stderr
@@ -390,6 +403,11 @@ func drain(ferry, cfg, admin string, env []string, o options, logf func(string, 
 	broker0 := brokerCPU()
 	for {
 		time.Sleep(20 * time.Millisecond)
+		if rss := rssKB(cmd.Process.Pid); rss > peak && heapPath != "" && time.Since(t0) > time.Second {
+			if err := saveHeapProfile(admin, heapPath); err != nil {
+				logf("heap profile: %v", err)
+			}
+		}
 		peak = max(peak, rssKB(cmd.Process.Pid))
 		a, f := rssParts(cmd.Process.Pid)
 		anon, file = max(anon, a), max(file, f)
@@ -426,8 +444,42 @@ type sinkCounts struct {
 	Writes    uint64 `json:"writes"`
 }
 
+// adminToken is the admin token of the ferry under test, set only for
+// -heapprofile (admin.pprof requires one; /status then does too).
+var adminToken string
+
+// adminGet GETs path from ferry's admin listener, with the token if set.
+func adminGet(admin, path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+admin+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// saveHeapProfile writes ferry's in-use heap profile (as of its last GC)
+// to path, replacing an earlier one.
+func saveHeapProfile(admin, path string) error {
+	resp, err := adminGet(admin, "/debug/pprof/heap")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/heap: %s", resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o600)
+}
+
 func sinkCounters(admin string) (sinkCounts, error) {
-	resp, err := http.Get("http://" + admin + "/status")
+	resp, err := adminGet(admin, "/status")
 	if err != nil {
 		return sinkCounts{}, err
 	}
