@@ -46,7 +46,8 @@ type boundaryConn struct {
 	coalesce time.Duration
 	last     time.Time // when the socket was last read
 	// drained: the last read took less than it could, so the socket held
-	// nothing more then. A backlog's reads fill the buffer, and never pause.
+	// nothing more then. A read that filled the buffer is never paused
+	// after.
 	drained bool
 	// busy: the last window of at least coalesce brought more than
 	// busyBytes per coalesce; window and since are the current one's.
