@@ -403,15 +403,17 @@ func drain(ferry, cfg, admin, heapPath string, env []string, o options, logf fun
 	broker0 := brokerCPU()
 	for {
 		time.Sleep(20 * time.Millisecond)
-		if rss := rssKB(cmd.Process.Pid); rss > peak && heapPath != "" && time.Since(t0) > time.Second {
+		rss := rssKB(cmd.Process.Pid)
+		a, f := rssParts(cmd.Process.Pid)
+		anon, file = max(anon, a), max(file, f)
+		n, err := delivered(admin)
+		// A new peak's heap, once the admin listener answers.
+		if err == nil && rss > peak && heapPath != "" {
 			if err := saveHeapProfile(admin, heapPath); err != nil {
 				logf("heap profile: %v", err)
 			}
 		}
-		peak = max(peak, rssKB(cmd.Process.Pid))
-		a, f := rssParts(cmd.Process.Pid)
-		anon, file = max(anon, a), max(file, f)
-		n, err := delivered(admin)
+		peak = max(peak, rss)
 		if err == nil && n >= uint64(o.rows) {
 			break
 		}

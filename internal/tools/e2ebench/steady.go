@@ -281,7 +281,7 @@ func cpuTicks(pid int) (int64, error) {
 func waitReady(admin string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
+		resp, err := adminGet(admin, "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
