@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,6 +215,11 @@ func (p *fencePair) checkConverged(t *testing.T) []kvArrival {
 	return arr
 }
 
+// deliveredBy reports whether replica has delivered anything yet.
+func (p *fencePair) deliveredBy(t *testing.T, replica string) bool {
+	return slices.ContainsFunc(p.arrivals(t), func(a kvArrival) bool { return a.replica == replica })
+}
+
 // checkTakeover verifies what a consumer sees around the takeover from
 // replica old to replica new: after new's first delivery, nothing from old
 // arrives at all (so nothing older than what new sent for its key). It
@@ -318,14 +324,7 @@ func testFrozenLeader(t *testing.T, p *fencePair) {
 		}
 	})
 	eventually(t, 30*time.Second, "B leading", func() bool { return roleOf(p.adminB) == "leader" })
-	eventually(t, 30*time.Second, "B delivering", func() bool {
-		for _, a := range p.arrivals(t) {
-			if a.replica == "b" {
-				return true
-			}
-		}
-		return false
-	})
+	eventually(t, 30*time.Second, "B delivering", func() bool { return p.deliveredBy(t, "b") })
 	time.Sleep(time.Second) // B delivers newer changes while A is frozen
 	signal(t, p.a, syscall.SIGCONT)
 	resumed = true

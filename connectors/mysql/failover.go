@@ -24,6 +24,9 @@ var (
 	// errForeignPosition: a FILE:POS checkpoint (no GTID) taken on another
 	// server; file positions mean nothing across servers.
 	errForeignPosition = errors.New("the checkpoint is a file position on another server")
+	// errNoFirstEvent: the server took the binlog dump command but sent
+	// nothing within connect_timeout.
+	errNoFirstEvent = errors.New("no binlog event")
 )
 
 // serverGTIDState is what the server reports about the transactions its

@@ -121,6 +121,10 @@ func (s *Source) explainStreamError(err error) error {
 		return fmt.Errorf("mysql %s: user %q may not read the binlog: GRANT REPLICATION SLAVE, REPLICATION CLIENT, SELECT ON *.* TO the user (or its password changed): %w",
 			s.cfg.Addr, s.cfg.User, errFatal(err))
 	}
+	if errors.Is(err, errNoFirstEvent) {
+		return fmt.Errorf("mysql %s: the server took the binlog dump but sent nothing: %w (a replica with server_id %d may still hold its dump)",
+			s.cfg.Addr, err, s.replicaID)
+	}
 	return s.explain(err)
 }
 

@@ -308,6 +308,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, erro
 			return nil, s.explainStreamError(err)
 		}
 	}
+	dumps := s.predecessorDumps()
 	f := newFeed(s.info.flavor)
 	cfg := s.syncerConfig(f)
 	mariaGTID := byGTID && s.info.flavor == gomysql.MariaDBFlavor
@@ -327,7 +328,7 @@ func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, erro
 	}
 	if err == nil {
 		go f.watch(streamer)
-		if err = s.awaitFirst(ctx, f); err == nil {
+		if err = s.awaitFirst(ctx, f, dumps); err == nil {
 			return c, nil
 		}
 	}
@@ -339,19 +340,28 @@ func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, erro
 }
 
 // awaitFirst waits up to connect_timeout for the server's first event, or
-// the error that ended the connection before it.
-func (s *Source) awaitFirst(ctx context.Context, f *feed) error {
+// the error that ended the connection before it. Meanwhile it ends those
+// of a predecessor's dumps (predecessorDumps) the server flags as killed.
+func (s *Source) awaitFirst(ctx context.Context, f *feed, dumps []uint64) error {
 	t := time.NewTimer(s.cfg.ConnectTimeout)
 	defer t.Stop()
-	select {
-	case <-f.first:
-		return nil
-	case err := <-f.ended:
-		return err
-	case <-t.C:
-		return context.DeadlineExceeded
-	case <-ctx.Done():
-		return ctx.Err()
+	reap := time.NewTicker(predecessorPoll)
+	defer reap.Stop()
+	for {
+		select {
+		case <-f.first:
+			return nil
+		case err := <-f.ended:
+			return err
+		case <-reap.C:
+			if len(dumps) > 0 {
+				dumps = s.endKilledDumps(dumps)
+			}
+		case <-t.C:
+			return fmt.Errorf("%w within connect_timeout (%s) of the dump command", errNoFirstEvent, s.cfg.ConnectTimeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
