@@ -23,7 +23,7 @@ func deferringFeed(t *testing.T, coalesce time.Duration) (*stream, chan ferry.Ba
 	server, client := net.Pipe()
 	t.Cleanup(func() { server.Close(); client.Close() })
 	var pauses []time.Duration
-	c := &boundaryConn{Conn: client, feed: f, coalesce: coalesce, pause: func(d time.Duration) { pauses = append(pauses, d) }}
+	c := &boundaryConn{Conn: client, feed: f, coalesce: coalesce, pause: func(d time.Duration) { pauses = append(pauses, d) }, now: time.Now}
 	return st, out, c, server, &pauses
 }
 
@@ -84,6 +84,81 @@ func TestReadBoundaryHandsOverCommittedTransactions(t *testing.T) {
 	readOne(t, c, server)
 	if len(out) != 1 || len(*pauses) != 1 {
 		t.Fatalf("%d batches sent, pauses %v after a full read, want 1 and no new pause", len(out), *pauses)
+	}
+}
+
+// senderModel is the socket as the reader sees it, on the test's clock: the
+// server sends rate bytes per second, of which at most buffered wait in the
+// receive buffer (beyond that the server is held back); a read takes what
+// waits, or blocks until a byte arrives.
+type senderModel struct {
+	net.Conn
+	now            *time.Time
+	last           time.Time
+	rate, buffered float64 // bytes per second; bytes
+	queued         float64
+}
+
+func (m *senderModel) Read(p []byte) (int, error) {
+	m.queued = min(m.buffered, m.queued+m.rate*m.now.Sub(m.last).Seconds())
+	if m.queued < 1 {
+		*m.now = m.now.Add(time.Duration((1 - m.queued) / m.rate * float64(time.Second)))
+		m.queued = 1
+	}
+	n := min(len(p), int(m.queued))
+	m.queued -= float64(n)
+	m.last = *m.now
+	return n, nil
+}
+
+// TestReadCoalesceDoesNotPauseABacklog: a reader a little faster than the
+// sender empties the socket at most reads while it drains a backlog;
+// pausing after each such read held the sender to what the receive buffer
+// takes per pause (about a quarter of its rate here). Once a window of
+// read_coalesce has brought more than busyBytes, reads are not paused, so
+// the drain runs at the sender's rate; when the rate falls to a trickle
+// the pauses come back and batch it. Time is the test's clock.
+func TestReadCoalesceDoesNotPauseABacklog(t *testing.T) {
+	const coalesce = 5 * time.Millisecond
+	st, out, c, _, _ := deferringFeed(t, coalesce)
+	go func() { // the pipeline's Read
+		for b := range out {
+			st.gate.release(b)
+		}
+	}()
+	clock := time.Unix(1e9, 0)
+	sender := &senderModel{now: &clock, last: clock, rate: 80e6, buffered: 64 << 10}
+	var pauses int
+	c.Conn, c.now = sender, func() time.Time { return clock }
+	c.pause = func(d time.Duration) { pauses++; clock = clock.Add(d) }
+	buf := make([]byte, 64<<10)
+	// drain reads for d of the test's time, handling each read in 20 µs
+	// plus its bytes at 100 MB/s, and returns the bytes read.
+	drain := func(d time.Duration) (bytes int) {
+		t.Helper()
+		for end, i := clock.Add(d), 0; clock.Before(end); i++ {
+			if err := st.emit(context.Background(), txBatch(i)); err != nil {
+				t.Fatal(err)
+			}
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bytes += n
+			clock = clock.Add(20*time.Microsecond + time.Duration(float64(n)/100e6*float64(time.Second)))
+		}
+		return bytes
+	}
+	drain(20 * time.Millisecond)
+	if got := float64(drain(200*time.Millisecond)) / 0.2; got < 0.9*sender.rate {
+		t.Fatalf("a backlog sent at %.0f MB/s drained at %.1f MB/s (%d pauses)", sender.rate/1e6, got/1e6, pauses)
+	}
+	sender.rate = 1.25e6 // 5,000 transactions of 250 bytes per second
+	drain(20 * time.Millisecond)
+	before := pauses
+	drain(100 * time.Millisecond)
+	if trickle := pauses - before; trickle < 10 {
+		t.Fatalf("%d pauses in 100 ms of a 1.25 MB/s trickle, want one per read_coalesce", trickle)
 	}
 }
 
