@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/ferry-cdc/ferry/internal/app"
 	"github.com/ferry-cdc/ferry/internal/config"
 	"github.com/ferry-cdc/ferry/internal/pipeline"
+	"github.com/ferry-cdc/ferry/internal/procs"
 )
 
 func runCmd(ctx context.Context, args []string, env Env) error {
@@ -36,6 +38,9 @@ func runCmd(ctx context.Context, args []string, env Env) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go forceExitOnSecondSignal(ctx, log)
+	if procs.Enabled(os.Getenv) {
+		go procs.New(runtime.GOMAXPROCS(0), log).Run(ctx)
+	}
 	log.Info("ferry starting", "version", env.Version, "config", strings.Join(c.files, ","),
 		"sources", cfg.SourceNames(), "sinks", cfg.SinkNames())
 	opts := app.RunOptions{Version: env.Version}
