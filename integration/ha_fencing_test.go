@@ -215,6 +215,17 @@ func (p *fencePair) checkConverged(t *testing.T) []kvArrival {
 	return arr
 }
 
+// freezeA stops replica A (SIGSTOP) and returns when, and the func that
+// resumes it; a test that ends first resumes it in its cleanup.
+func (p *fencePair) freezeA(t *testing.T) (time.Time, func()) {
+	t.Helper()
+	signal(t, p.a, syscall.SIGSTOP)
+	var once sync.Once
+	resume := func() { once.Do(func() { signal(t, p.a, syscall.SIGCONT) }) }
+	t.Cleanup(func() { once.Do(func() { _ = p.a.cmd.Process.Signal(syscall.SIGCONT) }) })
+	return time.Now(), resume
+}
+
 // deliveredBy reports whether replica has delivered anything yet.
 func (p *fencePair) deliveredBy(t *testing.T, replica string) bool {
 	return slices.ContainsFunc(p.arrivals(t), func(a kvArrival) bool { return a.replica == replica })
@@ -315,19 +326,11 @@ func testFrozenLeader(t *testing.T, p *fencePair) {
 	stop, burst := p.updateKeys(t, seed, 3*time.Millisecond)
 	eventually(t, 30*time.Second, "A delivering", func() bool { return p.r.Count() >= 100 })
 	burst(300) // a backlog in flight on A
-	signal(t, p.a, syscall.SIGSTOP)
-	frozen := time.Now()
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			_ = p.a.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	})
+	frozen, resume := p.freezeA(t)
 	eventually(t, 30*time.Second, "B leading", func() bool { return roleOf(p.adminB) == "leader" })
 	eventually(t, 30*time.Second, "B delivering", func() bool { return p.deliveredBy(t, "b") })
 	time.Sleep(time.Second) // B delivers newer changes while A is frozen
-	signal(t, p.a, syscall.SIGCONT)
-	resumed = true
+	resume()
 	t.Logf("A frozen for %v", time.Since(frozen).Round(time.Millisecond))
 	eventually(t, 10*time.Second, "A standing by", func() bool { return roleOf(p.adminA) == "standby" })
 	time.Sleep(3 * time.Second) // the old code delivered A's backlog here

@@ -2,9 +2,8 @@ package integration
 
 import (
 	"context"
-	"strconv"
+	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -33,21 +32,9 @@ func TestHATakeoverFromALeaderFrozenUnderLoad(t *testing.T) {
 	stop, _ := p.updateKeys(t, seed, 3*time.Millisecond)
 	eventually(t, 30*time.Second, "A delivering", func() bool { return p.r.Count() >= 100 })
 
-	signal(t, p.a, syscall.SIGSTOP)
-	frozen := time.Now()
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			_ = p.a.cmd.Process.Signal(syscall.SIGCONT)
-		}
-	})
+	frozen, resume := p.freezeA(t)
 	const rows, size = 1536, 32 << 10 // 48 MB
-	for i := 0; i < rows; i += 64 {
-		exec1(t, p.db, "INSERT INTO "+bulk+".b (pad) SELECT REPEAT('x', "+strconv.Itoa(size)+") FROM kv LIMIT 20",
-			"INSERT INTO "+bulk+".b (pad) SELECT REPEAT('y', "+strconv.Itoa(size)+") FROM kv LIMIT 20",
-			"INSERT INTO "+bulk+".b (pad) SELECT REPEAT('z', "+strconv.Itoa(size)+") FROM kv LIMIT 20",
-			"INSERT INTO "+bulk+".b (pad) SELECT REPEAT('w', "+strconv.Itoa(size)+") FROM kv LIMIT 4")
-	}
+	exec1(t, p.db, fmt.Sprintf("INSERT INTO %s.b (pad) SELECT REPEAT('x', %d) FROM seq_1_to_%d", bulk, size, rows))
 	t.Logf("wrote %d MB of binlog in %v with A frozen", rows*size>>20, time.Since(frozen).Round(time.Millisecond))
 
 	eventually(t, 30*time.Second, "B leading", func() bool { return roleOf(p.adminB) == "leader" })
@@ -62,8 +49,7 @@ func TestHATakeoverFromALeaderFrozenUnderLoad(t *testing.T) {
 	if !strings.Contains(logB, "ended the binlog dump of a predecessor") {
 		t.Errorf("B did not say it ended A's blocked binlog dump:\n%s", grepLines(logB, "predecessor"))
 	}
-	signal(t, p.a, syscall.SIGCONT)
-	resumed = true
+	resume()
 	eventually(t, 10*time.Second, "A standing by", func() bool { return roleOf(p.adminA) == "standby" })
 	n := stop()
 	arr := p.checkConverged(t)
