@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -43,7 +44,7 @@ func (s *Source) predecessorDumps() []uint64 {
 		if err != nil || !used || host != s.replicaHost() {
 			return err
 		}
-		ids, err = threadIDs(m, "COMMAND LIKE 'Binlog Dump%'")
+		ids, err = threadIDs(m, "Binlog Dump")
 		return err
 	})
 	if err != nil {
@@ -59,7 +60,7 @@ func (s *Source) predecessorDumps() []uint64 {
 func (s *Source) endKilledDumps(ids []uint64) []uint64 {
 	var left []uint64
 	err := s.meta.do(func(m *metaConn) error {
-		killed, err := threadIDs(m, "COMMAND = 'Killed'")
+		killed, err := threadIDs(m, "Killed")
 		if err != nil {
 			return err
 		}
@@ -88,15 +89,26 @@ func (s *Source) endKilledDumps(ids []uint64) []uint64 {
 	return left
 }
 
-// threadIDs returns the ids of the server's connections matching where.
-func threadIDs(m *metaConn, where string) ([]uint64, error) {
-	r, err := m.conn.Execute("SELECT ID FROM information_schema.PROCESSLIST WHERE " + where)
+// threadIDs returns the ids of the server's connections whose command
+// starts with command ("Binlog Dump" also matches MariaDB's "Binlog Dump
+// GTID"). SHOW PROCESSLIST, filtered here, rather than a query on
+// information_schema.PROCESSLIST: the server answers it without the
+// internal temporary table an information_schema query builds.
+func threadIDs(m *metaConn, command string) ([]uint64, error) {
+	r, err := m.conn.Execute("SHOW PROCESSLIST")
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]uint64, 0, len(r.Values))
+	var ids []uint64
 	for i := range r.Values {
-		id, err := r.GetUint(i, 0)
+		cmd, err := r.GetStringByName(i, "Command")
+		if err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(cmd, command) {
+			continue
+		}
+		id, err := r.GetUintByName(i, "Id")
 		if err != nil {
 			return nil, err
 		}

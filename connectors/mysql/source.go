@@ -345,17 +345,21 @@ func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, erro
 func (s *Source) awaitFirst(ctx context.Context, f *feed, dumps []uint64) error {
 	t := time.NewTimer(s.cfg.ConnectTimeout)
 	defer t.Stop()
-	reap := time.NewTicker(predecessorPoll)
-	defer reap.Stop()
+	var reap <-chan time.Time // nil, never ready, with no predecessor to watch
+	if len(dumps) > 0 {
+		tick := time.NewTicker(predecessorPoll)
+		defer tick.Stop()
+		reap = tick.C
+	}
 	for {
 		select {
 		case <-f.first:
 			return nil
 		case err := <-f.ended:
 			return err
-		case <-reap.C:
-			if len(dumps) > 0 {
-				dumps = s.endKilledDumps(dumps)
+		case <-reap:
+			if dumps = s.endKilledDumps(dumps); len(dumps) == 0 {
+				reap = nil
 			}
 		case <-t.C:
 			return fmt.Errorf("%w within connect_timeout (%s) of the dump command", errNoFirstEvent, s.cfg.ConnectTimeout)
