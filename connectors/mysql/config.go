@@ -72,8 +72,10 @@ type Config struct {
 	// transactions, a fraction of the CPU per change, here and at the
 	// sink's destination). A change waits at most this much longer; a lone
 	// change after a quiet spell, or a backlog (more than 32 KiB of binlog
-	// per read_coalesce), not at all. 0 reads each transaction as it
-	// arrives. At most 100ms.
+	// per read_coalesce), not at all. On Linux the socket's receive
+	// low-water mark (`SO_RCVLOWAT`) is raised while it waits, so the
+	// transactions arriving meanwhile do not wake Ferry one by one. 0 reads
+	// each transaction as it arrives. At most 100ms.
 	ReadCoalesce time.Duration `yaml:"read_coalesce" ferry:"default=5ms"`
 	// TLS encrypts (and verifies) the connections to the server.
 	TLS TLSConfig `yaml:"tls"`
