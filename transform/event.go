@@ -64,11 +64,16 @@ func (b *eventBase) event(arena *eventArena) *event.Event {
 		}
 	}
 	ext := b.extensions
-	if ext == nil {
+	switch {
+	case ext == nil:
 		ext = make(map[string]any, 1)
-	}
-	if _, set := ext[PartitionKeyExtension]; !set && b.partitionKey != "" {
-		ext[PartitionKeyExtension] = b.partitionKey
+		if b.partitionKey != "" {
+			ext[PartitionKeyExtension] = b.partitionKey
+		}
+	case b.partitionKey != "":
+		if _, set := ext[PartitionKeyExtension]; !set { // a rule's own wins
+			ext[PartitionKeyExtension] = b.partitionKey
+		}
 	}
 	a.ec.Extensions = ext
 	a.ev = event.Event{Context: &a.ec, DataEncoded: b.data}

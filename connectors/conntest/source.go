@@ -154,6 +154,7 @@ func readAll(t *testing.T, s ferry.Source, n int) ([]ferry.Change, ferry.Positio
 		if err != nil {
 			t.Fatalf("Read after %d of %d changes = %v", len(out), n, err)
 		}
+		checkSize(t, b)
 		out = append(out, b.Changes...)
 		if b.Ack != nil {
 			acks = append(acks, b.Ack)
@@ -171,6 +172,7 @@ func readAll(t *testing.T, s ferry.Source, n int) ([]ferry.Change, ferry.Positio
 		if err != nil {
 			t.Fatalf("Read while waiting for a checkpoint = %v", err)
 		}
+		checkSize(t, b)
 		out = append(out, b.Changes...)
 		if b.Ack != nil {
 			acks = append(acks, b.Ack)
@@ -178,6 +180,15 @@ func readAll(t *testing.T, s ferry.Source, n int) ([]ferry.Change, ferry.Positio
 		cp, checkpointed = orPos(b.Checkpoint, cp), b.Checkpoint != nil
 	}
 	return out, cp, acks
+}
+
+// checkSize fails t when b carries a Size other than its changes' (a source
+// need not set it; one it sets drives the pipeline's memory bound).
+func checkSize(t *testing.T, b ferry.Batch) {
+	t.Helper()
+	if want := ferry.BatchSize(b.Changes); b.Size != 0 && b.Size != want {
+		t.Fatalf("batch of %d changes has Size %d, its changes' sizes add up to %d", len(b.Changes), b.Size, want)
+	}
 }
 
 func orPos(p, def ferry.Position) ferry.Position {

@@ -23,7 +23,7 @@ func newGate(maxCount, maxBytes int64) *gate {
 }
 
 func (g *gate) weights(b ferry.Batch) (int64, int64) {
-	return max(1, min(int64(len(b.Changes)), g.maxCount)), min(ferry.BatchSize(b.Changes), g.maxBytes)
+	return max(1, min(int64(len(b.Changes)), g.maxCount)), min(b.SizeOfChanges(), g.maxBytes)
 }
 
 func (g *gate) acquire(ctx context.Context, b ferry.Batch) error {

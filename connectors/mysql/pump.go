@@ -170,6 +170,7 @@ func (s *Source) Read(ctx context.Context) (ferry.Batch, error) {
 				return b, nil
 			}
 			s.gate.release(nb)
+			b.Size = b.SizeOfChanges() + nb.SizeOfChanges()
 			b.Changes = append(b.Changes, nb.Changes...)
 			b.Checkpoint = nb.Checkpoint
 		default:

@@ -447,7 +447,7 @@ func (s *stream) flushPartial(ctx context.Context) error {
 		s.log.Info("streaming a large transaction before its commit", "tx", s.tx.id, "buffered", len(s.tx.buf))
 	}
 	s.tx.streamed += len(s.tx.buf)
-	b := ferry.Batch{Changes: s.handOver(s.tx.buf, s.tx.bufBytes)}
+	b := ferry.Batch{Changes: s.handOver(s.tx.buf, s.tx.bufBytes), Size: int64(s.tx.bufBytes)}
 	s.tx.buf, s.tx.bufBytes = nil, 0
 	return s.emit(ctx, b)
 }
@@ -459,18 +459,18 @@ func (s *stream) commit(ctx context.Context, h *replication.EventHeader) error {
 	if s.tx.seen {
 		s.warnOnce("seen", "the server sent a transaction the GTID state already contains; it is skipped (further ones at debug level)", "gtid", s.tx.id)
 		s.log.Debug("skipped a transaction the GTID state already contains", "gtid", s.tx.id)
-		s.tx.buf = s.tx.buf[:0]
+		s.tx.buf, s.tx.bufBytes = s.tx.buf[:0], 0
 	}
 	s.gtid.commit()
 	s.committed = position{File: s.file, Pos: h.LogPos, GTID: s.gtid.state(), ServerID: s.serverID.Load()}
-	changes, streamed := s.handOver(s.tx.buf, s.tx.bufBytes), s.tx.streamed
+	changes, size, streamed := s.handOver(s.tx.buf, s.tx.bufBytes), s.tx.bufBytes, s.tx.streamed
 	s.tx = txState{}
 	if len(changes) == 0 && streamed == 0 {
 		s.pendingEmpty = true
 		return s.flushEmpty(ctx, false)
 	}
 	s.pendingEmpty = false
-	return s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.checkpoint(s.committed)})
+	return s.emit(ctx, ferry.Batch{Changes: changes, Checkpoint: s.checkpoint(s.committed), Size: int64(size)})
 }
 
 // flushEmpty hands over the position of transactions without captured

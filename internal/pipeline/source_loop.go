@@ -97,7 +97,7 @@ func (l *sourceLoop) read(soft, hard context.Context) error {
 		if err := l.inFlight.Acquire(hard, weight); err != nil {
 			return nil
 		}
-		size := min(ferry.BatchSize(b.Changes), l.maxInBytes)
+		size := min(b.SizeOfChanges(), l.maxInBytes)
 		if err := l.inBytes.Acquire(hard, size); err != nil {
 			l.inFlight.Release(weight)
 			return nil
