@@ -42,14 +42,12 @@ func (s *stream) truncated(h *replication.EventHeader, db, table string) {
 		return
 	}
 	s.tx.ordinal++
-	c := ferry.Change{
+	s.appendChange(ferry.Change{
 		ID: s.tx.id + "#" + strconv.Itoa(s.tx.ordinal), Op: ferry.OpTruncate, Source: s.source, DB: db, Table: table, Time: s.tx.time,
 		Binlog: ferry.BinlogCoords{File: s.file, Pos: uint64(h.LogPos - h.EventSize), GTID: s.gtid.current(),
 			ServerID: h.ServerID, TxID: s.tx.id, TxOrder: s.tx.ordinal},
 		To: s.forceTo,
-	}
-	s.appendChange(c)
-	s.tx.bufBytes += c.Size()
+	})
 }
 
 // undecodableRows is a row event the source cannot decode (its table map

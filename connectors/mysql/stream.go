@@ -371,7 +371,6 @@ func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replic
 // buffer is at its count or byte bound, streams it ahead of the commit.
 func (s *stream) buffer(ctx context.Context, c ferry.Change) error {
 	s.appendChange(c)
-	s.tx.bufBytes += c.Size()
 	if len(s.tx.buf) >= s.cfg.MaxTxBuffer || s.tx.bufBytes >= s.cfg.MaxTxBufferBytes {
 		return s.flushPartial(ctx)
 	}
@@ -644,10 +643,14 @@ func (s *stream) handOver(buf []ferry.Change, size int) []ferry.Change {
 	return buf[:n:n]
 }
 
-// appendChange adds c to the transaction's buffer, grown by growBuf.
+// appendChange adds c to the transaction's buffer, grown by growBuf, and
+// its size to bufBytes: every change buffered goes through here, so the
+// sum handed over as Batch.Size is the buffer's (an old key's delete and a
+// TRUNCATE bypassed it once and went uncounted).
 func (s *stream) appendChange(c ferry.Change) {
 	if len(s.tx.buf) == cap(s.tx.buf) {
 		s.tx.buf = s.growBuf(s.tx.buf)
 	}
 	s.tx.buf = append(s.tx.buf, c)
+	s.tx.bufBytes += c.Size()
 }
