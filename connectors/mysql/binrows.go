@@ -9,25 +9,19 @@ import (
 	"github.com/ferry-cdc/ferry"
 )
 
-// pendingRows is a rows event whose header go-mysql decoded and whose row
-// images are left for the stream: go-mysql calls the syncer's
-// RowsEventDecodeFunc (feed.decodeRowsHeader) while parsing and hands the
-// event to the feed right after, on the same goroutine, so one slot holds
-// it. The data is the event's own packet, which go-mysql never reuses.
+// pendingRows is a rows event whose header rawEvents decoded and whose row
+// images are left for the stream: the feed hands the event to the stream
+// right after, on the same goroutine, so one slot holds it. data is the
+// event's body and raw the whole event, both in its own packet, which
+// go-mysql never reuses; dec hands raw to go-mysql, after its table map,
+// for the rows the stream does not decode itself.
 type pendingRows struct {
-	ev   *replication.RowsEvent
-	data []byte
-	pos  int // where the row images start
-}
-
-// decodeRowsHeader is the syncer's RowsEventDecodeFunc.
-func (f *feed) decodeRowsHeader(e *replication.RowsEvent, data []byte) error {
-	pos, err := e.DecodeHeader(data)
-	if err != nil {
-		return err
-	}
-	f.rows = pendingRows{ev: e, data: data, pos: pos}
-	return nil
+	ev    *replication.RowsEvent
+	data  []byte
+	pos   int // where the row images start
+	raw   []byte
+	table *tableMapSeen
+	dec   *rawEvents
 }
 
 // goMySQLRows has go-mysql decode e's row images into e.Rows if they were
@@ -42,9 +36,11 @@ func (s *stream) goMySQLRows(h *replication.EventHeader, e *replication.RowsEven
 	}
 	p := *s.pending
 	*s.pending = pendingRows{}
-	if err := e.DecodeData(p.pos, p.data); err != nil {
+	whole, err := p.dec.parseRows(p.table, p.raw)
+	if err != nil {
 		return fmt.Errorf("decode rows at %s:%d: %w", s.file, h.LogPos-h.EventSize, err)
 	}
+	*e = *whole // the same header, with every row decoded by go-mysql
 	return nil
 }
 

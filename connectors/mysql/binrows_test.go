@@ -110,26 +110,29 @@ func rowsBody(r *rand.Rand, cols []colSpec, update bool) []byte {
 	return body
 }
 
-// parseRows parses a table map and rows event; with lazy, go-mysql only
-// decodes the rows event's header and the returned pendingRows holds the
-// rest, as feed.decodeRowsHeader leaves it.
+// parseRows parses a table map and rows event; with lazy, as the syncer
+// and the feed do (go-mysql in raw mode, rawEvents decoding), so only the
+// rows event's header is decoded and the returned pendingRows holds the
+// rest.
 func parseRows(t *testing.T, tableMap, rows []byte, lazy bool) (*replication.RowsEvent, *pendingRows) {
 	t.Helper()
 	p := replication.NewBinlogParser()
 	p.SetFlavor(gomysql.MariaDBFlavor)
 	p.SetTimestampStringLocation(time.UTC) // as the syncer is configured
-	f := &feed{}
-	if lazy {
-		p.SetRowsEventDecodeFunc(f.decodeRowsHeader)
-	}
+	p.SetRawMode(lazy)
+	dec := &rawEvents{flavor: gomysql.MariaDBFlavor}
+	var pending pendingRows
 	var ev *replication.BinlogEvent
 	for _, raw := range [][]byte{formatDescription(), tableMap, rows} {
 		var err error
 		if ev, err = p.Parse(raw); err != nil {
 			t.Fatalf("go-mysql parse: %v", err)
 		}
+		if err := dec.decode(ev, &pending); err != nil {
+			t.Fatalf("decode: %v", err)
+		}
 	}
-	return ev.Event.(*replication.RowsEvent), &f.rows
+	return ev.Event.(*replication.RowsEvent), &pending
 }
 
 func testPlan(t testing.TB, r *rand.Rand, tm *replication.TableMapEvent, cols []colSpec) *tablePlan {
@@ -282,24 +285,30 @@ func BenchmarkRowsEventDecode(b *testing.B) {
 			p := replication.NewBinlogParser()
 			p.SetFlavor(gomysql.MariaDBFlavor)
 			p.SetTimestampStringLocation(time.UTC)
-			f := &feed{}
-			if lazy {
-				p.SetRowsEventDecodeFunc(f.decodeRowsHeader)
+			p.SetRawMode(lazy)
+			dec := &rawEvents{flavor: gomysql.MariaDBFlavor}
+			var pending pendingRows
+			parse := func(raw []byte) (*replication.BinlogEvent, error) {
+				ev, err := p.Parse(raw)
+				if err == nil {
+					err = dec.decode(ev, &pending)
+				}
+				return ev, err
 			}
 			for _, raw := range [][]byte{formatDescription(), tableMap} {
-				if _, err := p.Parse(raw); err != nil {
+				if _, err := parse(raw); err != nil {
 					b.Fatal(err)
 				}
 			}
-			ev, _ := p.Parse(event)
+			ev, _ := parse(event)
 			plan := testPlan(b, rand.New(rand.NewPCG(1, 1)), ev.Event.(*replication.RowsEvent).Table, cols)
 			plan.keyColumns, plan.keyIdx, plan.keyDecode = plan.columns[:1], []int{0}, plan.allDecode[:1]
-			s := &stream{pending: &f.rows}
+			s := &stream{pending: &pending}
 			var sink []ferry.Row
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				ev, err := p.Parse(event)
+				ev, err := parse(event)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -36,11 +36,10 @@ type feed struct {
 	st      *stream
 	running bool
 	err     error
-	// rows is the rows event go-mysql parsed last, its images undecoded.
+	// raw decodes the events go-mysql hands over as bytes; rows is the
+	// rows event it decoded last, its images undecoded.
+	raw  rawEvents
 	rows pendingRows
-	// maps completes the table maps go-mysql parsed without their optional
-	// metadata (see tableMaps).
-	maps tableMaps
 }
 
 // errFeedStopped ends a connection given up before the pump took it.
@@ -48,7 +47,7 @@ var errFeedStopped = errors.New("binlog connection given up before streaming")
 
 func newFeed(flavor string) *feed {
 	return &feed{first: make(chan struct{}), armed: make(chan struct{}), quit: make(chan struct{}), ended: make(chan error, 1),
-		maps: tableMaps{flavor: flavor}}
+		raw: rawEvents{flavor: flavor}}
 }
 
 // watch reports the end of go-mysql's reading on ended. The streamer
@@ -102,7 +101,7 @@ func (f *feed) HandleEvent(ev *replication.BinlogEvent) (err error) {
 			err = f.err
 		}
 	}()
-	if err := f.maps.observe(ev); err != nil {
+	if err := f.raw.decode(ev, &f.rows); err != nil {
 		f.err = err
 		return err
 	}

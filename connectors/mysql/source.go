@@ -381,12 +381,10 @@ func (s *Source) syncerConfig(f *feed) replication.BinlogSyncerConfig {
 		// Each event is handled on go-mysql's reading goroutine (see feed),
 		// so none queue inside go-mysql.
 		SynchronousEventHandler: f,
-		// Row images are decoded by the stream, straight into Ferry's
+		// go-mysql only checks each event's checksum; Ferry decodes the
+		// events itself (rawevents.go) and row images straight into its
 		// values (binrows.go).
-		RowsEventDecodeFunc: f.decodeRowsHeader,
-		// A table map the same as its table's last one is not decoded
-		// again (tablemap.go).
-		TableMapOptionalMetaDecodeFunc: f.maps.skipOptionalMeta,
+		RawModeEnabled: true,
 		// Ferry reads each transaction's GTID from its own event; go-mysql
 		// would otherwise clone its whole GTID set into every XID and
 		// query event (3% of the CPU of single-row transactions, issue 18).

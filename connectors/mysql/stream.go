@@ -209,8 +209,11 @@ func (s *stream) handle(ctx context.Context, ev *replication.BinlogEvent) error 
 	case *replication.RowsEvent:
 		return s.rows(ctx, h, e)
 	default:
-		if h.EventType == replication.HEARTBEAT_EVENT || h.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
+		switch h.EventType {
+		case replication.HEARTBEAT_EVENT, replication.HEARTBEAT_LOG_EVENT_V2:
 			return s.flushEmpty(ctx, true)
+		case replication.TRANSACTION_PAYLOAD_EVENT:
+			return errFatal(fmt.Errorf("%w at %s:%d", errCompressedTransaction, s.file, h.LogPos-h.EventSize))
 		}
 	}
 	return nil
@@ -309,7 +312,7 @@ func truncate(s string, n int) string {
 
 func (s *stream) rows(ctx context.Context, h *replication.EventHeader, e *replication.RowsEvent) error {
 	op, step := ferry.OpCreate, 1
-	switch e.Type() {
+	switch rowsOp(h.EventType) {
 	case replication.EnumRowsEventTypeUpdate:
 		op, step = ferry.OpUpdate, 2
 	case replication.EnumRowsEventTypeDelete:

@@ -107,8 +107,7 @@ func benchStream(b *testing.B) (*stream, <-chan ferry.Batch, func(raw []byte, at
 	p := replication.NewBinlogParser()
 	p.SetFlavor(gomysql.MariaDBFlavor)
 	p.SetTimestampStringLocation(time.UTC)
-	p.SetRowsEventDecodeFunc(fd.decodeRowsHeader)
-	p.SetTableMapOptionalMetaDecodeFunc(fd.maps.skipOptionalMeta)
+	p.SetRawMode(true) // as syncerConfig sets it
 	handle := func(raw []byte, at uint32) {
 		binary.LittleEndian.PutUint32(raw[13:], at)
 		ev, err := p.Parse(raw)
@@ -117,6 +116,13 @@ func benchStream(b *testing.B) (*stream, <-chan ferry.Batch, func(raw []byte, at
 		}
 		if err := fd.HandleEvent(ev); err != nil {
 			b.Fatal(err)
+		}
+		if ev.Header.EventType == replication.XID_EVENT {
+			// A read of the connection after each transaction: the feed
+			// hands what it committed over there (boundaryConn).
+			if _, err := fd.atReadBoundary(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	return st, out, handle
