@@ -356,8 +356,8 @@ func appendPadded(dst []byte, v int64, width int) []byte {
 	return append(dst, d...)
 }
 
-// timestampLayouts render a TIMESTAMP in UTC, as the syncer is configured
-// (TimestampStringLocation), in the ISO form timestampValue gives.
+// timestampLayouts render a TIMESTAMP in UTC, as go-mysql's parser is
+// configured (rawEvents.parse), in the ISO form timestampValue gives.
 var timestampLayouts = [7]string{
 	"2006-01-02T15:04:05Z", "2006-01-02T15:04:05.0Z", "2006-01-02T15:04:05.00Z", "2006-01-02T15:04:05.000Z",
 	"2006-01-02T15:04:05.0000Z", "2006-01-02T15:04:05.00000Z", "2006-01-02T15:04:05.000000Z",

@@ -9,17 +9,17 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
-// binlogConn is one binlog connection: the go-mysql syncer reading it and
-// the feed its events go to.
+// binlogConn is one binlog connection: the dump reading it and the feed its
+// events go to.
 type binlogConn struct {
-	syncer *replication.BinlogSyncer
-	feed   *feed
+	dump *dumpConn
+	feed *feed
 }
 
-// feed hands every binlog event to the stream on go-mysql's reading
-// goroutine (its SynchronousEventHandler): no channel hand-off and goroutine
-// wake-up per event between go-mysql's reader and the stream, which cost
-// more CPU than Ferry's own decoding of single-row transactions (issue 18).
+// feed hands every binlog event to the stream on the dump's reading
+// goroutine: no channel hand-off and goroutine wake-up per event between
+// the reader and the stream, which cost more CPU than Ferry's own decoding
+// of single-row transactions (issue 18).
 // Until the pump arms it, the feed only notes that the server answered, so
 // startStream can check the dump was accepted before Open returns.
 type feed struct {
@@ -27,8 +27,8 @@ type feed struct {
 	first  chan struct{} // closed at the first event
 	armed  chan struct{} // closed by arm
 	quit   chan struct{} // closed by stop: an unarmed feed gives up
-	// ended receives the error that ended go-mysql's reading (its
-	// streamer's), once; err is then the stream's own error, if it was one.
+	// ended receives the error that ended the dump's reading, once; err is
+	// then the stream's own error, if it was one.
 	ended chan error
 
 	// Set by arm before armed is closed; used only on the reading goroutine.
@@ -36,10 +36,11 @@ type feed struct {
 	st      *stream
 	running bool
 	err     error
-	// raw decodes the events go-mysql hands over as bytes; rows is the
-	// rows event it decoded last, its images undecoded.
-	raw  rawEvents
-	rows pendingRows
+	// frame splits the dump's packets into events, raw decodes them; rows
+	// is the rows event raw decoded last, its images undecoded.
+	frame eventFramer
+	raw   rawEvents
+	rows  pendingRows
 }
 
 // errFeedStopped ends a connection given up before the pump took it.
@@ -48,15 +49,6 @@ var errFeedStopped = errors.New("binlog connection given up before streaming")
 func newFeed(flavor string) *feed {
 	return &feed{first: make(chan struct{}), armed: make(chan struct{}), quit: make(chan struct{}), ended: make(chan error, 1),
 		raw: rawEvents{flavor: flavor}}
-}
-
-// watch reports the end of go-mysql's reading on ended. The streamer
-// returns only errors in synchronous mode, and go-mysql always reports one
-// when its reading goroutine ends (a lost connection, a handler error, a
-// Close), so watch ends with the connection.
-func (f *feed) watch(streamer *replication.BinlogStreamer) {
-	_, err := streamer.GetEvent(context.Background())
-	f.ended <- err
 }
 
 // arm starts handing events to st; ctx bounds the stream's hand-off to the
@@ -69,7 +61,7 @@ func (f *feed) arm(ctx context.Context, st *stream) {
 }
 
 // stop releases a reading goroutine waiting for arm; call it before closing
-// the syncer, whose Close waits for that goroutine.
+// the dump, which waits for that goroutine.
 func (f *feed) stop() {
 	select {
 	case <-f.quit:
@@ -78,7 +70,7 @@ func (f *feed) stop() {
 	}
 }
 
-// HandleEvent is called by go-mysql for each event, in binlog order, on its
+// HandleEvent is called for each event, in binlog order, on the dump's
 // reading goroutine. An error ends the connection; the pump then reads it
 // from f.err.
 func (f *feed) HandleEvent(ev *replication.BinlogEvent) (err error) {
@@ -93,8 +85,8 @@ func (f *feed) HandleEvent(ev *replication.BinlogEvent) (err error) {
 			return errFeedStopped
 		}
 	}
-	// go-mysql turns a panic of its reading goroutine into a stream error,
-	// which would reconnect and hit it again: stop the source instead.
+	// A panic would end the process, or reconnect and hit the event
+	// again: stop the source instead.
 	defer func() {
 		if r := recover(); r != nil {
 			f.err = errFatal(fmt.Errorf("handle binlog event %s at log position %d: panic: %v", ev.Header.EventType, ev.Header.LogPos, r))
@@ -132,11 +124,11 @@ func (f *feed) atReadBoundary() (bool, error) {
 }
 
 // end waits for the connection to end and returns why: the stream's error
-// as it was, or go-mysql's explained by explain.
+// as it was, or the connection's explained by explain.
 func (f *feed) end(ctx context.Context, explain func(error) error) error {
 	select {
 	case err := <-f.ended:
-		if f.err != nil { // written before go-mysql reported the end on ended
+		if f.err != nil { // written before the reader reported the end on ended
 			return f.err
 		}
 		return explain(err)

@@ -94,11 +94,9 @@ func (g *gtidTracker) seedFromList(ev replication.Event) {
 }
 
 // beginMaria starts a MariaDB transaction. Its GTID is read from the
-// event's bytes, not from e.GTID: go-mysql's syncer keeps a pointer to the
-// GTID of the first event of each domain and server_id missing from the
-// start set (after a failover, the promoted server's first transaction)
-// and overwrites it with later GTIDs of that pair, on its own goroutine and
-// possibly before this one has read the event.
+// event's bytes, where it is whole whoever decoded the event (go-mysql's
+// BinlogSyncer, which Ferry used before reading the dump itself, kept a
+// pointer to some events' GTID and overwrote it on its own goroutine).
 func (g *gtidTracker) beginMaria(ev *replication.BinlogEvent) {
 	g.curMaria = mariaGTIDOf(ev)
 	var buf [64]byte // three uint32/uint64 and two dashes fit

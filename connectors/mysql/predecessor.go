@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 )
 
@@ -44,7 +45,7 @@ func (s *Source) predecessorDumps() []uint64 {
 		if err != nil || !used || host != s.replicaHost() {
 			return err
 		}
-		ids, err = threadIDs(m, "Binlog Dump")
+		ids, err = threadIDs(m.conn, "Binlog Dump")
 		return err
 	})
 	if err != nil {
@@ -60,7 +61,7 @@ func (s *Source) predecessorDumps() []uint64 {
 func (s *Source) endKilledDumps(ids []uint64) []uint64 {
 	var left []uint64
 	err := s.meta.do(func(m *metaConn) error {
-		killed, err := threadIDs(m, "Killed")
+		killed, err := threadIDs(m.conn, "Killed")
 		if err != nil {
 			return err
 		}
@@ -94,8 +95,8 @@ func (s *Source) endKilledDumps(ids []uint64) []uint64 {
 // GTID"). SHOW PROCESSLIST, filtered here, rather than a query on
 // information_schema.PROCESSLIST: the server answers it without the
 // internal temporary table an information_schema query builds.
-func threadIDs(m *metaConn, command string) ([]uint64, error) {
-	r, err := m.conn.Execute("SHOW PROCESSLIST")
+func threadIDs(conn *client.Conn, command string) ([]uint64, error) {
+	r, err := conn.Execute("SHOW PROCESSLIST")
 	if err != nil {
 		return nil, err
 	}

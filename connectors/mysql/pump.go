@@ -17,7 +17,7 @@ import (
 
 // pump streams until ctx ends or a fatal error, reconnecting after lost
 // connections from the last transaction boundary it read. The events are
-// handled on go-mysql's reading goroutine (see feed); the pump arms each
+// handled on the dump's reading goroutine (see feed); the pump arms each
 // connection and waits for its end. c is nil while reconnecting, and stays
 // nil when a reconnect fails (the database is gone, or ctx ended during the
 // back-off): every path out of pump must cope with that.
@@ -67,7 +67,7 @@ func (s *Source) pump(ctx context.Context, st *stream, c *binlogConn) {
 // it returns.
 func (c *binlogConn) close() {
 	c.feed.stop()
-	c.syncer.Close()
+	c.dump.close()
 }
 
 // watchdog closes a stream that went silent: with heartbeats requested, the
@@ -96,7 +96,7 @@ func (s *Source) watchdog(ctx context.Context, current *atomic.Pointer[binlogCon
 			continue
 		}
 		s.log.Warn("no binlog event or heartbeat received; closing the stalled connection", "silent_for", limit.String())
-		c.syncer.Close()
+		c.dump.close()
 	}
 }
 

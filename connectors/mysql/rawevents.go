@@ -11,10 +11,10 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
-// rawEvents decodes the binlog events go-mysql's syncer hands over as
-// bytes. The syncer runs in raw mode: its parser verifies each event's
-// checksum and decodes only FORMAT_DESCRIPTION and ROTATE events, leaving
-// the others as GenericEvents. Decoded by go-mysql, each single-row
+// rawEvents decodes the binlog events eventFramer hands over as bytes: it
+// verifies each event's checksum and decodes only FORMAT_DESCRIPTION and
+// ROTATE events, leaving the others as GenericEvents (as go-mysql's parser
+// does in raw mode). Decoded by go-mysql, each single-row
 // transaction cost a 576-byte TableMapEvent decoded afresh (and then
 // overwritten with the one decoded before), a map of the statement's table
 // maps made again at every statement's end, and a header-only rows event
@@ -152,7 +152,10 @@ func (r *rawEvents) tableMap(raw, data []byte) (replication.Event, error) {
 			clear(r.maps)
 			r.parser = nil
 		}
-		seen = &tableMapSeen{id: id, raw: raw, body: data}
+		// Kept past this event: its own copy, not a slice of the dump's
+		// block (packetReader), which it would keep alive.
+		raw = bytes.Clone(raw)
+		seen = &tableMapSeen{id: id, raw: raw, body: raw[replication.EventHeaderSize : replication.EventHeaderSize+len(data)]}
 		if err := r.parseTableMap(seen); err != nil {
 			return nil, err
 		}
@@ -340,13 +343,13 @@ func (r *rawEvents) parseRows(seen *tableMapSeen, raw []byte) (*replication.Rows
 	return re, nil
 }
 
-// parse decodes an event whole as go-mysql's syncer would outside raw
-// mode. The syncer's parser verified its checksum already.
+// parse decodes an event whole as go-mysql's parser would outside raw
+// mode. eventFramer verified its checksum already.
 func (r *rawEvents) parse(raw []byte) (replication.Event, error) {
 	if r.parser == nil { // once per format description, not per event
 		p := replication.NewBinlogParser()
 		p.SetFlavor(r.flavor)
-		p.SetTimestampStringLocation(time.UTC) // as syncerConfig sets it
+		p.SetTimestampStringLocation(time.UTC) // TIMESTAMP values in UTC (timestampValue)
 		if r.fdeRaw != nil {
 			if _, err := p.Parse(r.fdeRaw); err != nil {
 				return nil, fmt.Errorf("parse the format description: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -25,9 +24,9 @@ const busyBytes = 32 << 10
 // pause: twice what makes a connection busy, so a pause rarely reaches it.
 const quietLowat = 2 * busyBytes
 
-// boundaryConn is a binlog connection as go-mysql reads it. go-mysql reads
-// the socket only when it has handled every event it had buffered, so each
-// read is a boundary: before it, the stream hands the transactions it
+// boundaryConn is a binlog dump connection as its packetReader reads it.
+// The reader reads the socket only when the events it had read are handled,
+// so each read is a boundary: before it, the stream hands the transactions it
 // committed since the last one to the pipeline together, one wake-up of the
 // pipeline's reader for all of them instead of one per transaction.
 //
@@ -43,7 +42,7 @@ const quietLowat = 2 * busyBytes
 // capped a drain of single-row transactions at what the receive buffer holds
 // per pause (59k instead of 140k rows/s, in some runs and not others).
 //
-// Read is called only by go-mysql's reading goroutine (and, before it
+// Read is called only by the dump's reading goroutine (and, before it
 // starts, by the goroutine that set the dump up), never concurrently.
 type boundaryConn struct {
 	net.Conn
@@ -120,16 +119,13 @@ func (c *boundaryConn) measure(n int) {
 	}
 }
 
-// boundaryDialer dials a syncer's connections. The first is the binlog dump
-// connection, which hands f's transactions over at each read boundary; the
-// others are plain: go-mysql's Close dials one to KILL the dump, and reads
-// it on the closing goroutine while the reading goroutine may still run.
+// boundaryDialer dials a binlog dump connection, which hands f's
+// transactions over at each read boundary.
 func boundaryDialer(d *net.Dialer, f *feed, coalesce time.Duration) client.Dialer {
-	var dialed atomic.Bool
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := d.DialContext(ctx, network, addr)
-		if err != nil || !dialed.CompareAndSwap(false, true) {
-			return conn, err
+		if err != nil {
+			return nil, err
 		}
 		return &boundaryConn{Conn: conn, feed: f, coalesce: coalesce, pause: time.Sleep, now: time.Now, lowat: receiveLowat(conn)}, nil
 	}

@@ -202,37 +202,6 @@ func TestBackfillChunkFlushesDeferredTransactions(t *testing.T) {
 	}
 }
 
-// Only the syncer's first connection, the dump, hands batches over: go-mysql
-// reads the connection its Close dials for KILL on another goroutine.
-func TestBoundaryDialerWrapsOnlyTheDumpConnection(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
-	dial := boundaryDialer(&net.Dialer{}, newFeed("mysql"), time.Millisecond)
-	for i, want := range []bool{true, false, false} {
-		c, err := dial(context.Background(), "tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, wrapped := c.(*boundaryConn)
-		c.Close()
-		if wrapped != want {
-			t.Errorf("connection %d: boundary %v, want %v", i, wrapped, want)
-		}
-	}
-}
-
 func TestReadCoalesceBounds(t *testing.T) {
 	for _, c := range []struct {
 		d  time.Duration

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/ferry-cdc/ferry"
 	"github.com/ferry-cdc/ferry/internal/retry"
@@ -310,29 +307,19 @@ func (s *Source) startStream(ctx context.Context, p position) (*binlogConn, erro
 	}
 	dumps := s.predecessorDumps()
 	f := newFeed(s.info.flavor)
-	cfg := s.syncerConfig(f)
-	mariaGTID := byGTID && s.info.flavor == gomysql.MariaDBFlavor
-	if mariaGTID {
-		cfg.Option = mariaGTIDDump(set)
+	from := dumpStart{pos: p}
+	if byGTID {
+		from.gtid = set
 	}
-	c := &binlogConn{syncer: replication.NewBinlogSyncer(cfg), feed: f}
-	var streamer *replication.BinlogStreamer
-	var err error
-	switch {
-	case mariaGTID: // a GTID dump all the same: the server reads @slave_connect_state
-		streamer, err = c.syncer.StartSync(gomysql.Position{})
-	case byGTID:
-		streamer, err = c.syncer.StartSyncGTID(set)
-	default:
-		streamer, err = c.syncer.StartSync(gomysql.Position{Name: p.File, Pos: p.Pos})
-	}
+	d, err := s.openDump(ctx, f, from)
 	if err == nil {
-		go f.watch(streamer)
+		c := &binlogConn{dump: d, feed: f}
+		d.start(f)
 		if err = s.awaitFirst(ctx, f, dumps); err == nil {
 			return c, nil
 		}
+		c.close()
 	}
-	c.close()
 	if unsupported, ok := explainUnsupportedDump(err, byGTID, s.cfg.Addr, s.name); ok {
 		return nil, unsupported
 	}
@@ -366,53 +353,5 @@ func (s *Source) awaitFirst(ctx context.Context, f *feed, dumps []uint64) error 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-}
-
-// syncerConfig is the go-mysql configuration of a binlog connection.
-func (s *Source) syncerConfig(f *feed) replication.BinlogSyncerConfig {
-	host, portText, _ := net.SplitHostPort(s.cfg.Addr)
-	port, _ := strconv.ParseUint(portText, 10, 16)
-	return replication.BinlogSyncerConfig{
-		ServerID: s.replicaID, Flavor: s.info.flavor, Host: host, Port: uint16(port),
-		User: s.cfg.User, Password: s.cfg.Password.Reveal(), Localhost: s.replicaHost(),
-		TimestampStringLocation: time.UTC, HeartbeatPeriod: s.cfg.Heartbeat,
-		DisableRetrySync: true, VerifyChecksum: true, // stalls are caught by the pump's watchdog
-		// Each event is handled on go-mysql's reading goroutine (see feed),
-		// so none queue inside go-mysql.
-		SynchronousEventHandler: f,
-		// go-mysql only checks each event's checksum; Ferry decodes the
-		// events itself (rawevents.go) and row images straight into its
-		// values (binrows.go).
-		RawModeEnabled: true,
-		// Ferry reads each transaction's GTID from its own event; go-mysql
-		// would otherwise clone its whole GTID set into every XID and
-		// query event (3% of the CPU of single-row transactions, issue 18).
-		DiscardGTIDSet: true,
-		Logger:         libraryLogger(s.log),
-		Dialer:         boundaryDialer(&net.Dialer{Timeout: s.cfg.ConnectTimeout, KeepAlive: 30 * time.Second}, f, s.cfg.ReadCoalesce),
-		TLSConfig:      s.tls,
-	}
-}
-
-// mariaGTIDDump prepares a replication connection for MariaDB's binlog dump
-// by GTID, which is the plain dump command after @slave_connect_state is
-// set (the server then ignores the file and position): the statements
-// go-mysql's StartSyncGTID sends. Starting the dump this way instead keeps
-// go-mysql from tracking the GTID set itself, which it does by cloning the
-// whole set on every transaction (5% of the CPU of single-row transactions,
-// issue 18) for a reconnect Ferry does on its own (DisableRetrySync).
-func mariaGTIDDump(set gomysql.GTIDSet) func(*client.Conn) error {
-	state := set.String() // digits, dashes and commas: parsed by ParseGTIDSet
-	return func(c *client.Conn) error {
-		if _, err := c.Execute("SET @slave_connect_state='" + state + "'"); err != nil {
-			return fmt.Errorf("set @slave_connect_state to %s: %w", state, err)
-		}
-		// What go-mysql sets too: the stream fails rather than skip or repeat
-		// transactions when the server's binlog disagrees with the state.
-		if _, err := c.Execute("SET @slave_gtid_strict_mode=1"); err != nil {
-			return fmt.Errorf("set @slave_gtid_strict_mode: %w", err)
-		}
-		return nil
 	}
 }

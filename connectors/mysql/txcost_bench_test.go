@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -87,8 +86,8 @@ func BenchmarkBulkTransaction(b *testing.B) {
 }
 
 // benchStream is a stream of a MariaDB source including db.*, and the
-// function that parses a raw event at the given end position and hands it
-// to the stream as the syncer does.
+// function that frames a raw event at the given end position and hands it
+// to the stream as the dump's reader does.
 func benchStream(b *testing.B) (*stream, <-chan ferry.Batch, func(raw []byte, at uint32)) {
 	f, err := newFilter(&Config{Include: []string{"db.*"}})
 	if err != nil {
@@ -104,13 +103,9 @@ func benchStream(b *testing.B) (*stream, <-chan ferry.Batch, func(raw []byte, at
 		file: "mariadb-bin.000001", serverID: new(atomic.Uint32), jobs: newJobList("db")}
 	fd := newFeed(gomysql.MariaDBFlavor)
 	fd.arm(context.Background(), st)
-	p := replication.NewBinlogParser()
-	p.SetFlavor(gomysql.MariaDBFlavor)
-	p.SetTimestampStringLocation(time.UTC)
-	p.SetRawMode(true) // as syncerConfig sets it
 	handle := func(raw []byte, at uint32) {
 		binary.LittleEndian.PutUint32(raw[13:], at)
-		ev, err := p.Parse(raw)
+		ev, err := fd.frame.frame(raw)
 		if err != nil {
 			b.Fatal(err)
 		}

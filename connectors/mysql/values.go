@@ -121,8 +121,8 @@ func datetimeValue(fsp int) decodeFunc {
 	}
 }
 
-// timestampValue renders TIMESTAMP in UTC with Z. The syncer is configured to
-// format TIMESTAMP in UTC (go-mysql's default is the process's zone).
+// timestampValue renders TIMESTAMP in UTC with Z. go-mysql's parser is
+// configured to format TIMESTAMP in UTC (its default is the process's zone).
 func timestampValue(fsp int) decodeFunc {
 	return func(raw any) any {
 		s, ok := raw.(string)
