@@ -34,10 +34,13 @@ var (
 // connection into blocks it never writes again, and returns each packet as
 // a slice of its block. go-mysql's reader copied every packet three times
 // after the socket (its buffered reader, a copy buffer, a pooled buffer)
-// and allocated it once more (issue 18); here the socket's bytes land where
-// the events stay, one allocation per block. Row values decoded from an
-// event point into its bytes (binrows.go), which is why a block is never
-// reused: it lives as long as any value read from it.
+// and allocated it once more (issue 18); here the socket's bytes are
+// copied once, and allocated once per block. What is kept past its event's
+// handling is copied out of the block (rows events by eventFramer, table
+// maps and format descriptions by rawEvents), so a block is garbage once
+// its events are handled; it is never reused all the same, so that a
+// decoder's result pointing into it (go-mysql's decoders alias their
+// input) can never see it change.
 type packetReader struct {
 	conn  io.Reader
 	seq   uint8
@@ -142,6 +145,15 @@ func (f *eventFramer) frame(raw []byte) (*replication.BinlogEvent, error) {
 	}
 	if int(h.EventSize) != len(raw) {
 		return nil, fmt.Errorf("binlog event %s at log position %d: its header says %d bytes, its packet holds %d", h.EventType, h.LogPos, h.EventSize, len(raw))
+	}
+	if _, rows := rowsVersion(h.EventType); rows {
+		// Row values point into their event's bytes (binrows.go) and live
+		// as long as their change is in flight: the event gets bytes of
+		// its own, as each packet had from go-mysql. In the block, one
+		// small change would keep all 128 KiB read with it alive, and a
+		// table captured among busy excluded ones, behind a slow sink,
+		// would hold a block per change.
+		raw = bytes.Clone(raw)
 	}
 	f.ev = replication.BinlogEvent{RawData: raw, Header: h}
 	body := raw[replication.EventHeaderSize:]

@@ -199,3 +199,29 @@ func TestEventFramerMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestRowsEventsOwnTheirBytes: a rows event is framed into bytes of its
+// own, not the block it was read into: its row values live as long as
+// their changes, and must neither keep the block alive nor see it change.
+func TestRowsEventsOwnTheirBytes(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	var f eventFramer
+	if _, err := f.frame(formatDescription()); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		block := randomRowsEvent(r, false)
+		want := bytes.Clone(block)
+		ev, err := f.frame(block)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range block {
+			block[i] ^= 0xff
+		}
+		body := ev.Event.(*replication.GenericEvent).Data
+		if !bytes.Equal(ev.RawData, want) || !bytes.Equal(body, want[replication.EventHeaderSize:]) {
+			t.Fatal("a rows event's bytes changed with the block it was read into")
+		}
+	}
+}
