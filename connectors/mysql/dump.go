@@ -237,6 +237,14 @@ func (d *dumpConn) start(f *feed) {
 	d.done = make(chan struct{})
 	go func() {
 		defer close(d.done)
+		defer func() {
+			// Outside HandleEvent's own recover (go-mysql's error packet
+			// decoder, say): stop the source, as HandleEvent does, rather
+			// than the process.
+			if p := recover(); p != nil {
+				f.ended <- errFatal(fmt.Errorf("read the binlog dump: panic: %v", p))
+			}
+		}()
 		err := d.read(f)
 		if d.closed.Load() && f.err == nil {
 			err = errDumpClosed

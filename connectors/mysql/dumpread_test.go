@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
+	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 )
 
@@ -222,6 +224,27 @@ func TestRowsEventsOwnTheirBytes(t *testing.T) {
 		body := ev.Event.(*replication.GenericEvent).Data
 		if !bytes.Equal(ev.RawData, want) || !bytes.Equal(body, want[replication.EventHeaderSize:]) {
 			t.Fatal("a rows event's bytes changed with the block it was read into")
+		}
+	}
+}
+
+// TestDumpReaderSurvivesMalformedPackets: a dump that sends what no server
+// should (an error packet cut short, which go-mysql's decoder indexes
+// unchecked; a packet of an unknown kind; an end of dump) ends the
+// connection with an error, the first as fatal, instead of a panic ending
+// the process.
+func TestDumpReaderSurvivesMalformedPackets(t *testing.T) {
+	for _, c := range []struct {
+		packet []byte
+		fatal  bool
+	}{{[]byte{0xff}, true}, {[]byte{0x42, 1, 2}, false}, {[]byte{0xfe, 0, 0, 2, 0}, false}, {[]byte{}, false}} {
+		f := newFeed(gomysql.MariaDBFlavor)
+		d := &dumpConn{conn: &client.Conn{}, packets: packetReader{conn: bytes.NewReader(wirePackets(1, c.packet)), seq: 1}}
+		d.start(f)
+		err := <-f.ended
+		<-d.done
+		if err == nil || isFatal(err) != c.fatal {
+			t.Errorf("packet %x: %v (fatal %v), want an error, fatal %v", c.packet, err, isFatal(err), c.fatal)
 		}
 	}
 }
