@@ -42,8 +42,8 @@ type dumpConn struct {
 }
 
 // dumpStart is where a dump starts: a file position, or a GTID set (a
-// MySQL GTID dump, or for MariaDB the statements of mariaGTIDDump before a
-// plain dump).
+// MySQL GTID dump, or for MariaDB the statements of setMariaGTIDState
+// before a plain dump).
 type dumpStart struct {
 	pos  position
 	gtid gomysql.GTIDSet // nil: by file position
@@ -74,14 +74,14 @@ func (s *Source) openDump(ctx context.Context, f *feed, from dumpStart) (*dumpCo
 	if err != nil {
 		return nil, err
 	}
+	if conn.Compression != gomysql.MYSQL_COMPRESS_NONE { // never asked for
+		conn.Close()
+		return nil, errors.New("the server compressed the binlog dump connection, which Ferry does not read")
+	}
 	d := &dumpConn{conn: conn, kill: s.killDump}
 	if err := s.startDump(conn, from); err != nil {
 		conn.Close()
 		return nil, err
-	}
-	if conn.Compression != gomysql.MYSQL_COMPRESS_NONE { // never asked for
-		conn.Close()
-		return nil, errors.New("the server compressed the binlog dump connection, which Ferry does not read")
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		conn.Close()
