@@ -78,7 +78,6 @@ func (s *Source) openDump(ctx context.Context, f *feed, from dumpStart) (*dumpCo
 		conn.Close()
 		return nil, errors.New("the server compressed the binlog dump connection, which Ferry does not read")
 	}
-	d := &dumpConn{conn: conn, kill: s.killDump}
 	if err := s.startDump(conn, from); err != nil {
 		conn.Close()
 		return nil, err
@@ -87,8 +86,7 @@ func (s *Source) openDump(ctx context.Context, f *feed, from dumpStart) (*dumpCo
 		conn.Close()
 		return nil, fmt.Errorf("clear the connection's deadline: %w", err)
 	}
-	d.packets = packetReader{conn: conn.Conn.Conn, seq: conn.Sequence}
-	return d, nil
+	return &dumpConn{conn: conn, kill: s.killDump, packets: packetReader{conn: conn.Conn.Conn, seq: conn.Sequence}}, nil
 }
 
 // startDump runs the session statements a replica sends, registers as a
@@ -253,13 +251,6 @@ func (d *dumpConn) start(f *feed) {
 	}()
 }
 
-// Packet kinds of a binlog dump.
-const (
-	packetEvent = 0x00 // OK: an event follows
-	packetError = 0xff
-	packetEnd   = 0xfe // EOF: only a non-blocking dump, or a server shutting down, ends
-)
-
 func (d *dumpConn) read(f *feed) error {
 	for {
 		p, err := d.packets.packet()
@@ -269,8 +260,8 @@ func (d *dumpConn) read(f *feed) error {
 		if len(p) == 0 {
 			return errors.New("read the binlog dump: an empty packet")
 		}
-		switch p[0] {
-		case packetEvent:
+		switch p[0] { // the first byte says what the packet is
+		case gomysql.OK_HEADER: // an event follows
 			ev, err := f.frame.frame(p[1:])
 			if err != nil {
 				return err
@@ -278,9 +269,9 @@ func (d *dumpConn) read(f *feed) error {
 			if err := f.HandleEvent(ev); err != nil {
 				return err
 			}
-		case packetError:
+		case gomysql.ERR_HEADER:
 			return d.conn.HandleErrorPacket(p)
-		case packetEnd:
+		case gomysql.EOF_HEADER: // only a non-blocking dump, or a server shutting down, ends
 			return errors.New("the server ended the binlog dump")
 		default:
 			return fmt.Errorf("read the binlog dump: a packet of unknown kind 0x%02x", p[0])
